@@ -1,0 +1,225 @@
+//! `$connect` and `$disconnect`.
+//!
+//! `$connect` verifies the token from `?token=` and records the connection with its claims; any
+//! answer but 200 makes the gateway refuse the WebSocket upgrade (the client sees the status, 401
+//! for a bad token). `$disconnect` removes the connection and its subscriptions; it is best effort
+//! on AWS, so fan-out also removes connections the gateway reports gone.
+//!
+//! Both publish presence events to the app's `$status` channel.
+
+use std::sync::Arc;
+
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use aws_lambda_events::encodings::Body;
+use echo_core::auth::TokenVerifier;
+use echo_core::clock::Clock;
+use echo_core::ids::ConnectionId;
+use echo_core::limits::Limits;
+use echo_core::protocol::{ErrorCode, ProtocolError};
+use echo_core::publish::{Publisher, StatusEvent};
+use echo_core::store::{ConnectionRecord, ConnectionStore};
+
+/// What the connect handler needs.
+pub struct Deps {
+    pub verifier: TokenVerifier,
+    pub connections: Arc<dyn ConnectionStore>,
+    pub publisher: Arc<Publisher>,
+    pub clock: Arc<dyn Clock>,
+    pub limits: Limits,
+}
+
+/// Handles a `$connect` or `$disconnect` event.
+pub async fn handle(deps: &Deps, event: &ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
+    let ctx = &event.request_context;
+    let Some(id) = ctx.connection_id.as_deref().map(ConnectionId::from) else {
+        return error(400, ProtocolError::bad_request("event has no connectionId"));
+    };
+    match ctx.event_type.as_deref() {
+        Some("CONNECT") => connect(deps, event, id).await,
+        Some("DISCONNECT") => disconnect(deps, id).await,
+        other => error(
+            400,
+            ProtocolError::bad_request(format!(
+                "the connect handler takes CONNECT and DISCONNECT events, not {other:?}"
+            )),
+        ),
+    }
+}
+
+async fn connect(
+    deps: &Deps,
+    event: &ApiGatewayWebsocketProxyRequest,
+    id: ConnectionId,
+) -> ApiGatewayProxyResponse {
+    let token = event
+        .query_string_parameters
+        .first("token")
+        .unwrap_or_default();
+    let now_ms = deps.clock.now_ms();
+    let claims = match deps.verifier.verify(token, now_ms / 1000) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::info!(connection_id = %id, error = %e, "connection refused");
+            return error(401, ProtocolError::new(ErrorCode::Unauthorized, e.to_string()));
+        }
+    };
+    let record = ConnectionRecord {
+        id: id.clone(),
+        claims,
+        connected_at: now_ms,
+        expires_at: now_ms / 1000 + deps.limits.max_connection_age_secs,
+    };
+    let (app, user) = (record.claims.app.clone(), record.claims.sub.clone());
+    if let Err(e) = deps.connections.put_connection(record).await {
+        tracing::error!(connection_id = %id, error = %e, "could not record connection");
+        return error(500, ProtocolError::new(ErrorCode::Internal, "could not record the connection"));
+    }
+    tracing::info!(connection_id = %id, app = %app, user = %user, "connected");
+    deps.publisher
+        .status(&app, StatusEvent::Connected, &id, &user, None, now_ms)
+        .await;
+    ok()
+}
+
+async fn disconnect(deps: &Deps, id: ConnectionId) -> ApiGatewayProxyResponse {
+    match deps.connections.remove_connection(&id).await {
+        Ok(Some((record, _subscriptions))) => {
+            tracing::info!(connection_id = %id, app = %record.claims.app, "disconnected");
+            deps.publisher
+                .status(
+                    &record.claims.app,
+                    StatusEvent::Disconnected,
+                    &id,
+                    &record.claims.sub,
+                    None,
+                    deps.clock.now_ms(),
+                )
+                .await;
+            ok()
+        }
+        Ok(None) => ok(),
+        Err(e) => {
+            tracing::error!(connection_id = %id, error = %e, "could not remove connection");
+            error(500, ProtocolError::new(ErrorCode::Internal, "could not remove the connection"))
+        }
+    }
+}
+
+fn ok() -> ApiGatewayProxyResponse {
+    let mut r = ApiGatewayProxyResponse::default();
+    r.status_code = 200;
+    r
+}
+
+fn error(status: i64, e: ProtocolError) -> ApiGatewayProxyResponse {
+    let mut r = ApiGatewayProxyResponse::default();
+    r.status_code = status;
+    r.body = Some(Body::Text(e.to_frame().to_json()));
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use echo_core::auth::{Claims, Role, TokenIssuer};
+    use echo_core::channel::{AppId, ChannelKey, ChannelName};
+    use echo_core::clock::ManualClock;
+    use echo_core::gateway::{ConnectionInfo, Frame, Gateway, GatewayError};
+    use echo_core::store::{HistoryStore, MemoryStore};
+
+    const SECRET: &[u8] = b"fixture-secret-fixture-secret-fixture";
+
+    struct NoGateway;
+
+    #[async_trait::async_trait]
+    impl Gateway for NoGateway {
+        async fn post(&self, _: &ConnectionId, _: &Frame) -> Result<(), GatewayError> {
+            Err(GatewayError::Gone)
+        }
+        async fn close(&self, _: &ConnectionId) -> Result<(), GatewayError> {
+            Err(GatewayError::Gone)
+        }
+        async fn info(&self, _: &ConnectionId) -> Result<ConnectionInfo, GatewayError> {
+            Err(GatewayError::Gone)
+        }
+    }
+
+    fn deps(store: &Arc<MemoryStore>, now_ms: u64) -> Deps {
+        let dispatcher = fanout::Inline(fanout::Deps {
+            connections: store.clone(),
+            gateway: Arc::new(NoGateway),
+        });
+        Deps {
+            verifier: TokenVerifier::new(SECRET).unwrap(),
+            connections: store.clone(),
+            publisher: Arc::new(Publisher::new(store.clone(), Arc::new(dispatcher))),
+            clock: Arc::new(ManualClock::new(now_ms)),
+            limits: Limits::default(),
+        }
+    }
+
+    fn fixture(name: &str) -> ApiGatewayWebsocketProxyRequest {
+        let path = format!("{}/../tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    fn with_token(mut event: ApiGatewayWebsocketProxyRequest, exp: u64) -> ApiGatewayWebsocketProxyRequest {
+        let claims = Claims {
+            app: AppId::new("chat-demo").unwrap(),
+            sub: "alice".into(),
+            role: Role::User,
+            exp,
+            nbf: None,
+            iat: None,
+            channels: None,
+        };
+        let token = TokenIssuer::new(SECRET).unwrap().issue(&claims).unwrap();
+        let query = format!("token={token}");
+        event.query_string_parameters = query.parse().unwrap();
+        event
+    }
+
+    #[tokio::test]
+    async fn connect_and_disconnect_fixtures() {
+        let store = Arc::new(MemoryStore::new());
+        let deps = deps(&store, 1_700_000_000_000);
+        let connect = with_token(fixture("apigw-websocket-connect.json"), 1_700_000_100);
+        let id = ConnectionId::from(connect.request_context.connection_id.as_deref().unwrap());
+        assert_eq!(handle(&deps, &connect).await.status_code, 200);
+        let record = store.get_connection(&id).await.unwrap().unwrap();
+        assert_eq!(record.claims.sub, "alice");
+        assert_eq!(record.expires_at, 1_700_000_000 + 7200);
+        let status = ChannelKey::new(AppId::new("chat-demo").unwrap(), ChannelName::status());
+        assert_eq!(store.latest_seq(&status).await.unwrap(), 1, "connected event on $status");
+
+        let disconnect = fixture("apigw-websocket-disconnect.json");
+        assert_eq!(disconnect.request_context.connection_id.as_deref(), Some(id.as_str()));
+        assert_eq!(handle(&deps, &disconnect).await.status_code, 200);
+        assert!(store.get_connection(&id).await.unwrap().is_none());
+        assert_eq!(store.latest_seq(&status).await.unwrap(), 2, "disconnected event on $status");
+        // A repeated $disconnect is harmless.
+        assert_eq!(handle(&deps, &disconnect).await.status_code, 200);
+    }
+
+    #[tokio::test]
+    async fn bad_tokens_get_401() {
+        let store = Arc::new(MemoryStore::new());
+        let deps = deps(&store, 1_700_000_000_000);
+        let expired = with_token(fixture("apigw-websocket-connect.json"), 1_600_000_000);
+        let r = handle(&deps, &expired).await;
+        assert_eq!(r.status_code, 401);
+        let Some(Body::Text(body)) = r.body else { panic!("no body") };
+        assert!(body.contains("\"code\":\"unauthorized\"") && body.contains("expired"), "{body}");
+        let missing = fixture("apigw-websocket-connect.json");
+        assert_eq!(handle(&deps, &missing).await.status_code, 401);
+        assert!(store.subscriptions(&ConnectionId::from("x")).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn message_events_are_refused() {
+        let store = Arc::new(MemoryStore::new());
+        let deps = deps(&store, 0);
+        assert_eq!(handle(&deps, &fixture("apigw-websocket-message.json")).await.status_code, 400);
+    }
+}

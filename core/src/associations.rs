@@ -1,0 +1,333 @@
+//! Associations: which functions run, in which order, on which channels.
+//!
+//! ```json
+//! {"apps": {"chat-demo": {"channels": {
+//!     "angry":   {"functions": ["angry", "emojify"], "onError": "reject", "timeoutMs": 1000},
+//!     "room-*":  {"functions": ["profanity"], "onError": "pass"}
+//! }}}}
+//! ```
+//!
+//! A channel key is an exact channel name or a pattern ending in `*`. For a channel, an exact name
+//! wins over patterns, and among patterns the longest prefix wins; `room1` never matches `room10`.
+//! Reserved channels (`$status`) never run functions. `onError` defaults to `reject`, `timeoutMs`
+//! to [`DEFAULT_TIMEOUT_MS`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::channel::{AppId, ChannelName, ChannelPattern};
+
+/// Per-function timeout when an association does not set one.
+pub const DEFAULT_TIMEOUT_MS: u64 = 1000;
+/// Largest per-function timeout (API Gateway gives an integration 29 s in all).
+pub const MAX_TIMEOUT_MS: u64 = 25_000;
+/// Longest chain on one channel.
+pub const MAX_FUNCTIONS: usize = 10;
+
+/// What happens to a message when one of its functions fails or times out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnError {
+    /// Deliver nothing; the publisher gets `error function_failed`.
+    #[default]
+    Reject,
+    /// Deliver the data as the last function that succeeded left it.
+    Pass,
+}
+
+/// The functions of one channel or pattern, ready to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelPolicy {
+    pub functions: Vec<String>,
+    pub on_error: OnError,
+    pub timeout: Duration,
+}
+
+/// An associations file that failed to load. The previous associations stay in force.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum AssociationsError {
+    #[error("associations are not valid JSON of the expected shape: {message} (line {line}, column {column})")]
+    Syntax {
+        message: String,
+        line: usize,
+        column: usize,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileFormat {
+    apps: BTreeMap<String, AppFormat>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct AppFormat {
+    channels: BTreeMap<String, ChannelFormat>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ChannelFormat {
+    functions: Vec<String>,
+    #[serde(default)]
+    on_error: OnError,
+    #[serde(default)]
+    timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Default)]
+struct AppAssociations {
+    exact: HashMap<ChannelName, Arc<ChannelPolicy>>,
+    /// Longest prefix first.
+    patterns: Vec<(String, Arc<ChannelPolicy>)>,
+}
+
+/// A validated associations document.
+#[derive(Debug, Default)]
+pub struct Associations {
+    apps: HashMap<AppId, AppAssociations>,
+    /// The document as loaded, normalized; what `GET /associations` and stores return.
+    source: String,
+}
+
+impl Associations {
+    /// No functions anywhere.
+    pub fn empty() -> Self {
+        Self {
+            apps: HashMap::new(),
+            source: r#"{"apps":{}}"#.to_owned(),
+        }
+    }
+
+    /// Parses and validates `text`. `known` says whether a function name can be invoked.
+    pub fn parse(text: &str, known: &dyn Fn(&str) -> bool) -> Result<Self, AssociationsError> {
+        let file: FileFormat =
+            serde_json::from_str(text).map_err(|e| AssociationsError::Syntax {
+                message: e.to_string(),
+                line: e.line(),
+                column: e.column(),
+            })?;
+        let mut apps = HashMap::new();
+        for (app_name, app) in &file.apps {
+            let app_path = format!("apps.{app_name}");
+            let app_id = AppId::new(app_name.clone()).map_err(|e| invalid(&app_path, e))?;
+            let mut assoc = AppAssociations::default();
+            for (key, ch) in &app.channels {
+                let path = format!("{app_path}.channels.{key}");
+                let pattern = ChannelPattern::new(key.clone()).map_err(|e| invalid(&path, e))?;
+                if key.starts_with('$') {
+                    return Err(invalid(&path, "reserved channels cannot have functions"));
+                }
+                if ch.functions.len() > MAX_FUNCTIONS {
+                    return Err(invalid(
+                        &format!("{path}.functions"),
+                        format!("at most {MAX_FUNCTIONS} functions per channel"),
+                    ));
+                }
+                for (i, f) in ch.functions.iter().enumerate() {
+                    let fpath = format!("{path}.functions[{i}]");
+                    if !valid_function_name(f) {
+                        return Err(invalid(
+                            &fpath,
+                            format!("{f:?} is not a valid function name (1 to 64 of a-z A-Z 0-9 _ -)"),
+                        ));
+                    }
+                    if !known(f) {
+                        return Err(invalid(&fpath, format!("unknown function {f:?}")));
+                    }
+                }
+                let timeout_ms = ch.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
+                if timeout_ms == 0 || timeout_ms > MAX_TIMEOUT_MS {
+                    return Err(invalid(
+                        &format!("{path}.timeoutMs"),
+                        format!("must be 1 to {MAX_TIMEOUT_MS}"),
+                    ));
+                }
+                let policy = Arc::new(ChannelPolicy {
+                    functions: ch.functions.clone(),
+                    on_error: ch.on_error,
+                    timeout: Duration::from_millis(timeout_ms),
+                });
+                if pattern.is_wildcard() {
+                    assoc.patterns.push((pattern.prefix().to_owned(), policy));
+                } else {
+                    let name = ChannelName::new(key.clone()).map_err(|e| invalid(&path, e))?;
+                    assoc.exact.insert(name, policy);
+                }
+            }
+            assoc
+                .patterns
+                .sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
+            apps.insert(app_id, assoc);
+        }
+        let source = serde_json::to_string_pretty(&file).unwrap_or_else(|_| text.to_owned());
+        Ok(Self { apps, source })
+    }
+
+    /// The functions for `channel` of `app`, or `None` when no functions run there.
+    pub fn resolve(&self, app: &AppId, channel: &ChannelName) -> Option<Arc<ChannelPolicy>> {
+        if channel.is_reserved() {
+            return None;
+        }
+        let assoc = self.apps.get(app)?;
+        if let Some(p) = assoc.exact.get(channel) {
+            return Some(p.clone());
+        }
+        assoc
+            .patterns
+            .iter()
+            .find(|(prefix, _)| channel.as_str().starts_with(prefix.as_str()))
+            .map(|(_, p)| p.clone())
+    }
+
+    /// The normalized JSON document.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Every function name the document references.
+    pub fn function_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .apps
+            .values()
+            .flat_map(|a| {
+                a.exact
+                    .values()
+                    .chain(a.patterns.iter().map(|(_, p)| p))
+                    .flat_map(|p| p.functions.iter().cloned())
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+}
+
+/// Where handlers read the associations in force.
+///
+/// Locally a [`LiveAssociations`] swapped on reload; on AWS a short-lived cache over DynamoDB. An
+/// update is seen by the next message after the source returns it.
+#[async_trait::async_trait]
+pub trait AssociationsSource: Send + Sync + 'static {
+    async fn current(&self) -> Result<Arc<Associations>, crate::store::StoreError>;
+}
+
+/// Associations held in memory and replaced atomically: readers see the old or the new document,
+/// never a mix.
+#[derive(Debug)]
+pub struct LiveAssociations(std::sync::RwLock<Arc<Associations>>);
+
+impl LiveAssociations {
+    pub fn new(a: Associations) -> Self {
+        Self(std::sync::RwLock::new(Arc::new(a)))
+    }
+
+    pub fn get(&self) -> Arc<Associations> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn replace(&self, a: Associations) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(a);
+    }
+}
+
+#[async_trait::async_trait]
+impl AssociationsSource for LiveAssociations {
+    async fn current(&self) -> Result<Arc<Associations>, crate::store::StoreError> {
+        Ok(self.get())
+    }
+}
+
+/// Function names: 1 to 64 characters of `a-z A-Z 0-9 _ -` (valid as Lambda function names).
+pub fn valid_function_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn invalid(path: &str, e: impl ToString) -> AssociationsError {
+    AssociationsError::Invalid {
+        path: path.to_owned(),
+        message: e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all(_: &str) -> bool {
+        true
+    }
+
+    fn ch(s: &str) -> ChannelName {
+        ChannelName::new(s).unwrap()
+    }
+
+    fn app() -> AppId {
+        AppId::new("a").unwrap()
+    }
+
+    #[test]
+    fn exact_beats_patterns_and_longest_pattern_wins() {
+        let a = Associations::parse(
+            r#"{"apps":{"a":{"channels":{
+                "room1":{"functions":["exact"]},
+                "room*":{"functions":["short"]},
+                "room-vip*":{"functions":["long"],"onError":"pass","timeoutMs":5}
+            }}}}"#,
+            &all,
+        )
+        .unwrap();
+        let f = |c: &str| a.resolve(&app(), &ch(c)).map(|p| p.functions[0].clone());
+        assert_eq!(f("room1").as_deref(), Some("exact"));
+        assert_eq!(f("room10").as_deref(), Some("short"));
+        assert_eq!(f("room-vip-1").as_deref(), Some("long"));
+        assert_eq!(f("lobby"), None);
+        assert_eq!(a.resolve(&AppId::new("b").unwrap(), &ch("room1")), None);
+        let p = a.resolve(&app(), &ch("room-vip")).unwrap();
+        assert_eq!(p.on_error, OnError::Pass);
+        assert_eq!(p.timeout, Duration::from_millis(5));
+        assert_eq!(f("room1"), Some("exact".into()));
+        assert_eq!(a.function_names(), vec!["exact", "long", "short"]);
+    }
+
+    #[test]
+    fn no_accidental_prefix_match() {
+        let a = Associations::parse(
+            r#"{"apps":{"a":{"channels":{"channel_1":{"functions":["f"]}}}}}"#,
+            &all,
+        )
+        .unwrap();
+        assert!(a.resolve(&app(), &ch("channel_1")).is_some());
+        assert!(a.resolve(&app(), &ch("channel_10")).is_none());
+    }
+
+    #[test]
+    fn errors_name_the_place() {
+        let only_f = |n: &str| n == "f";
+        let err = |t: &str| Associations::parse(t, &only_f).unwrap_err().to_string();
+        assert!(err("{").contains("line 1"));
+        assert!(err(r#"{"apps":{"a":{"channels":{"c":{"functions":["f","g"]}}}}}"#)
+            .contains("apps.a.channels.c.functions[1]: unknown function \"g\""));
+        assert!(err(r#"{"apps":{"a":{"channels":{"c*d":{"functions":[]}}}}}"#)
+            .contains("apps.a.channels.c*d"));
+        assert!(err(r#"{"apps":{"a":{"channels":{"c":{"functions":[],"timeoutMs":0}}}}}"#)
+            .contains("timeoutMs"));
+        assert!(err(r#"{"apps":{"a":{"channels":{"c":{"functions":[],"onError":"explode"}}}}}"#)
+            .contains("unknown variant"));
+        assert!(err(r#"{"apps":{"a":{"channels":{"$status":{"functions":[]}}}}}"#)
+            .contains("reserved"));
+        assert!(err(r#"{"apps":{"a b":{"channels":{}}}}"#).contains("apps.a b"));
+        assert!(err(r#"{"apps":{},"extra":1}"#).contains("unknown field"));
+    }
+}

@@ -1,0 +1,33 @@
+//! Echo's core: everything Echo decides, with no knowledge of where it runs.
+//!
+//! The Lambdas on AWS and the local edge are thin shells around this crate and the handler crates
+//! built on it. Nothing here names an AWS type: the world is reached through the ports below, which
+//! the AWS adapters (DynamoDB, the @connections API, Lambda Invoke) and the local adapters (embedded
+//! store, in-process gateway, in-process or HTTP invoker) implement.
+//!
+//! - [`protocol`]: the JSON frames clients and Echo exchange, error codes and close codes.
+//! - [`channel`]: app and channel names, channel patterns, and the key a channel is stored under.
+//! - [`auth`]: JWT claims, roles and channel permissions; verifying and issuing tokens.
+//! - [`associations`]: which functions run on which channel, parsed and validated.
+//! - [`function`]: the contract an Echo function implements, and the chain that runs them.
+//! - [`message`]: messages as published, stored and delivered.
+//! - [`store`]: the connection, history and associations ports, an in-memory implementation and
+//!   the conformance suite every implementation must pass.
+//! - [`gateway`]: the port that sends frames to connections and closes them.
+//! - [`publish`]: committing a message to a channel (sequence, history, delivery) in order.
+//! - [`clock`]: time as a port, so time-dependent logic is testable.
+//! - [`limits`]: the limits Echo enforces, with API Gateway's as defaults.
+//! - [`ids`]: connection, request and message identifiers.
+
+pub mod associations;
+pub mod auth;
+pub mod channel;
+pub mod clock;
+pub mod function;
+pub mod gateway;
+pub mod ids;
+pub mod limits;
+pub mod message;
+pub mod protocol;
+pub mod publish;
+pub mod store;

@@ -1,0 +1,189 @@
+//! The suite every store implementation passes. Adapters call these from their own tests:
+//!
+//! ```ignore
+//! echo_core::store::conformance::history_store(&my_store).await;
+//! ```
+//!
+//! Each function uses fresh random app ids, so it can run against a shared, non-empty store.
+//! Failures panic with a message naming the broken guarantee.
+
+use std::collections::HashSet;
+
+use serde_json::json;
+
+use super::{AssociationsStore, ConnectionRecord, ConnectionStore, HistoryStore, Subscribed};
+use crate::auth::{Claims, Role};
+use crate::channel::{AppId, ChannelKey, ChannelName};
+use crate::ids::{ConnectionId, random_hex};
+use crate::message::NewMessage;
+use crate::store::StoreError;
+
+fn app() -> AppId {
+    AppId::new(format!("conf-{}", random_hex(6))).expect("valid app id")
+}
+
+fn key(app: &AppId, ch: &str) -> ChannelKey {
+    ChannelKey::new(app.clone(), ChannelName::new(ch).expect("valid channel"))
+}
+
+fn record(app: &AppId, id: &str) -> ConnectionRecord {
+    ConnectionRecord {
+        id: ConnectionId::from(id),
+        claims: Claims {
+            app: app.clone(),
+            sub: format!("user-{id}"),
+            role: Role::User,
+            exp: 4_000_000_000,
+            nbf: None,
+            iat: None,
+            channels: None,
+        },
+        connected_at: 1_700_000_000_000,
+        expires_at: 1_700_007_200,
+    }
+}
+
+fn msg(id: &str, ts: u64) -> NewMessage {
+    NewMessage {
+        id: id.to_owned(),
+        data: json!({"text": id}),
+        from: "u".to_owned(),
+        ts,
+    }
+}
+
+fn set<T: std::hash::Hash + Eq>(v: Vec<T>) -> HashSet<T> {
+    v.into_iter().collect()
+}
+
+/// Connections and subscriptions.
+pub async fn connection_store(store: &dyn ConnectionStore) {
+    let app = app();
+    let a = ConnectionId::from(format!("{}-a", app).as_str());
+    let b = ConnectionId::from(format!("{}-b", app).as_str());
+    let room = key(&app, "room");
+    let other = key(&app, "other");
+
+    assert_eq!(store.get_connection(&a).await.expect("get"), None, "unknown connection");
+    assert!(
+        matches!(
+            store.subscribe(&a, &room, 10).await,
+            Err(StoreError::UnknownConnection(_))
+        ),
+        "subscribing an unknown connection must fail"
+    );
+
+    let ra = record(&app, a.as_str());
+    store.put_connection(ra.clone()).await.expect("put a");
+    store.put_connection(record(&app, b.as_str())).await.expect("put b");
+    assert_eq!(store.get_connection(&a).await.expect("get"), Some(ra.clone()), "round trip");
+
+    assert_eq!(store.subscribe(&a, &room, 10).await.expect("sub"), Subscribed::Added);
+    assert_eq!(
+        store.subscribe(&a, &room, 10).await.expect("sub again"),
+        Subscribed::AlreadySubscribed,
+        "subscribe is idempotent"
+    );
+    store.subscribe(&b, &room, 10).await.expect("sub b");
+    store.subscribe(&a, &other, 10).await.expect("sub other");
+    assert_eq!(
+        set(store.subscribers(&room).await.expect("subscribers")),
+        set(vec![a.clone(), b.clone()])
+    );
+    assert_eq!(
+        set(store.subscriptions(&a).await.expect("subscriptions")),
+        set(vec![room.clone(), other.clone()])
+    );
+
+    // Another app's channel of the same name is another channel.
+    let app2 = app_other(&app);
+    assert!(store.subscribers(&key(&app2, "room")).await.expect("isolated").is_empty());
+
+    // The cap holds, and an existing subscription is still fine at the cap.
+    assert!(
+        matches!(
+            store.subscribe(&b, &other, 1).await,
+            Err(StoreError::TooManySubscriptions { max: 1 })
+        ),
+        "subscription cap"
+    );
+    assert_eq!(store.subscribe(&b, &room, 1).await.expect("at cap"), Subscribed::AlreadySubscribed);
+
+    assert!(store.unsubscribe(&b, &room).await.expect("unsub"));
+    assert!(!store.unsubscribe(&b, &room).await.expect("unsub again"), "unsubscribe is idempotent");
+    assert_eq!(store.subscribers(&room).await.expect("subscribers"), vec![a.clone()]);
+
+    let (removed, subs) = store
+        .remove_connection(&a)
+        .await
+        .expect("remove")
+        .expect("a existed");
+    assert_eq!(removed, ra);
+    assert_eq!(set(subs), set(vec![room.clone(), other.clone()]));
+    assert!(store.remove_connection(&a).await.expect("remove again").is_none(), "removal reported once");
+    assert!(store.subscribers(&room).await.expect("subscribers").is_empty(), "subscriptions removed with the connection");
+    assert!(store.subscribers(&other).await.expect("subscribers").is_empty());
+    assert!(store.get_connection(&a).await.expect("get").is_none());
+    store.remove_connection(&b).await.expect("remove b");
+}
+
+fn app_other(app: &AppId) -> AppId {
+    AppId::new(format!("{app}-x")).expect("valid app id")
+}
+
+/// Sequences and history.
+pub async fn history_store(store: &dyn HistoryStore) {
+    let app = app();
+    let room = key(&app, "room");
+    assert_eq!(store.latest_seq(&room).await.expect("latest"), 0, "a new channel is at seq 0");
+    assert!(store.range(&room, 0, 10).await.expect("range").is_empty());
+
+    for i in 1..=5u64 {
+        let m = store.append(&room, msg(&format!("m{i}"), 1000 * i)).await.expect("append");
+        assert_eq!(m.seq, i, "seqs start at 1 and increase by one");
+        assert_eq!(m.channel.as_str(), "room");
+        assert_eq!(m.id, format!("m{i}"));
+    }
+    assert_eq!(store.latest_seq(&room).await.expect("latest"), 5);
+    let got = store.range(&room, 2, 2).await.expect("range");
+    assert_eq!(got.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![3, 4], "range is after `since`, oldest first, limited");
+    assert_eq!(got[0].data, json!({"text": "m3"}));
+    assert_eq!(got[0].ts, 3000);
+    assert!(store.range(&room, 5, 10).await.expect("range").is_empty());
+
+    // Channels and apps are independent.
+    let app2 = app_other(&app);
+    assert_eq!(store.latest_seq(&key(&app2, "room")).await.expect("latest"), 0, "apps are isolated");
+    assert_eq!(store.append(&key(&app, "other"), msg("o", 1)).await.expect("append").seq, 1);
+
+    // Pruning keeps the sequence.
+    let removed = store.prune(3000).await.expect("prune");
+    assert!(removed >= 3, "prune removed {removed}, expected at least the 3 old messages");
+    assert_eq!(
+        store.range(&room, 0, 10).await.expect("range").iter().map(|m| m.seq).collect::<Vec<_>>(),
+        vec![3, 4, 5]
+    );
+    assert_eq!(store.append(&room, msg("m6", 6000)).await.expect("append").seq, 6, "seq continues after pruning");
+
+    concurrent_appends(store, &key(&app, "busy")).await;
+}
+
+async fn concurrent_appends(store: &dyn HistoryStore, busy: &ChannelKey) {
+    // Concurrent appends get distinct seqs with no gaps.
+    let store_ref = store;
+    let futs = (0..20).map(|i| async move { store_ref.append(busy, msg(&format!("c{i}"), 1)).await });
+    let results = futures_util::future::join_all(futs).await;
+    let mut seqs: Vec<u64> = results.into_iter().map(|r| r.expect("append").seq).collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=20).collect::<Vec<_>>(), "concurrent appends get distinct seqs");
+}
+
+/// The associations document.
+pub async fn associations_store(store: &dyn AssociationsStore) {
+    let doc = r#"{"apps":{}}"#;
+    store.save_associations(doc).await.expect("save");
+    assert_eq!(store.load_associations().await.expect("load").as_deref(), Some(doc));
+    let doc2 = r#"{"apps":{"a":{"channels":{}}}}"#;
+    store.save_associations(doc2).await.expect("save again");
+    assert_eq!(store.load_associations().await.expect("load").as_deref(), Some(doc2), "save replaces");
+}

@@ -1,0 +1,217 @@
+//! Everything in memory: for tests, and for the local edge's connections and subscriptions (which
+//! die with the process anyway).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use super::{
+    AssociationsStore, ConnectionRecord, ConnectionStore, HistoryStore, StoreError, StoreResult,
+    Subscribed,
+};
+use crate::channel::ChannelKey;
+use crate::ids::ConnectionId;
+use crate::message::{NewMessage, StoredMessage};
+
+#[derive(Default)]
+struct State {
+    connections: HashMap<ConnectionId, (ConnectionRecord, HashSet<ChannelKey>)>,
+    subscribers: HashMap<ChannelKey, HashSet<ConnectionId>>,
+    seqs: HashMap<ChannelKey, u64>,
+    history: HashMap<ChannelKey, BTreeMap<u64, StoredMessage>>,
+    associations: Option<String>,
+}
+
+/// A store that keeps everything in one process's memory.
+#[derive(Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MemoryStore { .. }")
+    }
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave State half-updated in a way that matters
+        // more than losing the whole store, so a poisoned lock is used as is.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[async_trait]
+impl ConnectionStore for MemoryStore {
+    async fn put_connection(&self, record: ConnectionRecord) -> StoreResult<()> {
+        let mut s = self.state();
+        let subs = s
+            .connections
+            .remove(&record.id)
+            .map(|(_, subs)| subs)
+            .unwrap_or_default();
+        s.connections.insert(record.id.clone(), (record, subs));
+        Ok(())
+    }
+
+    async fn get_connection(&self, id: &ConnectionId) -> StoreResult<Option<ConnectionRecord>> {
+        Ok(self.state().connections.get(id).map(|(r, _)| r.clone()))
+    }
+
+    async fn remove_connection(
+        &self,
+        id: &ConnectionId,
+    ) -> StoreResult<Option<(ConnectionRecord, Vec<ChannelKey>)>> {
+        let mut s = self.state();
+        let Some((record, subs)) = s.connections.remove(id) else {
+            return Ok(None);
+        };
+        for key in &subs {
+            if let Some(set) = s.subscribers.get_mut(key) {
+                set.remove(id);
+                if set.is_empty() {
+                    s.subscribers.remove(key);
+                }
+            }
+        }
+        Ok(Some((record, subs.into_iter().collect())))
+    }
+
+    async fn subscribe(
+        &self,
+        id: &ConnectionId,
+        key: &ChannelKey,
+        max: usize,
+    ) -> StoreResult<Subscribed> {
+        let mut s = self.state();
+        let Some((_, subs)) = s.connections.get_mut(id) else {
+            return Err(StoreError::UnknownConnection(id.clone()));
+        };
+        if subs.contains(key) {
+            return Ok(Subscribed::AlreadySubscribed);
+        }
+        if subs.len() >= max {
+            return Err(StoreError::TooManySubscriptions { max });
+        }
+        subs.insert(key.clone());
+        s.subscribers
+            .entry(key.clone())
+            .or_default()
+            .insert(id.clone());
+        Ok(Subscribed::Added)
+    }
+
+    async fn unsubscribe(&self, id: &ConnectionId, key: &ChannelKey) -> StoreResult<bool> {
+        let mut s = self.state();
+        let existed = s
+            .connections
+            .get_mut(id)
+            .is_some_and(|(_, subs)| subs.remove(key));
+        if let Some(set) = s.subscribers.get_mut(key) {
+            set.remove(id);
+            if set.is_empty() {
+                s.subscribers.remove(key);
+            }
+        }
+        Ok(existed)
+    }
+
+    async fn subscribers(&self, key: &ChannelKey) -> StoreResult<Vec<ConnectionId>> {
+        Ok(self
+            .state()
+            .subscribers
+            .get(key)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn subscriptions(&self, id: &ConnectionId) -> StoreResult<Vec<ChannelKey>> {
+        Ok(self
+            .state()
+            .connections
+            .get(id)
+            .map(|(_, subs)| subs.iter().cloned().collect())
+            .unwrap_or_default())
+    }
+}
+
+#[async_trait]
+impl HistoryStore for MemoryStore {
+    async fn append(&self, key: &ChannelKey, message: NewMessage) -> StoreResult<StoredMessage> {
+        let mut s = self.state();
+        let seq = s.seqs.entry(key.clone()).or_insert(0);
+        *seq += 1;
+        let stored = StoredMessage::new(key.channel.clone(), *seq, message);
+        s.history
+            .entry(key.clone())
+            .or_default()
+            .insert(stored.seq, stored.clone());
+        Ok(stored)
+    }
+
+    async fn latest_seq(&self, key: &ChannelKey) -> StoreResult<u64> {
+        Ok(self.state().seqs.get(key).copied().unwrap_or(0))
+    }
+
+    async fn range(
+        &self,
+        key: &ChannelKey,
+        since: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<StoredMessage>> {
+        Ok(self
+            .state()
+            .history
+            .get(key)
+            .map(|h| {
+                h.range(since.saturating_add(1)..)
+                    .take(limit)
+                    .map(|(_, m)| m.clone())
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn prune(&self, before_ts: u64) -> StoreResult<u64> {
+        let mut s = self.state();
+        let mut removed = 0;
+        for h in s.history.values_mut() {
+            let before = h.len();
+            h.retain(|_, m| m.ts >= before_ts);
+            removed += (before - h.len()) as u64;
+        }
+        Ok(removed)
+    }
+}
+
+#[async_trait]
+impl AssociationsStore for MemoryStore {
+    async fn load_associations(&self) -> StoreResult<Option<String>> {
+        Ok(self.state().associations.clone())
+    }
+
+    async fn save_associations(&self, document: &str) -> StoreResult<()> {
+        self.state().associations = Some(document.to_owned());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::conformance;
+
+    #[tokio::test]
+    async fn memory_store_conforms() {
+        let store = MemoryStore::new();
+        conformance::connection_store(&store).await;
+        conformance::history_store(&store).await;
+        conformance::associations_store(&store).await;
+    }
+}

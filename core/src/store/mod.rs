@@ -1,0 +1,128 @@
+//! Storage ports: connections and subscriptions, channel history, associations.
+//!
+//! Every implementation (in memory, the embedded store, DynamoDB) passes the same suite in
+//! [`conformance`].
+
+pub mod conformance;
+pub mod memory;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::auth::Claims;
+use crate::channel::ChannelKey;
+use crate::ids::ConnectionId;
+use crate::message::{NewMessage, StoredMessage};
+
+pub use memory::MemoryStore;
+
+/// A storage failure.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// The connection has no record (it disconnected, or its record expired).
+    #[error("connection {0} is not known")]
+    UnknownConnection(ConnectionId),
+    /// The connection already has the most subscriptions it may have.
+    #[error("a connection may hold at most {max} subscriptions")]
+    TooManySubscriptions { max: usize },
+    /// The backend failed; the operation may or may not have taken effect unless the method's
+    /// documentation says it is atomic.
+    #[error("store backend failed: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Stored data could not be decoded.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    pub fn backend(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Backend(Box::new(e))
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A live connection and the claims of the token it connected with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionRecord {
+    pub id: ConnectionId,
+    pub claims: Claims,
+    /// When the connection was accepted, milliseconds since the Unix epoch.
+    pub connected_at: u64,
+    /// When the record may be forgotten even without a `$disconnect` (API Gateway closes every
+    /// connection after 2 hours), seconds since the Unix epoch; DynamoDB's TTL attribute.
+    pub expires_at: u64,
+}
+
+/// The result of a subscribe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subscribed {
+    Added,
+    AlreadySubscribed,
+}
+
+/// Connections and their subscriptions.
+///
+/// Guarantees every implementation keeps: `subscribe` and `unsubscribe` are idempotent;
+/// `remove_connection` removes the connection's subscriptions with it and returns what it removed
+/// only once; `subscribers` never returns a connection after its `remove_connection` returned.
+#[async_trait]
+pub trait ConnectionStore: Send + Sync + 'static {
+    async fn put_connection(&self, record: ConnectionRecord) -> StoreResult<()>;
+
+    async fn get_connection(&self, id: &ConnectionId) -> StoreResult<Option<ConnectionRecord>>;
+
+    /// Removes the connection and every subscription it held; returns them, or `None` if there was
+    /// no such connection.
+    async fn remove_connection(
+        &self,
+        id: &ConnectionId,
+    ) -> StoreResult<Option<(ConnectionRecord, Vec<ChannelKey>)>>;
+
+    /// Subscribes `id` to `key`, refusing a new subscription beyond `max` per connection.
+    async fn subscribe(
+        &self,
+        id: &ConnectionId,
+        key: &ChannelKey,
+        max: usize,
+    ) -> StoreResult<Subscribed>;
+
+    /// Returns whether the subscription existed.
+    async fn unsubscribe(&self, id: &ConnectionId, key: &ChannelKey) -> StoreResult<bool>;
+
+    /// The connections subscribed to `key`, in no particular order.
+    async fn subscribers(&self, key: &ChannelKey) -> StoreResult<Vec<ConnectionId>>;
+
+    /// The channels `id` is subscribed to.
+    async fn subscriptions(&self, id: &ConnectionId) -> StoreResult<Vec<ChannelKey>>;
+}
+
+/// Channel sequence numbers and stored messages.
+///
+/// `append` assigns the channel's next seq atomically: concurrent appends to one channel get
+/// distinct, increasing seqs, and a seq is never handed out twice, even across restarts. Once
+/// `append` returns, the message is durable (it survives a crash of the process).
+#[async_trait]
+pub trait HistoryStore: Send + Sync + 'static {
+    async fn append(&self, key: &ChannelKey, message: NewMessage) -> StoreResult<StoredMessage>;
+
+    /// The last seq handed out on the channel, 0 if none.
+    async fn latest_seq(&self, key: &ChannelKey) -> StoreResult<u64>;
+
+    /// Stored messages with seq greater than `since`, oldest first, at most `limit`.
+    async fn range(&self, key: &ChannelKey, since: u64, limit: usize)
+    -> StoreResult<Vec<StoredMessage>>;
+
+    /// Deletes messages older than `before_ts` (milliseconds); returns how many. Sequence numbers
+    /// are kept: a channel whose history is pruned continues from its last seq.
+    async fn prune(&self, before_ts: u64) -> StoreResult<u64>;
+}
+
+/// Where the current associations document is kept.
+#[async_trait]
+pub trait AssociationsStore: Send + Sync + 'static {
+    async fn load_associations(&self) -> StoreResult<Option<String>>;
+
+    async fn save_associations(&self, document: &str) -> StoreResult<()>;
+}

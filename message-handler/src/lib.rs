@@ -1,0 +1,327 @@
+//! Client frames: the action routes (`subscribe`, `unsubscribe`, `publish`, `history`, `ping`)
+//! and `$default` (everything else, which gets a `bad_request` error).
+//!
+//! The answer to a frame is the event's response body, which the gateway sends back to the
+//! client (a two-way route response), so acknowledging a publish costs no management-API call.
+//! `subscribe` is the exception: its `subscribed` frame and any replay are posted through the
+//! gateway while the channel is locked, so that they arrive before the channel's next message.
+
+use std::sync::Arc;
+
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use aws_lambda_events::encodings::Body;
+use echo_core::associations::AssociationsSource;
+use echo_core::auth::Claims;
+use echo_core::channel::{ChannelKey, ChannelName};
+use echo_core::clock::Clock;
+use echo_core::function::{ChainOutcome, FunctionInput, FunctionInvoker, FunctionMessage, run_chain};
+use echo_core::gateway::{Frame, Gateway};
+use echo_core::ids::{ConnectionId, random_hex};
+use echo_core::limits::Limits;
+use echo_core::message::NewMessage;
+use echo_core::protocol::{
+    Ack, ClientFrame, ErrorCode, MAX_HISTORY_LIMIT, ProtocolError, ServerFrame,
+};
+use echo_core::publish::{Publisher, StatusEvent};
+use echo_core::store::{ConnectionStore, StoreError, Subscribed};
+use serde_json::Value;
+
+/// What the message handler needs.
+pub struct Deps {
+    pub connections: Arc<dyn ConnectionStore>,
+    pub publisher: Arc<Publisher>,
+    pub associations: Arc<dyn AssociationsSource>,
+    pub invoker: Arc<dyn FunctionInvoker>,
+    pub gateway: Arc<dyn Gateway>,
+    pub clock: Arc<dyn Clock>,
+    pub limits: Limits,
+}
+
+/// Handles a `MESSAGE` event; the response body, when present, goes back to the client.
+pub async fn handle(deps: &Deps, event: &ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
+    let Some(id) = event.request_context.connection_id.as_deref().map(ConnectionId::from) else {
+        return respond(Some(ProtocolError::bad_request("event has no connectionId").to_frame()));
+    };
+    let body = event.body.as_deref().unwrap_or_default();
+    respond(handle_frame(deps, &id, body, event.is_base64_encoded).await)
+}
+
+fn respond(frame: Option<ServerFrame>) -> ApiGatewayProxyResponse {
+    let mut r = ApiGatewayProxyResponse::default();
+    r.status_code = 200;
+    r.body = frame.map(|f| Body::Text(f.to_json()));
+    r
+}
+
+/// Handles one frame from connection `id`; returns the reply, if any.
+pub async fn handle_frame(
+    deps: &Deps,
+    id: &ConnectionId,
+    body: &str,
+    is_binary: bool,
+) -> Option<ServerFrame> {
+    if is_binary {
+        return Some(
+            ProtocolError::bad_request("binary frames are not supported: send JSON text frames")
+                .to_frame(),
+        );
+    }
+    if body.len() > deps.limits.max_message_bytes {
+        return Some(
+            ProtocolError::new(
+                ErrorCode::TooLarge,
+                format!(
+                    "frame is {} bytes; the limit is {} bytes",
+                    body.len(),
+                    deps.limits.max_message_bytes
+                ),
+            )
+            .to_frame(),
+        );
+    }
+    let frame = match ClientFrame::parse(body) {
+        Ok(f) => f,
+        Err(e) => return Some(e.to_frame()),
+    };
+    let claims = match deps.connections.get_connection(id).await {
+        Ok(Some(record)) => record.claims,
+        Ok(None) => {
+            return Some(
+                ProtocolError::new(
+                    ErrorCode::Unauthorized,
+                    "this connection is not registered (it may have expired): reconnect",
+                )
+                .to_frame(),
+            );
+        }
+        Err(e) => return Some(internal(id, "could not load the connection", &e).to_frame()),
+    };
+    let action = frame.action();
+    let result = match frame {
+        ClientFrame::Ping => Ok(Some(ServerFrame::Pong)),
+        ClientFrame::Subscribe { channel, since } => {
+            subscribe(deps, id, &claims, &channel, since)
+                .await
+                .map_err(|e| e.with_channel(&channel))
+        }
+        ClientFrame::Unsubscribe { channel } => unsubscribe(deps, id, &claims, &channel)
+            .await
+            .map_err(|e| e.with_channel(&channel)),
+        ClientFrame::Publish {
+            channel,
+            data,
+            id: msg_id,
+        } => {
+            let msg_id = msg_id.unwrap_or_else(|| random_hex(8));
+            publish(deps, id, &claims, &channel, data, msg_id.clone())
+                .await
+                .map_err(|e| e.with_channel(&channel).with_id(Some(msg_id)))
+        }
+        ClientFrame::History {
+            channel,
+            since,
+            limit,
+        } => history(deps, id, &claims, &channel, since, limit)
+            .await
+            .map_err(|e| e.with_channel(&channel)),
+    };
+    match result {
+        Ok(reply) => reply,
+        Err(e) => {
+            tracing::debug!(connection_id = %id, action, code = e.code.as_str(), message = %e.message, "frame refused");
+            Some(e.to_frame())
+        }
+    }
+}
+
+fn internal(id: &ConnectionId, what: &str, e: &dyn std::error::Error) -> ProtocolError {
+    tracing::error!(connection_id = %id, error = %e, "{what}");
+    ProtocolError::new(ErrorCode::Internal, what)
+}
+
+async fn subscribe(
+    deps: &Deps,
+    id: &ConnectionId,
+    claims: &Claims,
+    channel: &ChannelName,
+    since: Option<u64>,
+) -> Result<Option<ServerFrame>, ProtocolError> {
+    claims.authorize_subscribe(channel)?;
+    let key = ChannelKey::new(claims.app.clone(), channel.clone());
+    {
+        // No message is committed to the channel while the subscription is put in place and the
+        // replay read: the client gets every message after `since` exactly once.
+        let _guard = deps.publisher.lock(&key).await;
+        let added = match deps
+            .connections
+            .subscribe(id, &key, deps.limits.max_subscriptions)
+            .await
+        {
+            Ok(added) => added,
+            Err(StoreError::TooManySubscriptions { max }) => {
+                return Err(ProtocolError::new(
+                    ErrorCode::LimitExceeded,
+                    format!("a connection may hold at most {max} subscriptions"),
+                ));
+            }
+            Err(e) => return Err(internal(id, "could not subscribe", &e)),
+        };
+        let seq = deps
+            .publisher
+            .history
+            .latest_seq(&key)
+            .await
+            .map_err(|e| internal(id, "could not read the channel", &e))?;
+        let replay = match since {
+            Some(since) if since < seq => deps
+                .publisher
+                .history
+                .range(&key, since, MAX_HISTORY_LIMIT as usize)
+                .await
+                .map_err(|e| internal(id, "could not read history", &e))?,
+            _ => Vec::new(),
+        };
+        let subscribed = ServerFrame::Subscribed {
+            channel: channel.clone(),
+            seq,
+        };
+        for frame in std::iter::once(subscribed).chain(replay.into_iter().map(ServerFrame::Message)) {
+            if let Err(e) = deps.gateway.post(id, &Frame::text(frame.to_json())).await {
+                tracing::info!(connection_id = %id, error = %e, "could not post to subscriber");
+                break;
+            }
+        }
+        if added == Subscribed::AlreadySubscribed {
+            return Ok(None);
+        }
+    }
+    if !channel.is_reserved() {
+        deps.publisher
+            .status(&claims.app, StatusEvent::Subscribed, id, &claims.sub, Some(channel), deps.clock.now_ms())
+            .await;
+    }
+    Ok(None)
+}
+
+async fn unsubscribe(
+    deps: &Deps,
+    id: &ConnectionId,
+    claims: &Claims,
+    channel: &ChannelName,
+) -> Result<Option<ServerFrame>, ProtocolError> {
+    let key = ChannelKey::new(claims.app.clone(), channel.clone());
+    let existed = deps
+        .connections
+        .unsubscribe(id, &key)
+        .await
+        .map_err(|e| internal(id, "could not unsubscribe", &e))?;
+    if existed && !channel.is_reserved() {
+        deps.publisher
+            .status(&claims.app, StatusEvent::Unsubscribed, id, &claims.sub, Some(channel), deps.clock.now_ms())
+            .await;
+    }
+    Ok(Some(ServerFrame::Unsubscribed {
+        channel: channel.clone(),
+    }))
+}
+
+async fn publish(
+    deps: &Deps,
+    id: &ConnectionId,
+    claims: &Claims,
+    channel: &ChannelName,
+    data: Value,
+    msg_id: String,
+) -> Result<Option<ServerFrame>, ProtocolError> {
+    claims.authorize_publish(channel)?;
+    let ts = deps.clock.now_ms();
+    let associations = deps
+        .associations
+        .current()
+        .await
+        .map_err(|e| internal(id, "could not load associations", &e))?;
+    let data = match associations.resolve(&claims.app, channel) {
+        None => data,
+        Some(policy) => {
+            let input = FunctionInput {
+                app: claims.app.clone(),
+                channel: channel.clone(),
+                message: FunctionMessage {
+                    id: msg_id.clone(),
+                    data,
+                    from: claims.sub.clone(),
+                    ts,
+                },
+            };
+            let mut runs = Vec::with_capacity(policy.functions.len());
+            match run_chain(
+                deps.invoker.as_ref(),
+                &policy,
+                input,
+                deps.limits.max_message_bytes,
+                &mut runs,
+            )
+            .await
+            {
+                ChainOutcome::Deliver { data, .. } => data,
+                ChainOutcome::Dropped { function, reason } => {
+                    tracing::info!(connection_id = %id, channel = %channel, message_id = %msg_id, function, "message dropped");
+                    return Ok(Some(ServerFrame::Ack(Ack {
+                        id: msg_id,
+                        channel: channel.clone(),
+                        seq: None,
+                        dropped: true,
+                        reason: Some(reason.unwrap_or_else(|| format!("dropped by {function}"))),
+                    })));
+                }
+                ChainOutcome::Failed { function, error } => {
+                    return Err(ProtocolError::new(
+                        ErrorCode::FunctionFailed,
+                        format!("function {function} failed: {error}; nothing was delivered"),
+                    ));
+                }
+            }
+        }
+    };
+    let key = ChannelKey::new(claims.app.clone(), channel.clone());
+    let message = NewMessage {
+        id: msg_id.clone(),
+        data,
+        from: claims.sub.clone(),
+        ts,
+    };
+    let stored = deps
+        .publisher
+        .commit(&key, message)
+        .await
+        .map_err(|e| internal(id, "could not store the message", &e))?;
+    Ok(Some(ServerFrame::Ack(Ack {
+        id: msg_id,
+        channel: channel.clone(),
+        seq: Some(stored.seq),
+        dropped: false,
+        reason: None,
+    })))
+}
+
+async fn history(
+    deps: &Deps,
+    id: &ConnectionId,
+    claims: &Claims,
+    channel: &ChannelName,
+    since: u64,
+    limit: u32,
+) -> Result<Option<ServerFrame>, ProtocolError> {
+    claims.authorize_subscribe(channel)?;
+    let key = ChannelKey::new(claims.app.clone(), channel.clone());
+    let messages = deps
+        .publisher
+        .history
+        .range(&key, since, limit as usize)
+        .await
+        .map_err(|e| internal(id, "could not read history", &e))?;
+    Ok(Some(ServerFrame::History {
+        channel: channel.clone(),
+        messages,
+    }))
+}
