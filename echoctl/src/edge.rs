@@ -1,0 +1,134 @@
+//! `echoctl dev` and `echoctl serve`: the local edge.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use echo_core::auth::{Claims, Role, TokenIssuer};
+use echo_core::channel::AppId;
+use echo_core::clock::{Clock, SystemClock};
+use echo_edge::EdgeConfig;
+
+#[derive(Args)]
+pub struct EdgeArgs {
+    /// Port for client WebSockets and the chat demo (0 picks a free one).
+    #[arg(long, default_value_t = 8080, env = "ECHO_PORT")]
+    port: u16,
+    /// Address to listen on for clients; 0.0.0.0 exposes the edge to the network.
+    #[arg(long, default_value = "127.0.0.1", env = "ECHO_HOST")]
+    host: IpAddr,
+    /// Port for the @connections management API, on 127.0.0.1 only (0 picks a free one).
+    #[arg(long, default_value_t = 8081, env = "ECHO_MANAGE_PORT")]
+    manage_port: u16,
+    /// Where the embedded store, the dev secret and the management token live.
+    #[arg(long, default_value = ".echo", env = "ECHO_DATA_DIR")]
+    data_dir: PathBuf,
+    /// Associations file, reloaded when it changes (default: what the store kept, else the demo).
+    #[arg(long, env = "ECHO_ASSOCIATIONS")]
+    associations: Option<PathBuf>,
+    /// Lambda Invoke API for functions that are not built in, e.g. http://127.0.0.1:9000 for
+    /// `cargo lambda watch`.
+    #[arg(long, env = "ECHO_FUNCTIONS_ENDPOINT")]
+    functions_endpoint: Option<String>,
+    /// Largest message, in bytes (API Gateway: 131072).
+    #[arg(long, default_value_t = echo_core::limits::DEFAULT_MAX_MESSAGE_BYTES)]
+    max_message_bytes: usize,
+    /// Subscriptions one connection may hold.
+    #[arg(long, default_value_t = echo_core::limits::DEFAULT_MAX_SUBSCRIPTIONS)]
+    max_subscriptions: usize,
+    /// Close connections idle this long (API Gateway: 10m).
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    idle_timeout: Duration,
+    /// Close connections this old (API Gateway: 2h).
+    #[arg(long, default_value = "2h", value_parser = humantime::parse_duration)]
+    max_connection_age: Duration,
+    /// How long stored messages are kept.
+    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+    history_retention: Duration,
+    /// Frames queued per connection before it is dropped as a slow consumer.
+    #[arg(long, default_value_t = echo_edge::config::DEFAULT_OUTBOUND_QUEUE)]
+    outbound_queue: usize,
+}
+
+pub fn run(args: EdgeArgs, dev: bool) -> Result<(), Box<dyn std::error::Error>> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(serve(args, dev))
+}
+
+async fn serve(args: EdgeArgs, dev: bool) -> Result<(), Box<dyn std::error::Error>> {
+    let (secret, generated) = crate::secrets::jwt_secret(&args.data_dir, dev)?;
+    let manage_token = crate::secrets::manage_token(&args.data_dir)?;
+    let mut config = EdgeConfig::new(args.data_dir.clone(), secret.clone().into_bytes(), manage_token);
+    config.listen = SocketAddr::new(args.host, args.port);
+    config.manage_listen = SocketAddr::from(([127, 0, 0, 1], args.manage_port));
+    config.associations_file = args.associations;
+    config.functions_endpoint = args.functions_endpoint;
+    config.dev_mode = dev;
+    config.limits.max_message_bytes = args.max_message_bytes;
+    config.limits.max_subscriptions = args.max_subscriptions;
+    config.limits.max_connection_age_secs = args.max_connection_age.as_secs();
+    config.idle_timeout = args.idle_timeout;
+    config.max_connection_age = args.max_connection_age;
+    config.history_retention = args.history_retention;
+    config.outbound_queue = args.outbound_queue;
+
+    let edge = echo_edge::start(config).await?;
+    let host = match edge.addr.ip() {
+        ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
+        ip => ip.to_string(),
+    };
+    let base = format!("{host}:{}", edge.addr.port());
+    println!("echo edge listening on http://{base}");
+    println!("  chat demo       http://{base}/");
+    println!("  websocket       ws://{base}/?token=JWT");
+    println!(
+        "  management API  http://{} (Authorization: Bearer $(cat {}))",
+        edge.manage_addr,
+        args.data_dir.join(crate::secrets::MANAGE_TOKEN_FILE).display()
+    );
+    if dev {
+        if generated {
+            println!("  JWT secret      {secret} (generated; kept in {})", args.data_dir.join(crate::secrets::DEV_SECRET_FILE).display());
+        }
+        let issuer = TokenIssuer::new(secret.as_bytes())?;
+        let now = SystemClock.now_secs();
+        let token = issuer.issue(&Claims {
+            app: AppId::new("chat-demo")?,
+            sub: "alice".into(),
+            role: Role::User,
+            exp: now + 3600,
+            nbf: None,
+            iat: Some(now),
+            channels: None,
+        })?;
+        println!("  dev tokens      curl 'http://{base}/dev/token?app=chat-demo&sub=alice'");
+        println!("  try it          npx wscat -c 'ws://{base}/?token={token}'");
+        println!("                  then send {{\"action\":\"subscribe\",\"channel\":\"angry\"}} and {{\"action\":\"publish\",\"channel\":\"angry\",\"data\":{{\"text\":\"hello\"}}}}");
+    }
+    edge.serve_until(shutdown_signal()).await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,86 @@
+//! The edge's configuration.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use echo_core::limits::Limits;
+
+/// API Gateway's idle timeout: 10 minutes without a frame from the client.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// Frames queued for one connection before it counts as a slow consumer.
+pub const DEFAULT_OUTBOUND_QUEUE: usize = 4096;
+/// How long stored messages are kept.
+pub const DEFAULT_HISTORY_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Everything the edge needs to start.
+#[derive(Clone)]
+pub struct EdgeConfig {
+    /// Client WebSockets, the demo page and (in dev mode) the dev-token endpoint.
+    pub listen: SocketAddr,
+    /// The @connections management API and associations API. Refused unless loopback.
+    pub manage_listen: SocketAddr,
+    /// Where the embedded store lives.
+    pub data_dir: PathBuf,
+    /// An associations file to load and watch; `None` keeps what the store has, or the demo
+    /// associations on first start.
+    pub associations_file: Option<PathBuf>,
+    /// How often the associations file is checked for changes.
+    pub associations_poll: Duration,
+    /// Lambda Invoke API endpoint for functions not built in (`cargo lambda watch`: port 9000).
+    pub functions_endpoint: Option<String>,
+    /// HS256 secret tokens are signed with.
+    pub jwt_secret: Vec<u8>,
+    /// Bearer token the management API requires.
+    pub manage_token: String,
+    /// Serves `/dev/token`, which hands out tokens to anyone who asks: for a laptop only.
+    pub dev_mode: bool,
+    pub limits: Limits,
+    /// Closes a connection that sent nothing for this long (API Gateway: 10 minutes).
+    pub idle_timeout: Duration,
+    /// Closes a connection this old (API Gateway: 2 hours).
+    pub max_connection_age: Duration,
+    pub outbound_queue: usize,
+    pub history_retention: Duration,
+}
+
+impl std::fmt::Debug for EdgeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EdgeConfig")
+            .field("listen", &self.listen)
+            .field("manage_listen", &self.manage_listen)
+            .field("data_dir", &self.data_dir)
+            .field("associations_file", &self.associations_file)
+            .field("functions_endpoint", &self.functions_endpoint)
+            .field("dev_mode", &self.dev_mode)
+            .field("limits", &self.limits)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("max_connection_age", &self.max_connection_age)
+            .field("outbound_queue", &self.outbound_queue)
+            .field("history_retention", &self.history_retention)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EdgeConfig {
+    /// Defaults for everything but the secrets and the data directory.
+    pub fn new(data_dir: PathBuf, jwt_secret: Vec<u8>, manage_token: String) -> Self {
+        let limits = Limits::default();
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            manage_listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            data_dir,
+            associations_file: None,
+            associations_poll: Duration::from_secs(1),
+            functions_endpoint: None,
+            jwt_secret,
+            manage_token,
+            dev_mode: false,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_connection_age: Duration::from_secs(limits.max_connection_age_secs),
+            limits,
+            outbound_queue: DEFAULT_OUTBOUND_QUEUE,
+            history_retention: DEFAULT_HISTORY_RETENTION,
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! The edge's connection table: the in-process [`Gateway`] the handlers post through, and what
+//! the local @connections API serves.
+//!
+//! Each connection has a bounded outbound queue. A post that finds it full closes the connection
+//! with [`CloseCode::SlowConsumer`] instead of buffering without bound or making the poster wait:
+//! one slow reader never holds up a channel.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use async_trait::async_trait;
+use axum::extract::ws::{Message, Utf8Bytes};
+use echo_core::clock::Clock;
+use echo_core::gateway::{ConnectionInfo, Frame, Gateway, GatewayError, Identity};
+use echo_core::ids::ConnectionId;
+use echo_core::protocol::CloseCode;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// One connection's end of the table.
+pub struct ConnHandle {
+    tx: mpsc::Sender<Message>,
+    /// Cancelled when the edge decides to close the connection; `close_reason` says why.
+    pub closing: CancellationToken,
+    close_reason: Mutex<Option<(CloseCode, String)>>,
+    connected_at: u64,
+    last_active: AtomicU64,
+    identity: Identity,
+}
+
+impl ConnHandle {
+    /// Asks the connection to close; the first reason given wins.
+    pub fn close(&self, code: CloseCode, reason: &str) {
+        let mut r = self.close_reason.lock().unwrap_or_else(|p| p.into_inner());
+        if r.is_none() {
+            *r = Some((code, reason.to_owned()));
+        }
+        self.closing.cancel();
+    }
+
+    pub fn close_reason(&self) -> Option<(CloseCode, String)> {
+        self.close_reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn touch(&self, now_ms: u64) {
+        self.last_active.store(now_ms, Ordering::Relaxed);
+    }
+
+    pub fn last_active(&self) -> u64 {
+        self.last_active.load(Ordering::Relaxed)
+    }
+
+    fn send(&self, message: Message) -> Result<(), GatewayError> {
+        match self.tx.try_send(message) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.close(CloseCode::SlowConsumer, "slow consumer: outbound queue full");
+                Err(GatewayError::Overloaded)
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(GatewayError::Gone),
+        }
+    }
+}
+
+/// The connection table.
+pub struct LocalGateway {
+    conns: RwLock<HashMap<ConnectionId, Arc<ConnHandle>>>,
+    clock: Arc<dyn Clock>,
+    queue: usize,
+}
+
+impl LocalGateway {
+    pub fn new(clock: Arc<dyn Clock>, queue: usize) -> Self {
+        Self {
+            conns: RwLock::new(HashMap::new()),
+            clock,
+            queue: queue.max(1),
+        }
+    }
+
+    /// Adds a connection; returns its handle and the receiving end of its outbound queue.
+    pub fn register(
+        &self,
+        id: ConnectionId,
+        identity: Identity,
+    ) -> (Arc<ConnHandle>, mpsc::Receiver<Message>) {
+        let (tx, rx) = mpsc::channel(self.queue);
+        let now = self.clock.now_ms();
+        let handle = Arc::new(ConnHandle {
+            tx,
+            closing: CancellationToken::new(),
+            close_reason: Mutex::new(None),
+            connected_at: now,
+            last_active: AtomicU64::new(now),
+            identity,
+        });
+        self.write().insert(id, handle.clone());
+        (handle, rx)
+    }
+
+    pub fn unregister(&self, id: &ConnectionId) {
+        self.write().remove(id);
+    }
+
+    pub fn get(&self, id: &ConnectionId) -> Option<Arc<ConnHandle>> {
+        self.read().get(id).cloned()
+    }
+
+    pub fn len(&self) -> usize {
+        self.read().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Closes every connection (edge shutdown).
+    pub fn close_all(&self, code: CloseCode, reason: &str) {
+        for handle in self.read().values() {
+            handle.close(code, reason);
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<ConnectionId, Arc<ConnHandle>>> {
+        self.conns.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<ConnectionId, Arc<ConnHandle>>> {
+        self.conns.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn text(frame: &Frame) -> Result<Utf8Bytes, GatewayError> {
+    Utf8Bytes::try_from(frame.bytes().clone()).map_err(|e| GatewayError::Other(Box::new(e)))
+}
+
+/// ISO 8601 with milliseconds, as API Gateway reports connection times.
+pub fn iso8601(ms: u64) -> String {
+    humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
+        .to_string()
+}
+
+#[async_trait]
+impl Gateway for LocalGateway {
+    async fn post(&self, id: &ConnectionId, frame: &Frame) -> Result<(), GatewayError> {
+        let handle = self.get(id).ok_or(GatewayError::Gone)?;
+        handle.send(Message::Text(text(frame)?))
+    }
+
+    async fn post_many(
+        &self,
+        ids: &[ConnectionId],
+        frame: &Frame,
+    ) -> Vec<(ConnectionId, GatewayError)> {
+        let text = match text(frame) {
+            Ok(t) => t,
+            Err(_) => {
+                return ids
+                    .iter()
+                    .map(|id| (id.clone(), GatewayError::Other("frame is not UTF-8".into())))
+                    .collect();
+            }
+        };
+        let conns = self.read();
+        let mut failed = Vec::new();
+        for id in ids {
+            let result = match conns.get(id) {
+                Some(handle) => handle.send(Message::Text(text.clone())),
+                None => Err(GatewayError::Gone),
+            };
+            if let Err(e) = result {
+                failed.push((id.clone(), e));
+            }
+        }
+        failed
+    }
+
+    async fn close(&self, id: &ConnectionId) -> Result<(), GatewayError> {
+        let handle = self.get(id).ok_or(GatewayError::Gone)?;
+        handle.close(CloseCode::ClosedByServer, "closed by the management API");
+        Ok(())
+    }
+
+    async fn info(&self, id: &ConnectionId) -> Result<ConnectionInfo, GatewayError> {
+        let handle = self.get(id).ok_or(GatewayError::Gone)?;
+        Ok(ConnectionInfo {
+            connected_at: iso8601(handle.connected_at),
+            last_active_at: iso8601(handle.last_active()),
+            identity: handle.identity.clone(),
+        })
+    }
+}

@@ -1,0 +1,82 @@
+//! Functions compiled into the edge. Each invocation runs as its own task, so a function that
+//! panics fails only that invocation, and one that overruns its timeout is aborted.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use echo_core::function::{
+    FunctionError, FunctionInput, FunctionInvoker, FunctionOutput, InvokeError,
+};
+use tokio_util::task::AbortOnDropHandle;
+
+type BoxFuture = Pin<Box<dyn Future<Output = Result<FunctionOutput, FunctionError>> + Send>>;
+type Function = Arc<dyn Fn(FunctionInput) -> BoxFuture + Send + Sync>;
+
+/// A registry of in-process functions.
+#[derive(Default, Clone)]
+pub struct InProcess {
+    functions: HashMap<String, Function>,
+}
+
+impl InProcess {
+    /// The demo functions: angry, emojify, backwards, robot, profanity.
+    pub fn demo() -> Self {
+        let mut f = Self::default();
+        f.register_sync(echo_fn_angry::NAME, echo_fn_angry::transform);
+        f.register_sync(echo_fn_emojify::NAME, echo_fn_emojify::transform);
+        f.register_sync(echo_fn_backwards::NAME, echo_fn_backwards::transform);
+        f.register_sync(echo_fn_robot::NAME, echo_fn_robot::transform);
+        f.register_sync(echo_fn_profanity::NAME, echo_fn_profanity::transform);
+        f
+    }
+
+    pub fn register_sync(
+        &mut self,
+        name: &str,
+        f: fn(FunctionInput) -> Result<FunctionOutput, FunctionError>,
+    ) {
+        self.register(name, move |input| async move { f(input) });
+    }
+
+    pub fn register<F, Fut>(&mut self, name: &str, f: F)
+    where
+        F: Fn(FunctionInput) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<FunctionOutput, FunctionError>> + Send + 'static,
+    {
+        self.functions
+            .insert(name.to_owned(), Arc::new(move |input| Box::pin(f(input))));
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.functions.keys().cloned().collect();
+        names.sort();
+        names
+    }
+}
+
+#[async_trait]
+impl FunctionInvoker for InProcess {
+    async fn invoke(
+        &self,
+        name: &str,
+        input: &FunctionInput,
+    ) -> Result<FunctionOutput, InvokeError> {
+        let Some(f) = self.functions.get(name) else {
+            return Err(InvokeError::Unknown(name.to_owned()));
+        };
+        let task = AbortOnDropHandle::new(tokio::spawn(f(input.clone())));
+        match task.await {
+            Ok(Ok(out)) => Ok(out),
+            Ok(Err(e)) => Err(InvokeError::Failed(e.0)),
+            Err(e) if e.is_panic() => Err(InvokeError::Failed("function panicked".to_owned())),
+            Err(e) => Err(InvokeError::Failed(e.to_string())),
+        }
+    }
+
+    fn knows(&self, name: &str) -> bool {
+        self.functions.contains_key(name)
+    }
+}

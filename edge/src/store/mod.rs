@@ -1,0 +1,5 @@
+//! The edge's embedded store.
+
+pub mod redb;
+
+pub use self::redb::RedbStore;

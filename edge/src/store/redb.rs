@@ -1,0 +1,205 @@
+//! History, sequences and associations in a redb file: embedded, crash-safe (every commit is
+//! durable before it returns), nothing to install.
+//!
+//! Tables: `seqs` (channel key to last seq), `messages` ((channel key, seq) to the message as
+//! JSON), `meta` (the associations document).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use echo_core::channel::ChannelKey;
+use echo_core::message::{NewMessage, StoredMessage};
+use echo_core::store::{AssociationsStore, HistoryStore, StoreError, StoreResult};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+
+const SEQS: TableDefinition<&str, u64> = TableDefinition::new("seqs");
+const MESSAGES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("messages");
+const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+const ASSOCIATIONS_KEY: &str = "associations";
+
+/// The embedded store. Cloning shares the database.
+#[derive(Clone)]
+pub struct RedbStore {
+    db: Arc<Database>,
+}
+
+impl std::fmt::Debug for RedbStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RedbStore { .. }")
+    }
+}
+
+impl RedbStore {
+    /// Opens (or creates) the store at `path`. Fails if another process has it open.
+    pub fn open(path: &Path) -> StoreResult<Self> {
+        let db = Database::create(path).map_err(StoreError::backend)?;
+        let txn = db.begin_write().map_err(StoreError::backend)?;
+        txn.open_table(SEQS).map_err(StoreError::backend)?;
+        txn.open_table(MESSAGES).map_err(StoreError::backend)?;
+        txn.open_table(META).map_err(StoreError::backend)?;
+        txn.commit().map_err(StoreError::backend)?;
+        Ok(Self { db: Arc::new(db) })
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Database) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || f(&db))
+            .await
+            .map_err(StoreError::backend)?
+    }
+}
+
+fn decode(bytes: &[u8]) -> StoreResult<StoredMessage> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+#[async_trait]
+impl HistoryStore for RedbStore {
+    async fn append(&self, key: &ChannelKey, message: NewMessage) -> StoreResult<StoredMessage> {
+        let k = key.encode();
+        let channel = key.channel.clone();
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(StoreError::backend)?;
+            let stored = {
+                let mut seqs = txn.open_table(SEQS).map_err(StoreError::backend)?;
+                let seq = seqs
+                    .get(k.as_str())
+                    .map_err(StoreError::backend)?
+                    .map(|g| g.value())
+                    .unwrap_or(0)
+                    + 1;
+                seqs.insert(k.as_str(), seq).map_err(StoreError::backend)?;
+                let stored = StoredMessage::new(channel, seq, message);
+                let bytes = serde_json::to_vec(&stored).map_err(StoreError::backend)?;
+                let mut messages = txn.open_table(MESSAGES).map_err(StoreError::backend)?;
+                messages
+                    .insert((k.as_str(), seq), bytes.as_slice())
+                    .map_err(StoreError::backend)?;
+                stored
+            };
+            txn.commit().map_err(StoreError::backend)?;
+            Ok(stored)
+        })
+        .await
+    }
+
+    async fn latest_seq(&self, key: &ChannelKey) -> StoreResult<u64> {
+        let k = key.encode();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(StoreError::backend)?;
+            let seqs = txn.open_table(SEQS).map_err(StoreError::backend)?;
+            Ok(seqs
+                .get(k.as_str())
+                .map_err(StoreError::backend)?
+                .map(|g| g.value())
+                .unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn range(
+        &self,
+        key: &ChannelKey,
+        since: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<StoredMessage>> {
+        let k = key.encode();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(StoreError::backend)?;
+            let messages = txn.open_table(MESSAGES).map_err(StoreError::backend)?;
+            let Some(from) = since.checked_add(1) else {
+                return Ok(Vec::new());
+            };
+            let mut out = Vec::new();
+            for entry in messages
+                .range((k.as_str(), from)..=(k.as_str(), u64::MAX))
+                .map_err(StoreError::backend)?
+                .take(limit)
+            {
+                let (_, v) = entry.map_err(StoreError::backend)?;
+                out.push(decode(v.value())?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn prune(&self, before_ts: u64) -> StoreResult<u64> {
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(StoreError::backend)?;
+            let removed = {
+                let mut messages = txn.open_table(MESSAGES).map_err(StoreError::backend)?;
+                let before = messages.len().map_err(StoreError::backend)?;
+                messages
+                    .retain(|_, v| decode(v).map(|m| m.ts >= before_ts).unwrap_or(true))
+                    .map_err(StoreError::backend)?;
+                before - messages.len().map_err(StoreError::backend)?
+            };
+            txn.commit().map_err(StoreError::backend)?;
+            Ok(removed)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl AssociationsStore for RedbStore {
+    async fn load_associations(&self) -> StoreResult<Option<String>> {
+        self.blocking(|db| {
+            let txn = db.begin_read().map_err(StoreError::backend)?;
+            let meta = txn.open_table(META).map_err(StoreError::backend)?;
+            Ok(meta
+                .get(ASSOCIATIONS_KEY)
+                .map_err(StoreError::backend)?
+                .map(|g| g.value().to_owned()))
+        })
+        .await
+    }
+
+    async fn save_associations(&self, document: &str) -> StoreResult<()> {
+        let doc = document.to_owned();
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(StoreError::backend)?;
+            txn.open_table(META)
+                .map_err(StoreError::backend)?
+                .insert(ASSOCIATIONS_KEY, doc.as_str())
+                .map_err(StoreError::backend)?;
+            txn.commit().map_err(StoreError::backend)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use echo_core::store::conformance;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn redb_store_conforms_and_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("echo.redb");
+        let store = RedbStore::open(&path).unwrap();
+        conformance::history_store(&store).await;
+        conformance::associations_store(&store).await;
+
+        let key = ChannelKey::decode("app/room").unwrap();
+        let msg = |id: &str| NewMessage {
+            id: id.into(),
+            data: serde_json::json!(id),
+            from: "u".into(),
+            ts: 1,
+        };
+        store.append(&key, msg("a")).await.unwrap();
+        drop(store);
+        let store = RedbStore::open(&path).unwrap();
+        assert_eq!(store.latest_seq(&key).await.unwrap(), 1);
+        assert_eq!(store.append(&key, msg("b")).await.unwrap().seq, 2);
+        assert!(store.load_associations().await.unwrap().is_some());
+    }
+}

@@ -1,0 +1,374 @@
+// Headless Chromium tests of the chat demo (apps/chat) served by `echoctl dev`.
+//
+//   cd tests/browser && npm install && node --test
+//
+// Environment:
+//   ECHOCTL   path of the echoctl binary (default: <repo>/target/debug/echoctl)
+//   CHROMIUM  path of a Chromium binary  (default: /usr/bin/chromium)
+
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repo = path.resolve(here, "..", "..");
+const ECHOCTL = process.env.ECHOCTL || path.join(repo, "target", "debug", "echoctl");
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const SCREENSHOT = path.join(repo, "target", "browser", "chat.png");
+
+const READY_TIMEOUT_MS = 60_000;
+const CONNECT_TIMEOUT_MS = 15_000;
+const MESSAGE_TIMEOUT_MS = 10_000;
+const READY_LINE = /echo edge listening on http:\/\/([^\s/]+):(\d+)/;
+
+/** Keeps the last `max` characters written to it. */
+class Tail {
+  constructor(max = 64 * 1024) {
+    this.max = max;
+    this.text = "";
+  }
+  push(chunk) {
+    this.text += chunk;
+    if (this.text.length > this.max) this.text = this.text.slice(-this.max);
+  }
+}
+
+const server = {
+  proc: null,
+  port: 0,
+  dataDir: "",
+  stdout: new Tail(),
+  stderr: new Tail(),
+  exited: null,
+};
+let browser;
+let base = "";
+/** Console output and page errors of every page, for failure reports. */
+const pageLogs = [];
+const contexts = [];
+
+function startServer() {
+  return new Promise((resolve, reject) => {
+    const args = ["dev", "--port", "0", "--manage-port", "0", "--data-dir", server.dataDir];
+    const proc = spawn(ECHOCTL, args, {
+      cwd: repo,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env },
+    });
+    server.proc = proc;
+    let settled = false;
+    let lineBuf = "";
+    const finish = (err, port) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (err) reject(err);
+      else resolve(port);
+    };
+    const timer = setTimeout(() => {
+      finish(
+        new Error(
+          `echoctl did not print "echo edge listening on http://127.0.0.1:PORT" within ` +
+            `${READY_TIMEOUT_MS / 1000} s\n${serverOutput()}`,
+        ),
+      );
+    }, READY_TIMEOUT_MS);
+
+    proc.stdout.setEncoding("utf8");
+    proc.stderr.setEncoding("utf8");
+    proc.stdout.on("data", (chunk) => {
+      server.stdout.push(chunk);
+      lineBuf += chunk;
+      const lines = lineBuf.split("\n");
+      lineBuf = lines.pop();
+      for (const line of lines) {
+        const m = READY_LINE.exec(line);
+        if (m) finish(null, Number(m[2]));
+      }
+    });
+    proc.stderr.on("data", (chunk) => server.stderr.push(chunk));
+    proc.on("error", (err) => {
+      finish(new Error(`could not start ${ECHOCTL}: ${err.message}\n${serverOutput()}`));
+    });
+    proc.on("exit", (code, signal) => {
+      server.exited = { code, signal };
+      finish(
+        new Error(
+          `echoctl exited (code ${code}, signal ${signal}) before it was ready\n${serverOutput()}`,
+        ),
+      );
+    });
+  });
+}
+
+function serverOutput() {
+  const out = server.stdout.text.trimEnd() || "(empty)";
+  const err = server.stderr.text.trimEnd() || "(empty)";
+  return `--- echoctl stdout ---\n${out}\n--- echoctl stderr ---\n${err}\n--- end of echoctl output ---`;
+}
+
+async function stopServer() {
+  const proc = server.proc;
+  if (!proc || server.exited) return;
+  const exited = new Promise((resolve) => proc.once("exit", resolve));
+  proc.kill("SIGTERM");
+  const killed = await Promise.race([
+    exited.then(() => false),
+    new Promise((resolve) => setTimeout(() => resolve(true), 10_000)),
+  ]);
+  if (killed) {
+    console.error("echoctl did not exit within 10 s of SIGTERM; sending SIGKILL");
+    proc.kill("SIGKILL");
+    await exited;
+  }
+}
+
+/** Runs a test body; on failure prints what the server and the pages said. */
+async function withDiagnostics(body) {
+  try {
+    await body();
+  } catch (err) {
+    const logs = pageLogs.length ? pageLogs.slice(-200).join("\n") : "(none)";
+    console.error(
+      `\n=== test failed: ${err?.message?.split("\n")[0] ?? err}\n` +
+        `--- browser console ---\n${logs}\n${serverOutput()}\n`,
+    );
+    throw err;
+  }
+}
+
+// ------------------------------------------------------------ page helpers
+
+async function openChat(label) {
+  const context = await browser.newContext({ viewport: { width: 1100, height: 720 } });
+  contexts.push(context);
+  const page = await context.newPage();
+  page.on("console", (msg) => pageLogs.push(`[${label}] console.${msg.type()}: ${msg.text()}`));
+  page.on("pageerror", (err) => pageLogs.push(`[${label}] page error: ${err.message}`));
+  page.on("requestfailed", (req) =>
+    pageLogs.push(`[${label}] request failed: ${req.url()} ${req.failure()?.errorText ?? ""}`),
+  );
+  page.on("websocket", (ws) => {
+    pageLogs.push(`[${label}] websocket opened: ${ws.url().replace(/token=[^&]+/, "token=…")}`);
+    ws.on("framesent", (f) => pageLogs.push(`[${label}] ws >> ${String(f.payload).slice(0, 300)}`));
+    ws.on("framereceived", (f) =>
+      pageLogs.push(`[${label}] ws << ${String(f.payload).slice(0, 300)}`),
+    );
+    ws.on("close", () => pageLogs.push(`[${label}] websocket closed`));
+  });
+  const res = await page.goto(`${base}/`);
+  assert.ok(res, `[${label}] no response for GET /`);
+  assert.equal(res.status(), 200, `[${label}] GET / answered HTTP ${res.status()}`);
+  await waitForStatus(page, label, "connected");
+  return page;
+}
+
+async function waitForStatus(page, label, want) {
+  try {
+    await page.waitForFunction(
+      (w) => document.querySelector('[data-testid="status"]')?.textContent === w,
+      want,
+      { timeout: CONNECT_TIMEOUT_MS },
+    );
+  } catch (err) {
+    const now = await page
+      .getByTestId("status")
+      .textContent()
+      .catch(() => "(no status element)");
+    throw new Error(
+      `[${label}] status did not become "${want}" within ${CONNECT_TIMEOUT_MS / 1000} s ` +
+        `(it is "${now}"): ${err.message.split("\n")[0]}`,
+    );
+  }
+}
+
+/** Clicks a channel and waits until the page has subscribed and loaded its history. */
+async function joinChannel(page, label, channel) {
+  await page.getByTestId(`channel-${channel}`).click();
+  try {
+    await page.waitForFunction(
+      (ch) => {
+        const list = document.querySelector('[data-testid="messages"]');
+        return list?.dataset.channel === ch && list?.dataset.loaded === "true";
+      },
+      channel,
+      { timeout: MESSAGE_TIMEOUT_MS },
+    );
+  } catch (err) {
+    throw new Error(
+      `[${label}] channel "${channel}" was not subscribed and loaded within ` +
+        `${MESSAGE_TIMEOUT_MS / 1000} s (no "subscribed" or "history" answer?): ` +
+        err.message.split("\n")[0],
+    );
+  }
+  const active = await page.getByTestId(`channel-${channel}`).getAttribute("aria-current");
+  assert.equal(active, "true", `[${label}] channel-${channel} is not highlighted`);
+}
+
+async function sendText(page, text, { enter = false } = {}) {
+  await page.getByTestId("message-input").fill(text);
+  if (enter) await page.getByTestId("message-input").press("Enter");
+  else await page.getByTestId("send-button").click();
+}
+
+/** Seqs of the message elements now on the page. */
+async function seqsOf(page) {
+  return page
+    .getByTestId("message")
+    .evaluateAll((nodes) => nodes.map((n) => n.dataset.seq).filter(Boolean));
+}
+
+/**
+ * Waits for a message element whose text contains every string of `parts`
+ * (case-insensitively when `ci`), skipping elements whose seq is in `skipSeqs`.
+ * Returns the element's text.
+ */
+async function waitForMessage(page, label, parts, { ci = false, skipSeqs = [] } = {}) {
+  try {
+    const handle = await page.waitForFunction(
+      ({ parts, ci, skipSeqs }) => {
+        const norm = (s) => (ci ? s.toLowerCase() : s);
+        for (const node of document.querySelectorAll('[data-testid="message"]')) {
+          if (skipSeqs.includes(node.dataset.seq)) continue;
+          const text = node.textContent ?? "";
+          if (parts.every((p) => norm(text).includes(norm(p)))) return text;
+        }
+        return false;
+      },
+      { parts, ci, skipSeqs },
+      { timeout: MESSAGE_TIMEOUT_MS },
+    );
+    return await handle.jsonValue();
+  } catch (err) {
+    const shown = await page
+      .getByTestId("message")
+      .allTextContents()
+      .catch(() => []);
+    throw new Error(
+      `[${label}] no message containing ${JSON.stringify(parts)}${ci ? " (any case)" : ""} ` +
+        `within ${MESSAGE_TIMEOUT_MS / 1000} s; messages shown: ${JSON.stringify(shown)}: ` +
+        err.message.split("\n")[0],
+    );
+  }
+}
+
+// ------------------------------------------------------------ setup
+
+before(async () => {
+  if (!existsSync(ECHOCTL)) {
+    throw new Error(`echoctl binary not found at ${ECHOCTL}; build it or set ECHOCTL`);
+  }
+  server.dataDir = await mkdtemp(path.join(tmpdir(), "echo-chat-test-"));
+  server.port = await startServer();
+  base = `http://127.0.0.1:${server.port}`;
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+});
+
+after(async () => {
+  for (const ctx of contexts) await ctx.close().catch(() => {});
+  if (browser) await browser.close().catch(() => {});
+  await stopServer();
+  if (server.dataDir) await rm(server.dataDir, { recursive: true, force: true });
+});
+
+// ------------------------------------------------------------ tests
+
+describe("chat demo", () => {
+  let pageA;
+
+  test("messages flow between two pages through each channel's functions", { timeout: 180_000 }, () =>
+    withDiagnostics(async () => {
+      pageA = await openChat("A");
+      const pageB = await openChat("B");
+
+      // angry: upper-cased, "!!!" added, wrapped in angry emoji.
+      await joinChannel(pageA, "A", "angry");
+      await joinChannel(pageB, "B", "angry");
+      await sendText(pageA, "hello");
+      for (const [label, page] of [["A", pageA], ["B", pageB]]) {
+        const text = await waitForMessage(page, label, ["HELLO!!!", "😡"]);
+        assert.ok(text.includes("😡 HELLO!!! 😡"), `[${label}] angry text was ${JSON.stringify(text)}`);
+      }
+
+      // backwards: reversed.
+      await joinChannel(pageA, "A", "backwards");
+      await joinChannel(pageB, "B", "backwards");
+      await sendText(pageB, "abc", { enter: true });
+      await waitForMessage(pageA, "A", ["cba"]);
+      await waitForMessage(pageB, "B", ["cba"]);
+
+      // boring: delivered as sent.
+      await joinChannel(pageA, "A", "boring");
+      await joinChannel(pageB, "B", "boring");
+      await sendText(pageA, "plain", { enter: true });
+      await waitForMessage(pageA, "A", ["plain"]);
+      await waitForMessage(pageB, "B", ["plain"]);
+
+      // robot: rewritten somehow; it still says hello.
+      await joinChannel(pageA, "A", "robot");
+      await joinChannel(pageB, "B", "robot");
+      const beforeA = await seqsOf(pageA);
+      const beforeB = await seqsOf(pageB);
+      await sendText(pageB, "hello");
+      await waitForMessage(pageA, "A", ["hello"], { ci: true, skipSeqs: beforeA });
+      await waitForMessage(pageB, "B", ["hello"], { ci: true, skipSeqs: beforeB });
+      const robotText = await pageA.locator('[data-testid="message"] .text').last().textContent();
+      console.log(`robot channel delivered: ${JSON.stringify(robotText)}`);
+
+      // Each message is shown once, whatever history and live delivery overlapped.
+      const seqs = await seqsOf(pageA);
+      assert.equal(new Set(seqs).size, seqs.length, `[A] duplicate seqs shown: ${seqs}`);
+
+      // No notices (error frames, dropped acks) were shown along the way.
+      for (const [label, page] of [["A", pageA], ["B", pageB]]) {
+        const notices = await page.getByTestId("notice").allTextContents();
+        assert.deepEqual(notices, [], `[${label}] unexpected notices: ${JSON.stringify(notices)}`);
+      }
+
+      // A short conversation on the angry channel, for the screenshot.
+      await joinChannel(pageA, "A", "angry");
+      await joinChannel(pageB, "B", "angry");
+      await sendText(pageB, "why so loud?", { enter: true });
+      await waitForMessage(pageA, "A", ["WHY SO LOUD?!!!"]);
+      await mkdir(path.dirname(SCREENSHOT), { recursive: true });
+      await pageA.screenshot({ path: SCREENSHOT, animations: "disabled" });
+      console.log(`screenshot: ${SCREENSHOT}`);
+    }),
+  );
+
+  test("a page that joins later is shown the channel's history", { timeout: 120_000 }, () =>
+    withDiagnostics(async () => {
+      const a = pageA ?? (await openChat("A"));
+      await joinChannel(a, "A", "boring");
+      const unique = `history check ${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+      await sendText(a, unique, { enter: true });
+      await waitForMessage(a, "A", [unique]);
+
+      const pageC = await openChat("C");
+      await joinChannel(pageC, "C", "boring");
+      await waitForMessage(pageC, "C", [unique]);
+      const copies = await pageC
+        .getByTestId("message")
+        .evaluateAll((nodes, u) => nodes.filter((n) => n.textContent.includes(u)).length, unique);
+      assert.equal(copies, 1, `[C] the history message is shown ${copies} times`);
+    }),
+  );
+});
