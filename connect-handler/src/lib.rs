@@ -29,7 +29,10 @@ pub struct Deps {
 }
 
 /// Handles a `$connect` or `$disconnect` event.
-pub async fn handle(deps: &Deps, event: &ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
+pub async fn handle(
+    deps: &Deps,
+    event: &ApiGatewayWebsocketProxyRequest,
+) -> ApiGatewayProxyResponse {
     let ctx = &event.request_context;
     let Some(id) = ctx.connection_id.as_deref().map(ConnectionId::from) else {
         return error(400, ProtocolError::bad_request("event has no connectionId"));
@@ -60,7 +63,10 @@ async fn connect(
         Ok(c) => c,
         Err(e) => {
             tracing::info!(connection_id = %id, error = %e, "connection refused");
-            return error(401, ProtocolError::new(ErrorCode::Unauthorized, e.to_string()));
+            return error(
+                401,
+                ProtocolError::new(ErrorCode::Unauthorized, e.to_string()),
+            );
         }
     };
     let record = ConnectionRecord {
@@ -72,7 +78,10 @@ async fn connect(
     let (app, user) = (record.claims.app.clone(), record.claims.sub.clone());
     if let Err(e) = deps.connections.put_connection(record).await {
         tracing::error!(connection_id = %id, error = %e, "could not record connection");
-        return error(500, ProtocolError::new(ErrorCode::Internal, "could not record the connection"));
+        return error(
+            500,
+            ProtocolError::new(ErrorCode::Internal, "could not record the connection"),
+        );
     }
     tracing::info!(connection_id = %id, app = %app, user = %user, "connected");
     deps.publisher
@@ -100,7 +109,10 @@ async fn disconnect(deps: &Deps, id: ConnectionId) -> ApiGatewayProxyResponse {
         Ok(None) => ok(),
         Err(e) => {
             tracing::error!(connection_id = %id, error = %e, "could not remove connection");
-            error(500, ProtocolError::new(ErrorCode::Internal, "could not remove the connection"))
+            error(
+                500,
+                ProtocolError::new(ErrorCode::Internal, "could not remove the connection"),
+            )
         }
     }
 }
@@ -164,7 +176,10 @@ mod tests {
         serde_json::from_str(&text).unwrap()
     }
 
-    fn with_token(mut event: ApiGatewayWebsocketProxyRequest, exp: u64) -> ApiGatewayWebsocketProxyRequest {
+    fn with_token(
+        mut event: ApiGatewayWebsocketProxyRequest,
+        exp: u64,
+    ) -> ApiGatewayWebsocketProxyRequest {
         let claims = Claims {
             app: AppId::new("chat-demo").unwrap(),
             sub: "alice".into(),
@@ -191,13 +206,24 @@ mod tests {
         assert_eq!(record.claims.sub, "alice");
         assert_eq!(record.expires_at, 1_700_000_000 + 7200);
         let status = ChannelKey::new(AppId::new("chat-demo").unwrap(), ChannelName::status());
-        assert_eq!(store.latest_seq(&status).await.unwrap(), 1, "connected event on $status");
+        assert_eq!(
+            store.latest_seq(&status).await.unwrap(),
+            1,
+            "connected event on $status"
+        );
 
         let disconnect = fixture("apigw-websocket-disconnect.json");
-        assert_eq!(disconnect.request_context.connection_id.as_deref(), Some(id.as_str()));
+        assert_eq!(
+            disconnect.request_context.connection_id.as_deref(),
+            Some(id.as_str())
+        );
         assert_eq!(handle(&deps, &disconnect).await.status_code, 200);
         assert!(store.get_connection(&id).await.unwrap().is_none());
-        assert_eq!(store.latest_seq(&status).await.unwrap(), 2, "disconnected event on $status");
+        assert_eq!(
+            store.latest_seq(&status).await.unwrap(),
+            2,
+            "disconnected event on $status"
+        );
         // A repeated $disconnect is harmless.
         assert_eq!(handle(&deps, &disconnect).await.status_code, 200);
     }
@@ -209,17 +235,33 @@ mod tests {
         let expired = with_token(fixture("apigw-websocket-connect.json"), 1_600_000_000);
         let r = handle(&deps, &expired).await;
         assert_eq!(r.status_code, 401);
-        let Some(Body::Text(body)) = r.body else { panic!("no body") };
-        assert!(body.contains("\"code\":\"unauthorized\"") && body.contains("expired"), "{body}");
+        let Some(Body::Text(body)) = r.body else {
+            panic!("no body")
+        };
+        assert!(
+            body.contains("\"code\":\"unauthorized\"") && body.contains("expired"),
+            "{body}"
+        );
         let missing = fixture("apigw-websocket-connect.json");
         assert_eq!(handle(&deps, &missing).await.status_code, 401);
-        assert!(store.subscriptions(&ConnectionId::from("x")).await.unwrap().is_empty());
+        assert!(
+            store
+                .subscriptions(&ConnectionId::from("x"))
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[tokio::test]
     async fn message_events_are_refused() {
         let store = Arc::new(MemoryStore::new());
         let deps = deps(&store, 0);
-        assert_eq!(handle(&deps, &fixture("apigw-websocket-message.json")).await.status_code, 400);
+        assert_eq!(
+            handle(&deps, &fixture("apigw-websocket-message.json"))
+                .await
+                .status_code,
+            400
+        );
     }
 }

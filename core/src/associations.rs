@@ -50,7 +50,9 @@ pub struct ChannelPolicy {
 /// An associations file that failed to load. The previous associations stay in force.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum AssociationsError {
-    #[error("associations are not valid JSON of the expected shape: {message} (line {line}, column {column})")]
+    #[error(
+        "associations are not valid JSON of the expected shape: {message} (line {line}, column {column})"
+    )]
     Syntax {
         message: String,
         line: usize,
@@ -136,7 +138,9 @@ impl Associations {
                     if !valid_function_name(f) {
                         return Err(invalid(
                             &fpath,
-                            format!("{f:?} is not a valid function name (1 to 64 of a-z A-Z 0-9 _ -)"),
+                            format!(
+                                "{f:?} is not a valid function name (1 to 64 of a-z A-Z 0-9 _ -)"
+                            ),
                         ));
                     }
                     if !known(f) {
@@ -317,16 +321,25 @@ mod tests {
         let only_f = |n: &str| n == "f";
         let err = |t: &str| Associations::parse(t, &only_f).unwrap_err().to_string();
         assert!(err("{").contains("line 1"));
-        assert!(err(r#"{"apps":{"a":{"channels":{"c":{"functions":["f","g"]}}}}}"#)
-            .contains("apps.a.channels.c.functions[1]: unknown function \"g\""));
-        assert!(err(r#"{"apps":{"a":{"channels":{"c*d":{"functions":[]}}}}}"#)
-            .contains("apps.a.channels.c*d"));
-        assert!(err(r#"{"apps":{"a":{"channels":{"c":{"functions":[],"timeoutMs":0}}}}}"#)
-            .contains("timeoutMs"));
-        assert!(err(r#"{"apps":{"a":{"channels":{"c":{"functions":[],"onError":"explode"}}}}}"#)
-            .contains("unknown variant"));
-        assert!(err(r#"{"apps":{"a":{"channels":{"$status":{"functions":[]}}}}}"#)
-            .contains("reserved"));
+        assert!(
+            err(r#"{"apps":{"a":{"channels":{"c":{"functions":["f","g"]}}}}}"#)
+                .contains("apps.a.channels.c.functions[1]: unknown function \"g\"")
+        );
+        assert!(
+            err(r#"{"apps":{"a":{"channels":{"c*d":{"functions":[]}}}}}"#)
+                .contains("apps.a.channels.c*d")
+        );
+        assert!(
+            err(r#"{"apps":{"a":{"channels":{"c":{"functions":[],"timeoutMs":0}}}}}"#)
+                .contains("timeoutMs")
+        );
+        assert!(
+            err(r#"{"apps":{"a":{"channels":{"c":{"functions":[],"onError":"explode"}}}}}"#)
+                .contains("unknown variant")
+        );
+        assert!(
+            err(r#"{"apps":{"a":{"channels":{"$status":{"functions":[]}}}}}"#).contains("reserved")
+        );
         assert!(err(r#"{"apps":{"a b":{"channels":{}}}}"#).contains("apps.a b"));
         assert!(err(r#"{"apps":{},"extra":1}"#).contains("unknown field"));
     }

@@ -108,11 +108,12 @@ impl TokenVerifier {
         if token.is_empty() {
             return Err(AuthError::Missing);
         }
-        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
-            .map_err(|e| match e.kind() {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(
+            |e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::Json(_) => AuthError::BadClaims(e.to_string()),
                 _ => AuthError::Invalid(e),
-            })?;
+            },
+        )?;
         let claims = data.claims;
         if claims.exp + LEEWAY_SECS <= now_secs {
             return Err(AuthError::Expired);

@@ -166,7 +166,12 @@ impl ChannelPattern {
         let pattern = pattern.into();
         match pattern.strip_suffix('*') {
             Some("") => {}
-            Some(prefix) => check(prefix, "channel pattern", MAX_CHANNEL_LEN - 1, CHANNEL_EXTRA)?,
+            Some(prefix) => check(
+                prefix,
+                "channel pattern",
+                MAX_CHANNEL_LEN - 1,
+                CHANNEL_EXTRA,
+            )?,
             None => {
                 ChannelName::new(pattern.clone())?;
             }

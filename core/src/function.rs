@@ -97,8 +97,11 @@ pub enum InvokeError {
 /// independent: a function may run more than once for one message if the caller retries.
 #[async_trait]
 pub trait FunctionInvoker: Send + Sync + 'static {
-    async fn invoke(&self, name: &str, input: &FunctionInput)
-    -> Result<FunctionOutput, InvokeError>;
+    async fn invoke(
+        &self,
+        name: &str,
+        input: &FunctionInput,
+    ) -> Result<FunctionOutput, InvokeError>;
 
     /// Whether a function of this name can be invoked; associations naming others are refused.
     fn knows(&self, name: &str) -> bool;
@@ -184,7 +187,9 @@ pub async fn run_chain(
 
 fn check_size(out: FunctionOutput, max: usize) -> Result<FunctionOutput, InvokeError> {
     if let FunctionOutput::Continue { data } = &out {
-        let size = serde_json::to_vec(data).map(|v| v.len()).unwrap_or(usize::MAX);
+        let size = serde_json::to_vec(data)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX);
         if size > max {
             return Err(InvokeError::OutputTooLarge { size, max });
         }

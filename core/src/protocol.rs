@@ -64,9 +64,8 @@ impl ClientFrame {
     /// Parses a text frame. Unknown fields are refused so that typos surface instead of being
     /// silently ignored.
     pub fn parse(text: &str) -> Result<Self, ProtocolError> {
-        let value: Value = serde_json::from_str(text).map_err(|e| {
-            ProtocolError::bad_request(format!("frame is not valid JSON: {e}"))
-        })?;
+        let value: Value = serde_json::from_str(text)
+            .map_err(|e| ProtocolError::bad_request(format!("frame is not valid JSON: {e}")))?;
         let Value::Object(mut obj) = value else {
             return Err(ProtocolError::bad_request(
                 "frame must be a JSON object with an \"action\" field",
@@ -202,8 +201,13 @@ struct HistoryFields {
 pub enum ServerFrame {
     /// The subscription is in place. `seq` is the channel's latest sequence number (0 for a channel
     /// that never had a message); every `message` after this one has a greater seq.
-    Subscribed { channel: ChannelName, seq: u64 },
-    Unsubscribed { channel: ChannelName },
+    Subscribed {
+        channel: ChannelName,
+        seq: u64,
+    },
+    Unsubscribed {
+        channel: ChannelName,
+    },
     Message(StoredMessage),
     /// A publish was accepted (`seq` set) or dropped by a function (`dropped` and `reason` set).
     Ack(Ack),
@@ -412,7 +416,11 @@ mod tests {
         assert!(err("{").message.contains("not valid JSON"));
         assert!(err("[1]").message.contains("JSON object"));
         assert!(err(r#"{"channel":"a"}"#).message.contains("no \"action\""));
-        assert!(err(r#"{"action":"jump"}"#).message.contains("unknown action"));
+        assert!(
+            err(r#"{"action":"jump"}"#)
+                .message
+                .contains("unknown action")
+        );
         assert!(
             err(r#"{"action":"subscribe"}"#)
                 .message

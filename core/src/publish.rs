@@ -19,7 +19,11 @@ use crate::store::{HistoryStore, StoreError};
 /// asynchronously; there, order is restored by clients from `seq`.
 #[async_trait]
 pub trait Dispatcher: Send + Sync + 'static {
-    async fn dispatch(&self, key: &ChannelKey, message: &StoredMessage) -> Result<(), DispatchError>;
+    async fn dispatch(
+        &self,
+        key: &ChannelKey,
+        message: &StoredMessage,
+    ) -> Result<(), DispatchError>;
 }
 
 #[derive(Debug, Error)]

@@ -61,7 +61,11 @@ pub fn run(args: EdgeArgs, dev: bool) -> Result<(), Box<dyn std::error::Error>> 
 async fn serve(args: EdgeArgs, dev: bool) -> Result<(), Box<dyn std::error::Error>> {
     let (secret, generated) = crate::secrets::jwt_secret(&args.data_dir, dev)?;
     let manage_token = crate::secrets::manage_token(&args.data_dir)?;
-    let mut config = EdgeConfig::new(args.data_dir.clone(), secret.clone().into_bytes(), manage_token);
+    let mut config = EdgeConfig::new(
+        args.data_dir.clone(),
+        secret.clone().into_bytes(),
+        manage_token,
+    );
     config.listen = SocketAddr::new(args.host, args.port);
     config.manage_listen = SocketAddr::from(([127, 0, 0, 1], args.manage_port));
     config.associations_file = args.associations;
@@ -87,11 +91,18 @@ async fn serve(args: EdgeArgs, dev: bool) -> Result<(), Box<dyn std::error::Erro
     println!(
         "  management API  http://{} (Authorization: Bearer $(cat {}))",
         edge.manage_addr,
-        args.data_dir.join(crate::secrets::MANAGE_TOKEN_FILE).display()
+        args.data_dir
+            .join(crate::secrets::MANAGE_TOKEN_FILE)
+            .display()
     );
     if dev {
         if generated {
-            println!("  JWT secret      {secret} (generated; kept in {})", args.data_dir.join(crate::secrets::DEV_SECRET_FILE).display());
+            println!(
+                "  JWT secret      {secret} (generated; kept in {})",
+                args.data_dir
+                    .join(crate::secrets::DEV_SECRET_FILE)
+                    .display()
+            );
         }
         let issuer = TokenIssuer::new(secret.as_bytes())?;
         let now = SystemClock.now_secs();
@@ -106,7 +117,9 @@ async fn serve(args: EdgeArgs, dev: bool) -> Result<(), Box<dyn std::error::Erro
         })?;
         println!("  dev tokens      curl 'http://{base}/dev/token?app=chat-demo&sub=alice'");
         println!("  try it          npx wscat -c 'ws://{base}/?token={token}'");
-        println!("                  then send {{\"action\":\"subscribe\",\"channel\":\"angry\"}} and {{\"action\":\"publish\",\"channel\":\"angry\",\"data\":{{\"text\":\"hello\"}}}}");
+        println!(
+            "                  then send {{\"action\":\"subscribe\",\"channel\":\"angry\"}} and {{\"action\":\"publish\",\"channel\":\"angry\",\"data\":{{\"text\":\"hello\"}}}}"
+        );
     }
     edge.serve_until(shutdown_signal()).await;
     Ok(())

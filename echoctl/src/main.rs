@@ -14,7 +14,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "echoctl", version, about = "Echo: real-time messaging with middleware", propagate_version = true)]
+#[command(
+    name = "echoctl",
+    version,
+    about = "Echo: real-time messaging with middleware",
+    propagate_version = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -12,7 +12,9 @@ pub const MANAGE_TOKEN_FILE: &str = "manage-token";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
-    #[error("{JWT_SECRET_ENV} is not set; `echoctl serve` needs it (at least 32 bytes), `echoctl dev` generates one")]
+    #[error(
+        "{JWT_SECRET_ENV} is not set; `echoctl serve` needs it (at least 32 bytes), `echoctl dev` generates one"
+    )]
     MissingSecret,
     #[error("cannot use {path}: {source}")]
     File {
@@ -24,7 +26,9 @@ pub enum SecretError {
 
 fn random_token() -> String {
     let mut rng = rand::rng();
-    (0..32).map(|_| format!("{:02x}", rng.random::<u8>())).collect()
+    (0..32)
+        .map(|_| format!("{:02x}", rng.random::<u8>()))
+        .collect()
 }
 
 fn read_or_create(path: &Path) -> Result<(String, bool), SecretError> {

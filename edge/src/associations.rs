@@ -58,7 +58,9 @@ pub async fn initial(
     if let Some(text) = store.load_associations().await? {
         match parse(&text, invoker) {
             Ok(a) => return Ok(a),
-            Err(e) => tracing::error!(error = %e, "stored associations are no longer valid; using the demo associations"),
+            Err(e) => {
+                tracing::error!(error = %e, "stored associations are no longer valid; using the demo associations")
+            }
         }
     }
     let a = parse(DEMO, invoker).map_err(|source| LoadError::Invalid {
@@ -119,8 +121,12 @@ pub async fn watch(
             }
         };
         match replace(&text, &live, store.as_ref(), invoker.as_ref()).await {
-            Ok(a) => tracing::info!(path = %path.display(), functions = ?a.function_names(), "associations reloaded"),
-            Err(e) => tracing::error!(path = %path.display(), error = %e, "associations rejected; keeping the current ones"),
+            Ok(a) => {
+                tracing::info!(path = %path.display(), functions = ?a.function_names(), "associations reloaded")
+            }
+            Err(e) => {
+                tracing::error!(path = %path.display(), error = %e, "associations rejected; keeping the current ones")
+            }
         }
     }
 }

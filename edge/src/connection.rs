@@ -69,7 +69,10 @@ pub async fn run(
                 // "Message too long" / "Frame too long".
                 let capacity = e.to_string().contains("too long");
                 if capacity {
-                    handle.close(CloseCode::MessageTooBig, "frame exceeds the transport limit");
+                    handle.close(
+                        CloseCode::MessageTooBig,
+                        "frame exceeds the transport limit",
+                    );
                 } else {
                     peer_closed = Some((1006, "connection failed".into()));
                 }

@@ -1,7 +1,9 @@
 //! API Gateway WebSocket events, built the way API Gateway builds them, so the handlers get
 //! exactly what they get on AWS. `tests/fixtures/` holds real events these are checked against.
 
-use aws_lambda_events::apigw::{ApiGatewayWebsocketProxyRequest, ApiGatewayWebsocketProxyRequestContext};
+use aws_lambda_events::apigw::{
+    ApiGatewayWebsocketProxyRequest, ApiGatewayWebsocketProxyRequestContext,
+};
 use axum::http::{HeaderMap, HeaderValue};
 use echo_core::ids::{ConnectionId, random_hex};
 use echo_core::protocol::ACTIONS;
@@ -46,7 +48,12 @@ pub fn request_time(ms: u64) -> String {
     )
 }
 
-fn base(ctx: &ConnectionContext, route_key: &str, event_type: &str, now_ms: u64) -> ApiGatewayWebsocketProxyRequest {
+fn base(
+    ctx: &ConnectionContext,
+    route_key: &str,
+    event_type: &str,
+    now_ms: u64,
+) -> ApiGatewayWebsocketProxyRequest {
     let mut rc = ApiGatewayWebsocketProxyRequestContext::default();
     let request_id = random_hex(8);
     rc.route_key = Some(route_key.to_owned());
@@ -69,7 +76,12 @@ fn base(ctx: &ConnectionContext, route_key: &str, event_type: &str, now_ms: u64)
 }
 
 /// The `$connect` event for an upgrade request.
-pub fn connect(ctx: &ConnectionContext, headers: &HeaderMap, query: Option<&str>, now_ms: u64) -> ApiGatewayWebsocketProxyRequest {
+pub fn connect(
+    ctx: &ConnectionContext,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    now_ms: u64,
+) -> ApiGatewayWebsocketProxyRequest {
     let mut event = base(ctx, "$connect", "CONNECT", now_ms);
     let mut headers = headers.clone();
     if let Ok(v) = HeaderValue::from_str(&ctx.source_ip) {
@@ -88,8 +100,17 @@ pub fn connect(ctx: &ConnectionContext, headers: &HeaderMap, query: Option<&str>
 
 /// A `MESSAGE` event for a client frame. The route key is the frame's `action` when that names
 /// a route, `$default` otherwise, as with `$request.body.action`.
-pub fn message(ctx: &ConnectionContext, body: String, is_base64: bool, now_ms: u64) -> ApiGatewayWebsocketProxyRequest {
-    let route = if is_base64 { "$default".to_owned() } else { route_key(&body) };
+pub fn message(
+    ctx: &ConnectionContext,
+    body: String,
+    is_base64: bool,
+    now_ms: u64,
+) -> ApiGatewayWebsocketProxyRequest {
+    let route = if is_base64 {
+        "$default".to_owned()
+    } else {
+        route_key(&body)
+    };
     let mut event = base(ctx, &route, "MESSAGE", now_ms);
     event.request_context.message_id = Some(random_hex(8));
     event.body = Some(body);
@@ -98,7 +119,12 @@ pub fn message(ctx: &ConnectionContext, body: String, is_base64: bool, now_ms: u
 }
 
 /// The `$disconnect` event.
-pub fn disconnect(ctx: &ConnectionContext, status_code: u16, reason: &str, now_ms: u64) -> ApiGatewayWebsocketProxyRequest {
+pub fn disconnect(
+    ctx: &ConnectionContext,
+    status_code: u16,
+    reason: &str,
+    now_ms: u64,
+) -> ApiGatewayWebsocketProxyRequest {
     let mut event = base(ctx, "$disconnect", "DISCONNECT", now_ms);
     event.request_context.disconnect_status_code = Some(i64::from(status_code));
     event.request_context.disconnect_reason = Some(reason.to_owned());
@@ -141,7 +167,12 @@ mod tests {
     }
 
     fn keys(v: &Value) -> BTreeSet<String> {
-        v.as_object().unwrap().iter().filter(|(_, v)| !v.is_null()).map(|(k, _)| k.clone()).collect()
+        v.as_object()
+            .unwrap()
+            .iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 
     /// Every field the real event has, the edge's event has too, with the same JSON type.
@@ -150,18 +181,39 @@ mod tests {
         let ours = serde_json::to_value(ours).unwrap();
         for (a, b, what) in [
             (&real, &ours, "event"),
-            (&real["requestContext"], &ours["requestContext"], "requestContext"),
-            (&real["requestContext"]["identity"], &ours["requestContext"]["identity"], "identity"),
+            (
+                &real["requestContext"],
+                &ours["requestContext"],
+                "requestContext",
+            ),
+            (
+                &real["requestContext"]["identity"],
+                &ours["requestContext"]["identity"],
+                "identity",
+            ),
         ] {
             let missing: Vec<_> = keys(a).difference(&keys(b)).cloned().collect();
-            assert!(missing.is_empty(), "{fixture_name}: {what} lacks {missing:?}");
+            assert!(
+                missing.is_empty(),
+                "{fixture_name}: {what} lacks {missing:?}"
+            );
             for k in keys(a) {
                 let same_type = std::mem::discriminant(&a[&k]) == std::mem::discriminant(&b[&k]);
-                assert!(same_type, "{fixture_name}: {what}.{k} is {} here, {} in the real event", b[&k], a[&k]);
+                assert!(
+                    same_type,
+                    "{fixture_name}: {what}.{k} is {} here, {} in the real event",
+                    b[&k], a[&k]
+                );
             }
         }
-        assert_eq!(ours["requestContext"]["routeKey"], real["requestContext"]["routeKey"]);
-        assert_eq!(ours["requestContext"]["eventType"], real["requestContext"]["eventType"]);
+        assert_eq!(
+            ours["requestContext"]["routeKey"],
+            real["requestContext"]["routeKey"]
+        );
+        assert_eq!(
+            ours["requestContext"]["eventType"],
+            real["requestContext"]["eventType"]
+        );
     }
 
     #[test]
@@ -172,16 +224,27 @@ mod tests {
         let c = connect(&ctx(), &headers, Some("token=abc"), 1_707_502_303_420);
         assert_shaped_like(&c, "apigw-websocket-connect.json");
         assert_eq!(c.query_string_parameters.first("token"), Some("abc"));
-        let m = message(&ctx(), r#"{"action":"publish","channel":"angry","data":{}}"#.into(), false, 1);
+        let m = message(
+            &ctx(),
+            r#"{"action":"publish","channel":"angry","data":{}}"#.into(),
+            false,
+            1,
+        );
         assert_shaped_like(&m, "apigw-websocket-message.json");
         let d = disconnect(&ctx(), 1005, "Client-side close frame status not set", 2);
         assert_shaped_like(&d, "apigw-websocket-disconnect.json");
-        assert_eq!(request_time(1_707_502_303_420), "09/Feb/2024:18:11:43 +0000");
+        assert_eq!(
+            request_time(1_707_502_303_420),
+            "09/Feb/2024:18:11:43 +0000"
+        );
     }
 
     #[test]
     fn routes_on_action() {
-        assert_eq!(route_key(r#"{"action":"publish","data":[1,{"a":2}]}"#), "publish");
+        assert_eq!(
+            route_key(r#"{"action":"publish","data":[1,{"a":2}]}"#),
+            "publish"
+        );
         assert_eq!(route_key(r#"{"action":"jump"}"#), "$default");
         assert_eq!(route_key("not json"), "$default");
         assert_eq!(route_key(r#"{"data":1}"#), "$default");

@@ -58,7 +58,10 @@ impl ConnHandle {
         match self.tx.try_send(message) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(_)) => {
-                self.close(CloseCode::SlowConsumer, "slow consumer: outbound queue full");
+                self.close(
+                    CloseCode::SlowConsumer,
+                    "slow consumer: outbound queue full",
+                );
                 Err(GatewayError::Overloaded)
             }
             Err(mpsc::error::TrySendError::Closed(_)) => Err(GatewayError::Gone),

@@ -134,7 +134,10 @@ pub async fn start(config: EdgeConfig) -> Result<RunningEdge, StartError> {
 
 /// Starts the edge with the given in-process functions (plus the Lambda Invoke API endpoint, if
 /// configured).
-pub async fn start_with(config: EdgeConfig, functions: InProcess) -> Result<RunningEdge, StartError> {
+pub async fn start_with(
+    config: EdgeConfig,
+    functions: InProcess,
+) -> Result<RunningEdge, StartError> {
     if !config.manage_listen.ip().is_loopback() {
         return Err(StartError::ManageNotLoopback(config.manage_listen));
     }
@@ -155,7 +158,10 @@ pub async fn start_with(config: EdgeConfig, functions: InProcess) -> Result<Runn
     let gateway = Arc::new(LocalGateway::new(clock.clone(), config.outbound_queue));
     let invoker: Arc<dyn FunctionInvoker> = Arc::new(Invoker {
         local: functions,
-        remote: config.functions_endpoint.as_deref().map(LambdaInvokeApi::new),
+        remote: config
+            .functions_endpoint
+            .as_deref()
+            .map(LambdaInvokeApi::new),
     });
     let initial = crate::associations::initial(
         config.associations_file.as_deref(),
@@ -173,14 +179,26 @@ pub async fn start_with(config: EdgeConfig, functions: InProcess) -> Result<Runn
 
     let listener = TcpListener::bind(config.listen)
         .await
-        .map_err(|source| StartError::Listen { addr: config.listen, source })?;
+        .map_err(|source| StartError::Listen {
+            addr: config.listen,
+            source,
+        })?;
     let manage_listener = TcpListener::bind(config.manage_listen)
         .await
-        .map_err(|source| StartError::Listen { addr: config.manage_listen, source })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Listen { addr: config.listen, source })?;
+        .map_err(|source| StartError::Listen {
+            addr: config.manage_listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Listen {
+        addr: config.listen,
+        source,
+    })?;
     let manage_addr = manage_listener
         .local_addr()
-        .map_err(|source| StartError::Listen { addr: config.manage_listen, source })?;
+        .map_err(|source| StartError::Listen {
+            addr: config.manage_listen,
+            source,
+        })?;
 
     let shutdown = CancellationToken::new();
     let state = Arc::new(State {
@@ -215,8 +233,11 @@ pub async fn start_with(config: EdgeConfig, functions: InProcess) -> Result<Runn
     let app = client_routes(state.clone());
     let stop = shutdown.clone();
     tasks.push(tokio::spawn(async move {
-        let serve = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move { stop.cancelled().await });
+        let serve = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { stop.cancelled().await });
         if let Err(e) = serve.await {
             tracing::error!(error = %e, "client listener failed");
         }
@@ -224,7 +245,8 @@ pub async fn start_with(config: EdgeConfig, functions: InProcess) -> Result<Runn
     let manage = manage_routes(state.clone());
     let stop = shutdown.clone();
     tasks.push(tokio::spawn(async move {
-        let serve = axum::serve(manage_listener, manage).with_graceful_shutdown(async move { stop.cancelled().await });
+        let serve = axum::serve(manage_listener, manage)
+            .with_graceful_shutdown(async move { stop.cancelled().await });
         if let Err(e) = serve.await {
             tracing::error!(error = %e, "management listener failed");
         }
@@ -245,7 +267,12 @@ pub async fn start_with(config: EdgeConfig, functions: InProcess) -> Result<Runn
         state.config.history_retention,
         shutdown,
     )));
-    Ok(RunningEdge { addr, manage_addr, state, tasks })
+    Ok(RunningEdge {
+        addr,
+        manage_addr,
+        state,
+        tasks,
+    })
 }
 
 async fn prune_history(
@@ -279,8 +306,24 @@ const STYLE_CSS: &str = include_str!("../../apps/chat/style.css");
 fn client_routes(state: Arc<State>) -> Router {
     Router::new()
         .route("/", get(root))
-        .route("/app.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], APP_JS) }))
-        .route("/style.css", get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE_CSS) }))
+        .route(
+            "/app.js",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+                    APP_JS,
+                )
+            }),
+        )
+        .route(
+            "/style.css",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+                    STYLE_CSS,
+                )
+            }),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .route("/dev/token", get(dev_token))
         .with_state(state)
@@ -296,7 +339,11 @@ async fn root(
     let ws = match ws {
         Ok(ws) => ws,
         Err(_) => {
-            return ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], INDEX_HTML).into_response();
+            return (
+                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                INDEX_HTML,
+            )
+                .into_response();
         }
     };
     if state.shutdown.is_cancelled() {
@@ -322,7 +369,8 @@ async fn root(
     let event = events::connect(&ctx, &headers, query.as_deref(), now);
     let response = connect_handler::handle(&state.connect, &event).await;
     if response.status_code != 200 {
-        let status = StatusCode::from_u16(response.status_code as u16).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = StatusCode::from_u16(response.status_code as u16)
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = match response.body {
             Some(aws_lambda_events::encodings::Body::Text(t)) => t,
             _ => String::new(),
@@ -377,11 +425,23 @@ async fn dev_token(
     }
     let app = match AppId::new(q.app.unwrap_or_else(|| "chat-demo".into())) {
         Ok(a) => a,
-        Err(e) => return (StatusCode::BAD_REQUEST, Json(json!({"error": e.to_string()}))).into_response(),
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": e.to_string()})),
+            )
+                .into_response();
+        }
     };
-    let sub = q.sub.unwrap_or_else(|| format!("guest-{}", echo_core::ids::random_hex(2)));
+    let sub = q
+        .sub
+        .unwrap_or_else(|| format!("guest-{}", echo_core::ids::random_hex(2)));
     if sub.is_empty() || sub.len() > 256 {
-        return (StatusCode::BAD_REQUEST, Json(json!({"error": "sub must be 1 to 256 bytes"}))).into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "sub must be 1 to 256 bytes"})),
+        )
+            .into_response();
     }
     let ttl = q.ttl.unwrap_or(3600).clamp(1, MAX_DEV_TTL);
     let now = state.clock.now_secs();
@@ -402,9 +462,16 @@ async fn dev_token(
                 .map(str::to_owned)
                 .unwrap_or_else(|| state.config.listen.to_string());
             let url = format!("ws://{host}/?token={token}");
-            Json(json!({"token": token, "url": url, "app": app, "sub": sub, "expiresAt": now + ttl})).into_response()
+            Json(
+                json!({"token": token, "url": url, "app": app, "sub": sub, "expiresAt": now + ttl}),
+            )
+            .into_response()
         }
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": e.to_string()}))).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"error": e.to_string()})),
+        )
+            .into_response(),
     }
 }
 
@@ -414,11 +481,20 @@ use axum::Json;
 
 fn manage_routes(state: Arc<State>) -> Router {
     Router::new()
-        .route("/@connections/{id}", get(conn_get).post(conn_post).delete(conn_delete))
-        .route("/{stage}/@connections/{id}", get(staged_get).post(staged_post).delete(staged_delete))
+        .route(
+            "/@connections/{id}",
+            get(conn_get).post(conn_post).delete(conn_delete),
+        )
+        .route(
+            "/{stage}/@connections/{id}",
+            get(staged_get).post(staged_post).delete(staged_delete),
+        )
         .route("/associations", get(assoc_get).put(assoc_put))
         .route("/healthz", get(|| async { "ok" }))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), require_token))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_token,
+        ))
         .with_state(state)
 }
 
@@ -432,10 +508,17 @@ async fn require_token(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    if request.uri().path() == "/healthz" || given.is_some_and(|t| constant_time_eq(t.as_bytes(), state.config.manage_token.as_bytes())) {
+    if request.uri().path() == "/healthz"
+        || given
+            .is_some_and(|t| constant_time_eq(t.as_bytes(), state.config.manage_token.as_bytes()))
+    {
         return next.run(request).await;
     }
-    (StatusCode::FORBIDDEN, Json(json!({"message": "Forbidden: send Authorization: Bearer <management token>"}))).into_response()
+    (
+        StatusCode::FORBIDDEN,
+        Json(json!({"message": "Forbidden: send Authorization: Bearer <management token>"})),
+    )
+        .into_response()
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -449,16 +532,30 @@ fn gone() -> Response {
 fn gateway_error(e: GatewayError) -> Response {
     match e {
         GatewayError::Gone => gone(),
-        GatewayError::Overloaded | GatewayError::Throttled => {
-            (StatusCode::TOO_MANY_REQUESTS, Json(json!({"message": "LimitExceededException"}))).into_response()
-        }
-        GatewayError::Other(e) => (StatusCode::BAD_REQUEST, Json(json!({"message": e.to_string()}))).into_response(),
+        GatewayError::Overloaded | GatewayError::Throttled => (
+            StatusCode::TOO_MANY_REQUESTS,
+            Json(json!({"message": "LimitExceededException"})),
+        )
+            .into_response(),
+        GatewayError::Other(e) => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"message": e.to_string()})),
+        )
+            .into_response(),
     }
 }
 
-async fn conn_post(AxState(state): AxState<Arc<State>>, Path(id): Path<String>, body: Bytes) -> Response {
+async fn conn_post(
+    AxState(state): AxState<Arc<State>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
     if body.len() > state.config.limits.max_message_bytes {
-        return (StatusCode::PAYLOAD_TOO_LARGE, Json(json!({"message": "PayloadTooLargeException"}))).into_response();
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Json(json!({"message": "PayloadTooLargeException"})),
+        )
+            .into_response();
     }
     let Ok(frame) = Frame::from_bytes(body) else {
         return (StatusCode::BAD_REQUEST, Json(json!({"message": "BadRequestException: the local edge sends text frames; the body must be UTF-8"}))).into_response();
@@ -483,7 +580,11 @@ async fn conn_delete(AxState(state): AxState<Arc<State>>, Path(id): Path<String>
     }
 }
 
-async fn staged_post(s: AxState<Arc<State>>, Path((_, id)): Path<(String, String)>, body: Bytes) -> Response {
+async fn staged_post(
+    s: AxState<Arc<State>>,
+    Path((_, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
     conn_post(s, Path(id), body).await
 }
 
@@ -497,18 +598,35 @@ async fn staged_delete(s: AxState<Arc<State>>, Path((_, id)): Path<(String, Stri
 
 async fn assoc_get(AxState(state): AxState<Arc<State>>) -> Response {
     let a = state.associations.get();
-    ([(header::CONTENT_TYPE, "application/json")], a.source().to_owned()).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        a.source().to_owned(),
+    )
+        .into_response()
 }
 
 async fn assoc_put(AxState(state): AxState<Arc<State>>, body: String) -> Response {
-    match crate::associations::replace(&body, &state.associations, state.associations_store.as_ref(), state.invoker.as_ref()).await {
+    match crate::associations::replace(
+        &body,
+        &state.associations,
+        state.associations_store.as_ref(),
+        state.invoker.as_ref(),
+    )
+    .await
+    {
         Ok(a) => {
             tracing::info!(functions = ?a.function_names(), "associations replaced");
             Json(json!({"ok": true, "functions": a.function_names()})).into_response()
         }
-        Err(crate::associations::LoadError::Store(e)) => {
-            (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": e.to_string()}))).into_response()
-        }
-        Err(e) => (StatusCode::BAD_REQUEST, Json(json!({"error": e.to_string()}))).into_response(),
+        Err(crate::associations::LoadError::Store(e)) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"error": e.to_string()})),
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": e.to_string()})),
+        )
+            .into_response(),
     }
 }

@@ -76,7 +76,11 @@ pub struct Inline(pub Deps);
 
 #[async_trait]
 impl Dispatcher for Inline {
-    async fn dispatch(&self, key: &ChannelKey, message: &StoredMessage) -> Result<(), DispatchError> {
+    async fn dispatch(
+        &self,
+        key: &ChannelKey,
+        message: &StoredMessage,
+    ) -> Result<(), DispatchError> {
         deliver(&self.0, key, message)
             .await
             .map(|report| {

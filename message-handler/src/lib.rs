@@ -14,7 +14,9 @@ use echo_core::associations::AssociationsSource;
 use echo_core::auth::Claims;
 use echo_core::channel::{ChannelKey, ChannelName};
 use echo_core::clock::Clock;
-use echo_core::function::{ChainOutcome, FunctionInput, FunctionInvoker, FunctionMessage, run_chain};
+use echo_core::function::{
+    ChainOutcome, FunctionInput, FunctionInvoker, FunctionMessage, run_chain,
+};
 use echo_core::gateway::{Frame, Gateway};
 use echo_core::ids::{ConnectionId, random_hex};
 use echo_core::limits::Limits;
@@ -38,9 +40,19 @@ pub struct Deps {
 }
 
 /// Handles a `MESSAGE` event; the response body, when present, goes back to the client.
-pub async fn handle(deps: &Deps, event: &ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
-    let Some(id) = event.request_context.connection_id.as_deref().map(ConnectionId::from) else {
-        return respond(Some(ProtocolError::bad_request("event has no connectionId").to_frame()));
+pub async fn handle(
+    deps: &Deps,
+    event: &ApiGatewayWebsocketProxyRequest,
+) -> ApiGatewayProxyResponse {
+    let Some(id) = event
+        .request_context
+        .connection_id
+        .as_deref()
+        .map(ConnectionId::from)
+    else {
+        return respond(Some(
+            ProtocolError::bad_request("event has no connectionId").to_frame(),
+        ));
     };
     let body = event.body.as_deref().unwrap_or_default();
     respond(handle_frame(deps, &id, body, event.is_base64_encoded).await)
@@ -99,11 +111,9 @@ pub async fn handle_frame(
     let action = frame.action();
     let result = match frame {
         ClientFrame::Ping => Ok(Some(ServerFrame::Pong)),
-        ClientFrame::Subscribe { channel, since } => {
-            subscribe(deps, id, &claims, &channel, since)
-                .await
-                .map_err(|e| e.with_channel(&channel))
-        }
+        ClientFrame::Subscribe { channel, since } => subscribe(deps, id, &claims, &channel, since)
+            .await
+            .map_err(|e| e.with_channel(&channel)),
         ClientFrame::Unsubscribe { channel } => unsubscribe(deps, id, &claims, &channel)
             .await
             .map_err(|e| e.with_channel(&channel)),
@@ -185,7 +195,8 @@ async fn subscribe(
             channel: channel.clone(),
             seq,
         };
-        for frame in std::iter::once(subscribed).chain(replay.into_iter().map(ServerFrame::Message)) {
+        for frame in std::iter::once(subscribed).chain(replay.into_iter().map(ServerFrame::Message))
+        {
             if let Err(e) = deps.gateway.post(id, &Frame::text(frame.to_json())).await {
                 tracing::info!(connection_id = %id, error = %e, "could not post to subscriber");
                 break;
@@ -197,7 +208,14 @@ async fn subscribe(
     }
     if !channel.is_reserved() {
         deps.publisher
-            .status(&claims.app, StatusEvent::Subscribed, id, &claims.sub, Some(channel), deps.clock.now_ms())
+            .status(
+                &claims.app,
+                StatusEvent::Subscribed,
+                id,
+                &claims.sub,
+                Some(channel),
+                deps.clock.now_ms(),
+            )
             .await;
     }
     Ok(None)
@@ -217,7 +235,14 @@ async fn unsubscribe(
         .map_err(|e| internal(id, "could not unsubscribe", &e))?;
     if existed && !channel.is_reserved() {
         deps.publisher
-            .status(&claims.app, StatusEvent::Unsubscribed, id, &claims.sub, Some(channel), deps.clock.now_ms())
+            .status(
+                &claims.app,
+                StatusEvent::Unsubscribed,
+                id,
+                &claims.sub,
+                Some(channel),
+                deps.clock.now_ms(),
+            )
             .await;
     }
     Ok(Some(ServerFrame::Unsubscribed {

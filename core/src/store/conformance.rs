@@ -7,6 +7,9 @@
 //! Each function uses fresh random app ids, so it can run against a shared, non-empty store.
 //! Failures panic with a message naming the broken guarantee.
 
+// A test suite: failing loudly is its job.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 use std::collections::HashSet;
 
 use serde_json::json;
@@ -64,7 +67,11 @@ pub async fn connection_store(store: &dyn ConnectionStore) {
     let room = key(&app, "room");
     let other = key(&app, "other");
 
-    assert_eq!(store.get_connection(&a).await.expect("get"), None, "unknown connection");
+    assert_eq!(
+        store.get_connection(&a).await.expect("get"),
+        None,
+        "unknown connection"
+    );
     assert!(
         matches!(
             store.subscribe(&a, &room, 10).await,
@@ -75,10 +82,20 @@ pub async fn connection_store(store: &dyn ConnectionStore) {
 
     let ra = record(&app, a.as_str());
     store.put_connection(ra.clone()).await.expect("put a");
-    store.put_connection(record(&app, b.as_str())).await.expect("put b");
-    assert_eq!(store.get_connection(&a).await.expect("get"), Some(ra.clone()), "round trip");
+    store
+        .put_connection(record(&app, b.as_str()))
+        .await
+        .expect("put b");
+    assert_eq!(
+        store.get_connection(&a).await.expect("get"),
+        Some(ra.clone()),
+        "round trip"
+    );
 
-    assert_eq!(store.subscribe(&a, &room, 10).await.expect("sub"), Subscribed::Added);
+    assert_eq!(
+        store.subscribe(&a, &room, 10).await.expect("sub"),
+        Subscribed::Added
+    );
     assert_eq!(
         store.subscribe(&a, &room, 10).await.expect("sub again"),
         Subscribed::AlreadySubscribed,
@@ -97,7 +114,13 @@ pub async fn connection_store(store: &dyn ConnectionStore) {
 
     // Another app's channel of the same name is another channel.
     let app2 = app_other(&app);
-    assert!(store.subscribers(&key(&app2, "room")).await.expect("isolated").is_empty());
+    assert!(
+        store
+            .subscribers(&key(&app2, "room"))
+            .await
+            .expect("isolated")
+            .is_empty()
+    );
 
     // The cap holds, and an existing subscription is still fine at the cap.
     assert!(
@@ -107,11 +130,20 @@ pub async fn connection_store(store: &dyn ConnectionStore) {
         ),
         "subscription cap"
     );
-    assert_eq!(store.subscribe(&b, &room, 1).await.expect("at cap"), Subscribed::AlreadySubscribed);
+    assert_eq!(
+        store.subscribe(&b, &room, 1).await.expect("at cap"),
+        Subscribed::AlreadySubscribed
+    );
 
     assert!(store.unsubscribe(&b, &room).await.expect("unsub"));
-    assert!(!store.unsubscribe(&b, &room).await.expect("unsub again"), "unsubscribe is idempotent");
-    assert_eq!(store.subscribers(&room).await.expect("subscribers"), vec![a.clone()]);
+    assert!(
+        !store.unsubscribe(&b, &room).await.expect("unsub again"),
+        "unsubscribe is idempotent"
+    );
+    assert_eq!(
+        store.subscribers(&room).await.expect("subscribers"),
+        vec![a.clone()]
+    );
 
     let (removed, subs) = store
         .remove_connection(&a)
@@ -120,9 +152,29 @@ pub async fn connection_store(store: &dyn ConnectionStore) {
         .expect("a existed");
     assert_eq!(removed, ra);
     assert_eq!(set(subs), set(vec![room.clone(), other.clone()]));
-    assert!(store.remove_connection(&a).await.expect("remove again").is_none(), "removal reported once");
-    assert!(store.subscribers(&room).await.expect("subscribers").is_empty(), "subscriptions removed with the connection");
-    assert!(store.subscribers(&other).await.expect("subscribers").is_empty());
+    assert!(
+        store
+            .remove_connection(&a)
+            .await
+            .expect("remove again")
+            .is_none(),
+        "removal reported once"
+    );
+    assert!(
+        store
+            .subscribers(&room)
+            .await
+            .expect("subscribers")
+            .is_empty(),
+        "subscriptions removed with the connection"
+    );
+    assert!(
+        store
+            .subscribers(&other)
+            .await
+            .expect("subscribers")
+            .is_empty()
+    );
     assert!(store.get_connection(&a).await.expect("get").is_none());
     store.remove_connection(&b).await.expect("remove b");
 }
@@ -135,35 +187,74 @@ fn app_other(app: &AppId) -> AppId {
 pub async fn history_store(store: &dyn HistoryStore) {
     let app = app();
     let room = key(&app, "room");
-    assert_eq!(store.latest_seq(&room).await.expect("latest"), 0, "a new channel is at seq 0");
+    assert_eq!(
+        store.latest_seq(&room).await.expect("latest"),
+        0,
+        "a new channel is at seq 0"
+    );
     assert!(store.range(&room, 0, 10).await.expect("range").is_empty());
 
     for i in 1..=5u64 {
-        let m = store.append(&room, msg(&format!("m{i}"), 1000 * i)).await.expect("append");
+        let m = store
+            .append(&room, msg(&format!("m{i}"), 1000 * i))
+            .await
+            .expect("append");
         assert_eq!(m.seq, i, "seqs start at 1 and increase by one");
         assert_eq!(m.channel.as_str(), "room");
         assert_eq!(m.id, format!("m{i}"));
     }
     assert_eq!(store.latest_seq(&room).await.expect("latest"), 5);
     let got = store.range(&room, 2, 2).await.expect("range");
-    assert_eq!(got.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![3, 4], "range is after `since`, oldest first, limited");
+    assert_eq!(
+        got.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        vec![3, 4],
+        "range is after `since`, oldest first, limited"
+    );
     assert_eq!(got[0].data, json!({"text": "m3"}));
     assert_eq!(got[0].ts, 3000);
     assert!(store.range(&room, 5, 10).await.expect("range").is_empty());
 
     // Channels and apps are independent.
     let app2 = app_other(&app);
-    assert_eq!(store.latest_seq(&key(&app2, "room")).await.expect("latest"), 0, "apps are isolated");
-    assert_eq!(store.append(&key(&app, "other"), msg("o", 1)).await.expect("append").seq, 1);
+    assert_eq!(
+        store.latest_seq(&key(&app2, "room")).await.expect("latest"),
+        0,
+        "apps are isolated"
+    );
+    assert_eq!(
+        store
+            .append(&key(&app, "other"), msg("o", 1))
+            .await
+            .expect("append")
+            .seq,
+        1
+    );
 
     // Pruning keeps the sequence.
     let removed = store.prune(3000).await.expect("prune");
-    assert!(removed >= 3, "prune removed {removed}, expected at least the 3 old messages");
+    assert!(
+        removed >= 3,
+        "prune removed {removed}, expected at least the 3 old messages"
+    );
     assert_eq!(
-        store.range(&room, 0, 10).await.expect("range").iter().map(|m| m.seq).collect::<Vec<_>>(),
+        store
+            .range(&room, 0, 10)
+            .await
+            .expect("range")
+            .iter()
+            .map(|m| m.seq)
+            .collect::<Vec<_>>(),
         vec![3, 4, 5]
     );
-    assert_eq!(store.append(&room, msg("m6", 6000)).await.expect("append").seq, 6, "seq continues after pruning");
+    assert_eq!(
+        store
+            .append(&room, msg("m6", 6000))
+            .await
+            .expect("append")
+            .seq,
+        6,
+        "seq continues after pruning"
+    );
 
     concurrent_appends(store, &key(&app, "busy")).await;
 }
@@ -171,19 +262,34 @@ pub async fn history_store(store: &dyn HistoryStore) {
 async fn concurrent_appends(store: &dyn HistoryStore, busy: &ChannelKey) {
     // Concurrent appends get distinct seqs with no gaps.
     let store_ref = store;
-    let futs = (0..20).map(|i| async move { store_ref.append(busy, msg(&format!("c{i}"), 1)).await });
+    let futs =
+        (0..20).map(|i| async move { store_ref.append(busy, msg(&format!("c{i}"), 1)).await });
     let results = futures_util::future::join_all(futs).await;
-    let mut seqs: Vec<u64> = results.into_iter().map(|r| r.expect("append").seq).collect();
+    let mut seqs: Vec<u64> = results
+        .into_iter()
+        .map(|r| r.expect("append").seq)
+        .collect();
     seqs.sort_unstable();
-    assert_eq!(seqs, (1..=20).collect::<Vec<_>>(), "concurrent appends get distinct seqs");
+    assert_eq!(
+        seqs,
+        (1..=20).collect::<Vec<_>>(),
+        "concurrent appends get distinct seqs"
+    );
 }
 
 /// The associations document.
 pub async fn associations_store(store: &dyn AssociationsStore) {
     let doc = r#"{"apps":{}}"#;
     store.save_associations(doc).await.expect("save");
-    assert_eq!(store.load_associations().await.expect("load").as_deref(), Some(doc));
+    assert_eq!(
+        store.load_associations().await.expect("load").as_deref(),
+        Some(doc)
+    );
     let doc2 = r#"{"apps":{"a":{"channels":{}}}}"#;
     store.save_associations(doc2).await.expect("save again");
-    assert_eq!(store.load_associations().await.expect("load").as_deref(), Some(doc2), "save replaces");
+    assert_eq!(
+        store.load_associations().await.expect("load").as_deref(),
+        Some(doc2),
+        "save replaces"
+    );
 }

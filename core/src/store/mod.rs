@@ -111,8 +111,12 @@ pub trait HistoryStore: Send + Sync + 'static {
     async fn latest_seq(&self, key: &ChannelKey) -> StoreResult<u64>;
 
     /// Stored messages with seq greater than `since`, oldest first, at most `limit`.
-    async fn range(&self, key: &ChannelKey, since: u64, limit: usize)
-    -> StoreResult<Vec<StoredMessage>>;
+    async fn range(
+        &self,
+        key: &ChannelKey,
+        since: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<StoredMessage>>;
 
     /// Deletes messages older than `before_ts` (milliseconds); returns how many. Sequence numbers
     /// are kept: a channel whose history is pruned continues from its last seq.

@@ -54,7 +54,10 @@ impl FunctionInvoker for LambdaInvokeApi {
         if !status.is_success() {
             return Err(InvokeError::Failed(format!(
                 "{url} answered {status}: {}",
-                String::from_utf8_lossy(&body).chars().take(300).collect::<String>()
+                String::from_utf8_lossy(&body)
+                    .chars()
+                    .take(300)
+                    .collect::<String>()
             )));
         }
         parse_output(&body)

@@ -21,7 +21,12 @@ mod tests {
         FunctionInput {
             app: AppId::new("a").unwrap(),
             channel: ChannelName::new("c").unwrap(),
-            message: FunctionMessage { id: "1".into(), data, from: "u".into(), ts: 0 },
+            message: FunctionMessage {
+                id: "1".into(),
+                data,
+                from: "u".into(),
+                ts: 0,
+            },
         }
     }
 
@@ -31,6 +36,9 @@ mod tests {
             transform(input(json!({"text": "hello", "name": "al"}))).unwrap(),
             FunctionOutput::cont(json!({"text": "HELLO!!!", "name": "al"}))
         );
-        assert_eq!(transform(input(json!(7))).unwrap(), FunctionOutput::cont(json!(7)));
+        assert_eq!(
+            transform(input(json!(7))).unwrap(),
+            FunctionOutput::cont(json!(7))
+        );
     }
 }

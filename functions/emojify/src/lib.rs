@@ -22,8 +22,16 @@ mod tests {
         let input = FunctionInput {
             app: AppId::new("a").unwrap(),
             channel: ChannelName::new("c").unwrap(),
-            message: FunctionMessage { id: "1".into(), data: json!({"text": "HI"}), from: "u".into(), ts: 0 },
+            message: FunctionMessage {
+                id: "1".into(),
+                data: json!({"text": "HI"}),
+                from: "u".into(),
+                ts: 0,
+            },
         };
-        assert_eq!(transform(input).unwrap(), FunctionOutput::cont(json!({"text": "😡 HI 😡"})));
+        assert_eq!(
+            transform(input).unwrap(),
+            FunctionOutput::cont(json!({"text": "😡 HI 😡"}))
+        );
     }
 }

@@ -6,7 +6,9 @@ use echo_core::function::{FunctionError, FunctionInput, FunctionOutput, map_text
 pub const NAME: &str = "profanity";
 
 /// The words masked. A real deployment would load its own list.
-pub const WORDS: &[&str] = &["darn", "heck", "crap", "damn", "shoot", "frak", "bloody", "ass"];
+pub const WORDS: &[&str] = &[
+    "darn", "heck", "crap", "damn", "shoot", "frak", "bloody", "ass",
+];
 
 pub fn mask(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

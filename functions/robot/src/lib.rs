@@ -32,7 +32,10 @@ mod tests {
 
     #[test]
     fn speaks_robot() {
-        assert_eq!(robotize("Hello, world!"), "🤖 BEEP BOOP. HELLO · WORLD. END OF LINE. 🤖");
+        assert_eq!(
+            robotize("Hello, world!"),
+            "🤖 BEEP BOOP. HELLO · WORLD. END OF LINE. 🤖"
+        );
         assert_eq!(robotize("  ?! "), "🤖 BEEP BOOP. 🤖");
     }
 }

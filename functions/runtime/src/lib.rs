@@ -7,7 +7,7 @@
 //! failed function under the channel's `onError` policy.
 
 use echo_core::function::{FunctionError, FunctionInput, FunctionOutput};
-use lambda_runtime::{LambdaEvent, service_fn};
+use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 
 pub use lambda_runtime::Error;
 
@@ -20,13 +20,17 @@ pub async fn run(
         .with_target(false)
         .without_time()
         .init();
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<FunctionInput>| async move {
-        let message_id = event.payload.message.id.clone();
-        let result = transform(event.payload);
-        if let Err(e) = &result {
-            tracing::warn!(message_id, error = %e, "function failed");
-        }
-        result
-    }))
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<FunctionInput>| async move {
+            let message_id = event.payload.message.id.clone();
+            transform(event.payload).map_err(|e| {
+                tracing::warn!(message_id, error = %e, "function failed");
+                Diagnostic {
+                    error_type: "EchoFunctionError".to_owned(),
+                    error_message: e.0,
+                }
+            })
+        },
+    ))
     .await
 }

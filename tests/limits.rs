@@ -1,0 +1,91 @@
+//! API Gateway's limits, enforced locally: idle timeout, maximum age, slow consumers,
+//! subscriptions per connection.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use echo_edge::invoker::InProcess;
+use echo_tests::TestEdge;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_and_old_connections_are_closed_with_going_away() {
+    let edge = TestEdge::start_with(
+        |c| c.idle_timeout = Duration::from_millis(400),
+        InProcess::demo(),
+    )
+    .await;
+    let mut idle = edge.connect(&edge.token("chat-demo", "a")).await;
+    let mut busy = edge.connect(&edge.token("chat-demo", "b")).await;
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        busy.send(json!({"action": "ping"})).await;
+        assert_eq!(busy.recv().await["type"], "pong");
+    }
+    assert_eq!(idle.closed().await, Some(1001));
+
+    let edge = TestEdge::start_with(
+        |c| c.max_connection_age = Duration::from_millis(300),
+        InProcess::demo(),
+    )
+    .await;
+    let mut c = edge.connect(&edge.token("chat-demo", "a")).await;
+    assert_eq!(c.closed().await, Some(1001));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn subscriptions_per_connection_are_capped() {
+    let edge = TestEdge::start_with(|c| c.limits.max_subscriptions = 3, InProcess::demo()).await;
+    let mut c = edge.connect(&edge.token("chat-demo", "a")).await;
+    for ch in ["a", "b", "c"] {
+        c.subscribe(ch).await;
+    }
+    c.send(json!({"action": "subscribe", "channel": "d"})).await;
+    let e = c.recv().await;
+    assert_eq!(e["code"], "limit_exceeded", "{e}");
+    c.subscribe("a").await;
+    c.send(json!({"action": "unsubscribe", "channel": "a"}))
+        .await;
+    c.recv().await;
+    c.subscribe("d").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_subscriber_that_stops_reading_is_dropped_and_others_get_everything() {
+    let edge = TestEdge::start_with(|c| c.outbound_queue = 16, InProcess::demo()).await;
+    let mut stalled = edge.connect(&edge.token("chat-demo", "stalled")).await;
+    let mut reader = edge.connect(&edge.token("chat-demo", "reader")).await;
+    let mut publisher = edge.connect(&edge.token("chat-demo", "pub")).await;
+    stalled.subscribe("boring").await;
+    reader.subscribe("boring").await;
+
+    // Large messages fill the stalled client's socket buffers, then its queue.
+    let payload = "p".repeat(64 * 1024);
+    let reading = tokio::spawn(async move {
+        for seq in 1..=300u64 {
+            let m = reader.recv().await;
+            assert_eq!(m["seq"], seq);
+        }
+        reader
+    });
+    for i in 0..300 {
+        publisher
+            .send(json!({"action": "publish", "channel": "boring", "data": payload}))
+            .await;
+        let ack = publisher.recv().await;
+        assert_eq!(ack["type"], "ack", "publish {i}: {ack}");
+    }
+    let _reader = tokio::time::timeout(Duration::from_secs(60), reading)
+        .await
+        .unwrap()
+        .unwrap();
+    // The stalled client, reading at last, finds its connection closed as a slow consumer.
+    let code = stalled.closed().await;
+    assert!(code.is_none() || code == Some(4008), "closed with {code:?}");
+    assert_eq!(
+        edge.edge.state.gateway.len(),
+        2,
+        "only the stalled connection is gone"
+    );
+}

@@ -1,0 +1,120 @@
+//! The local @connections API and the dev-token endpoint.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use echo_tests::{MANAGE_TOKEN, TestEdge};
+use serde_json::{Value, json};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_api_posts_reads_and_closes() {
+    let edge = TestEdge::start().await;
+    let mut admin = edge.connect(&edge.admin_token("chat-demo")).await;
+    admin.subscribe("$status").await;
+    let mut c = edge.connect(&edge.token("chat-demo", "a")).await;
+    let id = admin.recv().await["data"]["connectionId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let http = edge.http();
+
+    let r = http
+        .post(edge.manage_url(&format!("/@connections/{id}")))
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "the management API needs its token");
+
+    let r = http
+        .post(edge.manage_url(&format!("/local/@connections/{id}")))
+        .bearer_auth(MANAGE_TOKEN)
+        .body(r#"{"type":"notice","text":"from the backend"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        c.recv().await,
+        json!({"type": "notice", "text": "from the backend"})
+    );
+
+    let info: Value = http
+        .get(edge.manage_url(&format!("/@connections/{id}")))
+        .bearer_auth(MANAGE_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["identity"]["sourceIp"], "127.0.0.1");
+    assert!(
+        info["connectedAt"].as_str().unwrap().ends_with('Z'),
+        "{info}"
+    );
+
+    let r = http
+        .delete(edge.manage_url(&format!("/@connections/{id}")))
+        .bearer_auth(MANAGE_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(c.closed().await, Some(4000));
+    assert_eq!(admin.recv().await["data"]["event"], "disconnected");
+
+    for method in [
+        reqwest::Method::POST,
+        reqwest::Method::GET,
+        reqwest::Method::DELETE,
+    ] {
+        let r = http
+            .request(
+                method.clone(),
+                edge.manage_url(&format!("/@connections/{id}")),
+            )
+            .bearer_auth(MANAGE_TOKEN)
+            .body("x")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 410, "{method} to a gone connection");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dev_tokens_only_in_dev_mode() {
+    let edge = TestEdge::start().await;
+    let r: Value = reqwest::get(format!(
+        "http://{}/dev/token?app=chat-demo&sub=zoe",
+        edge.edge.addr
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(r["sub"], "zoe");
+    let mut c = edge.connect(r["token"].as_str().unwrap()).await;
+    c.subscribe("boring").await;
+    assert_eq!(c.publish("boring", json!(1), "1").await["seq"], 1);
+
+    let prod = TestEdge::start_with(
+        |c| c.dev_mode = false,
+        echo_edge::invoker::InProcess::demo(),
+    )
+    .await;
+    let r = reqwest::get(format!("http://{}/dev/token", prod.edge.addr))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_management_api_refuses_to_listen_beyond_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = TestEdge::config(dir.path());
+    config.manage_listen = "0.0.0.0:0".parse().unwrap();
+    let err = echo_edge::start(config).await.unwrap_err();
+    assert!(err.to_string().contains("loopback"), "{err}");
+}

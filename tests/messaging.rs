@@ -1,0 +1,134 @@
+//! Publishing and delivery through the demo channels.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use echo_tests::TestEdge;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_clients_exchange_messages_on_boring() {
+    let edge = TestEdge::start().await;
+    let mut alice = edge.connect(&edge.token("chat-demo", "alice")).await;
+    let mut bob = edge.connect(&edge.token("chat-demo", "bob")).await;
+    assert_eq!(alice.subscribe("boring").await["seq"], 0);
+    bob.subscribe("boring").await;
+
+    let ack = alice
+        .publish("boring", json!({"text": "hi bob"}), "a1")
+        .await;
+    assert_eq!(
+        ack,
+        json!({"type": "ack", "id": "a1", "channel": "boring", "seq": 1})
+    );
+    let got = bob.recv().await;
+    assert_eq!(got["type"], "message");
+    assert_eq!(got["channel"], "boring");
+    assert_eq!(got["seq"], 1);
+    assert_eq!(got["id"], "a1");
+    assert_eq!(got["from"], "alice");
+    assert_eq!(got["data"], json!({"text": "hi bob"}));
+    assert!(got["ts"].as_u64().unwrap() > 1_600_000_000_000);
+
+    let ack = bob
+        .publish("boring", json!({"text": "hi alice"}), "b1")
+        .await;
+    assert_eq!(ack["seq"], 2);
+    // Alice got her own message first, then Bob's.
+    let own = alice.recv().await;
+    assert_eq!(
+        (own["seq"].clone(), own["from"].clone()),
+        (json!(1), json!("alice"))
+    );
+    let from_bob = alice.recv().await;
+    assert_eq!(from_bob["data"]["text"], "hi alice");
+    assert_eq!(from_bob["seq"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn angry_channel_transforms_for_everyone() {
+    let edge = TestEdge::start().await;
+    let mut a = edge.connect(&edge.token("chat-demo", "a")).await;
+    let mut b = edge.connect(&edge.token("chat-demo", "b")).await;
+    a.subscribe("angry").await;
+    b.subscribe("angry").await;
+    let ack = a
+        .publish("angry", json!({"text": "hello", "name": "A"}), "m1")
+        .await;
+    assert_eq!(ack["seq"], 1, "{ack}");
+    for client in [&mut a, &mut b] {
+        let (m, _) = client.recv_until("message").await;
+        assert_eq!(m["data"], json!({"text": "😡 HELLO!!! 😡", "name": "A"}));
+    }
+    b.subscribe("backwards").await;
+    b.publish("backwards", json!({"text": "noël 👍🏽"}), "m2")
+        .await;
+    let (m, _) = b.recv_until("message").await;
+    assert_eq!(m["data"]["text"], "🏽👍 lëon".replace("🏽👍", "👍🏽"));
+    b.subscribe("robot").await;
+    b.publish("robot", json!({"text": "hello world"}), "m3")
+        .await;
+    let (m, _) = b.recv_until("message").await;
+    assert_eq!(
+        m["data"]["text"],
+        "🤖 BEEP BOOP. HELLO · WORLD. END OF LINE. 🤖"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unsubscribed_clients_get_nothing_and_order_is_kept() {
+    let edge = TestEdge::start().await;
+    let mut a = edge.connect(&edge.token("chat-demo", "a")).await;
+    let mut b = edge.connect(&edge.token("chat-demo", "b")).await;
+    b.subscribe("boring").await;
+    for i in 0..50 {
+        a.send(json!({"action": "publish", "channel": "boring", "data": i}))
+            .await;
+    }
+    for i in 0..50u64 {
+        let m = b.recv().await;
+        assert_eq!(m["data"], json!(i), "messages arrive in publish order");
+        assert_eq!(m["seq"], json!(i + 1), "seq increases by one");
+    }
+    b.send(json!({"action": "unsubscribe", "channel": "boring"}))
+        .await;
+    assert_eq!(
+        b.recv().await,
+        json!({"type": "unsubscribed", "channel": "boring"})
+    );
+    let ack = a.publish("boring", json!("after"), "late").await;
+    assert_eq!(ack["seq"], 51);
+    b.silent_for(300).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn subscribe_since_replays_exactly_what_was_missed() {
+    let edge = TestEdge::start().await;
+    let mut a = edge.connect(&edge.token("chat-demo", "a")).await;
+    for i in 1..=5 {
+        a.publish("boring", json!(i), &format!("p{i}")).await;
+    }
+    let mut b = edge.connect(&edge.token("chat-demo", "b")).await;
+    b.send(json!({"action": "subscribe", "channel": "boring", "since": 2}))
+        .await;
+    assert_eq!(
+        b.recv().await,
+        json!({"type": "subscribed", "channel": "boring", "seq": 5})
+    );
+    for seq in 3..=5 {
+        assert_eq!(b.recv().await["seq"], seq);
+    }
+    a.publish("boring", json!(6), "p6").await;
+    assert_eq!(
+        b.recv().await["seq"],
+        6,
+        "live messages follow the replay without gap or repeat"
+    );
+
+    b.send(json!({"action": "history", "channel": "boring", "since": 4, "limit": 1}))
+        .await;
+    let h = b.recv().await;
+    assert_eq!(h["type"], "history");
+    assert_eq!(h["messages"].as_array().unwrap().len(), 1);
+    assert_eq!(h["messages"][0]["seq"], 5);
+    assert_eq!(h["messages"][0]["data"], 5);
+}
