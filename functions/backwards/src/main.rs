@@ -1,5 +1,5 @@
-//! The `backwards` function as a Lambda (`cargo lambda build --features lambda`, or
-//! `cargo lambda watch --features lambda` to serve it on the Lambda Invoke API locally).
+//! The `backwards` function as a Lambda (`cargo lambda build`, or `cargo lambda watch` to serve
+//! it on the Lambda Invoke API locally).
 
 #[tokio::main]
 async fn main() -> Result<(), echo_function_runtime::Error> {

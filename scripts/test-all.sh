@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what Echo's tests need and runs every test: formatting, lints, unit, adapter and
+# system tests (real WebSockets against a real edge), and the chat demo in headless Chromium.
+#
+#   bash scripts/test-all.sh
+#
+# Needs: a Rust toolchain (rustup), Node.js 20+ with npm, and Debian/Ubuntu's apt for Chromium
+# (skipped when `chromium` is already on PATH or $CHROMIUM points at one).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+step "Installing test dependencies"
+if [ -z "${CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq chromium >/dev/null
+fi
+export CHROMIUM="${CHROMIUM:-$(command -v chromium)}"
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets --all-features -- -D warnings
+
+step "cargo test"
+cargo test --workspace
+
+step "Chat demo in headless Chromium"
+cargo build -p echoctl
+(cd tests/browser && ECHOCTL="$PWD/../../target/debug/echoctl" node --test)
