@@ -4,8 +4,9 @@
 #
 #   bash scripts/test-all.sh
 #
-# Needs: a Rust toolchain (rustup), Node.js 20+ with npm, and Debian/Ubuntu's apt for Chromium
-# (skipped when `chromium` is already on PATH or $CHROMIUM points at one).
+# Needs: a Rust toolchain (rustup), Python 3 with pip (for cargo-lambda), Node.js 20+ with npm,
+# and Debian/Ubuntu's apt for Chromium (skipped when `chromium` is already on PATH or $CHROMIUM
+# points at one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +20,10 @@ if [ -z "${CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
 fi
 export CHROMIUM="${CHROMIUM:-$(command -v chromium)}"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
+# cargo-lambda serves functions on the Lambda Invoke API for the edge to call.
+if ! cargo lambda --version >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ]; then python3 -m pip install -q cargo-lambda; else python3 -m pip install -q --user cargo-lambda; fi
+fi
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 
 step "cargo fmt --check"

@@ -59,7 +59,7 @@ function startServer() {
     const proc = spawn(ECHOCTL, args, {
       cwd: repo,
       stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env },
+      env: { NO_COLOR: "1", ...process.env },
     });
     server.proc = proc;
     let settled = false;
