@@ -51,3 +51,26 @@ async fn history_and_sequences_survive_a_restart() {
         "pushed associations survive the restart"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn history_older_than_the_retention_is_pruned_and_seq_continues() {
+    let edge = TestEdge::start_with(
+        |c| c.history_retention = std::time::Duration::from_secs(1),
+        echo_edge::invoker::InProcess::demo(),
+    )
+    .await;
+    let mut a = edge.connect(&edge.token("chat-demo", "a")).await;
+    assert_eq!(a.publish("boring", json!("old"), "1").await["seq"], 1);
+    let mut remaining = usize::MAX;
+    for _ in 0..40 {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        a.send(json!({"action": "history", "channel": "boring"}))
+            .await;
+        remaining = a.recv().await["messages"].as_array().unwrap().len();
+        if remaining == 0 {
+            break;
+        }
+    }
+    assert_eq!(remaining, 0, "the old message was pruned");
+    assert_eq!(a.publish("boring", json!("new"), "2").await["seq"], 2);
+}
