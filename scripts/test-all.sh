@@ -25,6 +25,8 @@ if ! cargo lambda --version >/dev/null 2>&1; then
   if [ "$(id -u)" -eq 0 ]; then python3 -m pip install -q cargo-lambda; else python3 -m pip install -q --user cargo-lambda; fi
 fi
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+# dynalite: a DynamoDB-compatible server the DynamoDB adapter is tested against.
+(cd tests/services && npm ci --no-audit --no-fund --loglevel=error)
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

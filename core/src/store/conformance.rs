@@ -42,16 +42,19 @@ fn record(app: &AppId, id: &str) -> ConnectionRecord {
             channels: None,
         },
         connected_at: 1_700_000_000_000,
-        expires_at: 1_700_007_200,
+        expires_at: 4_000_000_000,
     }
 }
+
+/// Message timestamps are offsets from here (2033): realistic enough for stores that expire by TTL.
+const T0: u64 = 2_000_000_000_000;
 
 fn msg(id: &str, ts: u64) -> NewMessage {
     NewMessage {
         id: id.to_owned(),
         data: json!({"text": id}),
         from: "u".to_owned(),
-        ts,
+        ts: T0 + ts,
     }
 }
 
@@ -211,7 +214,7 @@ pub async fn history_store(store: &dyn HistoryStore) {
         "range is after `since`, oldest first, limited"
     );
     assert_eq!(got[0].data, json!({"text": "m3"}));
-    assert_eq!(got[0].ts, 3000);
+    assert_eq!(got[0].ts, T0 + 3000);
     assert!(store.range(&room, 5, 10).await.expect("range").is_empty());
 
     // Channels and apps are independent.
@@ -231,7 +234,7 @@ pub async fn history_store(store: &dyn HistoryStore) {
     );
 
     // Pruning keeps the sequence.
-    let removed = store.prune(3000).await.expect("prune");
+    let removed = store.prune(T0 + 3000).await.expect("prune");
     assert!(
         removed >= 3,
         "prune removed {removed}, expected at least the 3 old messages"
