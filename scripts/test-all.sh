@@ -4,7 +4,8 @@
 #
 #   bash scripts/test-all.sh
 #
-# Needs: a Rust toolchain (rustup), Python 3 with pip (for cargo-lambda), Node.js 20+ with npm,
+# Needs: a Rust toolchain (rustup), Python 3 with pip and venv (cargo-lambda, AWS SAM CLI,
+# cfn-lint), Node.js 20+ with npm,
 # and Debian/Ubuntu's apt for Chromium (skipped when `chromium` is already on PATH or $CHROMIUM
 # points at one).
 set -euo pipefail
@@ -33,6 +34,9 @@ cargo fmt --all -- --check
 
 step "cargo clippy"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
+
+step "template.yaml: cfn-lint and sam validate --lint"
+bash scripts/validate-template.sh
 
 step "cargo test"
 cargo test --workspace

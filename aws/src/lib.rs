@@ -1,1 +1,18 @@
+//! Echo's AWS adapters: the core's ports implemented with the AWS SDK.
+//!
+//! - [`store`]: connections, subscriptions, history and associations in DynamoDB.
+//! - [`gateway`]: posting to and closing connections through API Gateway's management API.
+//! - [`invoker`]: running Echo functions with Lambda Invoke.
+//! - [`dispatcher`]: handing committed messages to the fan-out Lambda.
+//! - [`associations`]: associations read from DynamoDB, cached briefly per Lambda container.
+//! - [`config`]: the typed configuration the Lambdas read from their environment.
+
+pub mod associations;
+pub mod config;
+pub mod dispatcher;
+pub mod gateway;
+pub mod invoker;
 pub mod store;
+
+pub use aws_sdk_dynamodb::Client as DynamoClient;
+pub use aws_sdk_lambda::Client as LambdaClient;

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 pub struct ConnectionId(pub String);
 
 impl ConnectionId {
-    /// A fresh id shaped like API Gateway's: 12 random bytes, base64 (16 characters, ending in `=`
-    /// when it would need padding, as API Gateway's do).
+    /// A fresh id shaped like API Gateway's: 12 random bytes as 16 characters of URL-safe base64,
+    /// so an id is always safe in a URL path (`/@connections/{id}`).
     pub fn generate() -> Self {
         let bytes: [u8; 12] = rand::rng().random();
         Self(base64(&bytes))
@@ -46,7 +46,7 @@ pub fn random_hex(len: usize) -> String {
 }
 
 fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
         let b = [
@@ -74,6 +74,11 @@ mod tests {
     fn connection_ids_look_like_api_gateways() {
         let id = ConnectionId::generate();
         assert_eq!(id.as_str().len(), 16);
+        assert!(
+            id.as_str()
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
         assert_ne!(id, ConnectionId::generate());
     }
 

@@ -113,6 +113,11 @@ impl LocalGateway {
         self.read().get(id).cloned()
     }
 
+    /// The connections currently open.
+    pub fn ids(&self) -> Vec<ConnectionId> {
+        self.read().keys().cloned().collect()
+    }
+
     pub fn len(&self) -> usize {
         self.read().len()
     }

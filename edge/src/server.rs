@@ -498,6 +498,10 @@ fn manage_routes(state: Arc<State>) -> Router {
         .with_state(state)
 }
 
+/// The management API takes `Authorization: Bearer <token>`, or an AWS SigV4 `Authorization`
+/// whose access key id is the token (what the AWS SDK's management client sends when given the
+/// token as its access key). Signatures are not verified: the API only listens on loopback, and
+/// the key id is as secret as a bearer token.
 async fn require_token(
     AxState(state): AxState<Arc<State>>,
     request: axum::extract::Request,
@@ -507,7 +511,15 @@ async fn require_token(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(|v| {
+            v.strip_prefix("Bearer ").or_else(|| {
+                v.strip_prefix("AWS4-HMAC-SHA256 ")?
+                    .split(", ")
+                    .find_map(|part| part.strip_prefix("Credential="))?
+                    .split('/')
+                    .next()
+            })
+        });
     if request.uri().path() == "/healthz"
         || given
             .is_some_and(|t| constant_time_eq(t.as_bytes(), state.config.manage_token.as_bytes()))

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use echo_core::channel::ChannelKey;
 use echo_core::gateway::{Frame, Gateway, GatewayError};
+use echo_core::ids::ConnectionId;
 use echo_core::message::StoredMessage;
 use echo_core::protocol::ServerFrame;
 use echo_core::publish::{DispatchError, Dispatcher};
@@ -42,11 +43,33 @@ pub async fn deliver(
     message: &StoredMessage,
 ) -> Result<Report, echo_core::store::StoreError> {
     let subscribers = deps.connections.subscribers(key).await?;
+    deliver_to(deps, key, message, &subscribers).await
+}
+
+/// Splits subscribers into batches of at most `batch_size`: one invocation's share of a large
+/// channel, so that delivery time stays flat as a channel grows.
+pub fn batches(subscribers: Vec<ConnectionId>, batch_size: usize) -> Vec<Vec<ConnectionId>> {
+    let size = batch_size.max(1);
+    let mut out = Vec::with_capacity(subscribers.len().div_ceil(size));
+    let mut it = subscribers.into_iter().peekable();
+    while it.peek().is_some() {
+        out.push(it.by_ref().take(size).collect());
+    }
+    out
+}
+
+/// Delivers `message` to `subscribers` of `key`.
+pub async fn deliver_to(
+    deps: &Deps,
+    key: &ChannelKey,
+    message: &StoredMessage,
+    subscribers: &[ConnectionId],
+) -> Result<Report, echo_core::store::StoreError> {
     if subscribers.is_empty() {
         return Ok(Report::default());
     }
     let frame = Frame::text(ServerFrame::Message(message.clone()).to_json());
-    let failures = deps.gateway.post_many(&subscribers, &frame).await;
+    let failures = deps.gateway.post_many(subscribers, &frame).await;
     let mut report = Report {
         subscribers: subscribers.len(),
         delivered: subscribers.len() - failures.len(),
@@ -87,5 +110,22 @@ impl Dispatcher for Inline {
                 tracing::debug!(channel = %key, seq = message.seq, ?report, "delivered");
             })
             .map_err(|e| DispatchError(Box::new(e)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_cover_everyone_once() {
+        let ids: Vec<ConnectionId> = (0..2500).map(|i| ConnectionId(i.to_string())).collect();
+        let b = batches(ids.clone(), 1000);
+        assert_eq!(
+            b.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![1000, 1000, 500]
+        );
+        assert_eq!(b.concat(), ids);
+        assert!(batches(Vec::new(), 1000).is_empty());
     }
 }

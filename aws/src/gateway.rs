@@ -1,0 +1,131 @@
+//! API Gateway's management API (`@connections`) as the core's [`Gateway`].
+
+use async_trait::async_trait;
+use aws_sdk_apigatewaymanagement::Client;
+use aws_sdk_apigatewaymanagement::primitives::Blob;
+use echo_core::gateway::{ConnectionInfo, Frame, Gateway, GatewayError, Identity};
+use echo_core::ids::ConnectionId;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+
+/// Posts through the management API with bounded concurrency.
+#[derive(Debug, Clone)]
+pub struct ManagementApi {
+    client: Client,
+    /// Posts in flight at once in `post_many`: fan-out spends the account's shared request budget.
+    concurrency: usize,
+}
+
+impl ManagementApi {
+    pub fn new(client: Client, concurrency: usize) -> Self {
+        Self {
+            client,
+            concurrency: concurrency.max(1),
+        }
+    }
+}
+
+type SdkError<E> = aws_sdk_apigatewaymanagement::error::SdkError<
+    E,
+    aws_sdk_apigatewaymanagement::config::http::HttpResponse,
+>;
+
+/// 410 (`GoneException`) means the connection is gone; 429 (`LimitExceededException`) is the
+/// account's request budget.
+fn classify<E>(e: SdkError<E>) -> GatewayError
+where
+    E: aws_sdk_apigatewaymanagement::error::ProvideErrorMetadata
+        + std::error::Error
+        + Send
+        + Sync
+        + 'static,
+{
+    let status = e.raw_response().map(|r| r.status().as_u16());
+    let code = e
+        .as_service_error()
+        .and_then(|s| s.code())
+        .map(str::to_owned);
+    match (status, code.as_deref()) {
+        (_, Some("GoneException")) | (Some(410), _) => GatewayError::Gone,
+        (_, Some("LimitExceededException")) | (Some(429), _) => GatewayError::Throttled,
+        _ => GatewayError::Other(Box::new(e)),
+    }
+}
+
+#[async_trait]
+impl Gateway for ManagementApi {
+    async fn post(&self, id: &ConnectionId, frame: &Frame) -> Result<(), GatewayError> {
+        self.client
+            .post_to_connection()
+            .connection_id(id.as_str())
+            .data(Blob::new(frame.bytes().to_vec()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
+
+    async fn post_many(
+        &self,
+        ids: &[ConnectionId],
+        frame: &Frame,
+    ) -> Vec<(ConnectionId, GatewayError)> {
+        let mut failed = Vec::new();
+        let mut in_flight = FuturesUnordered::new();
+        let mut next = ids.iter();
+        loop {
+            while in_flight.len() < self.concurrency {
+                let Some(id) = next.next() else { break };
+                in_flight.push(async move { (id, self.post(id, frame).await) });
+            }
+            match in_flight.next().await {
+                Some((id, Err(e))) => failed.push((id.clone(), e)),
+                Some((_, Ok(()))) => {}
+                None => return failed,
+            }
+        }
+    }
+
+    async fn close(&self, id: &ConnectionId) -> Result<(), GatewayError> {
+        self.client
+            .delete_connection()
+            .connection_id(id.as_str())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
+
+    async fn info(&self, id: &ConnectionId) -> Result<ConnectionInfo, GatewayError> {
+        let out = self
+            .client
+            .get_connection()
+            .connection_id(id.as_str())
+            .send()
+            .await
+            .map_err(classify)?;
+        let time = |t: Option<&aws_sdk_apigatewaymanagement::primitives::DateTime>| {
+            t.and_then(|t| {
+                t.fmt(aws_sdk_apigatewaymanagement::primitives::DateTimeFormat::DateTime)
+                    .ok()
+            })
+            .unwrap_or_default()
+        };
+        Ok(ConnectionInfo {
+            connected_at: time(out.connected_at()),
+            last_active_at: time(out.last_active_at()),
+            identity: Identity {
+                source_ip: out
+                    .identity()
+                    .and_then(|i| i.source_ip())
+                    .unwrap_or_default()
+                    .to_owned(),
+                user_agent: out
+                    .identity()
+                    .and_then(|i| i.user_agent())
+                    .unwrap_or_default()
+                    .to_owned(),
+            },
+        })
+    }
+}

@@ -1,0 +1,58 @@
+//! The Lambda behind the action routes and `$default`. Its answer is the route response: API
+//! Gateway sends the body back to the client.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
+use echo_aws::associations::CachedAssociations;
+use echo_aws::config::Config;
+use echo_aws::dispatcher::LambdaFanout;
+use echo_aws::gateway::ManagementApi;
+use echo_aws::invoker::LambdaInvoker;
+use echo_aws::store::dynamodb::DynamoStore;
+use echo_core::clock::SystemClock;
+use echo_core::limits::Limits;
+use echo_core::publish::Publisher;
+use lambda_runtime::{LambdaEvent, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_target(false)
+        .without_time()
+        .init();
+    let config = Config::from_env()?;
+    config.require(&["ECHO_FANOUT_FUNCTION", "ECHO_MANAGEMENT_ENDPOINT"])?;
+    let sdk = Config::sdk().await;
+    let store = Arc::new(DynamoStore::new(
+        echo_aws::DynamoClient::new(&sdk),
+        config.tables(),
+    ));
+    let lambda = echo_aws::LambdaClient::new(&sdk);
+    let fanout = LambdaFanout::new(lambda.clone(), config.fanout_function.clone());
+    let deps = message_handler::Deps {
+        connections: store.clone(),
+        publisher: Arc::new(Publisher::new(store.clone(), Arc::new(fanout))),
+        associations: Arc::new(CachedAssociations::new(
+            store,
+            config.associations_cache,
+            |_| true,
+        )),
+        invoker: Arc::new(LambdaInvoker::new(lambda, config.function_prefix.clone())),
+        gateway: Arc::new(ManagementApi::new(
+            config.management_client(&sdk),
+            config.fanout_concurrency,
+        )),
+        clock: Arc::new(SystemClock),
+        limits: Limits::default(),
+    };
+    let deps = &deps;
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
+            Ok::<_, Infallible>(message_handler::handle(deps, &event.payload).await)
+        },
+    ))
+    .await
+}
