@@ -4,85 +4,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use echo_edge::invoker::InProcess;
-use echo_tests::TestEdge;
+use echo_tests::{TestEdge, services};
 use serde_json::json;
-
-/// `cargo lambda watch` in its own process group, stopped (with the functions it runs) on drop.
-struct Watch(Child);
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        // cargo-lambda does not stop on SIGTERM; the whole group goes, functions included.
-        let _ = Command::new("kill")
-            .args(["-s", "KILL", "--", &format!("-{}", self.0.id())])
-            .status();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn watch(package: &str, bin: &str) -> (Watch, String) {
-    let port = free_port();
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    let child = Command::new("cargo")
-        .args([
-            "lambda",
-            "watch",
-            "--ignore-changes",
-            "-p",
-            package,
-            "--bin",
-            bin,
-            "-P",
-            &port.to_string(),
-        ])
-        .current_dir(root)
-        // Its own target directory: the test build's lock may still be held.
-        .env("CARGO_TARGET_DIR", format!("{root}/target/lambda-watch"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .expect("`cargo lambda` is installed (pip install cargo-lambda)");
-    let guard = Watch(child);
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let url = format!("{endpoint}/2015-03-31/functions/{bin}/invocations");
-    let probe = json!({"app":"a","channel":"c","message":{"id":"p","data":{"text":"ready?"},"from":"u","ts":1}});
-    let started = Instant::now();
-    loop {
-        // cargo lambda watch may hold an invocation while it builds the function: bound each try.
-        let attempt = reqwest::Client::new()
-            .post(&url)
-            .json(&probe)
-            .timeout(Duration::from_secs(20));
-        if let Ok(r) = attempt.send().await
-            && r.status() == 200
-        {
-            return (guard, endpoint);
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(600),
-            "cargo lambda watch did not serve {bin} in time"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_edge_invokes_functions_through_the_lambda_invoke_api() {
-    let (_watch, endpoint) = watch("echo-fn-robot", "robot").await;
+    let watch = services::lambda_watch(Some(("echo-fn-robot", "robot")), &[], &["robot"]).await;
+    let endpoint = watch.endpoint.clone();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("associations.json");
     std::fs::write(

@@ -46,6 +46,11 @@ pub struct EdgeArgs {
     /// How long stored messages are kept.
     #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
     history_retention: Duration,
+    /// Faithful mode: send API Gateway events to the handler Lambdas at this Lambda Invoke API
+    /// endpoint (`cargo lambda watch`) instead of running them in-process. `scripts/faithful.sh`
+    /// starts everything this needs.
+    #[arg(long, value_name = "URL", env = "ECHO_FAITHFUL")]
+    faithful: Option<String>,
     /// Frames queued per connection before it is dropped as a slow consumer.
     #[arg(long, default_value_t = echo_edge::config::DEFAULT_OUTBOUND_QUEUE)]
     outbound_queue: usize,
@@ -78,6 +83,7 @@ async fn serve(args: EdgeArgs, dev: bool) -> Result<(), Box<dyn std::error::Erro
     config.max_connection_age = args.max_connection_age;
     config.history_retention = args.history_retention;
     config.outbound_queue = args.outbound_queue;
+    config.faithful = args.faithful;
 
     let edge = echo_edge::start(config).await?;
     let host = match edge.addr.ip() {

@@ -42,6 +42,9 @@ pub struct EdgeConfig {
     pub max_connection_age: Duration,
     pub outbound_queue: usize,
     pub history_retention: Duration,
+    /// Faithful mode: send API Gateway events to the handler Lambdas at this Lambda Invoke API
+    /// endpoint (`cargo lambda watch`) instead of running the handlers in-process.
+    pub faithful: Option<String>,
 }
 
 impl std::fmt::Debug for EdgeConfig {
@@ -58,6 +61,7 @@ impl std::fmt::Debug for EdgeConfig {
             .field("max_connection_age", &self.max_connection_age)
             .field("outbound_queue", &self.outbound_queue)
             .field("history_retention", &self.history_retention)
+            .field("faithful", &self.faithful)
             .finish_non_exhaustive()
     }
 }
@@ -81,6 +85,7 @@ impl EdgeConfig {
             limits,
             outbound_queue: DEFAULT_OUTBOUND_QUEUE,
             history_retention: DEFAULT_HISTORY_RETENTION,
+            faithful: None,
         }
     }
 }

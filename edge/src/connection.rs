@@ -97,7 +97,7 @@ pub async fn run(
             }
         };
         let event = events::message(&ctx, body, binary, state.clock.now_ms());
-        let response = message_handler::handle(&state.message, &event).await;
+        let response = state.handlers.message(&event).await;
         if let Some(body) = response.body {
             let text = match body {
                 aws_lambda_events::encodings::Body::Text(t) => t,
@@ -117,7 +117,7 @@ pub async fn run(
     };
     handle.closing.cancel();
     let event = events::disconnect(&ctx, code, &reason, state.clock.now_ms());
-    connect_handler::handle(&state.connect, &event).await;
+    state.handlers.connect(&event).await;
     if tokio::time::timeout(CLOSE_GRACE, writer).await.is_err() {
         tracing::debug!(connection_id = %id, "writer did not finish in time");
     }

@@ -10,6 +10,7 @@
 //! - [`connection`]: one WebSocket from upgrade to `$disconnect`.
 //! - [`gateway`]: the connection table, the in-process [`Gateway`](echo_core::gateway::Gateway).
 //! - [`events`]: API Gateway WebSocket events, built as API Gateway builds them.
+//! - [`handlers`]: running the handlers in-process, or (faithful mode) as Lambdas.
 //! - [`invoker`]: running functions in-process or through the Lambda Invoke API.
 //! - [`associations`]: loading, validating, watching and replacing associations.
 //! - [`store`]: the embedded store (redb).
@@ -19,6 +20,7 @@ pub mod config;
 pub mod connection;
 pub mod events;
 pub mod gateway;
+pub mod handlers;
 pub mod invoker;
 pub mod server;
 pub mod store;

@@ -70,8 +70,7 @@ pub struct State {
     pub config: EdgeConfig,
     pub clock: Arc<dyn Clock>,
     pub gateway: Arc<LocalGateway>,
-    pub connect: connect_handler::Deps,
-    pub message: message_handler::Deps,
+    pub handlers: crate::handlers::Handlers,
     pub associations: Arc<LiveAssociations>,
     pub associations_store: Arc<dyn AssociationsStore>,
     pub invoker: Arc<dyn FunctionInvoker>,
@@ -163,13 +162,19 @@ pub async fn start_with(
             .as_deref()
             .map(LambdaInvokeApi::new),
     });
-    let initial = crate::associations::initial(
-        config.associations_file.as_deref(),
-        store.as_ref(),
-        invoker.as_ref(),
-    )
-    .await?;
-    tracing::info!(functions = ?initial.function_names(), "associations loaded");
+    // In faithful mode the handler Lambdas read associations from DynamoDB; the edge has none.
+    let initial = if config.faithful.is_some() {
+        echo_core::associations::Associations::empty()
+    } else {
+        let a = crate::associations::initial(
+            config.associations_file.as_deref(),
+            store.as_ref(),
+            invoker.as_ref(),
+        )
+        .await?;
+        tracing::info!(functions = ?a.function_names(), "associations loaded");
+        a
+    };
     let associations = Arc::new(LiveAssociations::new(initial));
     let dispatcher = fanout::Inline(fanout::Deps {
         connections: connections.clone(),
@@ -202,21 +207,29 @@ pub async fn start_with(
 
     let shutdown = CancellationToken::new();
     let state = Arc::new(State {
-        connect: connect_handler::Deps {
-            verifier,
-            connections: connections.clone(),
-            publisher: publisher.clone(),
-            clock: clock.clone(),
-            limits: config.limits,
-        },
-        message: message_handler::Deps {
-            connections: connections.clone(),
-            publisher,
-            associations: associations.clone(),
-            invoker: invoker.clone(),
-            gateway: gateway.clone(),
-            clock: clock.clone(),
-            limits: config.limits,
+        handlers: match &config.faithful {
+            None => crate::handlers::Handlers::InProcess {
+                connect: connect_handler::Deps {
+                    verifier,
+                    connections: connections.clone(),
+                    publisher: publisher.clone(),
+                    clock: clock.clone(),
+                    limits: config.limits,
+                },
+                message: message_handler::Deps {
+                    connections: connections.clone(),
+                    publisher,
+                    associations: associations.clone(),
+                    invoker: invoker.clone(),
+                    gateway: gateway.clone(),
+                    clock: clock.clone(),
+                    limits: config.limits,
+                },
+            },
+            Some(endpoint) => crate::handlers::Handlers::Lambda {
+                endpoint: endpoint.clone(),
+                client: reqwest::Client::new(),
+            },
         },
         config,
         clock,
@@ -251,7 +264,12 @@ pub async fn start_with(
             tracing::error!(error = %e, "management listener failed");
         }
     }));
-    if let Some(path) = state.config.associations_file.clone() {
+    if let Some(path) = state
+        .config
+        .associations_file
+        .clone()
+        .filter(|_| state.config.faithful.is_none())
+    {
         tasks.push(tokio::spawn(crate::associations::watch(
             path,
             state.config.associations_poll,
@@ -367,7 +385,7 @@ async fn root(
         stage: events::STAGE.to_owned(),
     };
     let event = events::connect(&ctx, &headers, query.as_deref(), now);
-    let response = connect_handler::handle(&state.connect, &event).await;
+    let response = state.handlers.connect(&event).await;
     if response.status_code != 200 {
         let status = StatusCode::from_u16(response.status_code as u16)
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -385,7 +403,7 @@ async fn root(
             tracing::info!(connection_id = %ctx.connection_id, error = %e, "upgrade failed");
             let event = events::disconnect(&ctx, 1006, "upgrade failed", state.clock.now_ms());
             tokio::spawn(async move {
-                connect_handler::handle(&state.connect, &event).await;
+                state.handlers.connect(&event).await;
             });
         }
     };
@@ -608,7 +626,21 @@ async fn staged_delete(s: AxState<Arc<State>>, Path((_, id)): Path<(String, Stri
     conn_delete(s, Path(id)).await
 }
 
+/// In faithful mode the handler Lambdas read associations from DynamoDB, not from the edge.
+fn faithful_refusal(state: &State) -> Option<Response> {
+    state.config.faithful.as_ref().map(|_| {
+        (
+            StatusCode::CONFLICT,
+            Json(json!({"error": "in faithful mode associations live in DynamoDB: store them with `echo-aws-setup --associations FILE`"})),
+        )
+            .into_response()
+    })
+}
+
 async fn assoc_get(AxState(state): AxState<Arc<State>>) -> Response {
+    if let Some(r) = faithful_refusal(&state) {
+        return r;
+    }
     let a = state.associations.get();
     (
         [(header::CONTENT_TYPE, "application/json")],
@@ -618,6 +650,9 @@ async fn assoc_get(AxState(state): AxState<Arc<State>>) -> Response {
 }
 
 async fn assoc_put(AxState(state): AxState<Arc<State>>, body: String) -> Response {
+    if let Some(r) = faithful_refusal(&state) {
+        return r;
+    }
     match crate::associations::replace(
         &body,
         &state.associations,

@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod services;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

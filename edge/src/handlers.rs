@@ -1,0 +1,97 @@
+//! Where the edge sends its API Gateway events: to the handler libraries in-process (the default),
+//! or, in faithful mode, to the real handler Lambdas through the Lambda Invoke API (what
+//! `cargo lambda watch` serves), exactly as API Gateway invokes them on AWS.
+
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use aws_lambda_events::encodings::Body;
+use echo_core::protocol::{ErrorCode, ProtocolError};
+
+/// The Lambda names the faithful mode invokes: the binaries of the handler crates.
+pub const CONNECT_FUNCTION: &str = "connect-handler";
+pub const MESSAGE_FUNCTION: &str = "message-handler";
+
+pub enum Handlers {
+    InProcess {
+        connect: connect_handler::Deps,
+        message: message_handler::Deps,
+    },
+    Lambda {
+        endpoint: String,
+        client: reqwest::Client,
+    },
+}
+
+impl Handlers {
+    /// `$connect` and `$disconnect` events.
+    pub async fn connect(
+        &self,
+        event: &ApiGatewayWebsocketProxyRequest,
+    ) -> ApiGatewayProxyResponse {
+        match self {
+            Self::InProcess { connect, .. } => connect_handler::handle(connect, event).await,
+            Self::Lambda { endpoint, client } => {
+                invoke(client, endpoint, CONNECT_FUNCTION, event).await
+            }
+        }
+    }
+
+    /// `MESSAGE` events.
+    pub async fn message(
+        &self,
+        event: &ApiGatewayWebsocketProxyRequest,
+    ) -> ApiGatewayProxyResponse {
+        match self {
+            Self::InProcess { message, .. } => message_handler::handle(message, event).await,
+            Self::Lambda { endpoint, client } => {
+                invoke(client, endpoint, MESSAGE_FUNCTION, event).await
+            }
+        }
+    }
+}
+
+async fn invoke(
+    client: &reqwest::Client,
+    endpoint: &str,
+    function: &str,
+    event: &ApiGatewayWebsocketProxyRequest,
+) -> ApiGatewayProxyResponse {
+    let url = format!(
+        "{}/2015-03-31/functions/{function}/invocations",
+        endpoint.trim_end_matches('/')
+    );
+    let result = async {
+        let response = client
+            .post(&url)
+            .json(event)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let failed = !response.status().is_success()
+            || response.headers().contains_key("x-amz-function-error");
+        let body = response.bytes().await.map_err(|e| e.to_string())?;
+        if failed {
+            return Err(format!(
+                "{function} failed: {}",
+                String::from_utf8_lossy(&body)
+                    .chars()
+                    .take(300)
+                    .collect::<String>()
+            ));
+        }
+        serde_json::from_slice::<ApiGatewayProxyResponse>(&body)
+            .map_err(|e| format!("{function} answered {e}"))
+    }
+    .await;
+    result.unwrap_or_else(|e| {
+        // What API Gateway does when an integration fails: the client sees an internal error.
+        tracing::error!(function, error = %e, "handler invocation failed");
+        let mut r = ApiGatewayProxyResponse::default();
+        r.status_code = 500;
+        r.body = Some(Body::Text(
+            ProtocolError::new(ErrorCode::Internal, "the handler failed")
+                .to_frame()
+                .to_json(),
+        ));
+        r
+    })
+}
