@@ -10,11 +10,14 @@ use echo_core::protocol::{ErrorCode, ProtocolError};
 pub const CONNECT_FUNCTION: &str = "connect-handler";
 pub const MESSAGE_FUNCTION: &str = "message-handler";
 
+/// The handlers' dependencies when they run in-process.
+pub struct InProcessHandlers {
+    pub connect: connect_handler::Deps,
+    pub message: message_handler::Deps,
+}
+
 pub enum Handlers {
-    InProcess {
-        connect: connect_handler::Deps,
-        message: message_handler::Deps,
-    },
+    InProcess(Box<InProcessHandlers>),
     Lambda {
         endpoint: String,
         client: reqwest::Client,
@@ -28,7 +31,7 @@ impl Handlers {
         event: &ApiGatewayWebsocketProxyRequest,
     ) -> ApiGatewayProxyResponse {
         match self {
-            Self::InProcess { connect, .. } => connect_handler::handle(connect, event).await,
+            Self::InProcess(h) => connect_handler::handle(&h.connect, event).await,
             Self::Lambda { endpoint, client } => {
                 invoke(client, endpoint, CONNECT_FUNCTION, event).await
             }
@@ -41,7 +44,7 @@ impl Handlers {
         event: &ApiGatewayWebsocketProxyRequest,
     ) -> ApiGatewayProxyResponse {
         match self {
-            Self::InProcess { message, .. } => message_handler::handle(message, event).await,
+            Self::InProcess(h) => message_handler::handle(&h.message, event).await,
             Self::Lambda { endpoint, client } => {
                 invoke(client, endpoint, MESSAGE_FUNCTION, event).await
             }

@@ -208,24 +208,26 @@ pub async fn start_with(
     let shutdown = CancellationToken::new();
     let state = Arc::new(State {
         handlers: match &config.faithful {
-            None => crate::handlers::Handlers::InProcess {
-                connect: connect_handler::Deps {
-                    verifier,
-                    connections: connections.clone(),
-                    publisher: publisher.clone(),
-                    clock: clock.clone(),
-                    limits: config.limits,
-                },
-                message: message_handler::Deps {
-                    connections: connections.clone(),
-                    publisher,
-                    associations: associations.clone(),
-                    invoker: invoker.clone(),
-                    gateway: gateway.clone(),
-                    clock: clock.clone(),
-                    limits: config.limits,
-                },
-            },
+            None => {
+                crate::handlers::Handlers::InProcess(Box::new(crate::handlers::InProcessHandlers {
+                    connect: connect_handler::Deps {
+                        verifier,
+                        connections: connections.clone(),
+                        publisher: publisher.clone(),
+                        clock: clock.clone(),
+                        limits: config.limits,
+                    },
+                    message: message_handler::Deps {
+                        connections: connections.clone(),
+                        publisher,
+                        associations: associations.clone(),
+                        invoker: invoker.clone(),
+                        gateway: gateway.clone(),
+                        clock: clock.clone(),
+                        limits: config.limits,
+                    },
+                }))
+            }
             Some(endpoint) => crate::handlers::Handlers::Lambda {
                 endpoint: endpoint.clone(),
                 client: reqwest::Client::new(),
