@@ -350,3 +350,139 @@ async fn history(
         messages,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use echo_core::associations::{Associations, LiveAssociations};
+    use echo_core::auth::{Claims, Role};
+    use echo_core::channel::AppId;
+    use echo_core::clock::ManualClock;
+    use echo_core::function::{FunctionError, FunctionOutput, InvokeError, map_text};
+    use echo_core::gateway::{ConnectionInfo, GatewayError};
+    use echo_core::message::StoredMessage;
+    use echo_core::publish::{DispatchError, Dispatcher};
+    use echo_core::store::{ConnectionRecord, MemoryStore};
+    use std::sync::Mutex;
+
+    /// Records what was posted and dispatched.
+    #[derive(Default)]
+    struct Recorder {
+        posted: Mutex<Vec<String>>,
+        dispatched: Mutex<Vec<u64>>,
+    }
+
+    #[async_trait]
+    impl Gateway for Recorder {
+        async fn post(&self, _: &ConnectionId, frame: &Frame) -> Result<(), GatewayError> {
+            self.posted.lock().unwrap().push(frame.as_str().to_owned());
+            Ok(())
+        }
+        async fn close(&self, _: &ConnectionId) -> Result<(), GatewayError> {
+            Ok(())
+        }
+        async fn info(&self, _: &ConnectionId) -> Result<ConnectionInfo, GatewayError> {
+            Err(GatewayError::Gone)
+        }
+    }
+
+    #[async_trait]
+    impl Dispatcher for Recorder {
+        async fn dispatch(&self, _: &ChannelKey, m: &StoredMessage) -> Result<(), DispatchError> {
+            self.dispatched.lock().unwrap().push(m.seq);
+            Ok(())
+        }
+    }
+
+    struct Shout;
+
+    #[async_trait]
+    impl FunctionInvoker for Shout {
+        async fn invoke(
+            &self,
+            _: &str,
+            input: &FunctionInput,
+        ) -> Result<FunctionOutput, InvokeError> {
+            let f = |i: FunctionInput| -> Result<FunctionOutput, FunctionError> {
+                Ok(FunctionOutput::cont(map_text(i.message.data, |t| {
+                    t.to_uppercase()
+                })))
+            };
+            f(input.clone()).map_err(|e| InvokeError::Failed(e.0))
+        }
+        fn knows(&self, name: &str) -> bool {
+            name == "shout"
+        }
+    }
+
+    fn fixture() -> ApiGatewayWebsocketProxyRequest {
+        let path = format!(
+            "{}/../tests/fixtures/apigw-websocket-message.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn publish_fixture_runs_the_chain_commits_and_acks_in_the_response() {
+        let store = Arc::new(MemoryStore::new());
+        let recorder = Arc::new(Recorder::default());
+        let associations = Associations::parse(
+            r#"{"apps":{"chat-demo":{"channels":{"angry":{"functions":["shout"]}}}}}"#,
+            &|n| n == "shout",
+        )
+        .unwrap();
+        let deps = Deps {
+            connections: store.clone(),
+            publisher: Arc::new(Publisher::new(store.clone(), recorder.clone())),
+            associations: Arc::new(LiveAssociations::new(associations)),
+            invoker: Arc::new(Shout),
+            gateway: recorder.clone(),
+            clock: Arc::new(ManualClock::new(1_707_502_324_187)),
+            limits: Limits::default(),
+        };
+        let event = fixture();
+        let id = ConnectionId::from(event.request_context.connection_id.as_deref().unwrap());
+
+        // Unknown connection: refused, nothing stored.
+        let r = handle(&deps, &event).await;
+        let Some(Body::Text(body)) = r.body else {
+            panic!("no body")
+        };
+        assert!(body.contains(r#""code":"unauthorized""#), "{body}");
+
+        store
+            .put_connection(ConnectionRecord {
+                id: id.clone(),
+                claims: Claims {
+                    app: AppId::new("chat-demo").unwrap(),
+                    sub: "alice".into(),
+                    role: Role::User,
+                    exp: 4_000_000_000,
+                    nbf: None,
+                    iat: None,
+                    channels: None,
+                },
+                connected_at: 0,
+                expires_at: 4_000_000_000,
+            })
+            .await
+            .unwrap();
+        let r = handle(&deps, &event).await;
+        assert_eq!(r.status_code, 200);
+        let Some(Body::Text(body)) = r.body else {
+            panic!("no body")
+        };
+        assert_eq!(
+            body,
+            r#"{"type":"ack","id":"m-1","channel":"angry","seq":1}"#
+        );
+        assert_eq!(*recorder.dispatched.lock().unwrap(), vec![1]);
+        let key = ChannelKey::decode("chat-demo/angry").unwrap();
+        use echo_core::store::HistoryStore;
+        let stored = store.range(&key, 0, 10).await.unwrap();
+        assert_eq!(stored[0].data, serde_json::json!({"text": "HELLO"}));
+        assert_eq!(stored[0].ts, 1_707_502_324_187);
+    }
+}
