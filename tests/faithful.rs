@@ -10,7 +10,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use echo_aws::store::dynamodb::{DynamoStore, Tables};
 use echo_core::auth::{Claims, Role};
 use echo_core::channel::{AppId, ChannelKey, ChannelName};
@@ -27,14 +26,7 @@ const BATCH: usize = 2;
 async fn the_aws_code_path_works_end_to_end() {
     let dynamo = services::dynalite().await;
     let store = Arc::new(DynamoStore::new(
-        aws_sdk_dynamodb::Client::from_conf(
-            aws_sdk_dynamodb::Config::builder()
-                .behavior_version(BehaviorVersion::latest())
-                .region(Region::new("us-east-1"))
-                .endpoint_url(&dynamo.endpoint)
-                .credentials_provider(Credentials::new("local", "local", None, None, "tests"))
-                .build(),
-        ),
+        services::dynamodb_client(&dynamo.endpoint),
         Tables {
             connections: "echo-connections".into(),
             history: "echo-history".into(),

@@ -6,12 +6,14 @@
 //! - [`dispatcher`]: handing committed messages to the fan-out Lambda.
 //! - [`associations`]: associations read from DynamoDB, cached briefly per Lambda container.
 //! - [`config`]: the typed configuration the Lambdas read from their environment.
+//! - [`lambda`]: the set-up every Echo Lambda shares.
 
 pub mod associations;
 pub mod config;
 pub mod dispatcher;
 pub mod gateway;
 pub mod invoker;
+pub mod lambda;
 pub mod store;
 
 pub use aws_sdk_dynamodb::Client as DynamoClient;

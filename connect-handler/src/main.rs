@@ -4,9 +4,8 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
-use echo_aws::config::Config;
 use echo_aws::dispatcher::LambdaFanout;
-use echo_aws::store::dynamodb::DynamoStore;
+use echo_aws::lambda::Resources;
 use echo_core::auth::TokenVerifier;
 use echo_core::clock::SystemClock;
 use echo_core::limits::Limits;
@@ -15,26 +14,12 @@ use lambda_runtime::{LambdaEvent, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_target(false)
-        .without_time()
-        .init();
-    let config = Config::from_env()?;
-    config.require(&["ECHO_JWT_SECRET", "ECHO_FANOUT_FUNCTION"])?;
-    let sdk = Config::sdk().await;
-    let store = Arc::new(DynamoStore::new(
-        echo_aws::DynamoClient::new(&sdk),
-        config.tables(),
-    ));
-    let fanout = LambdaFanout::new(
-        echo_aws::LambdaClient::new(&sdk),
-        config.fanout_function.clone(),
-    );
+    let r = Resources::load(&["ECHO_JWT_SECRET", "ECHO_FANOUT_FUNCTION"]).await?;
+    let fanout = LambdaFanout::new(r.lambda(), r.config.fanout_function.clone());
     let deps = connect_handler::Deps {
-        verifier: TokenVerifier::new(config.jwt_secret.as_bytes())?,
-        connections: store.clone(),
-        publisher: Arc::new(Publisher::new(store, Arc::new(fanout))),
+        verifier: TokenVerifier::new(r.config.jwt_secret.as_bytes())?,
+        connections: r.store.clone(),
+        publisher: Arc::new(Publisher::new(r.store.clone(), Arc::new(fanout))),
         clock: Arc::new(SystemClock),
         limits: Limits::default(),
     };

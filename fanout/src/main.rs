@@ -4,10 +4,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use echo_aws::config::Config;
 use echo_aws::dispatcher::{FanoutEvent, LambdaFanout};
 use echo_aws::gateway::ManagementApi;
-use echo_aws::store::dynamodb::DynamoStore;
+use echo_aws::lambda::Resources;
 use echo_core::channel::ChannelKey;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 
@@ -72,30 +71,17 @@ async fn handle(f: &Fanout, event: FanoutEvent) -> Result<fanout::Report, Diagno
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_target(false)
-        .without_time()
-        .init();
-    let config = Config::from_env()?;
-    config.require(&["ECHO_MANAGEMENT_ENDPOINT", "ECHO_FANOUT_FUNCTION"])?;
-    let sdk = Config::sdk().await;
+    let r = Resources::load(&["ECHO_MANAGEMENT_ENDPOINT", "ECHO_FANOUT_FUNCTION"]).await?;
     let f = Fanout {
         deps: fanout::Deps {
-            connections: Arc::new(DynamoStore::new(
-                echo_aws::DynamoClient::new(&sdk),
-                config.tables(),
-            )),
+            connections: r.store.clone(),
             gateway: Arc::new(ManagementApi::new(
-                config.management_client(&sdk),
-                config.fanout_concurrency,
+                r.config.management_client(&r.sdk),
+                r.config.fanout_concurrency,
             )),
         },
-        next: LambdaFanout::new(
-            echo_aws::LambdaClient::new(&sdk),
-            config.fanout_function.clone(),
-        ),
-        batch_size: config.fanout_batch_size,
+        next: LambdaFanout::new(r.lambda(), r.config.fanout_function.clone()),
+        batch_size: r.config.fanout_batch_size,
     };
     let f = &f;
     lambda_runtime::run(service_fn(

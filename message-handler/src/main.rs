@@ -6,11 +6,10 @@ use std::sync::Arc;
 
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use echo_aws::associations::CachedAssociations;
-use echo_aws::config::Config;
 use echo_aws::dispatcher::LambdaFanout;
 use echo_aws::gateway::ManagementApi;
 use echo_aws::invoker::LambdaInvoker;
-use echo_aws::store::dynamodb::DynamoStore;
+use echo_aws::lambda::Resources;
 use echo_core::clock::SystemClock;
 use echo_core::limits::Limits;
 use echo_core::publish::Publisher;
@@ -18,19 +17,8 @@ use lambda_runtime::{LambdaEvent, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_target(false)
-        .without_time()
-        .init();
-    let config = Config::from_env()?;
-    config.require(&["ECHO_FANOUT_FUNCTION", "ECHO_MANAGEMENT_ENDPOINT"])?;
-    let sdk = Config::sdk().await;
-    let store = Arc::new(DynamoStore::new(
-        echo_aws::DynamoClient::new(&sdk),
-        config.tables(),
-    ));
-    let lambda = echo_aws::LambdaClient::new(&sdk);
+    let r = Resources::load(&["ECHO_FANOUT_FUNCTION", "ECHO_MANAGEMENT_ENDPOINT"]).await?;
+    let (config, store, lambda) = (&r.config, r.store.clone(), r.lambda());
     let fanout = LambdaFanout::new(lambda.clone(), config.fanout_function.clone());
     let deps = message_handler::Deps {
         connections: store.clone(),
@@ -42,7 +30,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         )),
         invoker: Arc::new(LambdaInvoker::new(lambda, config.function_prefix.clone())),
         gateway: Arc::new(ManagementApi::new(
-            config.management_client(&sdk),
+            config.management_client(&r.sdk),
             config.fanout_concurrency,
         )),
         clock: Arc::new(SystemClock),
