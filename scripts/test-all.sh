@@ -38,6 +38,10 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 step "template.yaml: cfn-lint and sam validate --lint"
 bash scripts/validate-template.sh
 
+step "sam build: every Lambda for arm64 (provided.al2023)"
+AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-us-east-1} SAM_CLI_TELEMETRY=0 \
+  "${ECHO_SAM_VENV:-.venv-sam}/bin/sam" build --template template.yaml --build-dir target/sam-build
+
 step "cargo test"
 cargo test --workspace
 

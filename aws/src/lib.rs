@@ -7,6 +7,7 @@
 //! - [`associations`]: associations read from DynamoDB, cached briefly per Lambda container.
 //! - [`config`]: the typed configuration the Lambdas read from their environment.
 //! - [`lambda`]: the set-up every Echo Lambda shares.
+//! - [`metrics`]: CloudWatch Embedded Metric Format.
 
 pub mod associations;
 pub mod config;
@@ -14,6 +15,7 @@ pub mod dispatcher;
 pub mod gateway;
 pub mod invoker;
 pub mod lambda;
+pub mod metrics;
 pub mod store;
 
 pub use aws_sdk_dynamodb::Client as DynamoClient;

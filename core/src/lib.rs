@@ -16,6 +16,7 @@
 //! - [`gateway`]: the port that sends frames to connections and closes them.
 //! - [`publish`]: committing a message to a channel (sequence, history, delivery) in order.
 //! - [`clock`]: time as a port, so time-dependent logic is testable.
+//! - [`metrics`]: what the handlers observe, as a port.
 //! - [`limits`]: the limits Echo enforces, with API Gateway's as defaults.
 //! - [`ids`]: connection, request and message identifiers.
 
@@ -28,6 +29,7 @@ pub mod gateway;
 pub mod ids;
 pub mod limits;
 pub mod message;
+pub mod metrics;
 pub mod protocol;
 pub mod publish;
 pub mod store;

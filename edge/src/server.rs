@@ -87,6 +87,8 @@ pub struct RunningEdge {
     pub manage_addr: SocketAddr,
     pub state: Arc<State>,
     tasks: Vec<JoinHandle<()>>,
+    /// The embedded store, to know when the last user of it is gone.
+    store: std::sync::Weak<RedbStore>,
 }
 
 impl std::fmt::Debug for RunningEdge {
@@ -102,19 +104,35 @@ impl RunningEdge {
     /// Closes every connection (code 1001), runs their `$disconnect`, stops the listeners and
     /// waits for all of it, so the store is closed when this returns.
     pub async fn shutdown(self) {
-        self.state.shutdown.cancel();
-        self.state
+        let Self {
+            state,
+            tasks,
+            store,
+            ..
+        } = self;
+        state.shutdown.cancel();
+        state
             .gateway
             .close_all(CloseCode::GoingAway, "server shutting down");
-        self.state.connections.close();
-        if tokio::time::timeout(Duration::from_secs(10), self.state.connections.wait())
+        state.connections.close();
+        if tokio::time::timeout(Duration::from_secs(10), state.connections.wait())
             .await
             .is_err()
         {
             tracing::warn!("some connections did not close within 10 s");
         }
-        for task in self.tasks {
+        for task in tasks {
             let _ = task.await;
+        }
+        drop(state);
+        // Tasks that finish on other threads may release the store a moment later; a new edge on
+        // the same data directory needs it closed.
+        let started = std::time::Instant::now();
+        while store.strong_count() > 0 && started.elapsed() < Duration::from_secs(10) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if store.strong_count() > 0 {
+            tracing::warn!("the store is still in use 10 s after shutdown");
         }
     }
 
@@ -152,6 +170,7 @@ pub async fn start_with(
         source,
     })?;
     let store = Arc::new(store);
+    let store_weak = Arc::downgrade(&store);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let connections = Arc::new(MemoryStore::new());
     let gateway = Arc::new(LocalGateway::new(clock.clone(), config.outbound_queue));
@@ -225,6 +244,7 @@ pub async fn start_with(
                         gateway: gateway.clone(),
                         clock: clock.clone(),
                         limits: config.limits,
+                        metrics: Arc::new(echo_core::metrics::NoMetrics),
                     },
                 }))
             }
@@ -292,6 +312,7 @@ pub async fn start_with(
         manage_addr,
         state,
         tasks,
+        store: store_weak,
     })
 }
 

@@ -7,6 +7,7 @@ use std::time::Instant;
 use echo_aws::dispatcher::{FanoutEvent, LambdaFanout};
 use echo_aws::gateway::ManagementApi;
 use echo_aws::lambda::Resources;
+use echo_aws::metrics::Emf;
 use echo_core::channel::ChannelKey;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 
@@ -56,6 +57,26 @@ async fn handle(f: &Fanout, event: FanoutEvent) -> Result<fanout::Report, Diagno
     let report = fanout::deliver_to(&f.deps, &key, &event.message, &mine)
         .await
         .map_err(store_error)?;
+    Emf { service: "fanout" }.emit(
+        &[
+            ("MessagesDelivered", "Count", report.delivered as f64),
+            (
+                "FanoutDuration",
+                "Milliseconds",
+                started.elapsed().as_secs_f64() * 1000.0,
+            ),
+            ("FanoutFailures", "Count", report.failed as f64),
+            (
+                "StaleConnectionsRemoved",
+                "Count",
+                report.stale_removed as f64,
+            ),
+        ],
+        &[
+            ("Channel", serde_json::json!(event.channel)),
+            ("Seq", serde_json::json!(event.message.seq)),
+        ],
+    );
     tracing::info!(
         channel = %key,
         seq = event.message.seq,

@@ -21,6 +21,7 @@ use echo_core::gateway::{Frame, Gateway};
 use echo_core::ids::{ConnectionId, random_hex};
 use echo_core::limits::Limits;
 use echo_core::message::NewMessage;
+use echo_core::metrics::{Metric, Metrics};
 use echo_core::protocol::{
     Ack, ClientFrame, ErrorCode, MAX_HISTORY_LIMIT, ProtocolError, ServerFrame,
 };
@@ -37,6 +38,7 @@ pub struct Deps {
     pub gateway: Arc<dyn Gateway>,
     pub clock: Arc<dyn Clock>,
     pub limits: Limits,
+    pub metrics: Arc<dyn Metrics>,
 }
 
 /// Handles a `MESSAGE` event; the response body, when present, goes back to the client.
@@ -279,17 +281,25 @@ async fn publish(
                 },
             };
             let mut runs = Vec::with_capacity(policy.functions.len());
-            match run_chain(
+            let outcome = run_chain(
                 deps.invoker.as_ref(),
                 &policy,
                 input,
                 deps.limits.max_message_bytes,
                 &mut runs,
             )
-            .await
-            {
+            .await;
+            for run in &runs {
+                deps.metrics.record(Metric::FunctionRun {
+                    function: &run.function,
+                    elapsed_ms: run.elapsed.as_secs_f64() * 1000.0,
+                    ok: run.ok,
+                });
+            }
+            match outcome {
                 ChainOutcome::Deliver { data, .. } => data,
                 ChainOutcome::Dropped { function, reason } => {
+                    deps.metrics.record(Metric::MessageDropped);
                     tracing::info!(connection_id = %id, channel = %channel, message_id = %msg_id, function, "message dropped");
                     return Ok(Some(ServerFrame::Ack(Ack {
                         id: msg_id,
@@ -320,6 +330,7 @@ async fn publish(
         .commit(&key, message)
         .await
         .map_err(|e| internal(id, "could not store the message", &e))?;
+    deps.metrics.record(Metric::MessagePublished);
     Ok(Some(ServerFrame::Ack(Ack {
         id: msg_id,
         channel: channel.clone(),
@@ -366,11 +377,23 @@ mod tests {
     use echo_core::store::{ConnectionRecord, MemoryStore};
     use std::sync::Mutex;
 
-    /// Records what was posted and dispatched.
+    /// Records what was posted, dispatched and measured.
     #[derive(Default)]
     struct Recorder {
         posted: Mutex<Vec<String>>,
         dispatched: Mutex<Vec<u64>>,
+        metrics: Mutex<Vec<String>>,
+    }
+
+    impl Metrics for Recorder {
+        fn record(&self, m: Metric<'_>) {
+            let name = match m {
+                Metric::MessagePublished => "published".to_owned(),
+                Metric::MessageDropped => "dropped".to_owned(),
+                Metric::FunctionRun { function, ok, .. } => format!("{function}:{ok}"),
+            };
+            self.metrics.lock().unwrap().push(name);
+        }
     }
 
     #[async_trait]
@@ -441,6 +464,7 @@ mod tests {
             gateway: recorder.clone(),
             clock: Arc::new(ManualClock::new(1_707_502_324_187)),
             limits: Limits::default(),
+            metrics: recorder.clone(),
         };
         let event = fixture();
         let id = ConnectionId::from(event.request_context.connection_id.as_deref().unwrap());
@@ -479,6 +503,10 @@ mod tests {
             r#"{"type":"ack","id":"m-1","channel":"angry","seq":1}"#
         );
         assert_eq!(*recorder.dispatched.lock().unwrap(), vec![1]);
+        assert_eq!(
+            *recorder.metrics.lock().unwrap(),
+            vec!["shout:true", "published"]
+        );
         let key = ChannelKey::decode("chat-demo/angry").unwrap();
         use echo_core::store::HistoryStore;
         let stored = store.range(&key, 0, 10).await.unwrap();

@@ -10,6 +10,7 @@ use echo_aws::dispatcher::LambdaFanout;
 use echo_aws::gateway::ManagementApi;
 use echo_aws::invoker::LambdaInvoker;
 use echo_aws::lambda::Resources;
+use echo_aws::metrics::Emf;
 use echo_core::clock::SystemClock;
 use echo_core::limits::Limits;
 use echo_core::publish::Publisher;
@@ -35,6 +36,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         )),
         clock: Arc::new(SystemClock),
         limits: Limits::default(),
+        metrics: Arc::new(Emf {
+            service: "message-handler",
+        }),
     };
     let deps = &deps;
     lambda_runtime::run(service_fn(
