@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use echo_aws::store::dynamodb::{DynamoStore, Tables};
-use echo_core::auth::{Claims, Role};
+use echo_core::auth::Claims;
 use echo_core::channel::{AppId, ChannelKey, ChannelName};
 use echo_core::ids::ConnectionId;
 use echo_core::store::{AssociationsStore, ConnectionRecord, ConnectionStore};
@@ -112,15 +112,7 @@ async fn the_aws_code_path_works_end_to_end() {
     store
         .put_connection(ConnectionRecord {
             id: ghost.clone(),
-            claims: Claims {
-                app: app.clone(),
-                sub: "ghost".into(),
-                role: Role::User,
-                exp: 4_000_000_000,
-                nbf: None,
-                iat: None,
-                channels: None,
-            },
+            claims: Claims::new(app.clone(), "ghost", 4_000_000_000),
             connected_at: 0,
             expires_at: 4_000_000_000,
         })

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use echo_aws::store::dynamodb::{DynamoStore, Tables};
-use echo_core::auth::{Claims, Role};
+use echo_core::auth::Claims;
 use echo_core::channel::{AppId, ChannelKey, ChannelName};
 use echo_core::ids::ConnectionId;
 use echo_core::store::{ConnectionRecord, ConnectionStore, conformance};
@@ -47,15 +47,7 @@ async fn subscribers_spread_over_shards_are_all_found() {
         store
             .put_connection(ConnectionRecord {
                 id: id.clone(),
-                claims: Claims {
-                    app: app.clone(),
-                    sub: format!("u{i}"),
-                    role: Role::User,
-                    exp: u64::MAX / 2,
-                    nbf: None,
-                    iat: None,
-                    channels: None,
-                },
+                claims: Claims::new(app.clone(), format!("u{i}"), u64::MAX / 2),
                 connected_at: 0,
                 expires_at: 4_000_000_000,
             })
@@ -74,15 +66,7 @@ async fn subscribers_spread_over_shards_are_all_found() {
     store
         .put_connection(ConnectionRecord {
             id: stale.clone(),
-            claims: Claims {
-                app: app.clone(),
-                sub: "s".into(),
-                role: Role::User,
-                exp: u64::MAX / 2,
-                nbf: None,
-                iat: None,
-                channels: None,
-            },
+            claims: Claims::new(app.clone(), "s", u64::MAX / 2),
             connected_at: 0,
             expires_at: 1,
         })

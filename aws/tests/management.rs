@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use aws_sdk_apigatewaymanagement::config::{BehaviorVersion, Credentials, Region};
 use echo_aws::gateway::ManagementApi;
-use echo_core::auth::{Claims, Role, TokenIssuer};
+use echo_core::auth::{Claims, TokenIssuer};
 use echo_core::channel::AppId;
 use echo_core::gateway::{Frame, Gateway, GatewayError};
 use echo_core::ids::ConnectionId;
@@ -40,15 +40,7 @@ async fn posts_reads_closes_and_reports_gone_through_the_sdk() {
     config.manage_listen = "127.0.0.1:0".parse().unwrap();
     let edge = echo_edge::start(config).await.unwrap();
 
-    let claims = Claims {
-        app: AppId::new("chat-demo").unwrap(),
-        sub: "sdk".into(),
-        role: Role::User,
-        exp: 4_000_000_000,
-        nbf: None,
-        iat: None,
-        channels: None,
-    };
+    let claims = Claims::new(AppId::new("chat-demo").unwrap(), "sdk", 4_000_000_000);
     let token = TokenIssuer::new(SECRET.as_bytes())
         .unwrap()
         .issue(&claims)

@@ -133,7 +133,7 @@ fn error(status: i64, e: ProtocolError) -> ApiGatewayProxyResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use echo_core::auth::{Claims, Role, TokenIssuer};
+    use echo_core::auth::{Claims, TokenIssuer};
     use echo_core::channel::{AppId, ChannelKey, ChannelName};
     use echo_core::clock::ManualClock;
     use echo_core::gateway::{ConnectionInfo, Frame, Gateway, GatewayError};
@@ -180,15 +180,7 @@ mod tests {
         mut event: ApiGatewayWebsocketProxyRequest,
         exp: u64,
     ) -> ApiGatewayWebsocketProxyRequest {
-        let claims = Claims {
-            app: AppId::new("chat-demo").unwrap(),
-            sub: "alice".into(),
-            role: Role::User,
-            exp,
-            nbf: None,
-            iat: None,
-            channels: None,
-        };
+        let claims = Claims::new(AppId::new("chat-demo").unwrap(), "alice", exp);
         let token = TokenIssuer::new(SECRET).unwrap().issue(&claims).unwrap();
         let query = format!("token={token}");
         event.query_string_parameters = query.parse().unwrap();

@@ -158,6 +158,29 @@ impl TokenIssuer {
 }
 
 impl Claims {
+    /// A user token's claims for `sub` in `app`, valid until `exp`, with no channel limits.
+    pub fn new(app: AppId, sub: impl Into<String>, exp: u64) -> Self {
+        Self {
+            app,
+            sub: sub.into(),
+            role: Role::User,
+            exp,
+            nbf: None,
+            iat: None,
+            channels: None,
+        }
+    }
+
+    pub fn with_role(mut self, role: Role) -> Self {
+        self.role = role;
+        self
+    }
+
+    pub fn issued_at(mut self, iat: u64) -> Self {
+        self.iat = Some(iat);
+        self
+    }
+
     pub fn is_admin(&self) -> bool {
         self.role == Role::Admin
     }

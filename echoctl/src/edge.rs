@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use echo_core::auth::{Claims, Role, TokenIssuer};
+use echo_core::auth::{Claims, TokenIssuer};
 use echo_core::channel::AppId;
 use echo_core::clock::{Clock, SystemClock};
 use echo_edge::EdgeConfig;
@@ -112,15 +112,8 @@ async fn serve(args: EdgeArgs, dev: bool) -> Result<(), Box<dyn std::error::Erro
         }
         let issuer = TokenIssuer::new(secret.as_bytes())?;
         let now = SystemClock.now_secs();
-        let token = issuer.issue(&Claims {
-            app: AppId::new("chat-demo")?,
-            sub: "alice".into(),
-            role: Role::User,
-            exp: now + 3600,
-            nbf: None,
-            iat: Some(now),
-            channels: None,
-        })?;
+        let token = issuer
+            .issue(&Claims::new(AppId::new("chat-demo")?, "alice", now + 3600).issued_at(now))?;
         println!("  dev tokens      curl 'http://{base}/dev/token?app=chat-demo&sub=alice'");
         println!("  try it          npx wscat -c 'ws://{base}/?token={token}'");
         println!(

@@ -30,17 +30,13 @@ pub fn run(args: JwtArgs) -> Result<(), Box<dyn std::error::Error>> {
     let (secret, _) = crate::secrets::jwt_secret(&args.data_dir, true)?;
     let issuer = TokenIssuer::new(secret.as_bytes())?;
     let now = SystemClock.now_secs();
-    let claims = Claims {
-        app: AppId::new(args.app)?,
-        sub: args
-            .sub
-            .unwrap_or_else(|| format!("user-{}", echo_core::ids::random_hex(3))),
-        role: if args.admin { Role::Admin } else { Role::User },
-        exp: now + args.ttl.as_secs().max(1),
-        nbf: None,
-        iat: Some(now),
-        channels: None,
-    };
+    let sub = args
+        .sub
+        .unwrap_or_else(|| format!("user-{}", echo_core::ids::random_hex(3)));
+    let role = if args.admin { Role::Admin } else { Role::User };
+    let claims = Claims::new(AppId::new(args.app)?, sub, now + args.ttl.as_secs().max(1))
+        .with_role(role)
+        .issued_at(now);
     println!("{}", issuer.issue(&claims)?);
     Ok(())
 }

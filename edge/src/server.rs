@@ -486,15 +486,9 @@ async fn dev_token(
     }
     let ttl = q.ttl.unwrap_or(3600).clamp(1, MAX_DEV_TTL);
     let now = state.clock.now_secs();
-    let claims = Claims {
-        app: app.clone(),
-        sub: sub.clone(),
-        role: q.role.unwrap_or_default(),
-        exp: now + ttl,
-        nbf: None,
-        iat: Some(now),
-        channels: None,
-    };
+    let claims = Claims::new(app.clone(), sub.clone(), now + ttl)
+        .with_role(q.role.unwrap_or_default())
+        .issued_at(now);
     match state.issuer.issue(&claims) {
         Ok(token) => {
             let host = headers

@@ -94,6 +94,7 @@ pub async fn handle_frame(
         );
     }
     let frame = match ClientFrame::parse(body) {
+        Ok(ClientFrame::Ping) => return Some(ServerFrame::Pong),
         Ok(f) => f,
         Err(e) => return Some(e.to_frame()),
     };
@@ -112,6 +113,7 @@ pub async fn handle_frame(
     };
     let action = frame.action();
     let result = match frame {
+        // Answered above, without a store read: keepalives are frequent.
         ClientFrame::Ping => Ok(Some(ServerFrame::Pong)),
         ClientFrame::Subscribe { channel, since } => subscribe(deps, id, &claims, &channel, since)
             .await
@@ -367,10 +369,10 @@ mod tests {
     use super::*;
     use async_trait::async_trait;
     use echo_core::associations::{Associations, LiveAssociations};
-    use echo_core::auth::{Claims, Role};
+    use echo_core::auth::Claims;
     use echo_core::channel::AppId;
     use echo_core::clock::ManualClock;
-    use echo_core::function::{FunctionError, FunctionOutput, InvokeError, map_text};
+    use echo_core::function::{FunctionOutput, InvokeError, map_text};
     use echo_core::gateway::{ConnectionInfo, GatewayError};
     use echo_core::message::StoredMessage;
     use echo_core::publish::{DispatchError, Dispatcher};
@@ -427,13 +429,10 @@ mod tests {
             _: &str,
             input: &FunctionInput,
         ) -> Result<FunctionOutput, InvokeError> {
-            let f = |i: FunctionInput| -> Result<FunctionOutput, FunctionError> {
-                Ok(FunctionOutput::cont(map_text(i.message.data, |t| {
-                    t.to_uppercase()
-                })))
-            };
-            f(input.clone()).map_err(|e| InvokeError::Failed(e.0))
+            let data = map_text(input.message.data.clone(), |t| t.to_uppercase());
+            Ok(FunctionOutput::cont(data))
         }
+
         fn knows(&self, name: &str) -> bool {
             name == "shout"
         }
@@ -479,15 +478,7 @@ mod tests {
         store
             .put_connection(ConnectionRecord {
                 id: id.clone(),
-                claims: Claims {
-                    app: AppId::new("chat-demo").unwrap(),
-                    sub: "alice".into(),
-                    role: Role::User,
-                    exp: 4_000_000_000,
-                    nbf: None,
-                    iat: None,
-                    channels: None,
-                },
+                claims: Claims::new(AppId::new("chat-demo").unwrap(), "alice", 4_000_000_000),
                 connected_at: 0,
                 expires_at: 4_000_000_000,
             })

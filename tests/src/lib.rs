@@ -97,15 +97,7 @@ impl TestEdge {
     }
 
     pub fn claims(app: &str, sub: &str) -> Claims {
-        Claims {
-            app: AppId::new(app).unwrap(),
-            sub: sub.into(),
-            role: Role::User,
-            exp: SystemClock.now_secs() + 600,
-            nbf: None,
-            iat: None,
-            channels: None,
-        }
+        Claims::new(AppId::new(app).unwrap(), sub, SystemClock.now_secs() + 600)
     }
 
     pub fn token(&self, app: &str, sub: &str) -> String {

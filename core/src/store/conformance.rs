@@ -15,7 +15,7 @@ use std::collections::HashSet;
 use serde_json::json;
 
 use super::{AssociationsStore, ConnectionRecord, ConnectionStore, HistoryStore, Subscribed};
-use crate::auth::{Claims, Role};
+use crate::auth::Claims;
 use crate::channel::{AppId, ChannelKey, ChannelName};
 use crate::ids::{ConnectionId, random_hex};
 use crate::message::NewMessage;
@@ -32,15 +32,7 @@ fn key(app: &AppId, ch: &str) -> ChannelKey {
 fn record(app: &AppId, id: &str) -> ConnectionRecord {
     ConnectionRecord {
         id: ConnectionId::from(id),
-        claims: Claims {
-            app: app.clone(),
-            sub: format!("user-{id}"),
-            role: Role::User,
-            exp: 4_000_000_000,
-            nbf: None,
-            iat: None,
-            channels: None,
-        },
+        claims: Claims::new(app.clone(), format!("user-{id}"), 4_000_000_000),
         connected_at: 1_700_000_000_000,
         expires_at: 4_000_000_000,
     }
