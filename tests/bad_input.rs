@@ -101,6 +101,10 @@ async fn oversize_messages_are_refused_and_the_connection_survives() {
         .await;
     let e = c.recv().await;
     assert_eq!(e["code"], "too_large", "{e}");
+    assert_eq!(
+        e["id"], "big",
+        "the error names the publish it answers: {e}"
+    );
     assert!(e["message"].as_str().unwrap().contains("131072"));
 
     // Just under the limit goes through.

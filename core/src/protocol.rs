@@ -51,6 +51,19 @@ pub enum ClientFrame {
 }
 
 impl ClientFrame {
+    /// The `id` of a frame that is refused without being parsed (it is too large), so that the
+    /// error can name the request it answers. `None` when the text has no string `id`.
+    pub fn request_id(text: &str) -> Option<String> {
+        #[derive(Deserialize)]
+        struct IdOnly {
+            id: Option<String>,
+        }
+        serde_json::from_str::<IdOnly>(text)
+            .ok()?
+            .id
+            .filter(|id| !id.is_empty() && id.len() <= MAX_CLIENT_ID_LEN)
+    }
+
     pub fn action(&self) -> &'static str {
         match self {
             Self::Subscribe { .. } => "subscribe",

@@ -90,6 +90,7 @@ pub async fn handle_frame(
                     deps.limits.max_message_bytes
                 ),
             )
+            .with_id(ClientFrame::request_id(body))
             .to_frame(),
         );
     }

@@ -1,0 +1,352 @@
+//! The Rust client against a real edge: requests and replies, errors, and recovery after
+//! network failures, maximum connection age and idle timeouts.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use echo_client::{Client, ErrorCode, Event, Options, Published, State, Subscription};
+use echo_edge::invoker::InProcess;
+use echo_tests::TestEdge;
+use echo_tests::proxy::Proxy;
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+use tokio::time::timeout;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn base(addr: std::net::SocketAddr) -> String {
+    format!("ws://{addr}/")
+}
+
+async fn connect(edge: &TestEdge, sub: &str, options: Options) -> Client {
+    connect_to(base(edge.edge.addr), edge.token("chat-demo", sub), options).await
+}
+
+async fn connect_to(url: String, token: String, options: Options) -> Client {
+    Client::builder(url)
+        .token(token)
+        .options(options)
+        .connect()
+        .await
+        .expect("connects")
+}
+
+/// Options that reconnect quickly.
+fn quick() -> Options {
+    Options {
+        backoff_base: Duration::from_millis(50),
+        backoff_max: Duration::from_millis(200),
+        ..Options::default()
+    }
+}
+
+async fn next(sub: &mut Subscription) -> echo_client::Message {
+    timeout(WAIT, sub.recv())
+        .await
+        .expect("a message in time")
+        .expect("the subscription is open")
+}
+
+async fn wait_event(
+    events: &mut broadcast::Receiver<Event>,
+    want: impl Fn(&Event) -> bool,
+) -> Event {
+    timeout(WAIT, async {
+        loop {
+            match events.recv().await {
+                Ok(e) if want(&e) => return e,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => panic!("events ended"),
+            }
+        }
+    })
+    .await
+    .expect("the event in time")
+}
+
+#[tokio::test]
+async fn publishes_and_receives_through_functions() {
+    let edge = TestEdge::start().await;
+    let alice = connect(&edge, "alice", quick()).await;
+    let bob = connect(&edge, "bob", quick()).await;
+    let mut angry = bob.subscribe("angry").await.unwrap();
+    assert_eq!(angry.channel(), "angry");
+
+    let ack = alice
+        .publish_with_id("angry", json!({"text": "hello"}), Some("m1".into()))
+        .await
+        .unwrap();
+    assert_eq!(ack, Published::Stored { seq: 1 });
+    let m = next(&mut angry).await;
+    assert_eq!((m.seq, m.id.as_str(), m.from.as_str()), (1, "m1", "alice"));
+    assert_eq!(m.data, json!({"text": "😡 HELLO!!! 😡"}));
+
+    let history = alice.history("angry", 0, 10).await.unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].data, m.data);
+    alice.ping().await.unwrap();
+    assert_eq!(alice.state(), State::Open);
+}
+
+#[tokio::test]
+async fn refusals_reject_the_request_that_caused_them() {
+    let edge = TestEdge::start().await;
+    let c = connect(&edge, "carol", quick()).await;
+
+    let err = c.publish("$status", json!(1)).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::Forbidden), "{err}");
+    let err = c.subscribe("no spaces").await.unwrap_err();
+    assert!(
+        matches!(err, echo_client::Error::InvalidChannel(_)),
+        "{err}"
+    );
+    let err = c.subscribe("$status").await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::Forbidden), "{err}");
+    let err = c
+        .publish("boring", json!("x".repeat(200 * 1024)))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, echo_client::Error::TooLarge { .. }), "{err}");
+    let err = c.history("$status", 0, 10).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::Forbidden), "{err}");
+
+    let _boring = c.subscribe("boring").await.unwrap();
+    let err = c.subscribe("boring").await.unwrap_err();
+    assert!(
+        matches!(err, echo_client::Error::AlreadySubscribed(_)),
+        "{err}"
+    );
+    // The connection is still usable after the refusals.
+    assert!(matches!(
+        c.publish("boring", json!("ok")).await.unwrap(),
+        Published::Stored { .. }
+    ));
+
+    let refused = Client::builder(base(edge.edge.addr))
+        .token("not-a-token")
+        .connect()
+        .await
+        .unwrap_err();
+    assert_eq!(refused, echo_client::Error::Unauthorized);
+}
+
+#[tokio::test]
+async fn a_severed_connection_recovers_every_message_in_order() {
+    let edge = TestEdge::start().await;
+    let proxy = Proxy::start(edge.edge.addr).await;
+    let away = connect_to(base(proxy.addr), edge.token("chat-demo", "away"), quick()).await;
+    let mut events = away.events();
+    let mut boring = away.subscribe("boring").await.unwrap();
+    let publisher = connect(&edge, "publisher", quick()).await;
+    publisher.publish("boring", json!(0)).await.unwrap();
+    assert_eq!(next(&mut boring).await.data, json!(0));
+
+    proxy.sever();
+    wait_event(&mut events, |e| matches!(e, Event::Reconnecting { .. })).await;
+    assert_eq!(away.state(), State::Reconnecting);
+    for i in 1..=20 {
+        publisher.publish("boring", json!(i)).await.unwrap();
+    }
+    // A publish made while away waits for the connection and is acked after it.
+    let queued = tokio::spawn({
+        let away = away.clone();
+        async move { away.publish("boring", json!("from away")).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    proxy.restore();
+
+    wait_event(&mut events, |e| matches!(e, Event::Open { planned: false })).await;
+    let mut seen = Vec::new();
+    for _ in 1..=21 {
+        let m = next(&mut boring).await;
+        seen.push((m.seq, m.data));
+    }
+    let expected: Vec<(u64, Value)> = (1..=20)
+        .map(|i| (i + 1, json!(i)))
+        .chain([(22, json!("from away"))])
+        .collect();
+    assert_eq!(seen, expected);
+    assert_eq!(
+        queued.await.unwrap().unwrap(),
+        Published::Stored { seq: 22 }
+    );
+    // Nothing more: no message was delivered twice.
+    assert!(
+        timeout(Duration::from_millis(300), boring.recv())
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn a_gap_longer_than_the_replay_is_filled_from_history() {
+    let edge = TestEdge::start().await;
+    let proxy = Proxy::start(edge.edge.addr).await;
+    let away = connect_to(base(proxy.addr), edge.token("chat-demo", "away"), quick()).await;
+    let mut events = away.events();
+    let mut room = away.subscribe("room").await.unwrap();
+    proxy.sever();
+    wait_event(&mut events, |e| matches!(e, Event::Reconnecting { .. })).await;
+
+    // More than the 1,000 messages a resubscribe replays.
+    let publisher = connect(&edge, "publisher", quick()).await;
+    let total = 1_250u64;
+    for i in 1..=total {
+        publisher.publish("room", json!(i)).await.unwrap();
+    }
+    proxy.restore();
+    for i in 1..=total {
+        let m = next(&mut room).await;
+        assert_eq!((m.seq, m.data), (i, json!(i)));
+    }
+    publisher.publish("room", json!("live")).await.unwrap();
+    assert_eq!(next(&mut room).await.seq, total + 1);
+}
+
+#[tokio::test]
+async fn the_connection_is_replaced_before_its_maximum_age_without_loss() {
+    let edge = TestEdge::start_with(
+        |c| c.max_connection_age = Duration::from_secs(2),
+        InProcess::demo(),
+    )
+    .await;
+    let options = Options {
+        renew_after: Duration::from_millis(800),
+        ..quick()
+    };
+    let client = connect(&edge, "long-lived", options).await;
+    let mut events = client.events();
+    let mut boring = client.subscribe("boring").await.unwrap();
+    let publisher = connect(&edge, "publisher", Options::default()).await;
+
+    // Publish across several replacements; the edge would close any connection at 2 s.
+    let sending = tokio::spawn(async move {
+        for i in 1..=60u64 {
+            publisher.publish("boring", json!(i)).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    for i in 1..=60u64 {
+        let m = next(&mut boring).await;
+        assert_eq!((m.seq, m.data), (i, json!(i)));
+    }
+    sending.await.unwrap();
+    let mut planned = 0;
+    while let Ok(e) = events.try_recv() {
+        assert!(
+            !matches!(e, Event::Reconnecting { .. }),
+            "the edge closed the connection: {e:?}"
+        );
+        if e == (Event::Open { planned: true }) {
+            planned += 1;
+        }
+    }
+    assert!(planned >= 2, "{planned} planned replacements");
+}
+
+#[tokio::test]
+async fn keepalive_pings_outlive_the_idle_timeout() {
+    let edge = TestEdge::start_with(
+        |c| c.idle_timeout = Duration::from_millis(700),
+        InProcess::demo(),
+    )
+    .await;
+    let options = Options {
+        ping_interval: Duration::from_millis(200),
+        ..quick()
+    };
+    let client = connect(&edge, "quiet", options).await;
+    let mut events = client.events();
+    let mut boring = client.subscribe("boring").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert!(events.try_recv().is_err(), "no reconnect, no close");
+    let publisher = connect(&edge, "publisher", quick()).await;
+    publisher
+        .publish("boring", json!("still here"))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut boring).await.data, json!("still here"));
+
+    // Without pings the same edge closes an idle client, which then reconnects.
+    let idle = connect(
+        &edge,
+        "idle",
+        Options {
+            ping_interval: Duration::from_secs(3600),
+            ..quick()
+        },
+    )
+    .await;
+    let mut idle_events = idle.events();
+    let e = wait_event(&mut idle_events, |e| {
+        matches!(e, Event::Reconnecting { .. })
+    })
+    .await;
+    assert!(
+        matches!(
+            e,
+            Event::Reconnecting {
+                code: Some(1001),
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+}
+
+#[tokio::test]
+async fn close_ends_everything() {
+    let edge = TestEdge::start().await;
+    let client = connect(&edge, "leaving", quick()).await;
+    let mut boring = client.subscribe("boring").await.unwrap();
+    let mut events = client.events();
+    client.close().await;
+    assert_eq!(client.state(), State::Closed);
+    assert!(timeout(WAIT, boring.recv()).await.unwrap().is_none());
+    assert!(matches!(
+        wait_event(&mut events, |e| matches!(e, Event::Closed { .. })).await,
+        Event::Closed {
+            code: Some(1000),
+            ..
+        }
+    ));
+    assert_eq!(
+        client.publish("boring", json!(1)).await.unwrap_err(),
+        echo_client::Error::Closed
+    );
+}
+
+#[tokio::test]
+async fn a_token_provider_is_asked_again_on_reconnect() {
+    let edge = TestEdge::start().await;
+    let proxy = Proxy::start(edge.edge.addr).await;
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let token = edge.token("chat-demo", "provided");
+    let client = Client::builder(base(proxy.addr))
+        .token_provider({
+            let asked = asked.clone();
+            move || {
+                let token = token.clone();
+                let n = asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async move {
+                    // The second token is refused once, then a good one is given.
+                    if n == 1 {
+                        Ok("expired".to_owned())
+                    } else {
+                        Ok(token)
+                    }
+                }
+            }
+        })
+        .options(quick())
+        .connect()
+        .await
+        .unwrap();
+    let mut events = client.events();
+    proxy.sever();
+    proxy.restore();
+    wait_event(&mut events, |e| matches!(e, Event::Open { .. })).await;
+    assert!(asked.load(std::sync::atomic::Ordering::SeqCst) >= 3);
+    client.ping().await.unwrap();
+}
