@@ -58,8 +58,15 @@ pub enum AssociationsError {
         line: usize,
         column: usize,
     },
-    #[error("{path}: {message}")]
-    Invalid { path: String, message: String },
+    /// A value is wrong; `path` names it (`apps.chat-demo.channels.angry.functions[1]`) and
+    /// `line`/`column` say where it is in the text.
+    #[error("{path}: {message}{}", at(*line, *column))]
+    Invalid {
+        path: String,
+        message: String,
+        line: Option<usize>,
+        column: Option<usize>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -117,41 +124,55 @@ impl Associations {
                 column: e.column(),
             })?;
         let mut apps = HashMap::new();
+        let invalid = |at: &[&str], e: &dyn ToString| {
+            let (line, column) = crate::locate::locate(text, at).unzip();
+            AssociationsError::Invalid {
+                path: crate::locate::render(at),
+                message: e.to_string(),
+                line,
+                column,
+            }
+        };
         for (app_name, app) in &file.apps {
-            let app_path = format!("apps.{app_name}");
-            let app_id = AppId::new(app_name.clone()).map_err(|e| invalid(&app_path, e))?;
+            let app_path = ["apps", app_name.as_str()];
+            let app_id = AppId::new(app_name.clone()).map_err(|e| invalid(&app_path, &e))?;
             let mut assoc = AppAssociations::default();
             for (key, ch) in &app.channels {
-                let path = format!("{app_path}.channels.{key}");
-                let pattern = ChannelPattern::new(key.clone()).map_err(|e| invalid(&path, e))?;
+                let path = ["apps", app_name.as_str(), "channels", key.as_str()];
+                let at = |rest: &[&'static str]| -> Vec<&str> {
+                    path.iter().copied().chain(rest.iter().copied()).collect()
+                };
+                let pattern = ChannelPattern::new(key.clone()).map_err(|e| invalid(&path, &e))?;
                 if key.starts_with('$') {
-                    return Err(invalid(&path, "reserved channels cannot have functions"));
+                    return Err(invalid(&path, &"reserved channels cannot have functions"));
                 }
                 if ch.functions.len() > MAX_FUNCTIONS {
                     return Err(invalid(
-                        &format!("{path}.functions"),
-                        format!("at most {MAX_FUNCTIONS} functions per channel"),
+                        &at(&["functions"]),
+                        &format!("at most {MAX_FUNCTIONS} functions per channel"),
                     ));
                 }
                 for (i, f) in ch.functions.iter().enumerate() {
-                    let fpath = format!("{path}.functions[{i}]");
+                    let index = format!("[{i}]");
+                    let mut fpath = at(&["functions"]);
+                    fpath.push(&index);
                     if !valid_function_name(f) {
                         return Err(invalid(
                             &fpath,
-                            format!(
+                            &format!(
                                 "{f:?} is not a valid function name (1 to 64 of a-z A-Z 0-9 _ -)"
                             ),
                         ));
                     }
                     if !known(f) {
-                        return Err(invalid(&fpath, format!("unknown function {f:?}")));
+                        return Err(invalid(&fpath, &format!("unknown function {f:?}")));
                     }
                 }
                 let timeout_ms = ch.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
                 if timeout_ms == 0 || timeout_ms > MAX_TIMEOUT_MS {
                     return Err(invalid(
-                        &format!("{path}.timeoutMs"),
-                        format!("must be 1 to {MAX_TIMEOUT_MS}"),
+                        &at(&["timeoutMs"]),
+                        &format!("must be 1 to {MAX_TIMEOUT_MS}"),
                     ));
                 }
                 let policy = Arc::new(ChannelPolicy {
@@ -162,7 +183,7 @@ impl Associations {
                 if pattern.is_wildcard() {
                     assoc.patterns.push((pattern.prefix().to_owned(), policy));
                 } else {
-                    let name = ChannelName::new(key.clone()).map_err(|e| invalid(&path, e))?;
+                    let name = ChannelName::new(key.clone()).map_err(|e| invalid(&path, &e))?;
                     assoc.exact.insert(name, policy);
                 }
             }
@@ -258,10 +279,10 @@ pub fn valid_function_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
-fn invalid(path: &str, e: impl ToString) -> AssociationsError {
-    AssociationsError::Invalid {
-        path: path.to_owned(),
-        message: e.to_string(),
+fn at(line: Option<usize>, column: Option<usize>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!(" (line {l}, column {c})"),
+        _ => String::new(),
     }
 }
 
@@ -342,5 +363,10 @@ mod tests {
         );
         assert!(err(r#"{"apps":{"a b":{"channels":{}}}}"#).contains("apps.a b"));
         assert!(err(r#"{"apps":{},"extra":1}"#).contains("unknown field"));
+        let pretty = "{\n  \"apps\": {\n    \"a\": {\"channels\": {\n      \"room.1\": {\"functions\": [\"f\", \"g\"]}\n    }}\n  }\n}";
+        assert_eq!(
+            err(pretty),
+            "apps.a.channels.room.1.functions[1]: unknown function \"g\" (line 4, column 37)"
+        );
     }
 }

@@ -18,6 +18,7 @@
 //! - [`clock`]: time as a port, so time-dependent logic is testable.
 //! - [`metrics`]: what the handlers observe, as a port.
 //! - [`limits`]: the limits Echo enforces, with API Gateway's as defaults.
+//! - [`locate`]: where a value named by a path sits in a JSON text, for precise errors.
 //! - [`ids`]: connection, request and message identifiers.
 
 pub mod associations;
@@ -28,6 +29,7 @@ pub mod function;
 pub mod gateway;
 pub mod ids;
 pub mod limits;
+pub mod locate;
 pub mod message;
 pub mod metrics;
 pub mod protocol;
