@@ -218,6 +218,11 @@ impl Associations {
     }
 
     /// Every function name the document references.
+    /// How many apps have associations.
+    pub fn app_count(&self) -> usize {
+        self.apps.len()
+    }
+
     pub fn function_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self
             .apps

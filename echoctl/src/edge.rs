@@ -1,14 +1,17 @@
 //! `echoctl dev` and `echoctl serve`: the local edge.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::Args;
+use clap::{ArgMatches, Args};
 use echo_core::auth::{Claims, TokenIssuer};
 use echo_core::channel::AppId;
 use echo_core::clock::{Clock, SystemClock};
 use echo_edge::EdgeConfig;
+
+use crate::config::{ConfigError, Loaded, Row, copy};
+use crate::layer;
 
 #[derive(Args)]
 pub struct EdgeArgs {
@@ -54,6 +57,104 @@ pub struct EdgeArgs {
     /// Frames queued per connection before it is dropped as a slow consumer.
     #[arg(long, default_value_t = echo_edge::config::DEFAULT_OUTBOUND_QUEUE)]
     outbound_queue: usize,
+}
+
+impl EdgeArgs {
+    /// Fills what neither flags nor the environment set from the config file's `[edge]`.
+    pub fn layer(&mut self, m: &ArgMatches, loaded: &Loaded) -> Result<Vec<Row>, ConfigError> {
+        let f = &loaded.file.edge;
+        let args = self;
+        let mut rows = Vec::new();
+        let path = |v: &PathBuf| Ok::<_, ConfigError>(loaded.resolve(v));
+        layer!(rows, m, args.port, f.port, "port", copy);
+        layer!(rows, m, args.host, f.host, "host", copy);
+        layer!(
+            rows,
+            m,
+            args.manage_port,
+            f.manage_port,
+            "manage-port",
+            copy
+        );
+        layer!(rows, m, args.data_dir, f.data_dir, "data-dir", path);
+        layer!(
+            rows,
+            m,
+            args.associations,
+            f.associations,
+            "associations",
+            |v| path(v).map(Some)
+        );
+        layer!(
+            rows,
+            m,
+            args.functions_endpoint,
+            f.functions_endpoint,
+            "functions-endpoint",
+            |v: &String| { Ok::<_, ConfigError>(Some(v.clone())) }
+        );
+        layer!(
+            rows,
+            m,
+            args.max_message_bytes,
+            f.max_message_bytes,
+            "max-message-bytes",
+            copy
+        );
+        layer!(
+            rows,
+            m,
+            args.max_subscriptions,
+            f.max_subscriptions,
+            "max-subscriptions",
+            copy
+        );
+        layer!(
+            rows,
+            m,
+            args.idle_timeout,
+            f.idle_timeout,
+            "idle-timeout",
+            |v: &String| { loaded.duration("idle-timeout", v) }
+        );
+        layer!(
+            rows,
+            m,
+            args.max_connection_age,
+            f.max_connection_age,
+            "max-connection-age",
+            |v: &String| { loaded.duration("max-connection-age", v) }
+        );
+        layer!(
+            rows,
+            m,
+            args.history_retention,
+            f.history_retention,
+            "history-retention",
+            |v: &String| { loaded.duration("history-retention", v) }
+        );
+        layer!(
+            rows,
+            m,
+            args.outbound_queue,
+            f.outbound_queue,
+            "outbound-queue",
+            copy
+        );
+        layer!(
+            rows,
+            m,
+            args.faithful,
+            f.faithful,
+            "faithful",
+            |v: &String| { Ok::<_, ConfigError>(Some(v.clone())) }
+        );
+        Ok(rows)
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
 }
 
 pub fn run(args: EdgeArgs, dev: bool) -> Result<(), Box<dyn std::error::Error>> {

@@ -1,17 +1,31 @@
 //! `echoctl`: Echo's command line.
 //!
-//! - `echoctl dev`: the local edge with the demo functions and the chat demo, in dev mode.
-//! - `echoctl serve`: the same edge without dev conveniences (no token endpoint; the secret must
-//!   be given).
-//! - `echoctl jwt APP`: prints a token.
+//! - `dev`, `serve`: the local edge (in dev mode: demo functions, chat demo, dev tokens);
+//! - `jwt`: tokens;
+//! - `init`, `functions new|test`: a project and its function crates;
+//! - `associations validate|push`: check and replace associations, locally or on AWS;
+//! - `deploy`, `status`, `teardown`: the AWS stack, through the SAM CLI;
+//! - `config`: the effective settings (defaults, `echo.toml`, `ECHO_*` variables, flags).
+//!
+//! Modules: `config` (layering), `edge`, `jwt`, `secrets`, `init`, `functions`,
+//! `associations`, `aws` (SAM and stack state), `hash` (content hashes of function code).
 
+mod associations;
+mod aws;
+mod config;
 mod edge;
+mod functions;
+mod hash;
+mod init;
 mod jwt;
 mod secrets;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 #[derive(Parser)]
 #[command(
@@ -21,6 +35,9 @@ use clap::{Parser, Subcommand};
     propagate_version = true
 )]
 struct Cli {
+    /// Config file (default: ./echo.toml when it exists). Flags and ECHO_* variables override it.
+    #[arg(long, global = true, env = "ECHO_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -33,10 +50,38 @@ enum Command {
     Serve(edge::EdgeArgs),
     /// Print a token for APP.
     Jwt(jwt::JwtArgs),
+    /// Create an Echo project: echo.toml, associations.json and a first function.
+    Init(init::InitArgs),
+    /// Create and try middleware functions.
+    #[command(subcommand)]
+    Functions(functions::FunctionsCommand),
+    /// Check associations files and replace the associations in force.
+    #[command(subcommand)]
+    Associations(associations::AssociationsCommand),
+    /// Build and deploy the stack to AWS (sam build, sam deploy).
+    Deploy(aws::DeployArgs),
+    /// Show the deployed stack and whether each function matches the local code.
+    Status(aws::StatusArgs),
+    /// Delete the stack from AWS (sam delete).
+    Teardown(aws::TeardownArgs),
+    /// Print the effective settings and where each comes from.
+    Config(ConfigArgs),
+}
+
+#[derive(clap::Args)]
+struct ConfigArgs {
+    #[command(flatten)]
+    edge: edge::EdgeArgs,
+    #[command(flatten)]
+    aws: aws::AwsArgs,
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("ECHO_LOG")
@@ -44,16 +89,63 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let result = match cli.command {
-        Command::Dev(args) => edge::run(args, true),
-        Command::Serve(args) => edge::run(args, false),
-        Command::Jwt(args) => jwt::run(args),
-    };
-    match result {
+    let sub = matches
+        .subcommand()
+        .map_or_else(ArgMatches::default, |(_, m)| m.clone());
+    match run(cli, &sub) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli, m: &ArgMatches) -> Result {
+    let loaded = config::Loaded::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Dev(mut args) => {
+            args.layer(m, &loaded)?;
+            edge::run(args, true)
+        }
+        Command::Serve(mut args) => {
+            args.layer(m, &loaded)?;
+            edge::run(args, false)
+        }
+        Command::Jwt(args) => jwt::run(args),
+        Command::Init(args) => init::run(args),
+        Command::Functions(command) => functions::run(command, &loaded),
+        Command::Associations(command) => {
+            let m = m.subcommand().map_or(m, |(_, m)| m);
+            associations::run(command, m, &loaded)
+        }
+        Command::Deploy(mut args) => {
+            args.aws.layer(m, &loaded)?;
+            aws::deploy(args)
+        }
+        Command::Status(mut args) => {
+            args.aws.layer(m, &loaded)?;
+            aws::status(args)
+        }
+        Command::Teardown(mut args) => {
+            args.aws.layer(m, &loaded)?;
+            aws::teardown(args)
+        }
+        Command::Config(mut args) => {
+            let edge = args.edge.layer(m, &loaded)?;
+            let aws = args.aws.layer(m, &loaded)?;
+            match &loaded.path {
+                Some(p) => println!("config file: {}", p.display()),
+                None => println!("config file: none ({} not found)", config::DEFAULT_FILE),
+            }
+            config::print_rows("edge", &edge);
+            config::print_rows("aws", &aws);
+            println!("[secrets]");
+            println!(
+                "  jwt-secret    {}",
+                secrets::describe(args.edge.data_dir())
+            );
+            Ok(())
         }
     }
 }

@@ -82,3 +82,27 @@ pub fn manage_token(data_dir: &Path) -> Result<String, SecretError> {
     }
     read_or_create(&data_dir.join(MANAGE_TOKEN_FILE)).map(|(t, _)| t)
 }
+
+/// Where the JWT secret would come from, without showing it.
+pub fn describe(data_dir: &Path) -> String {
+    if let Ok(s) = std::env::var(JWT_SECRET_ENV) {
+        return format!("from {JWT_SECRET_ENV} ({} bytes)", s.len());
+    }
+    let file = data_dir.join(DEV_SECRET_FILE);
+    if file.is_file() {
+        format!("dev secret in {}", file.display())
+    } else {
+        format!("not set ({JWT_SECRET_ENV}; `echoctl dev` would generate one)")
+    }
+}
+
+/// The management token: `ECHO_MANAGE_TOKEN`, else the one the edge keeps in `data_dir`.
+pub fn existing_manage_token(data_dir: &Path) -> Option<String> {
+    if let Ok(t) = std::env::var(MANAGE_TOKEN_ENV) {
+        return Some(t);
+    }
+    std::fs::read_to_string(data_dir.join(MANAGE_TOKEN_FILE))
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+}

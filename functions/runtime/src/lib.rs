@@ -5,16 +5,30 @@
 //!
 //! A transform's [`FunctionError`] becomes a Lambda function error, which the caller treats as a
 //! failed function under the channel's `onError` policy.
+//!
+//! Run with `--input FILE`, the same binary applies the transform once to the file and prints
+//! the answer instead of serving Lambda invocations (`echoctl functions test` does this). The
+//! file holds a whole function input (`{"app","channel","message"}`), or just the message's
+//! `data`.
 
 use echo_core::function::{FunctionError, FunctionInput, FunctionOutput};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 
 pub use lambda_runtime::Error;
 
-/// Serves `transform` on the Lambda Runtime API until the runtime stops.
+/// Serves `transform` on the Lambda Runtime API until the runtime stops; with `--input FILE`,
+/// applies it once to the file instead.
 pub async fn run(
     transform: fn(FunctionInput) -> Result<FunctionOutput, FunctionError>,
 ) -> Result<(), Error> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, path] = args.as_slice()
+        && flag == "--input"
+    {
+        let output = run_once(transform, &std::fs::read_to_string(path)?)?;
+        println!("{}", serde_json::to_string_pretty(&output)?);
+        return Ok(());
+    }
     tracing_subscriber::fmt()
         .json()
         .with_target(false)
@@ -33,4 +47,50 @@ pub async fn run(
         },
     ))
     .await
+}
+
+/// Applies `transform` to `text`: a whole [`FunctionInput`], or the `data` of a test message.
+pub fn run_once(
+    transform: fn(FunctionInput) -> Result<FunctionOutput, FunctionError>,
+    text: &str,
+) -> Result<FunctionOutput, Error> {
+    let value: serde_json::Value = serde_json::from_str(text)?;
+    let input: FunctionInput = if value.get("message").is_some() && value.get("app").is_some() {
+        serde_json::from_value(value)?
+    } else {
+        serde_json::from_value(serde_json::json!({
+            "app": "test",
+            "channel": "test",
+            "message": {"id": "test", "data": value, "from": "test", "ts": 0}
+        }))?
+    };
+    Ok(transform(input).map_err(|e| e.0)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use echo_core::function::map_text;
+
+    fn shout(input: FunctionInput) -> Result<FunctionOutput, FunctionError> {
+        if input.message.data.is_null() {
+            return Err(FunctionError("no data".into()));
+        }
+        Ok(FunctionOutput::cont(map_text(input.message.data, |t| {
+            t.to_uppercase()
+        })))
+    }
+
+    #[test]
+    fn runs_once_on_data_or_a_whole_input() {
+        let out = run_once(shout, r#"{"text":"hi"}"#).unwrap();
+        assert_eq!(out, FunctionOutput::cont(serde_json::json!({"text": "HI"})));
+        let whole = r#"{"app":"a","channel":"c","message":{"id":"m","data":{"text":"yo"},"from":"u","ts":1}}"#;
+        assert_eq!(
+            run_once(shout, whole).unwrap(),
+            FunctionOutput::cont(serde_json::json!({"text": "YO"}))
+        );
+        assert_eq!(run_once(shout, "null").unwrap_err().to_string(), "no data");
+        assert!(run_once(shout, "{").is_err());
+    }
 }

@@ -1,0 +1,164 @@
+//! `echoctl init`: a new Echo project.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use echo_core::channel::AppId;
+
+use crate::functions::{echo_source, scaffold};
+
+#[derive(Args)]
+pub struct InitArgs {
+    /// Where to create the project (created if missing).
+    #[arg(default_value = ".")]
+    dir: PathBuf,
+    /// The app id the associations and tokens use.
+    #[arg(long, default_value = "my-app")]
+    app: String,
+    /// The first function's name.
+    #[arg(long, default_value = "tidy")]
+    function: String,
+    /// A checkout of Echo whose crates functions depend on (default: the one echoctl was built
+    /// from, else the git repository).
+    #[arg(long, env = "ECHO_SOURCE")]
+    echo_path: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error("{dir} already has {files}; nothing was written")]
+    Exists { dir: PathBuf, files: String },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+pub fn run(args: InitArgs) -> crate::Result {
+    let app = AppId::new(args.app.clone())?;
+    let dir = &args.dir;
+    let function_dir = format!("functions/{}", args.function);
+    let files = [
+        ("echo.toml", echo_toml()),
+        (
+            "associations.json",
+            associations(app.as_str(), &args.function),
+        ),
+        ("Cargo.toml", WORKSPACE.to_owned()),
+        (".gitignore", "/target\n/.echo\n".to_owned()),
+        ("README.md", readme(app.as_str(), &args.function)),
+    ];
+    let taken: Vec<&str> = files
+        .iter()
+        .map(|(f, _)| *f)
+        .chain([function_dir.as_str()])
+        .filter(|f| dir.join(f).exists())
+        .collect();
+    if !taken.is_empty() {
+        return Err(InitError::Exists {
+            dir: dir.clone(),
+            files: taken.join(", "),
+        }
+        .into());
+    }
+    std::fs::create_dir_all(dir).map_err(|source| write_err(dir, source))?;
+    for (file, contents) in &files {
+        let path = dir.join(file);
+        std::fs::write(&path, contents).map_err(|source| write_err(&path, source))?;
+    }
+    let function = scaffold(
+        &dir.join("functions"),
+        &args.function,
+        &echo_source(args.echo_path),
+    )?;
+    println!("created an Echo project in {}", dir.display());
+    println!("  echo.toml          settings for echoctl (edge, aws, functions)");
+    println!(
+        "  associations.json  channel \"chat\" of app {app} runs {}",
+        args.function
+    );
+    println!("  {}  your first function", function.display());
+    println!();
+    println!("next:");
+    println!("  cd {}", dir.display());
+    println!(
+        "  echoctl functions test {} --input functions/{}/sample.json",
+        args.function, args.function
+    );
+    println!("  cargo lambda watch            # serves the functions on http://127.0.0.1:9000");
+    println!("  echoctl dev                   # the edge, with this project's echo.toml");
+    Ok(())
+}
+
+fn write_err(path: &Path, source: std::io::Error) -> InitError {
+    InitError::Write {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+const WORKSPACE: &str = r#"[workspace]
+resolver = "3"
+members = ["functions/*"]
+"#;
+
+fn echo_toml() -> String {
+    r#"# echoctl's settings for this project. Flags and ECHO_* environment variables override them;
+# `echoctl config` shows the effective values and where each came from.
+
+[edge]
+port = 8080
+manage-port = 8081
+data-dir = ".echo"
+# Reloaded when it changes; `echoctl associations push` replaces it on a running edge.
+associations = "associations.json"
+# Functions that are not built in are invoked here: `cargo lambda watch` serves them.
+functions-endpoint = "http://127.0.0.1:9000"
+
+[functions]
+dir = "functions"
+
+[aws]
+stack-name = "echo"
+template = "template.yaml"
+"#
+    .to_owned()
+}
+
+fn associations(app: &str, function: &str) -> String {
+    format!(
+        r#"{{
+  "apps": {{
+    "{app}": {{
+      "channels": {{
+        "chat": {{ "functions": ["{function}"], "onError": "reject", "timeoutMs": 1000 }}
+      }}
+    }}
+  }}
+}}
+"#
+    )
+}
+
+fn readme(app: &str, function: &str) -> String {
+    format!(
+        r#"# {app}
+
+An Echo project: real-time channels with middleware functions.
+
+- `associations.json`: which functions run on which channel (`chat` runs `{function}`).
+- `functions/{function}/`: a function crate (`src/lib.rs` is the logic, with tests).
+- `echo.toml`: echoctl's settings.
+
+```sh
+echoctl functions test {function} --input functions/{function}/sample.json
+cargo lambda watch          # serves the functions on the Lambda Invoke API, port 9000
+echoctl dev                 # the local edge, using echo.toml
+echoctl jwt {app} --endpoint ws://127.0.0.1:8080/
+echoctl associations validate associations.json
+echoctl functions new another-function
+```
+"#
+    )
+}

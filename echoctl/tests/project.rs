@@ -1,0 +1,465 @@
+//! echoctl's project commands as users run them: help, init, functions, associations, jwt,
+//! config layering, and the AWS commands on a machine without AWS.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use echo_core::auth::TokenVerifier;
+use echo_core::clock::{Clock, SystemClock};
+
+const ECHOCTL: &str = env!("CARGO_BIN_EXE_echoctl");
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// echoctl in `dir`, with no ECHO_* or AWS settings from the environment.
+fn echoctl(dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(ECHOCTL);
+    c.args(args).current_dir(dir);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("ECHO_") || k.starts_with("AWS_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The command failed; its stderr.
+fn failed(out: Output) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stderr).unwrap()
+}
+
+#[test]
+fn every_command_has_help() {
+    let commands: &[&[&str]] = &[
+        &[],
+        &["dev"],
+        &["serve"],
+        &["jwt"],
+        &["init"],
+        &["functions"],
+        &["functions", "new"],
+        &["functions", "test"],
+        &["associations"],
+        &["associations", "validate"],
+        &["associations", "push"],
+        &["deploy"],
+        &["status"],
+        &["teardown"],
+        &["config"],
+    ];
+    for command in commands {
+        let mut args = command.to_vec();
+        args.push("--help");
+        let out = ok(echoctl(&workspace(), &args).output().unwrap());
+        assert!(out.contains("Usage: echoctl"), "{command:?}: {out}");
+    }
+}
+
+#[test]
+fn init_scaffolds_a_project_whose_function_builds_and_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = ok(echoctl(tmp.path(), &["init", "proj", "--app", "shop"])
+        .output()
+        .unwrap());
+    assert!(out.contains("functions test tidy"), "{out}");
+    let proj = tmp.path().join("proj");
+    for f in [
+        "echo.toml",
+        "associations.json",
+        "Cargo.toml",
+        "functions/tidy/src/lib.rs",
+    ] {
+        assert!(proj.join(f).is_file(), "{f}");
+    }
+    // Nothing is overwritten.
+    let err = failed(echoctl(tmp.path(), &["init", "proj"]).output().unwrap());
+    assert!(
+        err.contains("echo.toml") && err.contains("nothing was written"),
+        "{err}"
+    );
+
+    let out = ok(
+        echoctl(&proj, &["associations", "validate", "associations.json"])
+            .output()
+            .unwrap(),
+    );
+    assert!(out.contains("valid (1 app; functions: tidy)"), "{out}");
+
+    let err = failed(
+        echoctl(&proj, &["functions", "new", "Bad Name"])
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains("not a valid function name"), "{err}");
+    ok(echoctl(&proj, &["functions", "new", "second"])
+        .output()
+        .unwrap());
+    assert!(proj.join("functions/second/src/main.rs").is_file());
+    let err = failed(
+        echoctl(&proj, &["functions", "new", "second"])
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains("already exists"), "{err}");
+
+    // The scaffolded function builds (as its Lambda binary) and runs on a sample; the build
+    // cache is shared between runs.
+    let target = workspace().join("target/scaffold");
+    let run = |input: &str| {
+        echoctl(&proj, &["functions", "test", "tidy", "--input", input])
+            .env("CARGO_TARGET_DIR", &target)
+            .output()
+            .unwrap()
+    };
+    let out = ok(run("functions/tidy/sample.json"));
+    let answer: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        answer,
+        serde_json::json!({"action": "continue", "data": {"text": "hello from echoctl"}})
+    );
+    std::fs::write(
+        proj.join("blank.json"),
+        r#"{"app":"shop","channel":"chat","message":{"id":"m","data":{"text":"   "},"from":"u","ts":1}}"#,
+    )
+    .unwrap();
+    let out = ok(run("blank.json"));
+    assert!(out.contains(r#""action": "drop""#), "{out}");
+    let err = failed(
+        echoctl(
+            &proj,
+            &["functions", "test", "missing", "--input", "blank.json"],
+        )
+        .output()
+        .unwrap(),
+    );
+    assert!(err.contains("echoctl functions new missing"), "{err}");
+}
+
+#[test]
+fn associations_errors_give_path_line_and_column() {
+    let tmp = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let p = tmp.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_string_lossy().into_owned()
+    };
+    let unknown = write(
+        "unknown.json",
+        "{\n  \"apps\": {\n    \"a\": {\"channels\": {\n      \"room-*\": {\"functions\": [\"angry\", \"angri\"]}\n    }}\n  }\n}\n",
+    );
+    let err = failed(
+        echoctl(tmp.path(), &["associations", "validate", &unknown])
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        err.contains(
+            "apps.a.channels.room-*.functions[1]: unknown function \"angri\" (line 4, column 41)"
+        ),
+        "{err}"
+    );
+    // Names given on the command line or found as crates count as known.
+    ok(echoctl(
+        tmp.path(),
+        &["associations", "validate", &unknown, "--functions", "angri"],
+    )
+    .output()
+    .unwrap());
+
+    let syntax = write("syntax.json", "{\n  \"apps\": {\n    \"a\": [\n}\n");
+    let err = failed(
+        echoctl(tmp.path(), &["associations", "validate", &syntax])
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains("line 4"), "{err}");
+    let timeout = write(
+        "timeout.json",
+        r#"{"apps":{"a":{"channels":{"c":{"functions":[],"timeoutMs":0}}}}}"#,
+    );
+    let err = failed(
+        echoctl(tmp.path(), &["associations", "validate", &timeout])
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        err.contains("apps.a.channels.c.timeoutMs: must be 1 to 25000 (line 1, column 59)"),
+        "{err}"
+    );
+}
+
+/// `echoctl dev` on free ports; the child and the management API's port.
+fn start_dev(data_dir: &Path) -> (Child, u16) {
+    let mut child = echoctl(&workspace(), &["dev", "--port", "0", "--manage-port", "0"])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let port = loop {
+        let line = lines.next().unwrap().unwrap();
+        if let Some(rest) = line
+            .trim()
+            .strip_prefix("management API  http://127.0.0.1:")
+        {
+            break rest.split_whitespace().next().unwrap().parse().unwrap();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (child, port)
+}
+
+#[test]
+fn associations_push_replaces_them_on_a_running_edge() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let (mut edge, port) = start_dev(&data);
+    let file = tmp.path().join("robots.json");
+    std::fs::write(
+        &file,
+        r#"{"apps":{"chat-demo":{"channels":{"boring":{"functions":["robot"]}}}}}"#,
+    )
+    .unwrap();
+    let push = |file: &Path| {
+        echoctl(tmp.path(), &["associations", "push"])
+            .arg(file)
+            .args(["--manage-port", &port.to_string(), "--data-dir"])
+            .arg(&data)
+            .output()
+            .unwrap()
+    };
+    let out = ok(push(&file));
+    assert!(out.contains("pushed") && out.contains("robot"), "{out}");
+    let token = std::fs::read_to_string(data.join("manage-token")).unwrap();
+    let in_force = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{port}/associations"))
+            .bearer_auth(token.trim())
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    assert!(
+        in_force.contains("robot") && !in_force.contains("angry"),
+        "{in_force}"
+    );
+
+    // The edge refuses a function it cannot call, and says where it is.
+    let bad = tmp.path().join("bad.json");
+    std::fs::write(
+        &bad,
+        "{\"apps\": {\"chat-demo\": {\"channels\": {\n  \"boring\": {\"functions\": [\"nope\"]}}}}}",
+    )
+    .unwrap();
+    let err = failed(push(&bad));
+    assert!(
+        err.contains("refused") && err.contains("unknown function \"nope\" (line 2, column 28)"),
+        "{err}"
+    );
+    // Nothing listening: a clear error.
+    let err = failed(
+        echoctl(tmp.path(), &["associations", "push"])
+            .arg(&file)
+            .args(["--manage-port", "9", "--data-dir"])
+            .arg(&data)
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains("is `echoctl dev` running?"), "{err}");
+    edge.kill().unwrap();
+    edge.wait().unwrap();
+}
+
+#[test]
+fn jwt_limits_channels_and_prints_the_url() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = ok(echoctl(
+        tmp.path(),
+        &[
+            "jwt",
+            "shop",
+            "--sub",
+            "ann",
+            "--channels",
+            "room-*,lobby",
+            "--publish",
+            "lobby",
+            "--endpoint",
+            "ws://127.0.0.1:8080/",
+        ],
+    )
+    .output()
+    .unwrap());
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert_eq!(lines[1], format!("ws://127.0.0.1:8080/?token={}", lines[0]));
+    let secret = std::fs::read(tmp.path().join(".echo/dev-secret")).unwrap();
+    let claims = TokenVerifier::new(&secret)
+        .unwrap()
+        .verify(lines[0], SystemClock.now_secs())
+        .unwrap();
+    let channels = serde_json::to_value(claims.channels.unwrap()).unwrap();
+    assert_eq!(
+        channels,
+        serde_json::json!({"subscribe": ["room-*", "lobby"], "publish": ["lobby"]})
+    );
+    let err = failed(
+        echoctl(tmp.path(), &["jwt", "shop", "--channels", "bad name"])
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains("bad name"), "{err}");
+}
+
+#[test]
+fn config_layers_file_env_and_flags() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("echo.toml"),
+        "[edge]\nport = 9999\nidle-timeout = \"3m\"\ndata-dir = \"state\"\n[aws]\nstack-name = \"prod\"\n",
+    )
+    .unwrap();
+    let row = |out: &str, key: &str| -> String {
+        out.lines()
+            .find(|l| l.split_whitespace().next() == Some(key))
+            .unwrap_or_else(|| panic!("no {key} in {out}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let out = ok(echoctl(tmp.path(), &["config"]).output().unwrap());
+    assert!(out.starts_with("config file: echo.toml"), "{out}");
+    assert_eq!(row(&out, "port"), "port 9999 file");
+    assert_eq!(row(&out, "idle-timeout"), "idle-timeout 3m file");
+    assert_eq!(row(&out, "data-dir"), "data-dir state file");
+    assert_eq!(row(&out, "host"), "host 127.0.0.1 default");
+    assert_eq!(row(&out, "stack-name"), "stack-name prod file");
+
+    let out = ok(echoctl(tmp.path(), &["config"])
+        .env("ECHO_PORT", "7777")
+        .env("ECHO_STACK_NAME", "staging")
+        .output()
+        .unwrap());
+    assert_eq!(row(&out, "port"), "port 7777 env");
+    assert_eq!(row(&out, "stack-name"), "stack-name staging env");
+    let out = ok(echoctl(tmp.path(), &["config", "--port", "6666"])
+        .env("ECHO_PORT", "7777")
+        .output()
+        .unwrap());
+    assert_eq!(row(&out, "port"), "port 6666 flag");
+    // The secret is described, never shown.
+    let out = ok(echoctl(tmp.path(), &["config"])
+        .env("ECHO_JWT_SECRET", "a-very-secret-value-a-very-secret-value")
+        .output()
+        .unwrap());
+    assert!(!out.contains("a-very-secret-value"), "{out}");
+    assert!(out.contains("from ECHO_JWT_SECRET (39 bytes)"), "{out}");
+
+    std::fs::write(tmp.path().join("other.toml"), "[edge]\nprot = 1\n").unwrap();
+    let err = failed(
+        echoctl(tmp.path(), &["config", "--config", "other.toml"])
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        err.contains("other.toml") && err.contains("unknown field `prot`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn aws_commands_explain_themselves_without_aws() {
+    let home = tempfile::tempdir().unwrap();
+    let ws = workspace();
+    let aws = |args: &[&str]| {
+        echoctl(&ws, args)
+            .env("HOME", home.path())
+            .env("RUSTUP_HOME", rustup_home())
+            .env("CARGO_HOME", cargo_home())
+            .output()
+            .unwrap()
+    };
+    for command in ["deploy", "status", "teardown"] {
+        let err = failed(aws(&[command]));
+        assert!(err.contains("no AWS credentials found"), "{command}: {err}");
+        assert!(err.contains("--dry-run"), "{command}: {err}");
+    }
+
+    let out = ok(aws(&["deploy", "--dry-run", "--stack-name", "shop"]));
+    assert!(out.contains("sam build --template template.yaml"), "{out}");
+    assert!(
+        out.contains("sam deploy") && out.contains("--stack-name shop"),
+        "{out}"
+    );
+    let out = ok(echoctl(&ws, &["deploy", "--dry-run"])
+        .env("ECHO_JWT_SECRET", "a-very-secret-value-a-very-secret-value")
+        .output()
+        .unwrap());
+    assert!(
+        out.contains("JwtSecret=****") && !out.contains("a-very-secret"),
+        "{out}"
+    );
+
+    let out = ok(aws(&["teardown", "--dry-run", "--region", "eu-west-1"]));
+    assert!(
+        out.contains("sam delete --stack-name echo --no-prompts --region eu-west-1"),
+        "{out}"
+    );
+
+    // Local code hashes for every function in the template, one per line.
+    let out = ok(aws(&["status", "--dry-run"]));
+    for binary in [
+        "connect-handler",
+        "message-handler",
+        "fanout",
+        "angry",
+        "robot",
+    ] {
+        let line = out
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(binary))
+            .unwrap_or_else(|| panic!("no {binary} in {out}"));
+        let hash = line.split_whitespace().last().unwrap();
+        assert_eq!(hash.len(), 12, "{line}");
+        assert!(hash.chars().all(|c| c.is_ascii_hexdigit()), "{line}");
+    }
+}
+
+fn rustup_home() -> PathBuf {
+    std::env::var_os("RUSTUP_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".rustup"))
+}
+
+fn cargo_home() -> PathBuf {
+    std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cargo"))
+}
