@@ -1,0 +1,169 @@
+// Types of the Echo JavaScript client (echo.js).
+
+/** Codes of the `error` frames Echo sends (see the protocol in the repository's README). */
+export type ProtocolErrorCode =
+  | "bad_request"
+  | "unauthorized"
+  | "forbidden"
+  | "too_large"
+  | "rate_limited"
+  | "limit_exceeded"
+  | "function_failed"
+  | "internal";
+
+/**
+ * Codes of errors the client raises itself:
+ * - `timeout`: no answer within `requestTimeout` (a publish may or may not have been published).
+ * - `disconnected`: the connection dropped before the answer (likewise), or a request that needs
+ *   an open connection was made without one.
+ * - `closed`: the client is closed (by `close()`, or by a close code it does not reconnect after).
+ * - `queue_full`: `maxQueuedPublishes` publishes are already waiting for a connection.
+ * - `connect_failed`: a connection attempt failed (refused token, unreachable edge, tokenProvider threw).
+ * - `unsubscribed`: `unsubscribe()` was called before the subscription was confirmed.
+ * - `handler_failed`: a subscription's handler threw (reported as an `error` event).
+ * - `protocol`: Echo sent a frame that is not JSON.
+ */
+export type ClientErrorCode =
+  | "timeout"
+  | "disconnected"
+  | "closed"
+  | "queue_full"
+  | "connect_failed"
+  | "unsubscribed"
+  | "handler_failed"
+  | "protocol";
+
+export type EchoErrorCode = ProtocolErrorCode | ClientErrorCode;
+
+export class EchoError extends Error {
+  constructor(code: EchoErrorCode | string, message: string, details?: { channel?: string; id?: string; cause?: unknown });
+  readonly name: "EchoError";
+  /** A protocol or client error code; codes added by newer Echo versions come through as they are. */
+  readonly code: EchoErrorCode | (string & {});
+  /** The channel the refused frame named, when known. */
+  readonly channel?: string;
+  /** The id of the refused publish, when known. */
+  readonly id?: string;
+  readonly cause?: unknown;
+  /** The error an Echo `error` frame describes. */
+  static fromFrame(frame: { code?: string; message?: string; channel?: string; id?: string }): EchoError;
+}
+
+/** JSON values: what `data` may be. */
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/** A delivered message. */
+export interface EchoMessage<T = Json> {
+  channel: string;
+  /** Increases strictly per channel. */
+  seq: number;
+  /** The publisher's id for the message (or the one Echo made up). */
+  id: string;
+  /** The data after the channel's functions. */
+  data: T;
+  /** The publisher's `sub`. */
+  from: string;
+  /** Milliseconds since the epoch. */
+  ts: number;
+}
+
+/** The minimum of the WebSocket API the client uses (browsers, Node.js, the `ws` package). */
+export interface WebSocketLike {
+  readonly readyState: number;
+  onopen: ((ev: any) => void) | null;
+  onmessage: ((ev: { data: any }) => void) | null;
+  onerror: ((ev: any) => void) | null;
+  onclose: ((ev: { code: number; reason: string }) => void) | null;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+}
+
+export type WebSocketConstructor = new (url: string) => WebSocketLike;
+
+export interface EchoClientOptions {
+  /** The edge's WebSocket URL, such as `ws://127.0.0.1:8080/` (`http(s)://` is turned into `ws(s)://`). The token is added as `?token=`. */
+  url: string;
+  /** A JWT, used for every connection. Give this or `tokenProvider`. */
+  token?: string;
+  /** Called before every connection attempt (first connect, reconnects, renewals) for a fresh token. */
+  tokenProvider?: () => string | Promise<string>;
+  /** WebSocket implementation; default `globalThis.WebSocket` (browsers, Node.js 22, Node.js 20 with `--experimental-websocket`). */
+  WebSocket?: WebSocketConstructor;
+  /** Milliseconds to wait for the answer to a request once sent. Default 10 000. */
+  requestTimeout?: number;
+  /** Milliseconds a connection attempt may take. Default 10 000. */
+  connectTimeout?: number;
+  /** Backoff between reconnect attempts: a random delay in [0, min(backoffMax, backoffBase × 2^(n−1))) before attempt n. Default 500. */
+  backoffBase?: number;
+  /** Default 30 000. */
+  backoffMax?: number;
+  /** Consecutive failed attempts before giving up (state `closed`). Default Infinity. */
+  maxReconnectAttempts?: number;
+  /** Keep retrying when the first connection attempt of `connect()` fails, instead of rejecting. Default false. */
+  retryInitialConnect?: boolean;
+  /** Close codes after which the client does not reconnect. Default [4000, 1009]. */
+  noReconnectCodes?: number[];
+  /** Publishes kept while not connected. Default 1000. */
+  maxQueuedPublishes?: number;
+  /** Send a ping after this many milliseconds without sending anything; 0 disables. Default 300 000 (5 min). */
+  pingInterval?: number;
+  /** The server's maximum connection age in milliseconds; 0 disables renewal. Default 7 200 000 (2 h). */
+  maxConnectionAge?: number;
+  /** Renew the connection this long (plus up to 20 % jitter) before `maxConnectionAge`. Default 300 000 (5 min). */
+  renewBefore?: number;
+}
+
+export type ConnectionState = "connecting" | "open" | "reconnecting" | "closed";
+
+export interface CloseDetail {
+  code: number;
+  reason: string;
+  error?: EchoError;
+}
+
+export interface EchoClientEvents {
+  connecting: {};
+  open: { reconnected: boolean };
+  reconnecting: { code: number; reason: string };
+  closed: CloseDetail;
+  statechange: { state: ConnectionState; previous: ConnectionState } & Partial<CloseDetail> & { reconnected?: boolean };
+  /** A reconnect attempt is scheduled after `delay` ms; `attempt` counts from 1 since the last open. */
+  retry: { attempt: number; delay: number; error?: EchoError };
+  /** The connection was replaced (make-before-break) without a gap. */
+  renewed: {};
+  error: EchoError;
+}
+
+export interface Subscribed {
+  channel: string;
+  /** The channel's latest seq when the subscription was made. */
+  seq: number;
+}
+
+export type PublishResult =
+  | { channel: string; id: string; seq: number; dropped?: undefined }
+  | { channel: string; id: string; dropped: true; reason: string };
+
+export class EchoClient {
+  constructor(options: EchoClientOptions);
+
+  readonly state: ConnectionState;
+  /** The channels subscribed to (or being subscribed to). */
+  readonly channels: string[];
+  /** The highest seq delivered on the channel (or its subscription's starting point). */
+  lastSeq(channel: string): number | undefined;
+
+  on<K extends keyof EchoClientEvents>(type: K, listener: (detail: EchoClientEvents[K]) => void): () => void;
+  once<K extends keyof EchoClientEvents>(type: K, listener: (detail: EchoClientEvents[K]) => void): () => void;
+  off<K extends keyof EchoClientEvents>(type: K, listener: (detail: EchoClientEvents[K]) => void): void;
+
+  connect(): Promise<void>;
+  close(code?: number, reason?: string): Promise<void>;
+  subscribe<T = Json>(channel: string, handler: (message: EchoMessage<T>) => void, options?: { since?: number }): Promise<Subscribed>;
+  unsubscribe(channel: string): Promise<void>;
+  publish(channel: string, data: Json | unknown, options?: { id?: string }): Promise<PublishResult>;
+  history<T = Json>(channel: string, options?: { since?: number; limit?: number }): Promise<EchoMessage<T>[]>;
+  /** Resolves with the round trip in milliseconds. */
+  ping(): Promise<number>;
+  renew(): Promise<void>;
+}

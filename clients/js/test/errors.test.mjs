@@ -1,0 +1,197 @@
+// Refused frames reject the right promise with the right code; timeouts; bad tokens.
+
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { EchoClient, EchoError } from "../echo.js";
+import { sleep, startEdge, unique } from "../test-support/edge.mjs";
+
+const MAX_SUBSCRIPTIONS = 3;
+let edge;
+const clients = [];
+
+before(async () => {
+  edge = await startEdge(["--max-subscriptions", String(MAX_SUBSCRIPTIONS)]);
+});
+
+after(async () => {
+  await Promise.all(clients.map((c) => c.close()));
+  await edge?.stop();
+});
+
+function client(options = {}) {
+  const app = options.app ?? unique("app");
+  const c = new EchoClient({
+    url: edge.wsUrl,
+    tokenProvider: () => edge.token(app, "alice"),
+    requestTimeout: 5000,
+    ...options,
+  });
+  clients.push(c);
+  return c;
+}
+
+/** A WebSocket that opens and then never answers anything. */
+class SilentSocket {
+  static instances = [];
+  constructor(url) {
+    this.url = url;
+    this.readyState = 0;
+    this.sent = [];
+    SilentSocket.instances.push(this);
+    setTimeout(() => {
+      this.readyState = 1;
+      this.onopen?.({});
+    }, 0);
+  }
+  send(text) {
+    this.sent.push(JSON.parse(text));
+  }
+  close(code = 1005, reason = "") {
+    this.readyState = 3;
+    setTimeout(() => this.onclose?.({ code, reason }), 0);
+  }
+}
+
+describe("errors", { timeout: 30_000 }, () => {
+  test("publishing to $status is forbidden; the error carries the publish's id", async () => {
+    const c = client();
+    await c.connect();
+    const [refused, accepted] = await Promise.allSettled([
+      c.publish("$status", { x: 1 }, { id: "p-status" }),
+      c.publish("fine", { x: 2 }, { id: "p-fine" }),
+    ]);
+    assert.equal(refused.status, "rejected");
+    assert.ok(refused.reason instanceof EchoError);
+    assert.equal(refused.reason.code, "forbidden");
+    assert.equal(refused.reason.id, "p-status");
+    assert.equal(refused.reason.channel, "$status");
+    assert.equal(accepted.status, "fulfilled");
+    assert.deepEqual(accepted.value, { channel: "fine", id: "p-fine", seq: 1 });
+  });
+
+  test("subscribing to $status without an admin token is forbidden and leaves no subscription", async () => {
+    const c = client();
+    await c.connect();
+    const results = await Promise.allSettled([c.subscribe("$status", () => {}), c.subscribe("ok", () => {})]);
+    assert.equal(results[0].status, "rejected");
+    assert.equal(results[0].reason.code, "forbidden");
+    assert.equal(results[0].reason.channel, "$status");
+    assert.deepEqual(results[1], { status: "fulfilled", value: { channel: "ok", seq: 0 } });
+    assert.deepEqual(c.channels, ["ok"]);
+  });
+
+  test("invalid channel names and arguments are refused with bad_request before sending", async () => {
+    const c = client();
+    await c.connect();
+    for (const p of [
+      c.subscribe("bad name!", () => {}),
+      c.subscribe("ok", "not a function"),
+      c.publish("bad name!", 1),
+      c.publish("ok", undefined),
+      c.publish("ok", 1, { id: "" }),
+      c.history("bad name!"),
+      c.history("ok", { limit: 2000 }),
+      c.subscribe("$foo", () => {}),
+    ]) {
+      await assert.rejects(p, (err) => err instanceof EchoError && err.code === "bad_request");
+    }
+    // The connection is still fine.
+    assert.equal((await c.publish("ok", 1)).seq, 1);
+  });
+
+  test("a frame over the size limit is refused with too_large; the next publish still succeeds", async () => {
+    const c = client();
+    await c.connect();
+    const [big, small] = await Promise.allSettled([c.publish("ch", "x".repeat(140_000)), c.publish("ch", "small")]);
+    assert.equal(big.status, "rejected");
+    assert.equal(big.reason.code, "too_large");
+    assert.equal(small.status, "fulfilled");
+    assert.equal(small.value.seq, 1);
+  });
+
+  test("subscribing beyond the connection's limit is refused with limit_exceeded", async () => {
+    const c = client();
+    await c.connect();
+    for (let i = 0; i < MAX_SUBSCRIPTIONS; i++) await c.subscribe(`c${i}`, () => {});
+    await assert.rejects(c.subscribe("one-too-many", () => {}), { code: "limit_exceeded", channel: "one-too-many" });
+    await c.unsubscribe("c0");
+    assert.deepEqual(await c.subscribe("one-too-many", () => {}), { channel: "one-too-many", seq: 0 });
+  });
+
+  test("requests without an answer time out", async () => {
+    const c = new EchoClient({ url: "ws://silent.invalid/", token: "t", WebSocket: SilentSocket, requestTimeout: 200 });
+    clients.push(c);
+    await c.connect();
+    const socket = SilentSocket.instances.at(-1);
+    assert.equal(socket.url, "ws://silent.invalid/?token=t");
+    const started = Date.now();
+    await assert.rejects(c.publish("ch", 1), (err) => err.code === "timeout" && /may or may not/.test(err.message));
+    assert.ok(Date.now() - started >= 150);
+    await assert.rejects(c.ping(), { code: "timeout" });
+    await assert.rejects(c.history("ch"), { code: "timeout" });
+    assert.deepEqual(
+      socket.sent.map((f) => f.action),
+      ["publish", "ping", "history"],
+    );
+  });
+
+  test("a bad token rejects connect() with connect_failed and does not retry", async () => {
+    let calls = 0;
+    const c = client({
+      tokenProvider: async () => {
+        calls += 1;
+        return "not-a-jwt";
+      },
+      backoffBase: 10,
+    });
+    const states = [];
+    c.on("statechange", (e) => states.push(e.state));
+    await assert.rejects(c.connect(), (err) => err.code === "connect_failed" && /401/.test(err.message));
+    assert.equal(c.state, "closed");
+    await sleep(200);
+    assert.equal(calls, 1);
+    assert.deepEqual(states, ["connecting", "closed"]);
+    await assert.rejects(c.publish("ch", 1), { code: "closed" });
+  });
+
+  test("with retryInitialConnect, failed attempts back off with a fresh token each time", async () => {
+    const app = unique("app");
+    let calls = 0;
+    const c = client({
+      app,
+      retryInitialConnect: true,
+      backoffBase: 20,
+      backoffMax: 100,
+      tokenProvider: async () => {
+        calls += 1;
+        return calls <= 2 ? "expired-or-wrong" : edge.token(app, "alice");
+      },
+    });
+    const retries = [];
+    const errors = [];
+    c.on("retry", (e) => retries.push(e));
+    c.on("error", (e) => errors.push(e.code));
+    await c.connect();
+    assert.equal(c.state, "open");
+    assert.equal(calls, 3);
+    assert.deepEqual(errors, ["connect_failed", "connect_failed"]);
+    assert.deepEqual(
+      retries.map((r) => r.attempt),
+      [1, 2],
+    );
+    assert.ok(retries.every((r) => r.delay >= 0 && r.delay <= 100));
+  });
+
+  test("without any WebSocket implementation the constructor explains what to do", () => {
+    const saved = Object.getOwnPropertyDescriptor(globalThis, "WebSocket");
+    Object.defineProperty(globalThis, "WebSocket", { value: undefined, configurable: true, writable: true });
+    try {
+      assert.throws(() => new EchoClient({ url: "ws://127.0.0.1:1/", token: "t" }), /no WebSocket implementation.*--experimental-websocket/);
+    } finally {
+      if (saved) Object.defineProperty(globalThis, "WebSocket", saved);
+      else delete globalThis.WebSocket;
+    }
+    assert.throws(() => new EchoClient({ url: "127.0.0.1:8080", token: "t" }), /url must start with/);
+    assert.throws(() => new EchoClient({ url: "ws://127.0.0.1:1/" }), /token/);
+  });
+});
