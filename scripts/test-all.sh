@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Echo's tests need and runs every test: formatting, lints, unit, adapter and
-# system tests (real WebSockets against a real edge), and the chat demo in headless Chromium.
+# system tests (real WebSockets against a real edge), the chat demo in headless Chromium, and the
+# JavaScript client's tests.
 #
 #   bash scripts/test-all.sh
 #
@@ -48,3 +49,6 @@ cargo test --workspace
 step "Chat demo in headless Chromium"
 cargo build -p echoctl
 (cd tests/browser && ECHOCTL="$PWD/../../target/debug/echoctl" node --test)
+
+step "JavaScript client against real edges"
+(cd clients/js && ECHOCTL="$PWD/../../target/debug/echoctl" npm test)

@@ -1,17 +1,12 @@
-// Echo chat demo: one page, one WebSocket, no dependencies.
-//
-// Protocol (JSON text frames): the client sends frames with an `action`
-// (subscribe, unsubscribe, publish, history, ping); the server answers with
-// frames that carry a `type` (subscribed, unsubscribed, message, ack, history,
-// pong, error). Every message of a channel has a seq that only grows, which is
-// what history, de-duplication and resuming after a reconnect are built on.
+// Echo chat demo: one page on the Echo JavaScript client (clients/js/echo.js, served by the edge
+// at /echo.js). The client keeps the connection alive, resubscribes after a reconnect from the
+// last seq seen, and de-duplicates by seq; this file is the chat UI around it.
+
+import { EchoClient } from "/echo.js";
 
 const APP_ID = "chat-demo";
 const HISTORY_LIMIT = 50;
 const MAX_RENDERED = 500;
-const PING_EVERY_MS = 5 * 60 * 1000;
-const BACKOFF_MIN_MS = 500;
-const BACKOFF_MAX_MS = 30_000;
 const DISCONNECTED_AFTER_ATTEMPTS = 5;
 const NOTICE_MS = 8000;
 const NAME_KEY = "echo-chat-name";
@@ -41,20 +36,16 @@ const els = {
 };
 
 const state = {
-  /** The name used as the token's `sub` for the current connection. */
+  /** The name behind the token of the current connection (the `from` of our messages). */
   sub: "",
   channel: channelFromHash() ?? "boring",
-  ws: null,
   status: "connecting",
-  everConnected: false,
+  /** Reconnect attempts since the connection was lost. */
   attempt: 0,
-  reconnectTimer: 0,
-  pingTimer: 0,
-  unloading: false,
+  /** Counts channel joins, so a slow answer for a channel left meanwhile is ignored. */
+  join: 0,
   /** Rendered messages of the current channel, by seq. */
   bySeq: new Map(),
-  /** Highest seq seen on the current channel (0 = none). */
-  lastSeq: 0,
 };
 
 // ---------------------------------------------------------------- helpers
@@ -172,7 +163,6 @@ function highlightChannel() {
 
 function clearMessages() {
   state.bySeq.clear();
-  state.lastSeq = 0;
   els.messages.replaceChildren();
   els.messages.dataset.loaded = "false";
   updateEmpty();
@@ -245,7 +235,6 @@ function addMessage(msg) {
   }
   els.messages.insertBefore(li, before);
   state.bySeq.set(msg.seq, li);
-  if (msg.seq > state.lastSeq) state.lastSeq = msg.seq;
 
   while (state.bySeq.size > MAX_RENDERED) {
     const first = els.messages.firstElementChild;
@@ -262,14 +251,7 @@ function hue(text) {
   return h;
 }
 
-// ---------------------------------------------------------------- socket
-
-function send(frame) {
-  const ws = state.ws;
-  if (!ws || ws.readyState !== WebSocket.OPEN) return false;
-  ws.send(JSON.stringify(frame));
-  return true;
-}
+// ---------------------------------------------------------------- connection
 
 async function fetchToken(sub) {
   const url = `/dev/token?app=${encodeURIComponent(APP_ID)}&sub=${encodeURIComponent(sub)}`;
@@ -280,102 +262,92 @@ async function fetchToken(sub) {
   return body.token;
 }
 
-async function connect() {
-  clearTimeout(state.reconnectTimer);
-  state.reconnectTimer = 0;
-  const sub = cleanName(els.name.value);
-  setStatus(retryStatus());
+const client = new EchoClient({
+  url: `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/`,
+  // Called for every connection attempt: a changed name takes effect on the next connection.
+  tokenProvider: () => {
+    const sub = cleanName(els.name.value);
+    state.sub = sub;
+    return fetchToken(sub);
+  },
+  retryInitialConnect: true,
+  // A chat page stays in the conversation: reconnect whatever closed the connection.
+  noReconnectCodes: [],
+});
 
-  let token;
-  try {
-    token = await fetchToken(sub);
-  } catch (err) {
-    console.warn("echo chat:", err);
-    scheduleReconnect();
+/** What to show for the client's state. */
+function showState(clientState) {
+  if (clientState === "open") {
+    state.attempt = 0;
+    setStatus("connected");
+  } else if (clientState === "closed" || navigator.onLine === false) {
+    setStatus("disconnected");
+  } else if (clientState === "reconnecting" && state.attempt > DISCONNECTED_AFTER_ATTEMPTS) {
+    setStatus("disconnected");
+  } else {
+    setStatus(clientState);
+  }
+}
+
+client.on("statechange", ({ state: s }) => showState(s));
+client.on("retry", ({ attempt }) => {
+  state.attempt = attempt;
+  showState(client.state);
+});
+client.on("reconnecting", ({ code }) => {
+  if (code === 4000) notice("The server closed this connection; reconnecting.", "info");
+});
+client.on("error", (err) => {
+  if (err.code === "connect_failed") {
+    console.warn("echo chat:", err.message);
     return;
   }
-  if (state.unloading) return;
+  const where = err.channel ? ` (#${err.channel})` : "";
+  notice(`${err.code}${where}: ${err.message}`);
+});
 
-  const proto = location.protocol === "https:" ? "wss:" : "ws:";
-  const ws = new WebSocket(`${proto}//${location.host}/?token=${encodeURIComponent(token)}`);
-  state.ws = ws;
-  state.sub = sub;
-
-  ws.addEventListener("open", () => {
-    if (state.ws !== ws) return;
-    state.attempt = 0;
-    state.everConnected = true;
-    setStatus("connected");
-    join(true);
-    clearInterval(state.pingTimer);
-    state.pingTimer = setInterval(() => send({ action: "ping" }), PING_EVERY_MS);
-  });
-
-  ws.addEventListener("message", (event) => {
-    if (state.ws !== ws) return;
-    let frame;
-    try {
-      frame = JSON.parse(event.data);
-    } catch {
-      console.warn("echo chat: frame is not JSON", event.data);
-      return;
-    }
-    handleFrame(frame);
-  });
-
-  ws.addEventListener("close", (event) => {
-    if (state.ws !== ws) return;
-    state.ws = null;
-    clearInterval(state.pingTimer);
-    if (state.unloading) return;
-    if (event.code === 4000) notice("The server closed this connection; reconnecting.", "info");
-    scheduleReconnect();
-  });
-}
-
-function scheduleReconnect() {
-  if (state.unloading || state.reconnectTimer) return;
-  state.attempt += 1;
-  const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** (state.attempt - 1));
-  const delay = Math.round(base * (0.7 + Math.random() * 0.6));
-  setStatus(retryStatus());
-  state.reconnectTimer = setTimeout(() => {
-    state.reconnectTimer = 0;
-    connect();
-  }, delay);
-}
-
-/** What to show while there is no open socket. */
-function retryStatus() {
-  if (navigator.onLine === false || state.attempt > DISCONNECTED_AFTER_ATTEMPTS) {
-    return "disconnected";
-  }
-  return state.everConnected ? "reconnecting" : "connecting";
-}
-
-/** Reconnects at once (new name, back online). */
-function reconnectNow() {
-  const ws = state.ws;
-  state.ws = null;
-  clearInterval(state.pingTimer);
-  if (ws) ws.close(1000, "reconnecting");
-  clearTimeout(state.reconnectTimer);
-  state.reconnectTimer = 0;
-  state.attempt = 0;
-  connect();
+/** Shows a message of the current channel; the client hands each seq over once. */
+function onMessage(msg) {
+  if (msg.channel !== state.channel) return;
+  const stick = nearBottom() || msg.from === state.sub;
+  if (addMessage(msg) && stick) scrollToBottom();
 }
 
 /**
- * Subscribes to the current channel. After a reconnect with messages already on
- * screen, `since` makes the server replay what was missed; otherwise the
- * `subscribed` answer triggers a history request for the latest messages.
+ * Subscribes to the current channel, then shows its latest messages from history. Messages
+ * published after the subscription arrive through the handler (also after reconnects, which the
+ * client resumes from the last seq seen); the two overlap only by seq, which addMessage ignores.
  */
-function join(resume) {
+async function join() {
   const channel = state.channel;
-  if (resume && state.lastSeq > 0) {
-    send({ action: "subscribe", channel, since: state.lastSeq });
-  } else {
-    send({ action: "subscribe", channel });
+  const join = ++state.join;
+  try {
+    const { seq } = await client.subscribe(channel, onMessage);
+    if (join !== state.join) return;
+    if (seq > 0) await loadHistory(channel, join, seq);
+    markLoaded();
+  } catch (err) {
+    if (join !== state.join || err.code === "unsubscribed" || err.code === "closed") return;
+    notice(`Could not join #${channel}: ${err.message}`);
+  }
+}
+
+async function loadHistory(channel, join, latest) {
+  for (;;) {
+    try {
+      const messages = await client.history(channel, {
+        since: Math.max(0, latest - HISTORY_LIMIT),
+        limit: HISTORY_LIMIT,
+      });
+      if (join !== state.join) return;
+      for (const msg of messages) addMessage(msg);
+      return;
+    } catch (err) {
+      if (err.code !== "disconnected" && err.code !== "timeout") throw err;
+      // The connection dropped in between: ask again once it is back.
+      await new Promise((resolve) => client.once("open", resolve));
+      if (join !== state.join) return;
+    }
   }
 }
 
@@ -386,61 +358,9 @@ function switchChannel(name) {
   if (location.hash !== `#${name}`) history.replaceState(null, "", `#${name}`);
   highlightChannel();
   clearMessages();
-  send({ action: "unsubscribe", channel: old });
-  join(false);
+  client.unsubscribe(old).catch((err) => console.warn("echo chat: unsubscribe:", err));
+  join();
   els.input.focus();
-}
-
-function handleFrame(frame) {
-  switch (frame && frame.type) {
-    case "subscribed": {
-      if (frame.channel !== state.channel) return;
-      const latest = typeof frame.seq === "number" ? frame.seq : 0;
-      if (els.messages.dataset.loaded === "true" && state.lastSeq > 0) {
-        // Resumed with `since`: missed messages arrive as `message` frames.
-        return;
-      }
-      if (latest === 0) {
-        markLoaded();
-        return;
-      }
-      send({
-        action: "history",
-        channel: frame.channel,
-        since: Math.max(0, latest - HISTORY_LIMIT),
-        limit: HISTORY_LIMIT,
-      });
-      return;
-    }
-    case "history": {
-      if (frame.channel !== state.channel || !Array.isArray(frame.messages)) return;
-      for (const msg of frame.messages) addMessage({ channel: frame.channel, ...msg });
-      markLoaded();
-      return;
-    }
-    case "message": {
-      const stick = nearBottom() || frame.from === state.sub;
-      if (addMessage(frame) && stick) scrollToBottom();
-      return;
-    }
-    case "ack": {
-      if (frame.dropped) {
-        const why = frame.reason ? `: ${frame.reason}` : "";
-        notice(`Message dropped on #${frame.channel}${why}`, "warn");
-      }
-      return;
-    }
-    case "error": {
-      const where = frame.channel ? ` (#${frame.channel})` : "";
-      notice(`${frame.code ?? "error"}${where}: ${frame.message ?? "something went wrong"}`);
-      return;
-    }
-    case "pong":
-    case "unsubscribed":
-      return;
-    default:
-      console.debug("echo chat: unhandled frame", frame);
-  }
 }
 
 function markLoaded() {
@@ -451,30 +371,37 @@ function markLoaded() {
 
 // ---------------------------------------------------------------- composer
 
-function onSubmit(event) {
+async function onSubmit(event) {
   event.preventDefault();
   const text = els.input.value.trim();
   if (!text) return;
-  const name = cleanName(els.name.value);
-  const ok = send({
-    action: "publish",
-    channel: state.channel,
-    data: { text, name },
-    id: randomId(),
-  });
-  if (!ok) {
+  if (client.state !== "open") {
     notice("Not connected: the message was not sent.");
     return;
   }
+  const channel = state.channel;
+  const name = cleanName(els.name.value);
   els.input.value = "";
   els.input.focus();
+  try {
+    const ack = await client.publish(channel, { text, name });
+    if (ack.dropped) {
+      const why = ack.reason ? `: ${ack.reason}` : "";
+      notice(`Message dropped on #${channel}${why}`, "warn");
+    }
+  } catch (err) {
+    notice(`${err.code}${err.channel ? ` (#${err.channel})` : ""}: ${err.message}`);
+  }
 }
 
 function onNameChange() {
   const name = cleanName(els.name.value);
   els.name.value = name;
   saveName(name);
-  if (name !== state.sub && state.everConnected) reconnectNow();
+  if (name === state.sub) return;
+  // A new token for the new name: replace the connection without missing a message.
+  if (client.state === "open") client.renew().catch((err) => console.warn("echo chat: renew:", err));
+  else client.connect().catch(() => {});
 }
 
 // ---------------------------------------------------------------- start
@@ -499,23 +426,19 @@ function start() {
     if (ch) switchChannel(ch);
   });
   window.addEventListener("online", () => {
-    if (!state.ws) reconnectNow();
+    if (client.state !== "open") client.connect().catch(() => {});
   });
-  window.addEventListener("offline", () => {
-    if (state.status !== "connected") setStatus("disconnected");
-  });
+  window.addEventListener("offline", () => showState(client.state));
   window.addEventListener("pagehide", () => {
-    state.unloading = true;
-    if (state.ws) state.ws.close(1000, "page closed");
+    client.close(1000, "page closed");
   });
   window.addEventListener("pageshow", (e) => {
-    if (e.persisted) {
-      state.unloading = false;
-      reconnectNow();
-    }
+    // Back from the page cache: the client resumes its subscription from the last seq seen.
+    if (e.persisted) client.connect().catch(() => {});
   });
 
-  connect();
+  join();
+  client.connect().catch((err) => console.warn("echo chat:", err));
 }
 
 start();

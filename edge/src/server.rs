@@ -343,6 +343,8 @@ async fn prune_history(
 const INDEX_HTML: &str = include_str!("../../apps/chat/index.html");
 const APP_JS: &str = include_str!("../../apps/chat/app.js");
 const STYLE_CSS: &str = include_str!("../../apps/chat/style.css");
+/// The JavaScript client, which the chat demo imports.
+const ECHO_JS: &str = include_str!("../../clients/js/echo.js");
 
 fn client_routes(state: Arc<State>) -> Router {
     Router::new()
@@ -353,6 +355,15 @@ fn client_routes(state: Arc<State>) -> Router {
                 (
                     [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
                     APP_JS,
+                )
+            }),
+        )
+        .route(
+            "/echo.js",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+                    ECHO_JS,
                 )
             }),
         )

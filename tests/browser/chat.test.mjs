@@ -10,7 +10,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -26,6 +26,7 @@ const READY_TIMEOUT_MS = 60_000;
 const CONNECT_TIMEOUT_MS = 15_000;
 const MESSAGE_TIMEOUT_MS = 10_000;
 const READY_LINE = /echo edge listening on http:\/\/([^\s/]+):(\d+)/;
+const MANAGE_LINE = /management API\s+http:\/\/([^\s/]+):(\d+)/;
 
 /** Keeps the last `max` characters written to it. */
 class Tail {
@@ -42,6 +43,7 @@ class Tail {
 const server = {
   proc: null,
   port: 0,
+  managePort: 0,
   dataDir: "",
   stdout: new Tail(),
   stderr: new Tail(),
@@ -64,6 +66,7 @@ function startServer() {
     server.proc = proc;
     let settled = false;
     let lineBuf = "";
+    let port = 0;
     const finish = (err, port) => {
       if (settled) return;
       settled = true;
@@ -88,8 +91,12 @@ function startServer() {
       const lines = lineBuf.split("\n");
       lineBuf = lines.pop();
       for (const line of lines) {
+        const manage = MANAGE_LINE.exec(line);
+        if (manage) server.managePort = Number(manage[2]);
         const m = READY_LINE.exec(line);
-        if (m) finish(null, Number(m[2]));
+        if (m) port = Number(m[2]);
+        // The management API line follows the ready line.
+        if (port && server.managePort) finish(null, port);
       }
     });
     proc.stderr.on("data", (chunk) => server.stderr.push(chunk));
@@ -154,7 +161,9 @@ async function openChat(label) {
   page.on("requestfailed", (req) =>
     pageLogs.push(`[${label}] request failed: ${req.url()} ${req.failure()?.errorText ?? ""}`),
   );
+  page.sockets = [];
   page.on("websocket", (ws) => {
+    page.sockets.push(ws);
     pageLogs.push(`[${label}] websocket opened: ${ws.url().replace(/token=[^&]+/, "token=…")}`);
     ws.on("framesent", (f) => pageLogs.push(`[${label}] ws >> ${String(f.payload).slice(0, 300)}`));
     ws.on("framereceived", (f) =>
@@ -162,10 +171,16 @@ async function openChat(label) {
     );
     ws.on("close", () => pageLogs.push(`[${label}] websocket closed`));
   });
+  const client = page.waitForResponse((r) => new URL(r.url()).pathname === "/echo.js");
   const res = await page.goto(`${base}/`);
   assert.ok(res, `[${label}] no response for GET /`);
   assert.equal(res.status(), 200, `[${label}] GET / answered HTTP ${res.status()}`);
+  const echoJs = await client;
+  assert.equal(echoJs.status(), 200, `[${label}] GET /echo.js answered HTTP ${echoJs.status()}`);
+  assert.match(echoJs.headers()["content-type"] ?? "", /^text\/javascript/);
   await waitForStatus(page, label, "connected");
+  assert.ok(await page.getByTestId("status").isVisible(), `[${label}] the connection state is not visible`);
+  assert.equal(await page.locator("#status-dot").getAttribute("data-state"), "connected");
   return page;
 }
 
@@ -330,12 +345,17 @@ describe("chat demo", () => {
       await sendText(pageB, "hello");
       await waitForMessage(pageA, "A", ["hello"], { ci: true, skipSeqs: beforeA });
       await waitForMessage(pageB, "B", ["hello"], { ci: true, skipSeqs: beforeB });
-      const robotText = await pageA.locator('[data-testid="message"] .text').last().textContent();
-      console.log(`robot channel delivered: ${JSON.stringify(robotText)}`);
+      for (const [label, page] of [["A", pageA], ["B", pageB]]) {
+        const robotText = await page.locator('[data-testid="message"] .text').last().textContent();
+        assert.equal(robotText, "🤖 BEEP BOOP. HELLO. END OF LINE. 🤖", `[${label}] robot text`);
+      }
 
       // Each message is shown once, whatever history and live delivery overlapped.
       const seqs = await seqsOf(pageA);
       assert.equal(new Set(seqs).size, seqs.length, `[A] duplicate seqs shown: ${seqs}`);
+
+      const errors = pageLogs.filter((l) => l.includes("page error"));
+      assert.deepEqual(errors, [], "the pages threw");
 
       // No notices (error frames, dropped acks) were shown along the way.
       for (const [label, page] of [["A", pageA], ["B", pageB]]) {
@@ -369,6 +389,111 @@ describe("chat demo", () => {
         .getByTestId("message")
         .evaluateAll((nodes, u) => nodes.filter((n) => n.textContent.includes(u)).length, unique);
       assert.equal(copies, 1, `[C] the history message is shown ${copies} times`);
+    }),
+  );
+
+  test("a page whose connection the server closes reconnects and shows every message once", { timeout: 120_000 }, () =>
+    withDiagnostics(async () => {
+      // A watcher page learns connection ids from the presence channel, through the JS client.
+      const watcherCtx = await browser.newContext();
+      contexts.push(watcherCtx);
+      const watcher = await watcherCtx.newPage();
+      watcher.on("pageerror", (err) => pageLogs.push(`[watcher] page error: ${err.message}`));
+      await watcher.goto(`${base}/healthz`);
+      await watcher.evaluate(async () => {
+        const { EchoClient } = await import("/echo.js");
+        const client = new EchoClient({
+          url: `ws://${location.host}/`,
+          tokenProvider: async () =>
+            (await (await fetch("/dev/token?app=chat-demo&sub=watcher&role=admin")).json()).token,
+        });
+        window.presence = [];
+        await client.connect();
+        await client.subscribe("$status", (m) => window.presence.push(m.data));
+      });
+
+      const sender = pageA ?? (await openChat("A"));
+      await joinChannel(sender, "A", "boring");
+      const pageD = await openChat("D");
+      await joinChannel(pageD, "D", "boring");
+      const name = await pageD.getByTestId("name-input").inputValue();
+      const handle = await watcher.waitForFunction(
+        (user) => window.presence.findLast((e) => e.event === "connected" && e.user === user)?.connectionId,
+        name,
+        { timeout: MESSAGE_TIMEOUT_MS },
+      );
+      const connectionId = await handle.jsonValue();
+
+      // Record every state the page shows from now on.
+      await pageD.evaluate(() => {
+        const status = document.querySelector('[data-testid="status"]');
+        window.shownStates = [status.textContent];
+        new MutationObserver(() => window.shownStates.push(status.textContent)).observe(status, {
+          childList: true,
+          characterData: true,
+          subtree: true,
+        });
+      });
+
+      const manageToken = (await readFile(path.join(server.dataDir, "manage-token"), "utf8")).trim();
+      const res = await fetch(
+        `http://127.0.0.1:${server.managePort}/@connections/${encodeURIComponent(connectionId)}`,
+        { method: "DELETE", headers: { authorization: `Bearer ${manageToken}` } },
+      );
+      assert.equal(res.status, 204, `DELETE /@connections answered HTTP ${res.status}`);
+
+      const tag = Math.random().toString(36).slice(2, 8);
+      for (let i = 1; i <= 3; i++) await sendText(sender, `while away ${tag} ${i}`, { enter: true });
+      await waitForStatus(pageD, "D", "connected");
+      for (let i = 1; i <= 3; i++) await waitForMessage(pageD, "D", [`while away ${tag} ${i}`]);
+
+      const shown = await pageD.evaluate(() => window.shownStates);
+      assert.ok(shown.includes("reconnecting"), `[D] states shown: ${JSON.stringify(shown)}`);
+      assert.equal(shown.at(-1), "connected");
+      const notices = await pageD.getByTestId("notice").allTextContents();
+      assert.ok(notices.some((n) => n.includes("server closed")), `[D] notices: ${JSON.stringify(notices)}`);
+
+      const texts = await pageD.getByTestId("message").allTextContents();
+      for (let i = 1; i <= 3; i++) {
+        const copies = texts.filter((t) => t.includes(`while away ${tag} ${i}`)).length;
+        assert.equal(copies, 1, `[D] message ${i} is shown ${copies} times`);
+      }
+      const seqs = await seqsOf(pageD);
+      assert.deepEqual(
+        seqs.map(Number),
+        [...seqs.map(Number)].sort((a, b) => a - b),
+        `[D] messages out of order: ${seqs}`,
+      );
+      assert.equal(new Set(seqs).size, seqs.length, `[D] duplicate seqs shown: ${seqs}`);
+    }),
+  );
+
+  test("a new name takes effect on a renewed connection, without leaving the channel", { timeout: 60_000 }, () =>
+    withDiagnostics(async () => {
+      const page = await openChat("E");
+      await joinChannel(page, "E", "backwards");
+      const newName = `zed-${Math.random().toString(36).slice(2, 6)}`;
+      const old = page.sockets.at(-1);
+      await page.getByTestId("name-input").fill(newName);
+      await page.getByTestId("name-input").press("Tab");
+      // The page opens a second connection, moves to it, then closes the first one; it stays
+      // connected all along.
+      const deadline = Date.now() + MESSAGE_TIMEOUT_MS;
+      while (!(page.sockets.length > 1 && old.isClosed())) {
+        assert.ok(Date.now() < deadline, "[E] the connection was not replaced after the name change");
+        assert.equal(await page.getByTestId("status").textContent(), "connected");
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      // Messages published under the new token carry the new name as `from`, which the page
+      // shows without a "from <other user>" hint.
+      const text = `renamed ${newName}`;
+      await sendText(page, text, { enter: true });
+      const reversed = [...text].reverse().join("");
+      await waitForMessage(page, "E", [reversed]);
+      const who = page.locator('[data-testid="message"]').filter({ hasText: reversed }).locator(".who");
+      assert.equal(await who.textContent(), newName);
+      assert.equal(await who.getAttribute("title"), null, "the message came from the old identity");
+      assert.equal(await page.getByTestId("messages").getAttribute("data-channel"), "backwards");
     }),
   );
 });
