@@ -59,6 +59,7 @@ pub struct EdgeFile {
     pub max_connection_age: Option<String>,
     pub history_retention: Option<String>,
     pub outbound_queue: Option<usize>,
+    pub manage_latency: Option<String>,
     pub faithful: Option<String>,
 }
 

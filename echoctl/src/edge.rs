@@ -57,6 +57,10 @@ pub struct EdgeArgs {
     /// Frames queued per connection before it is dropped as a slow consumer.
     #[arg(long, default_value_t = echo_edge::config::DEFAULT_OUTBOUND_QUEUE)]
     outbound_queue: usize,
+    /// Delay every management API request this long, as API Gateway's management API takes tens
+    /// of milliseconds per post (for measuring the AWS delivery path locally).
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    manage_latency: Duration,
 }
 
 impl EdgeArgs {
@@ -144,6 +148,14 @@ impl EdgeArgs {
         layer!(
             rows,
             m,
+            args.manage_latency,
+            f.manage_latency,
+            "manage-latency",
+            |v: &String| loaded.duration("manage-latency", v)
+        );
+        layer!(
+            rows,
+            m,
             args.faithful,
             f.faithful,
             "faithful",
@@ -185,6 +197,7 @@ async fn serve(args: EdgeArgs, dev: bool) -> Result<(), Box<dyn std::error::Erro
     config.history_retention = args.history_retention;
     config.outbound_queue = args.outbound_queue;
     config.faithful = args.faithful;
+    config.manage_latency = args.manage_latency;
 
     let edge = echo_edge::start(config).await?;
     let host = match edge.addr.ip() {

@@ -45,6 +45,10 @@ pub struct EdgeConfig {
     /// Faithful mode: send API Gateway events to the handler Lambdas at this Lambda Invoke API
     /// endpoint (`cargo lambda watch`) instead of running the handlers in-process.
     pub faithful: Option<String>,
+    /// How long each management API request waits before it is served, to emulate API
+    /// Gateway's management API, whose posts take tens of milliseconds (benchmarks of the AWS
+    /// delivery path use it). Zero by default.
+    pub manage_latency: Duration,
 }
 
 impl std::fmt::Debug for EdgeConfig {
@@ -62,6 +66,7 @@ impl std::fmt::Debug for EdgeConfig {
             .field("outbound_queue", &self.outbound_queue)
             .field("history_retention", &self.history_retention)
             .field("faithful", &self.faithful)
+            .field("manage_latency", &self.manage_latency)
             .finish_non_exhaustive()
     }
 }
@@ -86,6 +91,7 @@ impl EdgeConfig {
             outbound_queue: DEFAULT_OUTBOUND_QUEUE,
             history_retention: DEFAULT_HISTORY_RETENTION,
             faithful: None,
+            manage_latency: Duration::ZERO,
         }
     }
 }

@@ -124,6 +124,26 @@ pub async fn run(
     tracing::debug!(connection_id = %id, code, reason, "connection closed");
 }
 
+/// Most frames written before a flush: a burst of deliveries becomes one write, and no frame
+/// waits behind more than this many.
+const BURST: usize = 64;
+
+/// Writes `first` and whatever else is already queued (up to [`BURST`]), then flushes.
+async fn write_burst(
+    sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    first: Message,
+    rx: &mut mpsc::Receiver<Message>,
+) -> Result<(), axum::Error> {
+    sink.feed(first).await?;
+    for _ in 1..BURST {
+        match rx.try_recv() {
+            Ok(m) => sink.feed(m).await?,
+            Err(_) => break,
+        }
+    }
+    sink.flush().await
+}
+
 async fn write(
     mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
     mut rx: mpsc::Receiver<Message>,
@@ -135,7 +155,7 @@ async fn write(
             _ = handle.closing.cancelled() => break,
             m = rx.recv() => match m {
                 Some(m) => {
-                    if sink.send(m).await.is_err() {
+                    if write_burst(&mut sink, m, &mut rx).await.is_err() {
                         handle.closing.cancel();
                         return;
                     }

@@ -340,6 +340,11 @@ async fn prune_history(
 
 // ---- client listener -------------------------------------------------------------------------
 
+/// Initial read buffer per connection (tungstenite's default is 128 KiB).
+const READ_BUFFER: usize = 4 * 1024;
+/// Bytes buffered before a write reaches the socket, within a burst.
+const WRITE_BUFFER: usize = 64 * 1024;
+
 const INDEX_HTML: &str = include_str!("../../apps/chat/index.html");
 const APP_JS: &str = include_str!("../../apps/chat/app.js");
 const STYLE_CSS: &str = include_str!("../../apps/chat/style.css");
@@ -444,6 +449,10 @@ async fn root(
     let tracker = state.connections.clone();
     ws.max_message_size(transport_max)
         .max_frame_size(transport_max)
+        // Idle connections are the common case: a small read buffer (it grows for large frames)
+        // keeps their memory low; writes are flushed per burst by the connection's writer.
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
         .on_failed_upgrade(on_fail)
         .on_upgrade(move |socket| {
             let identity = Identity {
@@ -608,6 +617,7 @@ async fn conn_post(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
+    emulated_latency(&state).await;
     if body.len() > state.config.limits.max_message_bytes {
         return (
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -624,7 +634,15 @@ async fn conn_post(
     }
 }
 
+/// Waits `manage_latency`, as a request to API Gateway's management API would take.
+async fn emulated_latency(state: &State) {
+    if !state.config.manage_latency.is_zero() {
+        tokio::time::sleep(state.config.manage_latency).await;
+    }
+}
+
 async fn conn_get(AxState(state): AxState<Arc<State>>, Path(id): Path<String>) -> Response {
+    emulated_latency(&state).await;
     match state.gateway.info(&ConnectionId(id)).await {
         Ok(info) => Json(info).into_response(),
         Err(e) => gateway_error(e),
@@ -632,6 +650,7 @@ async fn conn_get(AxState(state): AxState<Arc<State>>, Path(id): Path<String>) -
 }
 
 async fn conn_delete(AxState(state): AxState<Arc<State>>, Path(id): Path<String>) -> Response {
+    emulated_latency(&state).await;
     match state.gateway.close(&ConnectionId(id)).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => gateway_error(e),

@@ -58,6 +58,71 @@ pub fn batches(subscribers: Vec<ConnectionId>, batch_size: usize) -> Vec<Vec<Con
     out
 }
 
+/// Starting another fan-out invocation for a batch of subscribers (on AWS, an asynchronous
+/// invoke of the fan-out Lambda itself).
+#[async_trait]
+pub trait Handoff: Send + Sync {
+    async fn hand_off(
+        &self,
+        key: &ChannelKey,
+        message: &StoredMessage,
+        connections: Vec<ConnectionId>,
+    ) -> Result<(), HandoffError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("could not hand a batch to another invocation: {0}")]
+pub struct HandoffError(pub String);
+
+#[derive(Debug, thiserror::Error)]
+pub enum FanoutError {
+    #[error(transparent)]
+    Store(#[from] echo_core::store::StoreError),
+    #[error(transparent)]
+    Handoff(#[from] HandoffError),
+}
+
+/// One fan-out invocation. Given `connections` (a batch handed over), it delivers to them.
+/// Otherwise it reads the channel's subscribers, hands every batch but the first to other
+/// invocations, all at once, and delivers the first itself: delivery time stays about one
+/// batch's worth as a channel grows.
+///
+/// A failed hand-off fails the invocation after its own batch was delivered; a retried
+/// invocation delivers again, which subscribers de-duplicate by seq.
+pub async fn fan_out(
+    deps: &Deps,
+    handoff: &dyn Handoff,
+    key: &ChannelKey,
+    message: &StoredMessage,
+    connections: Option<Vec<ConnectionId>>,
+    batch_size: usize,
+) -> Result<Report, FanoutError> {
+    let mine = match connections {
+        Some(ids) => ids,
+        None => {
+            let mut batches = batches(deps.connections.subscribers(key).await?, batch_size);
+            let first = if batches.is_empty() {
+                Vec::new()
+            } else {
+                batches.swap_remove(0)
+            };
+            let handoffs = futures_util::future::join_all(
+                batches
+                    .into_iter()
+                    .map(|batch| handoff.hand_off(key, message, batch)),
+            );
+            let (handed, report) =
+                futures_util::future::join(handoffs, deliver_to(deps, key, message, &first)).await;
+            let report = report?;
+            if let Some(Err(e)) = handed.into_iter().find(Result::is_err) {
+                return Err(e.into());
+            }
+            return Ok(report);
+        }
+    };
+    Ok(deliver_to(deps, key, message, &mine).await?)
+}
+
 /// Delivers `message` to `subscribers` of `key`.
 pub async fn deliver_to(
     deps: &Deps,
@@ -127,5 +192,116 @@ mod tests {
         );
         assert_eq!(b.concat(), ids);
         assert!(batches(Vec::new(), 1000).is_empty());
+    }
+
+    use std::sync::Mutex;
+
+    use echo_core::auth::Claims;
+    use echo_core::channel::{AppId, ChannelName};
+    use echo_core::gateway::{ConnectionInfo, Frame};
+    use echo_core::store::ConnectionRecord;
+    use echo_core::store::memory::MemoryStore;
+
+    /// Records posts; `gone` ids answer 410.
+    #[derive(Default)]
+    struct Recorder {
+        posted: Mutex<Vec<String>>,
+        gone: Vec<String>,
+    }
+
+    #[async_trait]
+    impl Gateway for Recorder {
+        async fn post(&self, id: &ConnectionId, _: &Frame) -> Result<(), GatewayError> {
+            if self.gone.contains(&id.0) {
+                return Err(GatewayError::Gone);
+            }
+            self.posted.lock().unwrap().push(id.0.clone());
+            Ok(())
+        }
+        async fn close(&self, _: &ConnectionId) -> Result<(), GatewayError> {
+            Ok(())
+        }
+        async fn info(&self, _: &ConnectionId) -> Result<ConnectionInfo, GatewayError> {
+            Err(GatewayError::Gone)
+        }
+    }
+
+    #[derive(Default)]
+    struct Batches(Mutex<Vec<Vec<String>>>);
+
+    #[async_trait]
+    impl Handoff for Batches {
+        async fn hand_off(
+            &self,
+            _: &ChannelKey,
+            _: &StoredMessage,
+            connections: Vec<ConnectionId>,
+        ) -> Result<(), HandoffError> {
+            self.0
+                .lock()
+                .unwrap()
+                .push(connections.into_iter().map(|c| c.0).collect());
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_large_channel_is_handed_off_in_batches_and_stale_connections_removed() {
+        let app = AppId::new("a").unwrap();
+        let key = ChannelKey::new(app.clone(), ChannelName::new("c").unwrap());
+        let store = Arc::new(MemoryStore::new());
+        for i in 0..5 {
+            let id = ConnectionId(format!("c{i}"));
+            store
+                .put_connection(ConnectionRecord {
+                    id: id.clone(),
+                    claims: Claims::new(app.clone(), "u", 4_000_000_000),
+                    connected_at: 0,
+                    expires_at: 4_000_000_000,
+                })
+                .await
+                .unwrap();
+            store.subscribe(&id, &key, 10).await.unwrap();
+        }
+        let gateway = Arc::new(Recorder::default());
+        let deps = Deps {
+            connections: store.clone(),
+            gateway: gateway.clone(),
+        };
+        let message = StoredMessage {
+            channel: ChannelName::new("c").unwrap(),
+            seq: 1,
+            id: "m".into(),
+            data: serde_json::json!(1),
+            from: "u".into(),
+            ts: 0,
+        };
+        let handoff = Batches::default();
+        let report = fan_out(&deps, &handoff, &key, &message, None, 2)
+            .await
+            .unwrap();
+        assert_eq!(report.delivered, 2, "this invocation delivers one batch");
+        let mut everyone: Vec<String> = gateway.posted.lock().unwrap().clone();
+        let handed = handoff.0.lock().unwrap().clone();
+        assert_eq!(handed.len(), 2);
+        everyone.extend(handed.concat());
+        everyone.sort();
+        assert_eq!(everyone, ["c0", "c1", "c2", "c3", "c4"]);
+
+        // A handed-over batch is delivered as given; a gone subscriber is removed.
+        let gateway = Arc::new(Recorder {
+            gone: vec!["c3".into()],
+            ..Recorder::default()
+        });
+        let deps = Deps {
+            connections: store.clone(),
+            gateway: gateway.clone(),
+        };
+        let batch = vec![ConnectionId("c3".into()), ConnectionId("c4".into())];
+        let report = fan_out(&deps, &handoff, &key, &message, Some(batch), 2)
+            .await
+            .unwrap();
+        assert_eq!((report.delivered, report.stale_removed), (1, 1));
+        assert_eq!(store.subscribers(&key).await.unwrap().len(), 4);
     }
 }

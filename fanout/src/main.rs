@@ -9,12 +9,37 @@ use echo_aws::gateway::ManagementApi;
 use echo_aws::lambda::Resources;
 use echo_aws::metrics::Emf;
 use echo_core::channel::ChannelKey;
+use echo_core::ids::ConnectionId;
+use echo_core::message::StoredMessage;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 
 struct Fanout {
     deps: fanout::Deps,
-    next: LambdaFanout,
+    next: LambdaHandoff,
     batch_size: usize,
+}
+
+/// Hands a batch to another invocation of this function (an asynchronous invoke).
+struct LambdaHandoff(LambdaFanout);
+
+#[async_trait::async_trait]
+impl fanout::Handoff for LambdaHandoff {
+    async fn hand_off(
+        &self,
+        key: &ChannelKey,
+        message: &StoredMessage,
+        connections: Vec<ConnectionId>,
+    ) -> Result<(), fanout::HandoffError> {
+        let event = FanoutEvent {
+            channel: key.encode(),
+            message: message.clone(),
+            connections: Some(connections),
+        };
+        self.0
+            .send(&event)
+            .await
+            .map_err(|e| fanout::HandoffError(e.to_string()))
+    }
 }
 
 async fn handle(f: &Fanout, event: FanoutEvent) -> Result<fanout::Report, Diagnostic> {
@@ -23,40 +48,25 @@ async fn handle(f: &Fanout, event: FanoutEvent) -> Result<fanout::Report, Diagno
         error_type: "BadFanoutEvent".into(),
         error_message: format!("{:?} is not an app/channel key", event.channel),
     })?;
-    let store_error = |e: echo_core::store::StoreError| Diagnostic {
-        error_type: "StoreError".into(),
-        error_message: e.to_string(),
-    };
-    let mine = match event.connections {
-        Some(ids) => ids,
-        None => {
-            let subscribers = f
-                .deps
-                .connections
-                .subscribers(&key)
-                .await
-                .map_err(store_error)?;
-            let mut batches = fanout::batches(subscribers, f.batch_size).into_iter();
-            let first = batches.next().unwrap_or_default();
-            for batch in batches {
-                let handoff = FanoutEvent {
-                    channel: event.channel.clone(),
-                    message: event.message.clone(),
-                    connections: Some(batch),
-                };
-                // A failed hand-off fails this invocation, which Lambda retries; subscribers
-                // de-duplicate the repeats by seq.
-                f.next.send(&handoff).await.map_err(|e| Diagnostic {
-                    error_type: "FanoutHandoff".into(),
-                    error_message: e.to_string(),
-                })?;
-            }
-            first
+    // A failed hand-off fails this invocation, which Lambda retries; subscribers de-duplicate
+    // the repeats by seq.
+    let report = fanout::fan_out(
+        &f.deps,
+        &f.next,
+        &key,
+        &event.message,
+        event.connections.clone(),
+        f.batch_size,
+    )
+    .await
+    .map_err(|e| Diagnostic {
+        error_type: match e {
+            fanout::FanoutError::Store(_) => "StoreError",
+            fanout::FanoutError::Handoff(_) => "FanoutHandoff",
         }
-    };
-    let report = fanout::deliver_to(&f.deps, &key, &event.message, &mine)
-        .await
-        .map_err(store_error)?;
+        .into(),
+        error_message: e.to_string(),
+    })?;
     Emf { service: "fanout" }.emit(
         &[
             ("MessagesDelivered", "Count", report.delivered as f64),
@@ -101,7 +111,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                 r.config.fanout_concurrency,
             )),
         },
-        next: LambdaFanout::new(r.lambda(), r.config.fanout_function.clone()),
+        next: LambdaHandoff(LambdaFanout::new(
+            r.lambda(),
+            r.config.fanout_function.clone(),
+        )),
         batch_size: r.config.fanout_batch_size,
     };
     let f = &f;

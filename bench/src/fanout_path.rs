@@ -1,0 +1,346 @@
+//! The AWS delivery path, measured on one machine: the fan-out Lambda's code (`fanout::fan_out`:
+//! split the channel into batches, hand the others to further invocations, deliver one) posting
+//! through the AWS SDK's management API client to the local edge's `@connections` API, which
+//! waits `--manage-latency` per post as API Gateway's management API would. Further invocations
+//! are started after `--invoke-latency`, as an asynchronous Lambda invoke would be.
+//!
+//! Subscribers are real WebSocket connections to that edge; their ids come from the app's
+//! `$status` channel. Delivery time runs from the start of the first invocation to the last
+//! subscriber receiving the message.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_apigatewaymanagement::config::{BehaviorVersion, Credentials, Region};
+use echo_aws::gateway::ManagementApi;
+use echo_core::auth::{Claims, Role};
+use echo_core::channel::{AppId, ChannelKey, ChannelName};
+use echo_core::clock::{Clock, SystemClock};
+use echo_core::ids::ConnectionId;
+use echo_core::message::StoredMessage;
+use echo_core::store::memory::MemoryStore;
+use echo_core::store::{ConnectionRecord, ConnectionStore};
+use fanout::{Deps, Handoff, HandoffError};
+use futures_util::StreamExt;
+use serde::Serialize;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::target::{self, Endpoint, System, TargetError};
+
+#[derive(clap::Args, Clone)]
+pub struct FanoutArgs {
+    /// The edge's client address (started with --manage-latency).
+    #[arg(long)]
+    pub addr: std::net::SocketAddr,
+    /// The edge's management API address.
+    #[arg(long)]
+    pub manage_addr: std::net::SocketAddr,
+    #[arg(long, env = "ECHO_MANAGE_TOKEN", hide_env_values = true)]
+    pub manage_token: String,
+    #[arg(long, env = "ECHO_JWT_SECRET", hide_env_values = true)]
+    pub secret: String,
+    /// Subscriber counts to measure.
+    #[arg(long, value_delimiter = ',', default_value = "1000,5000,10000")]
+    pub subscribers: Vec<usize>,
+    /// The latency the edge injects per post (as started), for the ideal.
+    #[arg(long, default_value = "20ms", value_parser = humantime::parse_duration)]
+    pub latency: Duration,
+    /// Posts in flight per invocation (the stack's FanoutConcurrency).
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Subscribers per invocation (the stack's FanoutBatchSize).
+    #[arg(long, default_value_t = 1000)]
+    pub batch_size: usize,
+    /// Delay before a handed-off invocation starts (an asynchronous Lambda invoke).
+    #[arg(long, default_value = "20ms", value_parser = humantime::parse_duration)]
+    pub invoke_latency: Duration,
+    /// Messages delivered per subscriber count; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: u64,
+}
+
+/// What one subscriber count measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct FanoutOutcome {
+    pub subscribers: usize,
+    pub invocations: usize,
+    /// Median over rounds, milliseconds.
+    pub delivery_ms: f64,
+    /// `ceil(subscribers / (invocations x concurrency)) x latency`: every post in flight all the
+    /// time.
+    pub ideal_ms: f64,
+    /// One invocation alone: `subscribers x latency / concurrency`.
+    pub single_invocation_ms: f64,
+    pub per_invocation_mean_ms: f64,
+    pub per_invocation_max_ms: f64,
+    pub posts_per_invocation_max: usize,
+    pub delivered: usize,
+}
+
+/// Further invocations, as tasks started after the invoke latency; records their durations.
+struct Spawner {
+    deps: Arc<Deps>,
+    batch_size: usize,
+    invoke_latency: Duration,
+    durations: Arc<Mutex<Vec<(Duration, usize)>>>,
+    running: Arc<tokio::sync::Semaphore>,
+}
+
+#[async_trait]
+impl Handoff for Spawner {
+    async fn hand_off(
+        &self,
+        key: &ChannelKey,
+        message: &StoredMessage,
+        connections: Vec<ConnectionId>,
+    ) -> Result<(), HandoffError> {
+        let (deps, key, message) = (self.deps.clone(), key.clone(), message.clone());
+        let (delay, durations) = (self.invoke_latency, self.durations.clone());
+        let batch_size = self.batch_size;
+        let permit = self
+            .running
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| HandoffError(e.to_string()))?;
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let started = Instant::now();
+            let n = connections.len();
+            let none = NoHandoff;
+            let _ = fanout::fan_out(&deps, &none, &key, &message, Some(connections), batch_size).await;
+            if let Ok(mut d) = durations.lock() {
+                d.push((started.elapsed(), n));
+            }
+            drop(permit);
+        });
+        Ok(())
+    }
+}
+
+/// A handed-off invocation never hands off again.
+struct NoHandoff;
+
+#[async_trait]
+impl Handoff for NoHandoff {
+    async fn hand_off(
+        &self,
+        _: &ChannelKey,
+        _: &StoredMessage,
+        _: Vec<ConnectionId>,
+    ) -> Result<(), HandoffError> {
+        Err(HandoffError("a batch is delivered by one invocation".into()))
+    }
+}
+
+fn management(args: &FanoutArgs, concurrency: usize) -> ManagementApi {
+    let config = aws_sdk_apigatewaymanagement::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(format!("http://{}", args.manage_addr))
+        .credentials_provider(Credentials::new(
+            &args.manage_token,
+            "unused-locally",
+            None,
+            None,
+            "bench",
+        ))
+        .build();
+    ManagementApi::new(
+        aws_sdk_apigatewaymanagement::Client::from_conf(config),
+        concurrency,
+    )
+}
+
+/// Opens `n` connections and learns their ids from `$status`.
+async fn connect(
+    endpoint: &Endpoint,
+    n: usize,
+) -> Result<(Vec<target::Ws>, Vec<ConnectionId>), TargetError> {
+    let admin_token = {
+        let secret = endpoint.secret.clone().unwrap_or_default();
+        let issuer = echo_core::auth::TokenIssuer::new(secret.as_bytes())
+            .map_err(|e| TargetError::Token(e.to_string()))?;
+        let app = AppId::new(endpoint.app.clone()).map_err(|e| TargetError::Token(e.to_string()))?;
+        issuer
+            .issue(&Claims::new(app, "bench-admin", SystemClock.now_secs() + 3600).with_role(Role::Admin))
+            .map_err(|e| TargetError::Token(e.to_string()))?
+    };
+    let (mut status, _) = tokio_tungstenite::connect_async(format!(
+        "ws://{}/?token={admin_token}",
+        endpoint.addr
+    ))
+    .await
+    .map_err(|e| TargetError::Connect(e.to_string()))?;
+    target::send(
+        &mut status,
+        serde_json::json!({"action": "subscribe", "channel": "$status"}).to_string(),
+    )
+    .await?;
+    let collector = tokio::spawn(async move {
+        let mut ids = Vec::with_capacity(n);
+        while ids.len() < n {
+            let Some(Ok(Message::Text(t))) = status.next().await else {
+                break;
+            };
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(t.as_str()) else {
+                continue;
+            };
+            let data = &v["data"];
+            if data["event"] == "connected"
+                && data["user"].as_str().is_some_and(|u| u.starts_with("fan-"))
+                && let Some(id) = data["connectionId"].as_str()
+            {
+                ids.push(ConnectionId(id.to_owned()));
+            }
+        }
+        (ids, status)
+    });
+    let mut sockets = Vec::with_capacity(n);
+    let mut opening = futures_util::stream::iter((0..n).map(|i| {
+        let endpoint = endpoint.clone();
+        async move {
+            let url = format!("ws://{}/?token={}", endpoint.addr, endpoint.token(&format!("fan-{i}"))?);
+            tokio_tungstenite::connect_async(url)
+                .await
+                .map(|(ws, _)| ws)
+                .map_err(|e| TargetError::Connect(e.to_string()))
+        }
+    }))
+    .buffered(64);
+    while let Some(ws) = opening.next().await {
+        sockets.push(ws?);
+    }
+    let (ids, status) = tokio::time::timeout(Duration::from_secs(60), collector)
+        .await
+        .map_err(|_| TargetError::Timeout("collecting connection ids"))?
+        .map_err(|_| TargetError::Handshake("collecting connection ids"))?;
+    drop(status);
+    if ids.len() < n {
+        return Err(TargetError::Handshake("collecting connection ids"));
+    }
+    Ok((sockets, ids))
+}
+
+pub async fn measure(args: &FanoutArgs, n: usize) -> crate::Result<FanoutOutcome> {
+    let endpoint = Endpoint {
+        system: System::Echo,
+        addr: args.addr,
+        secret: Some(args.secret.clone()),
+        app: "chat-demo".into(),
+    };
+    let (sockets, ids) = connect(&endpoint, n).await?;
+    let app = AppId::new("chat-demo")?;
+    let channel = ChannelName::new("fanout")?;
+    let key = ChannelKey::new(app.clone(), channel.clone());
+    let store = Arc::new(MemoryStore::new());
+    for id in &ids {
+        store
+            .put_connection(ConnectionRecord {
+                id: id.clone(),
+                claims: Claims::new(app.clone(), "fan", SystemClock.now_secs() + 3600),
+                connected_at: SystemClock.now_ms(),
+                expires_at: SystemClock.now_secs() + 3600,
+            })
+            .await?;
+        store.subscribe(id, &key, 1).await?;
+    }
+    // Each subscriber reports when it got the round's message.
+    let (arrived_tx, mut arrived_rx) = tokio::sync::mpsc::unbounded_channel::<(u64, Instant)>();
+    let readers: Vec<_> = sockets
+        .into_iter()
+        .map(|mut ws| {
+            let tx = arrived_tx.clone();
+            tokio::spawn(async move {
+                while let Some(Ok(m)) = ws.next().await {
+                    if let Message::Text(t) = m
+                        && let Some(seq) = serde_json::from_str::<serde_json::Value>(t.as_str())
+                            .ok()
+                            .and_then(|v| v["seq"].as_u64())
+                    {
+                        let _ = tx.send((seq, Instant::now()));
+                    }
+                }
+            })
+        })
+        .collect();
+    drop(arrived_tx);
+
+    let mut totals = Vec::new();
+    let mut all_durations = Vec::new();
+    let mut invocations = 0;
+    let mut delivered = 0;
+    for round in 1..=args.rounds {
+        let deps = Arc::new(Deps {
+            connections: store.clone(),
+            gateway: Arc::new(management(args, args.concurrency)),
+        });
+        let durations = Arc::new(Mutex::new(Vec::new()));
+        let spawner = Spawner {
+            deps: deps.clone(),
+            batch_size: args.batch_size,
+            invoke_latency: args.invoke_latency,
+            durations: durations.clone(),
+            running: Arc::new(tokio::sync::Semaphore::new(10_000)),
+        };
+        let message = StoredMessage {
+            channel: channel.clone(),
+            seq: round,
+            id: format!("f{round}"),
+            data: serde_json::json!({"text": "fan-out"}),
+            from: "bench".into(),
+            ts: SystemClock.now_ms(),
+        };
+        let started = Instant::now();
+        let first = fanout::fan_out(&deps, &spawner, &key, &message, None, args.batch_size).await?;
+        let first_took = started.elapsed();
+        let mut got = 0usize;
+        let mut last = started;
+        while got < n {
+            match tokio::time::timeout(Duration::from_secs(60), arrived_rx.recv()).await {
+                Ok(Some((seq, at))) if seq == round => {
+                    got += 1;
+                    last = last.max(at);
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+        delivered = got;
+        totals.push(last.duration_since(started));
+        let mut d = durations.lock().map(|d| d.clone()).unwrap_or_default();
+        d.push((first_took, first.subscribers));
+        invocations = d.len();
+        all_durations.extend(d);
+    }
+    for r in readers {
+        r.abort();
+    }
+    totals.sort();
+    let median = totals.get(totals.len() / 2).copied().unwrap_or_default();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let rounds_per_invocation = n.div_ceil(invocations.max(1) * args.concurrency.max(1));
+    Ok(FanoutOutcome {
+        subscribers: n,
+        invocations,
+        delivery_ms: ms(median),
+        ideal_ms: ms(args.latency) * rounds_per_invocation as f64,
+        single_invocation_ms: ms(args.latency) * n.div_ceil(args.concurrency.max(1)) as f64,
+        per_invocation_mean_ms: all_durations.iter().map(|(d, _)| ms(*d)).sum::<f64>()
+            / all_durations.len().max(1) as f64,
+        per_invocation_max_ms: all_durations.iter().map(|(d, _)| ms(*d)).fold(0.0, f64::max),
+        posts_per_invocation_max: all_durations.iter().map(|(_, n)| *n).max().unwrap_or(0),
+        delivered,
+    })
+}
+
+pub async fn run(args: FanoutArgs) -> crate::Result {
+    for &n in &args.subscribers {
+        let o = measure(&args, n).await?;
+        println!("{}", crate::report::fanout_line(&o));
+        println!("{}", serde_json::to_string(&o)?);
+    }
+    Ok(())
+}

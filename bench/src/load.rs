@@ -1,0 +1,391 @@
+//! One load: N subscribers, M publishers, a channel layout, a rate (fixed, open loop; or as fast
+//! as acknowledgements allow), and what came of it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use tokio::sync::{Semaphore, watch};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::stats::{self, Latency};
+use crate::target::{self, Endpoint, System, TargetError, Ws};
+
+/// What to run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Spec {
+    pub subscribers: usize,
+    pub publishers: usize,
+    /// How many channels the subscribers and publishes are spread over (1: one hot channel).
+    pub channels: usize,
+    /// The channel name, or the prefix of `{prefix}-{i}` when there are several.
+    pub channel: String,
+    /// Publishes per second over all publishers; `None` publishes as fast as acknowledgements
+    /// allow (each publisher keeps `window` unacknowledged).
+    pub rate: Option<f64>,
+    pub window: usize,
+    pub payload: usize,
+    #[serde(with = "humantime_serde_secs")]
+    pub warmup: Duration,
+    #[serde(with = "humantime_serde_secs")]
+    pub duration: Duration,
+}
+
+mod humantime_serde_secs {
+    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+}
+
+impl Spec {
+    fn channel_name(&self, i: usize) -> String {
+        if self.channels <= 1 {
+            self.channel.clone()
+        } else {
+            format!("{}-{}", self.channel, i % self.channels)
+        }
+    }
+}
+
+/// What a load measured, over the measurement window only.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub system: System,
+    pub publishes_per_s: f64,
+    pub deliveries_per_s: f64,
+    /// Deliveries expected from the acknowledged publishes (publishes x subscribers per channel).
+    pub delivery_ratio: f64,
+    pub latency: Latency,
+    /// Server CPU, percent of one core.
+    pub cpu_percent: f64,
+    pub rss_mb: f64,
+    /// Publishes not sent because the window was full (open loop only).
+    pub skipped: u64,
+    pub errors: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    acked: AtomicU64,
+    skipped: AtomicU64,
+    errors: AtomicU64,
+}
+
+/// Opens `n` subscribers, `parallel` at a time.
+async fn connect_subscribers(
+    endpoint: &Endpoint,
+    spec: &Spec,
+    n: usize,
+) -> Result<Vec<Ws>, TargetError> {
+    let mut out = Vec::with_capacity(n);
+    let mut pending = futures_util::stream::iter((0..n).map(|i| {
+        let endpoint = endpoint.clone();
+        let channel = spec.channel_name(i);
+        async move { endpoint.subscriber(&format!("s{i}"), &channel).await }
+    }))
+    .buffered(64);
+    while let Some(ws) = pending.next().await {
+        out.push(ws?);
+    }
+    Ok(out)
+}
+
+/// Reads deliveries until stopped; counts and times those inside the window.
+async fn read(
+    mut ws: Ws,
+    start: Instant,
+    window: (Duration, Duration),
+    mut stop: watch::Receiver<bool>,
+) -> (u64, Histogram<u64>) {
+    let mut hist = stats::histogram();
+    let mut count = 0u64;
+    loop {
+        let m = tokio::select! {
+            _ = stop.changed() => break,
+            m = ws.next() => m,
+        };
+        let Some(Ok(m)) = m else { break };
+        let Message::Text(text) = m else { continue };
+        let text = text.as_str();
+        if text == "2" {
+            let _ = target::send(&mut ws, "3".to_owned()).await;
+            continue;
+        }
+        let Some(sent) = stats::sent_at(text) else {
+            continue;
+        };
+        let now = start.elapsed();
+        if now >= window.0 && now < window.1 {
+            count += 1;
+            let _ = hist.record(u64::try_from(now.as_micros()).unwrap_or(u64::MAX).saturating_sub(sent).max(1));
+        }
+    }
+    (count, hist)
+}
+
+fn now_us(start: Instant) -> u64 {
+    u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
+/// The delay between publishes for one publisher, when rate-limited.
+fn interval(spec: &Spec) -> Option<Duration> {
+    spec.rate
+        .map(|r| Duration::from_secs_f64(spec.publishers as f64 / r.max(0.001)))
+}
+
+async fn publish_echo(
+    endpoint: Endpoint,
+    spec: Arc<Spec>,
+    id: usize,
+    start: Instant,
+    window: (Duration, Duration),
+    counters: Arc<Counters>,
+) -> Result<(), TargetError> {
+    let client = echo_client::Client::builder(endpoint.echo_url())
+        .token(endpoint.token(&format!("p{id}"))?)
+        .connect()
+        .await
+        .map_err(|e| TargetError::Connect(e.to_string()))?;
+    let permits = Arc::new(Semaphore::new(spec.window));
+    let mut tick = interval(&spec).map(|d| {
+        let mut t = tokio::time::interval(d);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        t
+    });
+    let end = start + window.1;
+    let mut n = id;
+    while Instant::now() < end {
+        if let Some(t) = &mut tick {
+            t.tick().await;
+        }
+        let permit = if tick.is_some() {
+            match permits.clone().try_acquire_owned() {
+                Ok(p) => p,
+                Err(_) => {
+                    counters.skipped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+            }
+        } else {
+            match permits.clone().acquire_owned().await {
+                Ok(p) => p,
+                Err(_) => break,
+            }
+        };
+        let channel = spec.channel_name(n);
+        n += spec.publishers;
+        let data = target::data(spec.payload, now_us(start));
+        let client = client.clone();
+        let counters = counters.clone();
+        tokio::spawn(async move {
+            let result = client.publish(&channel, data).await;
+            let now = start.elapsed();
+            match result {
+                Ok(_) if now >= window.0 && now < window.1 => {
+                    counters.acked.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(_) => {}
+                // Publishes still waiting when the run ends are cut off by the close.
+                Err(echo_client::Error::Closed) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "publish failed");
+                    counters.errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            drop(permit);
+        });
+    }
+    client.close().await;
+    Ok(())
+}
+
+/// socket.io and ceiling publishers: raw frames, paced by their acknowledgements.
+async fn publish_raw(
+    endpoint: Endpoint,
+    spec: Arc<Spec>,
+    id: usize,
+    start: Instant,
+    window: (Duration, Duration),
+    counters: Arc<Counters>,
+) -> Result<(), TargetError> {
+    let mut ws = endpoint.publisher(&format!("p{id}")).await?;
+    let socketio = endpoint.system == System::Socketio;
+    let mut tick = interval(&spec).map(|d| {
+        let mut t = tokio::time::interval(d);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        t
+    });
+    let end = start + window.1;
+    let mut in_flight = 0usize;
+    let mut n = id;
+    let mut ack_id = 0u64;
+    loop {
+        let can_send = in_flight < spec.window;
+        tokio::select! {
+            () = tokio::time::sleep_until(end) => break,
+            frame = ws.next() => {
+                let Some(Ok(Message::Text(t))) = frame else {
+                    if frame.is_none() { break } else { continue }
+                };
+                let t = t.as_str();
+                if t == "2" {
+                    target::send(&mut ws, "3".to_owned()).await?;
+                } else if (socketio && t.starts_with("43")) || (!socketio && t == "a") {
+                    in_flight = in_flight.saturating_sub(1);
+                    let now = start.elapsed();
+                    if t.contains("\"error\"") {
+                        counters.errors.fetch_add(1, Ordering::Relaxed);
+                    } else if now >= window.0 && now < window.1 {
+                        counters.acked.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            _ = async { match &mut tick { Some(t) => { t.tick().await; } None => std::future::pending().await } } => {
+                if !can_send {
+                    counters.skipped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                send_one(&mut ws, &endpoint, &spec, &mut n, &mut ack_id, start).await?;
+                in_flight += 1;
+            }
+            () = std::future::ready(()), if tick.is_none() && can_send => {
+                send_one(&mut ws, &endpoint, &spec, &mut n, &mut ack_id, start).await?;
+                in_flight += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn send_one(
+    ws: &mut Ws,
+    endpoint: &Endpoint,
+    spec: &Spec,
+    n: &mut usize,
+    ack_id: &mut u64,
+    start: Instant,
+) -> Result<(), TargetError> {
+    let channel = spec.channel_name(*n);
+    *n += spec.publishers;
+    let data = target::data(spec.payload, now_us(start));
+    let frame = match endpoint.system {
+        System::Socketio => {
+            *ack_id += 1;
+            format!(
+                "42{}{}",
+                ack_id,
+                serde_json::json!(["publish", {"channel": channel, "data": data, "id": format!("m{ack_id}")}])
+            )
+        }
+        _ => serde_json::json!({"channel": channel, "data": data}).to_string(),
+    };
+    target::send(ws, frame).await
+}
+
+/// Runs `spec` against `endpoint`; `pids` are the server's processes, for CPU and memory.
+pub async fn run(endpoint: &Endpoint, spec: &Spec, pids: &[u32]) -> Result<Outcome, TargetError> {
+    let subscribers = connect_subscribers(endpoint, spec, spec.subscribers).await?;
+    let start = Instant::now();
+    let window = (spec.warmup, spec.warmup + spec.duration);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let readers: Vec<_> = subscribers
+        .into_iter()
+        .map(|ws| tokio::spawn(read(ws, start, window, stop_rx.clone())))
+        .collect();
+    let spec = Arc::new(spec.clone());
+    let counters = Arc::new(Counters::default());
+    let publishers: Vec<_> = (0..spec.publishers)
+        .map(|id| {
+            let (endpoint, spec, counters) = (endpoint.clone(), spec.clone(), counters.clone());
+            tokio::spawn(async move {
+                let r = match endpoint.system {
+                    System::Echo => publish_echo(endpoint, spec, id, start, window, counters).await,
+                    _ => publish_raw(endpoint, spec, id, start, window, counters).await,
+                };
+                if let Err(e) = &r {
+                    tracing::warn!(error = %e, "publisher failed");
+                }
+                r
+            })
+        })
+        .collect();
+    tokio::time::sleep_until(start + window.0).await;
+    let before = stats::usage(pids);
+    let measured = Instant::now();
+    tokio::time::sleep_until(start + window.1).await;
+    let elapsed = measured.elapsed();
+    let after = stats::usage(pids);
+    for p in publishers {
+        let _ = p.await;
+    }
+    // Deliveries of publishes made in the window may still be in flight.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ = stop_tx.send(true);
+    let mut hist = stats::histogram();
+    let mut delivered = 0u64;
+    for r in readers {
+        if let Ok((count, h)) = r.await {
+            delivered += count;
+            let _ = hist.add(&h);
+        }
+    }
+    let secs = spec.duration.as_secs_f64();
+    let acked = counters.acked.load(Ordering::Relaxed);
+    let per_channel = spec.subscribers as f64 / spec.channels.max(1) as f64;
+    Ok(Outcome {
+        system: endpoint.system,
+        publishes_per_s: acked as f64 / secs,
+        deliveries_per_s: delivered as f64 / secs,
+        delivery_ratio: if acked == 0 {
+            0.0
+        } else {
+            delivered as f64 / (acked as f64 * per_channel)
+        },
+        latency: Latency::of(&hist),
+        cpu_percent: stats::cpu_percent(before, after, elapsed),
+        rss_mb: after.rss_kb as f64 / 1024.0,
+        skipped: counters.skipped.load(Ordering::Relaxed),
+        errors: counters.errors.load(Ordering::Relaxed),
+    })
+}
+
+/// Opens `n` subscribed connections and reports the server's memory per connection.
+pub async fn idle(endpoint: &Endpoint, n: usize, pids: &[u32]) -> Result<IdleOutcome, TargetError> {
+    let spec = Spec {
+        subscribers: n,
+        publishers: 0,
+        channels: 100,
+        channel: "idle".into(),
+        rate: None,
+        window: 1,
+        payload: 0,
+        warmup: Duration::ZERO,
+        duration: Duration::ZERO,
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = stats::usage(pids);
+    let connections = connect_subscribers(endpoint, &spec, n).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = stats::usage(pids);
+    drop(connections);
+    Ok(IdleOutcome {
+        system: endpoint.system,
+        connections: n,
+        rss_before_mb: before.rss_kb as f64 / 1024.0,
+        rss_after_mb: after.rss_kb as f64 / 1024.0,
+        kb_per_connection: after.rss_kb.saturating_sub(before.rss_kb) as f64 / n.max(1) as f64,
+    })
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IdleOutcome {
+    pub system: System,
+    pub connections: usize,
+    pub rss_before_mb: f64,
+    pub rss_after_mb: f64,
+    pub kb_per_connection: f64,
+}

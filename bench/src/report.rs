@@ -1,0 +1,298 @@
+//! How figures are printed and written to docs/benchmarks.md.
+
+use crate::load::Outcome;
+
+/// One line per load, for the terminal.
+pub fn load_line(o: &Outcome) -> String {
+    format!(
+        "{:<18} publishes/s {:>9.0}  deliveries/s {:>10.0} ({:>5.1}% of expected)  latency ms p50 {:>7.2} p90 {:>7.2} p99 {:>7.2} p99.9 {:>7.2}  server cpu {:>5.0}% rss {:>6.1} MB  skipped {} errors {}",
+        o.system.label(),
+        o.publishes_per_s,
+        o.deliveries_per_s,
+        o.delivery_ratio * 100.0,
+        o.latency.p50,
+        o.latency.p90,
+        o.latency.p99,
+        o.latency.p999,
+        o.cpu_percent,
+        o.rss_mb,
+        o.skipped,
+        o.errors
+    )
+}
+
+pub fn fanout_line(o: &crate::fanout_path::FanoutOutcome) -> String {
+    format!(
+        "fan-out {:>6} subscribers: {:>3} invocations, delivered {} in {:>7.1} ms (ideal {:>6.1} ms, {:.2}x; one invocation alone {:>7.1} ms), per invocation mean {:>6.1} ms max {:>6.1} ms, at most {} posts each",
+        o.subscribers,
+        o.invocations,
+        o.delivered,
+        o.delivery_ms,
+        o.ideal_ms,
+        o.delivery_ms / o.ideal_ms.max(1e-9),
+        o.single_invocation_ms,
+        o.per_invocation_mean_ms,
+        o.per_invocation_max_ms,
+        o.posts_per_invocation_max
+    )
+}
+
+pub fn startup_line(o: &crate::startup::StartupOutcome) -> String {
+    format!(
+        "{:<16} emulator ready {:>6.0} ms, first invoke {:>6.0} ms, warm invoke {:>5.1} ms, arm64 release {}, debug {}",
+        o.binary,
+        o.ready_ms,
+        o.first_invoke_ms,
+        o.warm_invoke_ms,
+        o.arm64_release_bytes.map_or("-".to_owned(), mb),
+        o.debug_bytes.map_or("-".to_owned(), mb),
+    )
+}
+
+fn mb(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1_048_576.0)
+}
+
+/// The current time, UTC, as `date -u` prints it.
+pub fn now_utc() -> String {
+    command("date", &["-u", "+%Y-%m-%d %H:%M UTC"])
+}
+
+fn command(program: &str, args: &[&str]) -> String {
+    std::process::Command::new(program)
+        .args(args)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+fn machine() -> Vec<(String, String)> {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name").map(|r| r.trim_start_matches([' ', '\t', ':']).to_owned()))
+        .unwrap_or_else(|| "unknown".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or("unknown".to_owned(), |kb| format!("{:.1} GB", kb as f64 / 1_048_576.0));
+    vec![
+        ("CPU".into(), format!("{model}, {cores} cores available")),
+        ("Memory".into(), mem),
+        ("Kernel".into(), command("uname", &["-sr"])),
+        ("rustc".into(), command("rustc", &["-V"])),
+        ("Node.js".into(), command("node", &["-v"])),
+        ("Redis".into(), command("redis-server", &["-v"])),
+        ("Echo".into(), env!("CARGO_PKG_VERSION").to_owned()),
+    ]
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        _ => None,
+    }
+}
+
+fn fmt_ratio(r: Option<f64>) -> String {
+    r.map_or("-".into(), |r| format!("{r:.2}x"))
+}
+
+/// Each target of the benchmarks, measured: (what, figure, target, met).
+pub fn targets(r: &Results) -> Vec<(String, String, String, Option<bool>)> {
+    use crate::target::System::{Ceiling, Echo, Socketio};
+    let d = |s: &str, sys| r.find(s, sys).map(|o| o.deliveries_per_s);
+    let p99 = |s: &str, sys| r.find(s, sys).map(|o| o.latency.p99);
+    let idle = |sys| r.idle.iter().find(|i| i.system == sys).map(|i| i.kb_per_connection);
+    let mut out = Vec::new();
+    let vs_base = ratio(d(PEAK, Echo), d(PEAK, Socketio));
+    out.push(("Hot channel deliveries/s, Echo / socket.io".into(), fmt_ratio(vs_base), ">= 5x".into(), vs_base.map(|x| x >= 5.0)));
+    let vs_ceiling = ratio(d(PEAK, Echo), d(PEAK, Ceiling));
+    out.push(("Hot channel deliveries/s, Echo / ceiling".into(), fmt_ratio(vs_ceiling), ">= 0.7x".into(), vs_ceiling.map(|x| x >= 0.7)));
+    let chain = ratio(d(CHAIN_PEAK, Echo), d(CHAIN_PEAK, Socketio));
+    out.push(("angry + emojify deliveries/s, Echo / socket.io".into(), fmt_ratio(chain), ">= 5x".into(), chain.map(|x| x >= 5.0)));
+    let lat = ratio(p99(HALF, Echo), p99(HALF, Socketio));
+    out.push(("p99 latency at half of peak, Echo / socket.io".into(), fmt_ratio(lat), "<= 0.33x".into(), lat.map(|x| x <= 1.0 / 3.0)));
+    let mem = ratio(idle(Echo), idle(Socketio));
+    out.push(("Memory per idle connection, Echo / socket.io".into(), fmt_ratio(mem), "<= 0.5x".into(), mem.map(|x| x <= 0.5)));
+    if let Some(f) = r.fanout.iter().find(|f| f.subscribers == 10_000) {
+        let x = f.delivery_ms / f.ideal_ms.max(1e-9);
+        out.push(("AWS path, 10k subscribers, delivery time / ideal".into(), format!("{x:.2}x"), "<= 1.3x".into(), Some(x <= 1.3)));
+    }
+    if let (Some(small), Some(large)) = (r.fanout.first(), r.fanout.last()) {
+        if large.subscribers > small.subscribers {
+            let x = large.per_invocation_max_ms / small.per_invocation_max_ms.max(1e-9);
+            out.push((
+                format!(
+                    "AWS path, slowest invocation at {} / at {} subscribers",
+                    large.subscribers, small.subscribers
+                ),
+                format!("{x:.2}x"),
+                "flat (<= 1.3x)".into(),
+                Some(x <= 1.3),
+            ));
+        }
+    }
+    out
+}
+
+/// The comparison, for the terminal.
+pub fn summary(r: &Results) -> String {
+    let mut s = String::from("\ntarget                                                     measured    target     met\n");
+    for (what, got, want, met) in targets(r) {
+        let met = match met {
+            Some(true) => "yes",
+            Some(false) => "NO",
+            None => "-",
+        };
+        s.push_str(&format!("{what:<58} {got:>9}   {want:<9}  {met}\n"));
+    }
+    s
+}
+
+/// docs/benchmarks.md.
+pub fn markdown(r: &Results, args: &crate::suite::SuiteArgs) -> String {
+    use std::fmt::Write;
+    let mut m = String::new();
+    let _ = writeln!(m, "# Benchmarks\n");
+    let _ = writeln!(
+        m,
+        "Echo, the original architecture (a Node.js socket.io server with the Redis adapter, running \
+         the same demo functions in-process) and a ceiling (a raw WebSocket broadcaster on the same \
+         transport crates as the edge: no auth, routing, storage or middleware), measured in one run \
+         on one machine by `echo-bench suite`. Written by that run on {}; the suite took {:.0} s.\n",
+        r.started, r.took_secs
+    );
+    let _ = writeln!(m, "## Reproduce\n\n```sh\nbash bench/run.sh            # builds in release, installs redis-server and the baseline's packages, runs, writes this file\n```\n");
+    let _ = writeln!(m, "## Machine\n\n| | |\n| --- | --- |");
+    for (k, v) in machine() {
+        let _ = writeln!(m, "| {k} | {v} |");
+    }
+    let _ = writeln!(
+        m,
+        "\nThe generator and the servers share the machine: every figure includes the generator's \
+         own cost, the same for each system (subscribers of all three use one minimal reader; \
+         Echo's publishers use the Echo Rust client, the others raw frames).\n"
+    );
+    let _ = writeln!(m, "## Targets\n\n| Comparison | Measured | Target | Met |\n| --- | --- | --- | --- |");
+    for (what, got, want, met) in targets(r) {
+        let met = match met {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "-",
+        };
+        let _ = writeln!(m, "| {what} | {got} | {want} | {met} |");
+    }
+    let _ = writeln!(
+        m,
+        "\n## Loads\n\n{} subscribers on one channel (or spread over 100), 4 publishers (8 for 100 \
+         channels), about 100 bytes of data per message, 2 s of warm-up then 5 s measured. \
+         \"Peak\": each publisher keeps 16 publishes unacknowledged (the ceiling has no \
+         acknowledgements: its publishers write as fast as the socket takes). \"Half of peak\": \
+         a fixed rate of half the publishes/s that system reached at peak, open loop. Latency is \
+         publish to delivery (the publish time travels in the data), over every delivery in the \
+         window. Delivered: deliveries as a share of acknowledged publishes x subscribers.\n",
+        args.subscribers
+    );
+    let _ = writeln!(m, "| Scenario | System | Publishes/s | Deliveries/s | Delivered | p50 ms | p90 ms | p99 ms | p99.9 ms | Server CPU | Server RSS |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for (scenario, o) in &r.loads {
+        let _ = writeln!(
+            m,
+            "| {scenario} | {} | {:.0} | {:.0} | {:.1}% | {:.2} | {:.2} | {:.2} | {:.2} | {:.0}% | {:.0} MB |",
+            o.system.label(),
+            o.publishes_per_s,
+            o.deliveries_per_s,
+            o.delivery_ratio * 100.0,
+            o.latency.p50,
+            o.latency.p90,
+            o.latency.p99,
+            o.latency.p999,
+            o.cpu_percent,
+            o.rss_mb
+        );
+    }
+    let _ = writeln!(m, "\nServer CPU is percent of one core (the baseline's includes redis-server).\n");
+    let _ = writeln!(m, "## Idle connections\n\n| System | Connections | RSS before | RSS after | Per connection |\n| --- | ---: | ---: | ---: | ---: |");
+    for i in &r.idle {
+        let _ = writeln!(
+            m,
+            "| {} | {} | {:.1} MB | {:.1} MB | {:.1} KB |",
+            i.system.label(),
+            i.connections,
+            i.rss_before_mb,
+            i.rss_after_mb,
+            i.kb_per_connection
+        );
+    }
+    let _ = writeln!(
+        m,
+        "\nEach connection is subscribed to one of 100 channels. The baseline's figure includes \
+         redis-server.\n"
+    );
+    let _ = writeln!(
+        m,
+        "## The AWS delivery path\n\nThe fan-out Lambda's code (`fanout::fan_out`) posting through \
+         the AWS SDK's management API client to the local edge's `@connections` API, which waits \
+         20 ms per request (`--manage-latency`), as API Gateway's management API takes tens of \
+         milliseconds. 64 posts in flight per invocation, 1,000 subscribers per invocation; \
+         further invocations start 20 ms after being handed their batch, as an asynchronous \
+         invoke would. Subscribers are real WebSocket connections to the edge. Delivery time runs \
+         from the start of the first invocation to the last subscriber receiving the message \
+         (median of 3). Ideal: every invocation keeps 64 posts in flight all the time, \
+         `ceil(subscribers / (invocations x 64)) x 20 ms`.\n"
+    );
+    let _ = writeln!(m, "| Subscribers | Invocations | Delivery time | Ideal | Ratio | One invocation alone | Per invocation, mean | Per invocation, max | Posts per invocation, max |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for f in &r.fanout {
+        let _ = writeln!(
+            m,
+            "| {} | {} | {:.0} ms | {:.0} ms | {:.2}x | {:.0} ms | {:.0} ms | {:.0} ms | {} |",
+            f.subscribers,
+            f.invocations,
+            f.delivery_ms,
+            f.ideal_ms,
+            f.delivery_ms / f.ideal_ms.max(1e-9),
+            f.single_invocation_ms,
+            f.per_invocation_mean_ms,
+            f.per_invocation_max_ms,
+            f.posts_per_invocation_max
+        );
+    }
+    let _ = writeln!(
+        m,
+        "\nThis machine allows 20,000 open files per process, so 50,000 real subscribers cannot be \
+         opened here; the table stops at what it allows.\n"
+    );
+    if !r.startup.is_empty() {
+        let _ = writeln!(
+            m,
+            "## Lambda start-up under `cargo lambda watch`\n\nReady: from starting the emulator to \
+             it accepting invocations. First invoke: cargo's up-to-date check, starting the binary, \
+             its initialisation (configuration, AWS clients) and one event the binary answers \
+             without AWS. Warm: the next event. Sizes: the arm64 release `bootstrap` from \
+             `sam build` (what is deployed) and the debug binary the emulator runs.\n"
+        );
+        let _ = writeln!(m, "| Binary | Emulator ready | First invoke | Warm invoke | arm64 release | debug |\n| --- | ---: | ---: | ---: | ---: | ---: |");
+        for s in &r.startup {
+            let _ = writeln!(
+                m,
+                "| {} | {:.0} ms | {:.0} ms | {:.1} ms | {} | {} |",
+                s.binary,
+                s.ready_ms,
+                s.first_invoke_ms,
+                s.warm_invoke_ms,
+                s.arm64_release_bytes.map_or("-".to_owned(), mb),
+                s.debug_bytes.map_or("-".to_owned(), mb),
+            );
+        }
+    }
+    m
+}
+
+use crate::suite::{CHAIN_PEAK, HALF, PEAK, Results};

@@ -1,0 +1,383 @@
+//! The whole suite: starts Echo, the socket.io baseline (on a local redis-server) and the ceiling
+//! on this machine, runs the same loads against each, and writes the figures side by side.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::fanout_path::{FanoutArgs, FanoutOutcome};
+use crate::load::{IdleOutcome, Outcome, Spec};
+use crate::startup::StartupOutcome;
+use crate::target::{Endpoint, System};
+
+#[derive(clap::Args)]
+pub struct SuiteArgs {
+    /// A quick pass (a few seconds per system, small counts): checks that everything runs.
+    #[arg(long)]
+    pub smoke: bool,
+    /// Where to write the report (default: docs/benchmarks.md, not written with --smoke).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Subscribers on the hot channel.
+    #[arg(long, default_value_t = 1000)]
+    pub subscribers: usize,
+    /// Idle connections for the memory comparison.
+    #[arg(long, default_value_t = 10_000)]
+    pub idle: usize,
+    /// Skip the Lambda start-up measurements (they need cargo lambda).
+    #[arg(long)]
+    pub skip_startup: bool,
+}
+
+/// A server process, killed when dropped.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    /// For Echo: the management API.
+    manage: Option<SocketAddr>,
+    pids: Vec<u32>,
+    /// Processes it depends on (redis for the baseline).
+    _deps: Vec<Server>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SuiteError {
+    #[error("could not start {0}: {1}")]
+    Start(String, String),
+    #[error("{0} did not print its address")]
+    NoAddress(String),
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn sibling(name: &str) -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join(name)))
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+/// Starts `command`, reads stdout until `prefix` and returns the rest of that line.
+fn start(name: &str, mut command: Command, prefix: &str) -> Result<(Child, String, Vec<String>), SuiteError> {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| SuiteError::Start(name.into(), e.to_string()))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| SuiteError::NoAddress(name.into()))?;
+    let mut lines = BufReader::new(stdout).lines();
+    let mut seen = Vec::new();
+    let found = loop {
+        match lines.next() {
+            Some(Ok(line)) => {
+                if let Some(rest) = line.trim().strip_prefix(prefix) {
+                    break rest.trim().to_owned();
+                }
+                seen.push(line);
+            }
+            _ => return Err(SuiteError::NoAddress(name.into())),
+        }
+    };
+    // Read the rest (Echo prints more lines) so the child never blocks on a full pipe.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    seen.extend(rx.try_iter());
+    Ok((child, found, seen))
+}
+
+fn local(port: &str) -> Result<SocketAddr, SuiteError> {
+    format!("127.0.0.1:{}", port.trim_end_matches('/'))
+        .parse()
+        .map_err(|_| SuiteError::NoAddress(port.into()))
+}
+
+const SECRET: &str = "bench-secret-bench-secret-bench-secret";
+const MANAGE_TOKEN: &str = "bench-manage-token";
+
+fn start_echo(data: &Path, manage_latency: Option<&str>) -> Result<Server, SuiteError> {
+    let mut c = Command::new(sibling("echoctl"));
+    c.args(["serve", "--port", "0", "--manage-port", "0", "--data-dir"])
+        .arg(data)
+        .env("ECHO_JWT_SECRET", SECRET)
+        .env("ECHO_MANAGE_TOKEN", MANAGE_TOKEN)
+        .env("ECHO_LOG", "warn");
+    if let Some(l) = manage_latency {
+        c.args(["--manage-latency", l]);
+    }
+    let (child, addr, rest) = start("echoctl serve", c, "echo edge listening on http://")?;
+    let manage = rest.iter().find_map(|l| {
+        l.trim()
+            .strip_prefix("management API  http://")
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|a| a.parse().ok())
+    });
+    Ok(Server {
+        pids: vec![child.id()],
+        addr: addr.parse().map_err(|_| SuiteError::NoAddress(addr.clone()))?,
+        manage,
+        child,
+        _deps: Vec::new(),
+    })
+}
+
+fn start_ceiling() -> Result<Server, SuiteError> {
+    let mut c = Command::new(sibling("ceiling"));
+    c.args(["--port", "0"]);
+    let (child, port, _) = start("ceiling", c, "ceiling listening on")?;
+    Ok(Server {
+        pids: vec![child.id()],
+        addr: local(&port)?,
+        manage: None,
+        child,
+        _deps: Vec::new(),
+    })
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(6390)
+}
+
+/// Waits until something accepts connections on `port`.
+fn wait_port(port: u16) -> Result<(), SuiteError> {
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if started.elapsed() > Duration::from_secs(10) {
+            return Err(SuiteError::NoAddress(format!("port {port}")));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+fn start_baseline() -> Result<Server, SuiteError> {
+    let redis_port = free_port();
+    let redis_child = Command::new("redis-server")
+        .args(["--port", &redis_port.to_string(), "--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| SuiteError::Start("redis-server".into(), e.to_string()))?;
+    wait_port(redis_port)?;
+    let redis = Server {
+        pids: vec![redis_child.id()],
+        addr: local(&redis_port.to_string())?,
+        manage: None,
+        child: redis_child,
+        _deps: Vec::new(),
+    };
+    let port = free_port();
+    let mut c = Command::new("node");
+    c.arg(repo().join("bench/baseline/server.js"))
+        .args(["--port", &port.to_string(), "--redis", &format!("redis://127.0.0.1:{redis_port}")])
+        .arg("--associations")
+        .arg(repo().join("apps/chat/associations.json"));
+    let (child, _, _) = start("the socket.io baseline", c, "baseline listening on")?;
+    Ok(Server {
+        pids: vec![child.id(), redis.child.id()],
+        addr: local(&port.to_string())?,
+        manage: None,
+        child,
+        _deps: vec![redis],
+    })
+}
+
+fn endpoint(system: System, server: &Server) -> Endpoint {
+    Endpoint {
+        system,
+        addr: server.addr,
+        secret: Some(SECRET.into()),
+        app: "chat-demo".into(),
+    }
+}
+
+/// Everything the suite measured.
+#[derive(Debug, Default, Serialize)]
+pub struct Results {
+    pub idle: Vec<IdleOutcome>,
+    /// (scenario, outcome)
+    pub loads: Vec<(String, Outcome)>,
+    pub fanout: Vec<FanoutOutcome>,
+    pub startup: Vec<StartupOutcome>,
+    pub started: String,
+    pub took_secs: f64,
+}
+
+impl Results {
+    pub fn find(&self, scenario: &str, system: System) -> Option<&Outcome> {
+        self.loads
+            .iter()
+            .find(|(s, o)| s == scenario && o.system == system)
+            .map(|(_, o)| o)
+    }
+}
+
+pub const PEAK: &str = "hot channel, no functions, peak";
+pub const HALF: &str = "hot channel, no functions, half of peak";
+pub const CHAIN_PEAK: &str = "hot channel, angry + emojify, peak";
+pub const CHAIN_HALF: &str = "hot channel, angry + emojify, half of peak";
+pub const MANY: &str = "100 channels, no functions, peak";
+
+async fn loads(
+    system: System,
+    server: &Server,
+    args: &SuiteArgs,
+    results: &mut Results,
+) -> crate::Result {
+    let e = endpoint(system, server);
+    let (warmup, duration) = if args.smoke {
+        (Duration::from_millis(500), Duration::from_secs(2))
+    } else {
+        (Duration::from_secs(2), Duration::from_secs(5))
+    };
+    let subscribers = if args.smoke { 100 } else { args.subscribers };
+    let base = Spec {
+        subscribers,
+        publishers: 4,
+        channels: 1,
+        channel: "bench".into(),
+        rate: None,
+        window: 16,
+        payload: 100,
+        warmup,
+        duration,
+    };
+    let mut scenarios = vec![(PEAK, HALF, "bench")];
+    if system != System::Ceiling {
+        scenarios.push((CHAIN_PEAK, CHAIN_HALF, "angry"));
+    }
+    for (peak_name, half_name, channel) in scenarios {
+        let spec = Spec {
+            channel: channel.into(),
+            ..base.clone()
+        };
+        let peak = crate::load::run(&e, &spec, &server.pids).await?;
+        eprintln!("  {peak_name:<45} {}", crate::report::load_line(&peak));
+        let half_rate = (peak.publishes_per_s / 2.0).max(1.0);
+        results.loads.push((peak_name.into(), peak));
+        let spec = Spec {
+            rate: Some(half_rate),
+            window: 1000,
+            ..spec
+        };
+        let half = crate::load::run(&e, &spec, &server.pids).await?;
+        eprintln!("  {half_name:<45} {}", crate::report::load_line(&half));
+        results.loads.push((half_name.into(), half));
+    }
+    if system != System::Ceiling {
+        let spec = Spec {
+            channels: 100,
+            channel: "lobby".into(),
+            publishers: 8,
+            ..base
+        };
+        let many = crate::load::run(&e, &spec, &server.pids).await?;
+        eprintln!("  {MANY:<45} {}", crate::report::load_line(&many));
+        results.loads.push((MANY.into(), many));
+    }
+    Ok(())
+}
+
+pub async fn run(args: SuiteArgs) -> crate::Result {
+    let began = Instant::now();
+    let mut results = Results {
+        started: crate::report::now_utc(),
+        ..Results::default()
+    };
+    let idle = if args.smoke { 300 } else { args.idle };
+    let tmp = std::env::temp_dir().join(format!("echo-bench-{}", std::process::id()));
+    for system in [System::Ceiling, System::Echo, System::Socketio] {
+        eprintln!("== {}", system.label());
+        let fresh = |n: usize| -> Result<Server, SuiteError> {
+            match system {
+                System::Echo => start_echo(&tmp.join(format!("echo-{n}")), None),
+                System::Socketio => start_baseline(),
+                System::Ceiling => start_ceiling(),
+            }
+        };
+        // Memory per idle connection on a fresh server, then the loads on another.
+        {
+            let server = fresh(0)?;
+            let o = crate::load::idle(&endpoint(system, &server), idle, &server.pids).await?;
+            eprintln!(
+                "  {idle} idle connections: {:.1} KB each (rss {:.1} -> {:.1} MB)",
+                o.kb_per_connection, o.rss_before_mb, o.rss_after_mb
+            );
+            results.idle.push(o);
+        }
+        let server = fresh(1)?;
+        loads(system, &server, &args, &mut results).await?;
+    }
+
+    eprintln!("== the AWS delivery path");
+    let latency = "20ms";
+    let edge = start_echo(&tmp.join("fanout"), Some(latency))?;
+    let fan = FanoutArgs {
+        addr: edge.addr,
+        manage_addr: edge.manage.ok_or_else(|| SuiteError::NoAddress("management API".into()))?,
+        manage_token: MANAGE_TOKEN.into(),
+        secret: SECRET.into(),
+        subscribers: if args.smoke {
+            vec![200]
+        } else {
+            vec![1000, 5000, 10_000]
+        },
+        latency: Duration::from_millis(20),
+        concurrency: 64,
+        batch_size: if args.smoke { 100 } else { 1000 },
+        invoke_latency: Duration::from_millis(20),
+        rounds: if args.smoke { 1 } else { 3 },
+    };
+    for &n in &fan.subscribers {
+        let o = crate::fanout_path::measure(&fan, n).await?;
+        eprintln!("  {}", crate::report::fanout_line(&o));
+        results.fanout.push(o);
+    }
+    drop(edge);
+
+    if !args.skip_startup && !args.smoke {
+        eprintln!("== Lambda start-up under cargo lambda watch");
+        results.startup = crate::startup::measure_all(&repo()).await?;
+        for s in &results.startup {
+            eprintln!("  {}", crate::report::startup_line(s));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+    results.took_secs = began.elapsed().as_secs_f64();
+
+    let markdown = crate::report::markdown(&results, &args);
+    println!("{}", crate::report::summary(&results));
+    if !args.smoke || args.out.is_some() {
+        let out = args
+            .out
+            .clone()
+            .unwrap_or_else(|| repo().join("docs/benchmarks.md"));
+        std::fs::write(&out, markdown)?;
+        eprintln!("wrote {}", out.display());
+    }
+    eprintln!("suite took {:.0} s", results.took_secs);
+    Ok(())
+}

@@ -1,0 +1,171 @@
+//! The three systems a load runs against, and how a subscriber and a publisher speak to each.
+//!
+//! Subscribers of every system use the same minimal reader (find the publish time in the frame,
+//! nothing else) so that the generator costs each system the same. Echo's publishers use the
+//! Echo Rust client; the socket.io publishers speak Engine.IO v4 / Socket.IO v5 over a plain
+//! WebSocket as `bench/baseline/README.md` documents.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use echo_core::auth::{Claims, TokenIssuer};
+use echo_core::channel::AppId;
+use echo_core::clock::{Clock, SystemClock};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// How long a handshake step may take.
+const STEP: Duration = Duration::from_secs(20);
+
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("could not connect: {0}")]
+    Connect(String),
+    #[error("unexpected answer while {0}")]
+    Handshake(&'static str),
+    #[error("no answer while {0}")]
+    Timeout(&'static str),
+    #[error("token: {0}")]
+    Token(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum System {
+    /// The Echo edge.
+    Echo,
+    /// The socket.io server with the Redis adapter.
+    Socketio,
+    /// The raw broadcaster.
+    Ceiling,
+}
+
+impl System {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Echo => "Echo",
+            Self::Socketio => "socket.io + Redis",
+            Self::Ceiling => "ceiling",
+        }
+    }
+}
+
+/// A running system to connect to.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub system: System,
+    pub addr: SocketAddr,
+    /// Echo's JWT secret, to make tokens.
+    pub secret: Option<String>,
+    pub app: String,
+}
+
+impl Endpoint {
+    pub fn token(&self, sub: &str) -> Result<String, TargetError> {
+        let secret = self.secret.as_deref().unwrap_or_default();
+        let issuer = TokenIssuer::new(secret.as_bytes()).map_err(|e| TargetError::Token(e.to_string()))?;
+        let app = AppId::new(self.app.clone()).map_err(|e| TargetError::Token(e.to_string()))?;
+        issuer
+            .issue(&Claims::new(app, sub, SystemClock.now_secs() + 3600))
+            .map_err(|e| TargetError::Token(e.to_string()))
+    }
+
+    pub fn echo_url(&self) -> String {
+        format!("ws://{}/", self.addr)
+    }
+
+    async fn open(&self, sub: &str, publisher: bool) -> Result<Ws, TargetError> {
+        let url = match self.system {
+            System::Echo => format!("ws://{}/?token={}", self.addr, self.token(sub)?),
+            System::Socketio => format!(
+                "ws://{}/socket.io/?EIO=4&transport=websocket&app={}&sub={sub}",
+                self.addr, self.app
+            ),
+            System::Ceiling if publisher => format!("ws://{}/?role=pub", self.addr),
+            System::Ceiling => format!("ws://{}/", self.addr),
+        };
+        let (mut ws, _) = tokio::time::timeout(STEP, tokio_tungstenite::connect_async(url))
+            .await
+            .map_err(|_| TargetError::Timeout("connecting"))?
+            .map_err(|e| TargetError::Connect(e.to_string()))?;
+        if self.system == System::Socketio {
+            // Engine.IO open packet, then connect to the main namespace.
+            expect(&mut ws, "engine.io open", |t| t.starts_with('0')).await?;
+            send(&mut ws, "40".to_owned()).await?;
+            expect(&mut ws, "namespace connect", |t| t.starts_with("40")).await?;
+        }
+        Ok(ws)
+    }
+
+    /// A connection subscribed to `channel`, ready to read deliveries.
+    pub async fn subscriber(&self, sub: &str, channel: &str) -> Result<Ws, TargetError> {
+        let mut ws = self.open(sub, false).await?;
+        match self.system {
+            System::Echo => {
+                send(
+                    &mut ws,
+                    json!({"action": "subscribe", "channel": channel}).to_string(),
+                )
+                .await?;
+                expect(&mut ws, "subscribing", |t| t.contains("\"type\":\"subscribed\"")).await?;
+            }
+            System::Socketio => {
+                send(
+                    &mut ws,
+                    format!("420{}", json!(["subscribe", {"channel": channel}])),
+                )
+                .await?;
+                expect(&mut ws, "subscribing", |t| t.starts_with("430")).await?;
+            }
+            System::Ceiling => {}
+        }
+        Ok(ws)
+    }
+
+    /// A raw publisher connection (socket.io and ceiling; Echo publishes through its client).
+    pub async fn publisher(&self, sub: &str) -> Result<Ws, TargetError> {
+        self.open(sub, true).await
+    }
+}
+
+pub async fn send(ws: &mut Ws, text: String) -> Result<(), TargetError> {
+    ws.send(Message::text(text))
+        .await
+        .map_err(|e| TargetError::Connect(e.to_string()))
+}
+
+/// Reads until a text frame satisfies `want` (answering Engine.IO pings on the way).
+async fn expect(
+    ws: &mut Ws,
+    what: &'static str,
+    want: impl Fn(&str) -> bool,
+) -> Result<(), TargetError> {
+    tokio::time::timeout(STEP, async {
+        while let Some(m) = ws.next().await {
+            match m {
+                Ok(Message::Text(t)) if want(t.as_str()) => return Ok(()),
+                Ok(Message::Text(t)) if t.as_str() == "2" => send(ws, "3".to_owned()).await?,
+                Ok(Message::Text(t)) if t.contains("\"type\":\"error\"") || t.starts_with("44") => {
+                    tracing::warn!(frame = %t.as_str(), "{what}");
+                    return Err(TargetError::Handshake(what));
+                }
+                Ok(_) => {}
+                Err(e) => return Err(TargetError::Connect(e.to_string())),
+            }
+        }
+        Err(TargetError::Handshake(what))
+    })
+    .await
+    .map_err(|_| TargetError::Timeout(what))?
+}
+
+/// The data every system's publishers send: about `size` bytes of JSON with the publish time.
+pub fn data(size: usize, t_us: u64) -> serde_json::Value {
+    let pad = size.saturating_sub(26).max(1);
+    json!({"text": "x".repeat(pad), "t": t_us})
+}
