@@ -135,6 +135,9 @@ async fn write_burst(
     rx: &mut mpsc::Receiver<Message>,
 ) -> Result<(), axum::Error> {
     sink.feed(first).await?;
+    // Let the other tasks the same publish woke run first: under load, more frames are queued by
+    // the time this one writes, and go out in the same write.
+    tokio::task::yield_now().await;
     for _ in 1..BURST {
         match rx.try_recv() {
             Ok(m) => sink.feed(m).await?,

@@ -199,7 +199,13 @@ pub async fn start_with(
         connections: connections.clone(),
         gateway: gateway.clone(),
     });
-    let publisher = Arc::new(Publisher::new(store.clone(), Arc::new(dispatcher)));
+    // The edge owns every channel: stores are pipelined (and grouped into one commit by the
+    // store) and dispatched in seq order.
+    let publisher = Arc::new(Publisher::with_ordering(
+        store.clone(),
+        Arc::new(dispatcher),
+        echo_core::publish::Ordering::Pipelined,
+    ));
 
     let listener = TcpListener::bind(config.listen)
         .await

@@ -164,9 +164,13 @@ async fn subscribe(
     claims.authorize_subscribe(channel)?;
     let key = ChannelKey::new(claims.app.clone(), channel.clone());
     {
-        // No message is committed to the channel while the subscription is put in place and the
+        // No message is dispatched to the channel while the subscription is put in place and the
         // replay read: the client gets every message after `since` exactly once.
-        let _guard = deps.publisher.lock(&key).await;
+        let (_hold, seq) = deps
+            .publisher
+            .hold(&key)
+            .await
+            .map_err(|e| internal(id, "could not read the channel", &e))?;
         let added = match deps
             .connections
             .subscribe(id, &key, deps.limits.max_subscriptions)
@@ -181,19 +185,18 @@ async fn subscribe(
             }
             Err(e) => return Err(internal(id, "could not subscribe", &e)),
         };
-        let seq = deps
-            .publisher
-            .history
-            .latest_seq(&key)
-            .await
-            .map_err(|e| internal(id, "could not read the channel", &e))?;
+        // Messages after `seq` reach the new subscription live; the replay stops at it.
         let replay = match since {
-            Some(since) if since < seq => deps
-                .publisher
-                .history
-                .range(&key, since, MAX_HISTORY_LIMIT as usize)
-                .await
-                .map_err(|e| internal(id, "could not read history", &e))?,
+            Some(since) if since < seq => {
+                let mut replay = deps
+                    .publisher
+                    .history
+                    .range(&key, since, MAX_HISTORY_LIMIT as usize)
+                    .await
+                    .map_err(|e| internal(id, "could not read history", &e))?;
+                replay.retain(|m| m.seq <= seq);
+                replay
+            }
             _ => Vec::new(),
         };
         let subscribed = ServerFrame::Subscribed {

@@ -1,16 +1,22 @@
 //! History, sequences and associations in a redb file: embedded, crash-safe (every commit is
 //! durable before it returns), nothing to install.
 //!
+//! Appends go through one committer thread that writes everything waiting in one transaction:
+//! under load, many messages share one durable commit (group commit), and a busy channel is not
+//! limited to one disk flush per message.
+//!
 //! Tables: `seqs` (channel key to last seq), `messages` ((channel key, seq) to the message as
 //! JSON), `meta` (the associations document).
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use echo_core::channel::ChannelKey;
+use echo_core::channel::{ChannelKey, ChannelName};
 use echo_core::message::{NewMessage, StoredMessage};
 use echo_core::store::{AssociationsStore, HistoryStore, StoreError, StoreResult};
+use tokio::sync::oneshot;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 const SEQS: TableDefinition<&str, u64> = TableDefinition::new("seqs");
@@ -18,10 +24,33 @@ const MESSAGES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("mess
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 const ASSOCIATIONS_KEY: &str = "associations";
 
-/// The embedded store. Cloning shares the database.
-#[derive(Clone)]
+/// Most appends in one transaction.
+const MAX_BATCH: usize = 1024;
+
+/// An append waiting for the committer.
+struct Append {
+    key: String,
+    channel: ChannelName,
+    message: NewMessage,
+    reply: oneshot::Sender<StoreResult<StoredMessage>>,
+}
+
+/// The embedded store. Dropping it waits for the committer, so the file can be opened again
+/// at once.
 pub struct RedbStore {
     db: Arc<Database>,
+    /// `None` only while dropping.
+    appends: Option<std::sync::mpsc::Sender<Append>>,
+    committer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for RedbStore {
+    fn drop(&mut self) {
+        self.appends = None;
+        if let Some(t) = self.committer.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl std::fmt::Debug for RedbStore {
@@ -39,7 +68,18 @@ impl RedbStore {
         txn.open_table(MESSAGES).map_err(StoreError::backend)?;
         txn.open_table(META).map_err(StoreError::backend)?;
         txn.commit().map_err(StoreError::backend)?;
-        Ok(Self { db: Arc::new(db) })
+        let db = Arc::new(db);
+        let (appends, queue) = std::sync::mpsc::channel();
+        let shared = db.clone();
+        let committer = std::thread::Builder::new()
+            .name("echo-redb-commit".into())
+            .spawn(move || commit_loop(&shared, &queue))
+            .map_err(StoreError::backend)?;
+        Ok(Self {
+            db,
+            appends: Some(appends),
+            committer: Some(committer),
+        })
     }
 
     async fn blocking<T: Send + 'static>(
@@ -53,6 +93,76 @@ impl RedbStore {
     }
 }
 
+/// Commits appends until every store handle is dropped: the first waiting one and whatever else
+/// is queued by then, in one transaction, in arrival order.
+fn commit_loop(db: &Database, queue: &std::sync::mpsc::Receiver<Append>) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(a) => batch.push(a),
+                Err(_) => break,
+            }
+        }
+        match commit_batch(db, &mut batch) {
+            Ok(stored) => {
+                for (a, s) in batch.into_iter().zip(stored) {
+                    let _ = a.reply.send(Ok(s));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, appends = batch.len(), "could not commit messages");
+                let message = e.to_string();
+                for a in batch {
+                    let _ = a.reply.send(Err(StoreError::Backend(message.clone().into())));
+                }
+            }
+        }
+    }
+}
+
+/// Assigns each append the next seq of its channel and stores it; all or nothing.
+fn commit_batch(db: &Database, batch: &mut [Append]) -> StoreResult<Vec<StoredMessage>> {
+    let txn = db.begin_write().map_err(StoreError::backend)?;
+    let mut out = Vec::with_capacity(batch.len());
+    {
+        let mut seqs = txn.open_table(SEQS).map_err(StoreError::backend)?;
+        let mut messages = txn.open_table(MESSAGES).map_err(StoreError::backend)?;
+        let mut latest: HashMap<String, u64> = HashMap::new();
+        for a in batch.iter_mut() {
+            let seq = match latest.get(&a.key) {
+                Some(s) => *s,
+                None => seqs
+                    .get(a.key.as_str())
+                    .map_err(StoreError::backend)?
+                    .map(|g| g.value())
+                    .unwrap_or(0),
+            } + 1;
+            latest.insert(a.key.clone(), seq);
+            let message = std::mem::replace(
+                &mut a.message,
+                NewMessage {
+                    id: String::new(),
+                    data: serde_json::Value::Null,
+                    from: String::new(),
+                    ts: 0,
+                },
+            );
+            let stored = StoredMessage::new(a.channel.clone(), seq, message);
+            let bytes = serde_json::to_vec(&stored).map_err(StoreError::backend)?;
+            messages
+                .insert((a.key.as_str(), seq), bytes.as_slice())
+                .map_err(StoreError::backend)?;
+            out.push(stored);
+        }
+        for (key, seq) in &latest {
+            seqs.insert(key.as_str(), *seq).map_err(StoreError::backend)?;
+        }
+    }
+    txn.commit().map_err(StoreError::backend)?;
+    Ok(out)
+}
+
 fn decode(bytes: &[u8]) -> StoreResult<StoredMessage> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
@@ -60,31 +170,20 @@ fn decode(bytes: &[u8]) -> StoreResult<StoredMessage> {
 #[async_trait]
 impl HistoryStore for RedbStore {
     async fn append(&self, key: &ChannelKey, message: NewMessage) -> StoreResult<StoredMessage> {
-        let k = key.encode();
-        let channel = key.channel.clone();
-        self.blocking(move |db| {
-            let txn = db.begin_write().map_err(StoreError::backend)?;
-            let stored = {
-                let mut seqs = txn.open_table(SEQS).map_err(StoreError::backend)?;
-                let seq = seqs
-                    .get(k.as_str())
-                    .map_err(StoreError::backend)?
-                    .map(|g| g.value())
-                    .unwrap_or(0)
-                    + 1;
-                seqs.insert(k.as_str(), seq).map_err(StoreError::backend)?;
-                let stored = StoredMessage::new(channel, seq, message);
-                let bytes = serde_json::to_vec(&stored).map_err(StoreError::backend)?;
-                let mut messages = txn.open_table(MESSAGES).map_err(StoreError::backend)?;
-                messages
-                    .insert((k.as_str(), seq), bytes.as_slice())
-                    .map_err(StoreError::backend)?;
-                stored
-            };
-            txn.commit().map_err(StoreError::backend)?;
-            Ok(stored)
-        })
-        .await
+        let (reply, answer) = oneshot::channel();
+        self.appends
+            .as_ref()
+            .ok_or_else(|| StoreError::Backend("the store is closed".into()))?
+            .send(Append {
+                key: key.encode(),
+                channel: key.channel.clone(),
+                message,
+                reply,
+            })
+            .map_err(|_| StoreError::Backend("the store is closed".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Backend("the store is closed".into()))?
     }
 
     async fn latest_seq(&self, key: &ChannelKey) -> StoreResult<u64> {
