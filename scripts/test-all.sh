@@ -27,6 +27,12 @@ if ! cargo lambda --version >/dev/null 2>&1; then
   if [ "$(id -u)" -eq 0 ]; then python3 -m pip install -q cargo-lambda; else python3 -m pip install -q --user cargo-lambda; fi
 fi
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+# redis-server and the socket.io baseline: the benchmark smoke runs Echo against them.
+if ! command -v redis-server >/dev/null 2>&1; then
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq redis-server >/dev/null
+fi
+(cd bench/baseline && npm ci --no-audit --no-fund --loglevel=error)
 # dynalite: a DynamoDB-compatible server the DynamoDB adapter is tested against.
 (cd tests/services && npm ci --no-audit --no-fund --loglevel=error)
 
@@ -52,3 +58,10 @@ cargo build -p echoctl
 
 step "JavaScript client against real edges"
 (cd clients/js && ECHOCTL="$PWD/../../target/debug/echoctl" npm test)
+
+step "socket.io baseline"
+(cd bench/baseline && npm test)
+
+step "Benchmark smoke (a quick pass of the suite; figures come from bash bench/run.sh)"
+cargo build -p echo-bench -p echoctl
+target/debug/echo-bench suite --smoke

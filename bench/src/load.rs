@@ -36,7 +36,10 @@ pub struct Spec {
 }
 
 mod humantime_serde_secs {
-    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         s.serialize_f64(d.as_secs_f64())
     }
 }
@@ -121,7 +124,12 @@ async fn read(
         let now = start.elapsed();
         if now >= window.0 && now < window.1 {
             count += 1;
-            let _ = hist.record(u64::try_from(now.as_micros()).unwrap_or(u64::MAX).saturating_sub(sent).max(1));
+            let _ = hist.record(
+                u64::try_from(now.as_micros())
+                    .unwrap_or(u64::MAX)
+                    .saturating_sub(sent)
+                    .max(1),
+            );
         }
     }
     (count, hist)

@@ -72,7 +72,10 @@ fn machine() -> Vec<(String, String)> {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
         .lines()
-        .find_map(|l| l.strip_prefix("model name").map(|r| r.trim_start_matches([' ', '\t', ':']).to_owned()))
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|r| r.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
         .unwrap_or_else(|| "unknown".into());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let mem = std::fs::read_to_string("/proc/meminfo")
@@ -82,7 +85,9 @@ fn machine() -> Vec<(String, String)> {
                 .find_map(|l| l.strip_prefix("MemTotal:"))
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         })
-        .map_or("unknown".to_owned(), |kb| format!("{:.1} GB", kb as f64 / 1_048_576.0));
+        .map_or("unknown".to_owned(), |kb| {
+            format!("{:.1} GB", kb as f64 / 1_048_576.0)
+        });
     vec![
         ("CPU".into(), format!("{model}, {cores} cores available")),
         ("Memory".into(), mem),
@@ -110,42 +115,79 @@ pub fn targets(r: &Results) -> Vec<(String, String, String, Option<bool>)> {
     use crate::target::System::{Ceiling, Echo, Socketio};
     let d = |s: &str, sys| r.find(s, sys).map(|o| o.deliveries_per_s);
     let p99 = |s: &str, sys| r.find(s, sys).map(|o| o.latency.p99);
-    let idle = |sys| r.idle.iter().find(|i| i.system == sys).map(|i| i.kb_per_connection);
+    let idle = |sys| {
+        r.idle
+            .iter()
+            .find(|i| i.system == sys)
+            .map(|i| i.kb_per_connection)
+    };
     let mut out = Vec::new();
     let vs_base = ratio(d(PEAK, Echo), d(PEAK, Socketio));
-    out.push(("Hot channel deliveries/s, Echo / socket.io".into(), fmt_ratio(vs_base), ">= 5x".into(), vs_base.map(|x| x >= 5.0)));
+    out.push((
+        "Hot channel deliveries/s, Echo / socket.io".into(),
+        fmt_ratio(vs_base),
+        ">= 5x".into(),
+        vs_base.map(|x| x >= 5.0),
+    ));
     let vs_ceiling = ratio(d(PEAK, Echo), d(PEAK, Ceiling));
-    out.push(("Hot channel deliveries/s, Echo / ceiling".into(), fmt_ratio(vs_ceiling), ">= 0.7x".into(), vs_ceiling.map(|x| x >= 0.7)));
+    out.push((
+        "Hot channel deliveries/s, Echo / ceiling".into(),
+        fmt_ratio(vs_ceiling),
+        ">= 0.7x".into(),
+        vs_ceiling.map(|x| x >= 0.7),
+    ));
     let chain = ratio(d(CHAIN_PEAK, Echo), d(CHAIN_PEAK, Socketio));
-    out.push(("angry + emojify deliveries/s, Echo / socket.io".into(), fmt_ratio(chain), ">= 5x".into(), chain.map(|x| x >= 5.0)));
+    out.push((
+        "angry + emojify deliveries/s, Echo / socket.io".into(),
+        fmt_ratio(chain),
+        ">= 5x".into(),
+        chain.map(|x| x >= 5.0),
+    ));
     let lat = ratio(p99(HALF, Echo), p99(HALF, Socketio));
-    out.push(("p99 latency at half of peak, Echo / socket.io".into(), fmt_ratio(lat), "<= 0.33x".into(), lat.map(|x| x <= 1.0 / 3.0)));
+    out.push((
+        "p99 latency at half of peak, Echo / socket.io".into(),
+        fmt_ratio(lat),
+        "<= 0.33x".into(),
+        lat.map(|x| x <= 1.0 / 3.0),
+    ));
     let mem = ratio(idle(Echo), idle(Socketio));
-    out.push(("Memory per idle connection, Echo / socket.io".into(), fmt_ratio(mem), "<= 0.5x".into(), mem.map(|x| x <= 0.5)));
+    out.push((
+        "Memory per idle connection, Echo / socket.io".into(),
+        fmt_ratio(mem),
+        "<= 0.5x".into(),
+        mem.map(|x| x <= 0.5),
+    ));
     if let Some(f) = r.fanout.iter().find(|f| f.subscribers == 10_000) {
         let x = f.delivery_ms / f.ideal_ms.max(1e-9);
-        out.push(("AWS path, 10k subscribers, delivery time / ideal".into(), format!("{x:.2}x"), "<= 1.3x".into(), Some(x <= 1.3)));
+        out.push((
+            "AWS path, 10k subscribers, delivery time / ideal".into(),
+            format!("{x:.2}x"),
+            "<= 1.3x".into(),
+            Some(x <= 1.3),
+        ));
     }
-    if let (Some(small), Some(large)) = (r.fanout.first(), r.fanout.last()) {
-        if large.subscribers > small.subscribers {
-            let x = large.per_invocation_max_ms / small.per_invocation_max_ms.max(1e-9);
-            out.push((
-                format!(
-                    "AWS path, slowest invocation at {} / at {} subscribers",
-                    large.subscribers, small.subscribers
-                ),
-                format!("{x:.2}x"),
-                "flat (<= 1.3x)".into(),
-                Some(x <= 1.3),
-            ));
-        }
+    if let (Some(small), Some(large)) = (r.fanout.first(), r.fanout.last())
+        && large.subscribers > small.subscribers
+    {
+        let x = large.per_invocation_max_ms / small.per_invocation_max_ms.max(1e-9);
+        out.push((
+            format!(
+                "AWS path, slowest invocation at {} / at {} subscribers",
+                large.subscribers, small.subscribers
+            ),
+            format!("{x:.2}x"),
+            "flat (<= 1.3x)".into(),
+            Some(x <= 1.3),
+        ));
     }
     out
 }
 
 /// The comparison, for the terminal.
 pub fn summary(r: &Results) -> String {
-    let mut s = String::from("\ntarget                                                     measured    target     met\n");
+    let mut s = String::from(
+        "\ntarget                                                     measured    target     met\n",
+    );
     for (what, got, want, met) in targets(r) {
         let met = match met {
             Some(true) => "yes",
@@ -170,7 +212,10 @@ pub fn markdown(r: &Results, args: &crate::suite::SuiteArgs) -> String {
          on one machine by `echo-bench suite`. Written by that run on {}; the suite took {:.0} s.\n",
         r.started, r.took_secs
     );
-    let _ = writeln!(m, "## Reproduce\n\n```sh\nbash bench/run.sh            # builds in release, installs redis-server and the baseline's packages, runs, writes this file\n```\n");
+    let _ = writeln!(
+        m,
+        "## Reproduce\n\n```sh\nbash bench/run.sh            # builds in release, installs redis-server and the baseline's packages, runs, writes this file\n```\n"
+    );
     let _ = writeln!(m, "## Machine\n\n| | |\n| --- | --- |");
     for (k, v) in machine() {
         let _ = writeln!(m, "| {k} | {v} |");
@@ -181,7 +226,10 @@ pub fn markdown(r: &Results, args: &crate::suite::SuiteArgs) -> String {
          own cost, the same for each system (subscribers of all three use one minimal reader; \
          Echo's publishers use the Echo Rust client, the others raw frames).\n"
     );
-    let _ = writeln!(m, "## Targets\n\n| Comparison | Measured | Target | Met |\n| --- | --- | --- | --- |");
+    let _ = writeln!(
+        m,
+        "## Targets\n\n| Comparison | Measured | Target | Met |\n| --- | --- | --- | --- |"
+    );
     for (what, got, want, met) in targets(r) {
         let met = match met {
             Some(true) => "yes",
@@ -201,7 +249,10 @@ pub fn markdown(r: &Results, args: &crate::suite::SuiteArgs) -> String {
          window. Delivered: deliveries as a share of acknowledged publishes x subscribers.\n",
         args.subscribers
     );
-    let _ = writeln!(m, "| Scenario | System | Publishes/s | Deliveries/s | Delivered | p50 ms | p90 ms | p99 ms | p99.9 ms | Server CPU | Server RSS |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let _ = writeln!(
+        m,
+        "| Scenario | System | Publishes/s | Deliveries/s | Delivered | p50 ms | p90 ms | p99 ms | p99.9 ms | Server CPU | Server RSS |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    );
     for (scenario, o) in &r.loads {
         let _ = writeln!(
             m,
@@ -218,8 +269,14 @@ pub fn markdown(r: &Results, args: &crate::suite::SuiteArgs) -> String {
             o.rss_mb
         );
     }
-    let _ = writeln!(m, "\nServer CPU is percent of one core (the baseline's includes redis-server).\n");
-    let _ = writeln!(m, "## Idle connections\n\n| System | Connections | RSS before | RSS after | Per connection |\n| --- | ---: | ---: | ---: | ---: |");
+    let _ = writeln!(
+        m,
+        "\nServer CPU is percent of one core (the baseline's includes redis-server).\n"
+    );
+    let _ = writeln!(
+        m,
+        "## Idle connections\n\n| System | Connections | RSS before | RSS after | Per connection |\n| --- | ---: | ---: | ---: | ---: |"
+    );
     for i in &r.idle {
         let _ = writeln!(
             m,
@@ -248,7 +305,10 @@ pub fn markdown(r: &Results, args: &crate::suite::SuiteArgs) -> String {
          (median of 3). Ideal: every invocation keeps 64 posts in flight all the time, \
          `ceil(subscribers / (invocations x 64)) x 20 ms`.\n"
     );
-    let _ = writeln!(m, "| Subscribers | Invocations | Delivery time | Ideal | Ratio | One invocation alone | Per invocation, mean | Per invocation, max | Posts per invocation, max |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let _ = writeln!(
+        m,
+        "| Subscribers | Invocations | Delivery time | Ideal | Ratio | One invocation alone | Per invocation, mean | Per invocation, max | Posts per invocation, max |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    );
     for f in &r.fanout {
         let _ = writeln!(
             m,
@@ -272,13 +332,17 @@ pub fn markdown(r: &Results, args: &crate::suite::SuiteArgs) -> String {
     if !r.startup.is_empty() {
         let _ = writeln!(
             m,
-            "## Lambda start-up under `cargo lambda watch`\n\nReady: from starting the emulator to \
-             it accepting invocations. First invoke: cargo's up-to-date check, starting the binary, \
-             its initialisation (configuration, AWS clients) and one event the binary answers \
-             without AWS. Warm: the next event. Sizes: the arm64 release `bootstrap` from \
+            "## Lambda start-up under `cargo lambda watch`\n\nThe emulator is started once to build \
+             what it needs (not reported), then again for these figures. Ready: from starting the \
+             emulator to it accepting invocations. First invoke: cargo's up-to-date check, starting \
+             the binary, its initialisation (configuration, AWS clients) and one event the binary \
+             answers without AWS. Warm: the next event. Sizes: the arm64 release `bootstrap` from \
              `sam build` (what is deployed) and the debug binary the emulator runs.\n"
         );
-        let _ = writeln!(m, "| Binary | Emulator ready | First invoke | Warm invoke | arm64 release | debug |\n| --- | ---: | ---: | ---: | ---: | ---: |");
+        let _ = writeln!(
+            m,
+            "| Binary | Emulator ready | First invoke | Warm invoke | arm64 release | debug |\n| --- | ---: | ---: | ---: | ---: | ---: |"
+        );
         for s in &r.startup {
             let _ = writeln!(
                 m,

@@ -53,7 +53,12 @@ pub fn usage(pids: &[u32]) -> Usage {
             if let Some(rest) = stat.rsplit_once(") ").map(|(_, r)| r) {
                 let fields: Vec<&str> = rest.split_whitespace().collect();
                 // utime and stime are fields 14 and 15 of the full line: 11 and 12 here.
-                let tick = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+                let tick = |i: usize| {
+                    fields
+                        .get(i)
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .unwrap_or(0)
+                };
                 total.cpu_ticks += tick(11) + tick(12);
             }
         }

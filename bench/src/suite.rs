@@ -71,7 +71,11 @@ fn sibling(name: &str) -> PathBuf {
 }
 
 /// Starts `command`, reads stdout until `prefix` and returns the rest of that line.
-fn start(name: &str, mut command: Command, prefix: &str) -> Result<(Child, String, Vec<String>), SuiteError> {
+fn start(
+    name: &str,
+    mut command: Command,
+    prefix: &str,
+) -> Result<(Child, String, Vec<String>), SuiteError> {
     let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -134,7 +138,9 @@ fn start_echo(data: &Path, manage_latency: Option<&str>) -> Result<Server, Suite
     });
     Ok(Server {
         pids: vec![child.id()],
-        addr: addr.parse().map_err(|_| SuiteError::NoAddress(addr.clone()))?,
+        addr: addr
+            .parse()
+            .map_err(|_| SuiteError::NoAddress(addr.clone()))?,
         manage,
         child,
         _deps: Vec::new(),
@@ -176,7 +182,14 @@ fn wait_port(port: u16) -> Result<(), SuiteError> {
 fn start_baseline() -> Result<Server, SuiteError> {
     let redis_port = free_port();
     let redis_child = Command::new("redis-server")
-        .args(["--port", &redis_port.to_string(), "--save", "", "--appendonly", "no"])
+        .args([
+            "--port",
+            &redis_port.to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -192,7 +205,12 @@ fn start_baseline() -> Result<Server, SuiteError> {
     let port = free_port();
     let mut c = Command::new("node");
     c.arg(repo().join("bench/baseline/server.js"))
-        .args(["--port", &port.to_string(), "--redis", &format!("redis://127.0.0.1:{redis_port}")])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--redis",
+            &format!("redis://127.0.0.1:{redis_port}"),
+        ])
         .arg("--associations")
         .arg(repo().join("apps/chat/associations.json"));
     let (child, _, _) = start("the socket.io baseline", c, "baseline listening on")?;
@@ -337,7 +355,9 @@ pub async fn run(args: SuiteArgs) -> crate::Result {
     let edge = start_echo(&tmp.join("fanout"), Some(latency))?;
     let fan = FanoutArgs {
         addr: edge.addr,
-        manage_addr: edge.manage.ok_or_else(|| SuiteError::NoAddress("management API".into()))?,
+        manage_addr: edge
+            .manage
+            .ok_or_else(|| SuiteError::NoAddress("management API".into()))?,
         manage_token: MANAGE_TOKEN.into(),
         secret: SECRET.into(),
         subscribers: if args.smoke {

@@ -68,7 +68,8 @@ pub struct Endpoint {
 impl Endpoint {
     pub fn token(&self, sub: &str) -> Result<String, TargetError> {
         let secret = self.secret.as_deref().unwrap_or_default();
-        let issuer = TokenIssuer::new(secret.as_bytes()).map_err(|e| TargetError::Token(e.to_string()))?;
+        let issuer =
+            TokenIssuer::new(secret.as_bytes()).map_err(|e| TargetError::Token(e.to_string()))?;
         let app = AppId::new(self.app.clone()).map_err(|e| TargetError::Token(e.to_string()))?;
         issuer
             .issue(&Claims::new(app, sub, SystemClock.now_secs() + 3600))
@@ -112,7 +113,10 @@ impl Endpoint {
                     json!({"action": "subscribe", "channel": channel}).to_string(),
                 )
                 .await?;
-                expect(&mut ws, "subscribing", |t| t.contains("\"type\":\"subscribed\"")).await?;
+                expect(&mut ws, "subscribing", |t| {
+                    t.contains("\"type\":\"subscribed\"")
+                })
+                .await?;
             }
             System::Socketio => {
                 send(

@@ -105,7 +105,8 @@ async fn main() -> std::io::Result<()> {
         ..Hub::default()
     });
     let app = Router::new().route("/", get(upgrade)).with_state(hub);
-    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], args.port))).await?;
+    let listener =
+        tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], args.port))).await?;
     println!("ceiling listening on {}", listener.local_addr()?.port());
     axum::serve(listener, app).await
 }
