@@ -89,3 +89,48 @@ async fn a_subscriber_that_stops_reading_is_dropped_and_others_get_everything() 
         "only the stalled connection is gone"
     );
 }
+
+/// A connection that publishes faster than allowed gets `rate_limited` for the excess, with the
+/// publish's id and when to retry; its other publishes, other connections and the connection
+/// itself are unaffected.
+#[tokio::test(flavor = "multi_thread")]
+async fn publish_floods_are_rate_limited_per_connection() {
+    let edge = TestEdge::start_with(
+        |c| {
+            c.publish_rate = 5;
+            c.publish_burst = 3;
+        },
+        InProcess::demo(),
+    )
+    .await;
+    let mut flood = edge.connect(&edge.token("chat-demo", "flood")).await;
+    let mut outcomes = Vec::new();
+    for i in 0..6 {
+        let r = flood
+            .publish("boring", json!({"text": i}), &format!("f{i}"))
+            .await;
+        outcomes.push(r);
+    }
+    let acked = outcomes.iter().filter(|r| r["type"] == "ack").count();
+    assert_eq!(acked, 3, "the burst goes through: {outcomes:?}");
+    let refused = &outcomes[5];
+    assert_eq!(refused["type"], "error");
+    assert_eq!(refused["code"], "rate_limited");
+    assert_eq!(refused["id"], "f5");
+    assert!(
+        refused["message"].as_str().unwrap().contains("retry in"),
+        "{refused}"
+    );
+    // Another connection has its own allowance.
+    let mut calm = edge.connect(&edge.token("chat-demo", "calm")).await;
+    assert_eq!(
+        calm.publish("boring", json!("hi"), "c1").await["type"],
+        "ack"
+    );
+    // After a pause the flooding connection may publish again; it was never closed.
+    tokio::time::sleep(std::time::Duration::from_millis(450)).await;
+    assert_eq!(
+        flood.publish("boring", json!("again"), "f9").await["type"],
+        "ack"
+    );
+}

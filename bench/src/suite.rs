@@ -121,11 +121,21 @@ const MANAGE_TOKEN: &str = "bench-manage-token";
 
 fn start_echo(data: &Path, manage_latency: Option<&str>) -> Result<Server, SuiteError> {
     let mut c = Command::new(sibling("echoctl"));
-    c.args(["serve", "--port", "0", "--manage-port", "0", "--data-dir"])
-        .arg(data)
-        .env("ECHO_JWT_SECRET", SECRET)
-        .env("ECHO_MANAGE_TOKEN", MANAGE_TOKEN)
-        .env("ECHO_LOG", "warn");
+    // No publish rate limit: the other systems have none either.
+    c.args([
+        "serve",
+        "--port",
+        "0",
+        "--manage-port",
+        "0",
+        "--publish-rate",
+        "0",
+        "--data-dir",
+    ])
+    .arg(data)
+    .env("ECHO_JWT_SECRET", SECRET)
+    .env("ECHO_MANAGE_TOKEN", MANAGE_TOKEN)
+    .env("ECHO_LOG", "warn");
     if let Some(l) = manage_latency {
         c.args(["--manage-latency", l]);
     }

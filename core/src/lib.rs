@@ -15,6 +15,7 @@
 //!   the conformance suite every implementation must pass.
 //! - [`gateway`]: the port that sends frames to connections and closes them.
 //! - [`publish`]: committing a message to a channel (sequence, history, delivery) in order.
+//! - [`rate`]: publish rate limits per connection.
 //! - [`clock`]: time as a port, so time-dependent logic is testable.
 //! - [`metrics`]: what the handlers observe, as a port.
 //! - [`limits`]: the limits Echo enforces, with API Gateway's as defaults.
@@ -34,4 +35,5 @@ pub mod message;
 pub mod metrics;
 pub mod protocol;
 pub mod publish;
+pub mod rate;
 pub mod store;

@@ -5,8 +5,8 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use thiserror::Error;
 use std::collections::{BTreeMap, HashMap};
+use thiserror::Error;
 
 use tokio::sync::{Mutex, MutexGuard, OwnedMutexGuard, oneshot};
 
@@ -111,7 +111,9 @@ pub struct Hold<'a> {
 
 #[derive(Debug)]
 enum HoldInner<'a> {
-    Lock { _guard: MutexGuard<'a, ()> },
+    Lock {
+        _guard: MutexGuard<'a, ()>,
+    },
     Turn {
         publisher: &'a Publisher,
         key: ChannelKey,
@@ -184,7 +186,8 @@ impl Publisher {
                 let key_owned = key.clone();
                 let done = tokio::spawn(async move {
                     if let Ok(stored) = &stored {
-                        this.dispatch_in_turn(&key_owned, &turn, stored.clone()).await;
+                        this.dispatch_in_turn(&key_owned, &turn, stored.clone())
+                            .await;
                     }
                     this.release(&key_owned, turn);
                     stored

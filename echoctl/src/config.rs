@@ -60,6 +60,8 @@ pub struct EdgeFile {
     pub history_retention: Option<String>,
     pub outbound_queue: Option<usize>,
     pub manage_latency: Option<String>,
+    pub publish_rate: Option<u32>,
+    pub publish_burst: Option<u32>,
     pub faithful: Option<String>,
 }
 
@@ -178,7 +180,7 @@ macro_rules! show_display {
         }
     )*};
 }
-show_display!(u16, usize, IpAddr, String);
+show_display!(u16, u32, usize, IpAddr, String);
 
 impl Show for PathBuf {
     fn show(&self) -> String {

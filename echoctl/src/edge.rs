@@ -61,6 +61,12 @@ pub struct EdgeArgs {
     /// of milliseconds per post (for measuring the AWS delivery path locally).
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
     manage_latency: Duration,
+    /// Publishes per second one connection may sustain; more get `rate_limited` (0: no limit).
+    #[arg(long, default_value_t = echo_edge::config::DEFAULT_PUBLISH_RATE)]
+    publish_rate: u32,
+    /// Publishes one connection may make at once after a quiet period.
+    #[arg(long, default_value_t = echo_edge::config::DEFAULT_PUBLISH_BURST)]
+    publish_burst: u32,
 }
 
 impl EdgeArgs {
@@ -148,6 +154,22 @@ impl EdgeArgs {
         layer!(
             rows,
             m,
+            args.publish_rate,
+            f.publish_rate,
+            "publish-rate",
+            copy
+        );
+        layer!(
+            rows,
+            m,
+            args.publish_burst,
+            f.publish_burst,
+            "publish-burst",
+            copy
+        );
+        layer!(
+            rows,
+            m,
             args.manage_latency,
             f.manage_latency,
             "manage-latency",
@@ -198,6 +220,8 @@ async fn serve(args: EdgeArgs, dev: bool) -> Result<(), Box<dyn std::error::Erro
     config.outbound_queue = args.outbound_queue;
     config.faithful = args.faithful;
     config.manage_latency = args.manage_latency;
+    config.publish_rate = args.publish_rate;
+    config.publish_burst = args.publish_burst;
 
     let edge = echo_edge::start(config).await?;
     let host = match edge.addr.ip() {

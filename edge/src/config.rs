@@ -11,6 +11,10 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// Frames queued for one connection before it counts as a slow consumer.
 pub const DEFAULT_OUTBOUND_QUEUE: usize = 4096;
 /// How long stored messages are kept.
+/// Publishes per second one connection may sustain by default.
+pub const DEFAULT_PUBLISH_RATE: u32 = 100;
+/// Publishes one connection may make at once by default.
+pub const DEFAULT_PUBLISH_BURST: u32 = 200;
 pub const DEFAULT_HISTORY_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Everything the edge needs to start.
@@ -49,6 +53,10 @@ pub struct EdgeConfig {
     /// Gateway's management API, whose posts take tens of milliseconds (benchmarks of the AWS
     /// delivery path use it). Zero by default.
     pub manage_latency: Duration,
+    /// Publishes per second one connection may sustain (0: no limit); more get `rate_limited`.
+    pub publish_rate: u32,
+    /// Publishes one connection may make at once after a quiet period.
+    pub publish_burst: u32,
 }
 
 impl std::fmt::Debug for EdgeConfig {
@@ -67,6 +75,8 @@ impl std::fmt::Debug for EdgeConfig {
             .field("history_retention", &self.history_retention)
             .field("faithful", &self.faithful)
             .field("manage_latency", &self.manage_latency)
+            .field("publish_rate", &self.publish_rate)
+            .field("publish_burst", &self.publish_burst)
             .finish_non_exhaustive()
     }
 }
@@ -92,6 +102,8 @@ impl EdgeConfig {
             history_retention: DEFAULT_HISTORY_RETENTION,
             faithful: None,
             manage_latency: Duration::ZERO,
+            publish_rate: DEFAULT_PUBLISH_RATE,
+            publish_burst: DEFAULT_PUBLISH_BURST,
         }
     }
 }

@@ -110,6 +110,7 @@ pub async fn run(
 
     // Stop routing to this connection before it is forgotten, then tell the handlers.
     state.gateway.unregister(&id);
+    state.limiter.forget(&id);
     let (code, reason) = match (peer_closed, handle.close_reason()) {
         (Some(peer), _) => peer,
         (None, Some((code, reason))) => (code.code(), reason),

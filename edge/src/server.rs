@@ -35,6 +35,7 @@ use crate::events::{self, ConnectionContext};
 use crate::gateway::LocalGateway;
 use crate::invoker::{InProcess, Invoker, LambdaInvokeApi};
 use crate::store::RedbStore;
+use echo_core::rate::{RateLimiter, TokenBuckets, Unlimited};
 
 /// Why the edge could not start.
 #[derive(Debug, Error)]
@@ -77,6 +78,8 @@ pub struct State {
     pub issuer: TokenIssuer,
     pub shutdown: CancellationToken,
     pub connections: TaskTracker,
+    /// Publish allowance per connection; forgotten when the connection ends.
+    pub limiter: Arc<dyn RateLimiter>,
 }
 
 /// A running edge.
@@ -230,6 +233,10 @@ pub async fn start_with(
             source,
         })?;
 
+    let limiter: Arc<dyn RateLimiter> = match config.publish_rate {
+        0 => Arc::new(Unlimited),
+        rate => Arc::new(TokenBuckets::new(rate, config.publish_burst)),
+    };
     let shutdown = CancellationToken::new();
     let state = Arc::new(State {
         handlers: match &config.faithful {
@@ -251,6 +258,7 @@ pub async fn start_with(
                         clock: clock.clone(),
                         limits: config.limits,
                         metrics: Arc::new(echo_core::metrics::NoMetrics),
+                        limiter: limiter.clone(),
                     },
                 }))
             }
@@ -268,6 +276,7 @@ pub async fn start_with(
         issuer,
         shutdown: shutdown.clone(),
         connections: TaskTracker::new(),
+        limiter,
     });
 
     let mut tasks = Vec::new();

@@ -26,6 +26,7 @@ use echo_core::protocol::{
     Ack, ClientFrame, ErrorCode, MAX_HISTORY_LIMIT, ProtocolError, ServerFrame,
 };
 use echo_core::publish::{Publisher, StatusEvent};
+use echo_core::rate::RateLimiter;
 use echo_core::store::{ConnectionStore, StoreError, Subscribed};
 use serde_json::Value;
 
@@ -39,6 +40,8 @@ pub struct Deps {
     pub clock: Arc<dyn Clock>,
     pub limits: Limits,
     pub metrics: Arc<dyn Metrics>,
+    /// Publishes per connection (the local edge); API Gateway's stage throttling on AWS.
+    pub limiter: Arc<dyn RateLimiter>,
 }
 
 /// Handles a `MESSAGE` event; the response body, when present, goes back to the client.
@@ -268,6 +271,12 @@ async fn publish(
 ) -> Result<Option<ServerFrame>, ProtocolError> {
     claims.authorize_publish(channel)?;
     let ts = deps.clock.now_ms();
+    if let Err(retry_ms) = deps.limiter.check(id, ts) {
+        return Err(ProtocolError::new(
+            ErrorCode::RateLimited,
+            format!("this connection publishes faster than allowed; retry in {retry_ms} ms"),
+        ));
+    }
     let associations = deps
         .associations
         .current()
@@ -468,6 +477,7 @@ mod tests {
             clock: Arc::new(ManualClock::new(1_707_502_324_187)),
             limits: Limits::default(),
             metrics: recorder.clone(),
+            limiter: Arc::new(echo_core::rate::Unlimited),
         };
         let event = fixture();
         let id = ConnectionId::from(event.request_context.connection_id.as_deref().unwrap());

@@ -39,6 +39,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         metrics: Arc::new(Emf {
             service: "message-handler",
         }),
+        // API Gateway's stage throttling limits publishes on AWS.
+        limiter: Arc::new(echo_core::rate::Unlimited),
     };
     let deps = &deps;
     lambda_runtime::run(service_fn(

@@ -45,6 +45,8 @@ impl TestEdge {
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.manage_listen = "127.0.0.1:0".parse().unwrap();
         config.dev_mode = true;
+        // Tests publish far faster than any person; the limit has its own test.
+        config.publish_rate = 0;
         config
     }
 

@@ -27,7 +27,8 @@ export async function startEdge(extraArgs = []) {
     throw new Error(`echoctl not found at ${ECHOCTL}: run \`cargo build -p echoctl\` or set ECHOCTL`);
   }
   const dataDir = await mkdtemp(path.join(tmpdir(), "echo-js-client-"));
-  const args = ["dev", "--port", "0", "--manage-port", "0", "--data-dir", dataDir, ...extraArgs];
+  // No publish rate limit: the tests publish far faster than any person.
+  const args = ["dev", "--port", "0", "--manage-port", "0", "--publish-rate", "0", "--data-dir", dataDir, ...extraArgs];
   const proc = spawn(ECHOCTL, args, { stdio: ["ignore", "pipe", "pipe"], env: { NO_COLOR: "1", ...process.env } });
   let stdout = "";
   let stderr = "";

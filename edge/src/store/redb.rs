@@ -16,8 +16,8 @@ use async_trait::async_trait;
 use echo_core::channel::{ChannelKey, ChannelName};
 use echo_core::message::{NewMessage, StoredMessage};
 use echo_core::store::{AssociationsStore, HistoryStore, StoreError, StoreResult};
-use tokio::sync::oneshot;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use tokio::sync::oneshot;
 
 const SEQS: TableDefinition<&str, u64> = TableDefinition::new("seqs");
 const MESSAGES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("messages");
@@ -114,7 +114,9 @@ fn commit_loop(db: &Database, queue: &std::sync::mpsc::Receiver<Append>) {
                 tracing::error!(error = %e, appends = batch.len(), "could not commit messages");
                 let message = e.to_string();
                 for a in batch {
-                    let _ = a.reply.send(Err(StoreError::Backend(message.clone().into())));
+                    let _ = a
+                        .reply
+                        .send(Err(StoreError::Backend(message.clone().into())));
                 }
             }
         }
@@ -156,7 +158,8 @@ fn commit_batch(db: &Database, batch: &mut [Append]) -> StoreResult<Vec<StoredMe
             out.push(stored);
         }
         for (key, seq) in &latest {
-            seqs.insert(key.as_str(), *seq).map_err(StoreError::backend)?;
+            seqs.insert(key.as_str(), *seq)
+                .map_err(StoreError::backend)?;
         }
     }
     txn.commit().map_err(StoreError::backend)?;

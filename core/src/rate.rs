@@ -1,0 +1,113 @@
+//! Publish rate limits per connection: a token bucket each, refilled at `rate` per second up to
+//! `burst`. A publish over the limit is refused with `rate_limited` and the time after which one
+//! will be accepted; the connection stays open.
+//!
+//! The local edge keeps the buckets in memory. On AWS, API Gateway's stage throttling (the
+//! template's `ThrottlingRateLimit` and `ThrottlingBurstLimit`) limits the whole API instead.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::ids::ConnectionId;
+
+/// Decides whether a connection may publish now.
+pub trait RateLimiter: Send + Sync + 'static {
+    /// `Ok` takes one publish from the connection's allowance; `Err` carries how many
+    /// milliseconds until one is available.
+    fn check(&self, id: &ConnectionId, now_ms: u64) -> Result<(), u64>;
+
+    /// Forgets a connection that is gone.
+    fn forget(&self, id: &ConnectionId);
+}
+
+/// No limit.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Unlimited;
+
+impl RateLimiter for Unlimited {
+    fn check(&self, _: &ConnectionId, _: u64) -> Result<(), u64> {
+        Ok(())
+    }
+
+    fn forget(&self, _: &ConnectionId) {}
+}
+
+/// A token bucket per connection, in memory.
+#[derive(Debug)]
+pub struct TokenBuckets {
+    /// Publishes per second, sustained.
+    rate: f64,
+    /// Publishes allowed at once after a quiet period.
+    burst: f64,
+    buckets: Mutex<HashMap<ConnectionId, Bucket>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at_ms: u64,
+}
+
+impl TokenBuckets {
+    /// `rate` publishes per second, up to `burst` at once (at least 1 each).
+    pub fn new(rate: u32, burst: u32) -> Self {
+        Self {
+            rate: f64::from(rate.max(1)),
+            burst: f64::from(burst.max(1)),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl RateLimiter for TokenBuckets {
+    fn check(&self, id: &ConnectionId, now_ms: u64) -> Result<(), u64> {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let bucket = buckets.entry(id.clone()).or_insert(Bucket {
+            tokens: self.burst,
+            at_ms: now_ms,
+        });
+        let elapsed = now_ms.saturating_sub(bucket.at_ms) as f64 / 1000.0;
+        bucket.tokens = (bucket.tokens + elapsed * self.rate).min(self.burst);
+        bucket.at_ms = now_ms;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - bucket.tokens) / self.rate * 1000.0).ceil() as u64)
+        }
+    }
+
+    fn forget(&self, id: &ConnectionId) {
+        self.buckets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_then_the_sustained_rate() {
+        let limiter = TokenBuckets::new(10, 3);
+        let a = ConnectionId("a".into());
+        for _ in 0..3 {
+            assert_eq!(limiter.check(&a, 1_000), Ok(()));
+        }
+        assert_eq!(limiter.check(&a, 1_000), Err(100));
+        // Other connections have their own allowance.
+        assert_eq!(limiter.check(&ConnectionId("b".into()), 1_000), Ok(()));
+        // 100 ms later one more is allowed, and no more.
+        assert_eq!(limiter.check(&a, 1_100), Ok(()));
+        assert!(limiter.check(&a, 1_100).is_err());
+        // After a long pause, only the burst.
+        for _ in 0..3 {
+            assert_eq!(limiter.check(&a, 60_000), Ok(()));
+        }
+        assert!(limiter.check(&a, 60_000).is_err());
+        limiter.forget(&a);
+        assert_eq!(limiter.check(&a, 60_000), Ok(()));
+    }
+}
