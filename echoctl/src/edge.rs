@@ -50,9 +50,15 @@ pub struct EdgeArgs {
     #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
     history_retention: Duration,
     /// Faithful mode: send API Gateway events to the handler Lambdas at this Lambda Invoke API
-    /// endpoint (`cargo lambda watch`) instead of running them in-process. `scripts/faithful.sh`
-    /// starts everything this needs.
-    #[arg(long, value_name = "URL", env = "ECHO_FAITHFUL")]
+    /// endpoint (`cargo lambda watch`; `--faithful` alone means http://127.0.0.1:9000) instead of
+    /// running them in-process. `scripts/faithful.sh` starts everything this needs.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "ECHO_FAITHFUL",
+        num_args = 0..=1,
+        default_missing_value = "http://127.0.0.1:9000"
+    )]
     faithful: Option<String>,
     /// Frames queued per connection before it is dropped as a slow consumer.
     #[arg(long, default_value_t = echo_edge::config::DEFAULT_OUTBOUND_QUEUE)]

@@ -24,6 +24,9 @@ const MESSAGES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("mess
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 const ASSOCIATIONS_KEY: &str = "associations";
 
+/// Memory for the store's page cache (redb's default is 1 GiB).
+const CACHE_BYTES: usize = 64 * 1024 * 1024;
+
 /// Most appends in one transaction.
 const MAX_BATCH: usize = 1024;
 
@@ -62,7 +65,10 @@ impl std::fmt::Debug for RedbStore {
 impl RedbStore {
     /// Opens (or creates) the store at `path`. Fails if another process has it open.
     pub fn open(path: &Path) -> StoreResult<Self> {
-        let db = Database::create(path).map_err(StoreError::backend)?;
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(StoreError::backend)?;
         let txn = db.begin_write().map_err(StoreError::backend)?;
         txn.open_table(SEQS).map_err(StoreError::backend)?;
         txn.open_table(MESSAGES).map_err(StoreError::backend)?;
