@@ -48,32 +48,52 @@ async fn forged_and_malformed_tokens_are_refused_at_the_door() {
     );
     let cases: Vec<(&str, String)> = vec![
         ("alg none", unsigned),
-        ("HS512 with the right secret", signed(Algorithm::HS512, &claims)),
-        ("HS384 with the right secret", signed(Algorithm::HS384, &claims)),
+        (
+            "HS512 with the right secret",
+            signed(Algorithm::HS512, &claims),
+        ),
+        (
+            "HS384 with the right secret",
+            signed(Algorithm::HS384, &claims),
+        ),
         (
             "RS256 header on an HMAC signature",
             format!(
                 "{}.{}.{}",
                 b64(br#"{"alg":"RS256","typ":"JWT"}"#),
                 b64(claims.to_string().as_bytes()),
-                signed(Algorithm::HS256, &claims).rsplit('.').next().unwrap()
+                signed(Algorithm::HS256, &claims)
+                    .rsplit('.')
+                    .next()
+                    .unwrap()
             ),
         ),
         ("no exp", signed(Algorithm::HS256, &without("exp"))),
         ("no app", signed(Algorithm::HS256, &without("app"))),
         ("no sub", signed(Algorithm::HS256, &without("sub"))),
-        ("exp as a string", signed(Algorithm::HS256, &with("exp", json!("tomorrow")))),
-        ("app not a valid id", signed(Algorithm::HS256, &with("app", json!("other app/x")))),
-        ("unknown role", signed(Algorithm::HS256, &with("role", json!("root")))),
         (
-            "payload changed after signing",
-            {
-                let t = signed(Algorithm::HS256, &claims);
-                let parts: Vec<&str> = t.split('.').collect();
-                let tampered = with("role", json!("admin"));
-                format!("{}.{}.{}", parts[0], b64(tampered.to_string().as_bytes()), parts[2])
-            },
+            "exp as a string",
+            signed(Algorithm::HS256, &with("exp", json!("tomorrow"))),
         ),
+        (
+            "app not a valid id",
+            signed(Algorithm::HS256, &with("app", json!("other app/x"))),
+        ),
+        (
+            "unknown role",
+            signed(Algorithm::HS256, &with("role", json!("root"))),
+        ),
+        ("payload changed after signing", {
+            let t = signed(Algorithm::HS256, &claims);
+            let parts: Vec<&str> = t.split('.').collect();
+            let tampered = with("role", json!("admin"));
+            format!(
+                "{}.{}.{}",
+                parts[0],
+                b64(tampered.to_string().as_bytes()),
+                parts[2]
+            )
+        }),
     ];
     for (what, token) in cases {
         assert_eq!(edge.refused(&edge.url(&token)).await, 401, "{what}");
@@ -88,13 +108,15 @@ async fn names_cannot_reach_into_another_app() {
     let edge = TestEdge::start().await;
     let mut c = edge.connect(&edge.token("chat-demo", "mallory")).await;
     for channel in ["other-app/room", "../room", "room%2F1", "$status/x"] {
-        c.send(json!({"action": "subscribe", "channel": channel})).await;
+        c.send(json!({"action": "subscribe", "channel": channel}))
+            .await;
         let e = c.recv().await;
         assert_eq!(e["type"], "error", "{channel}: {e}");
         assert_eq!(e["code"], "bad_request", "{channel}: {e}");
     }
     // A user token cannot listen to presence.
-    c.send(json!({"action": "subscribe", "channel": "$status"})).await;
+    c.send(json!({"action": "subscribe", "channel": "$status"}))
+        .await;
     assert_eq!(c.recv().await["code"], "forbidden");
 }
 
@@ -104,7 +126,11 @@ async fn the_management_api_wants_its_token() {
     let url = edge.manage_url("/associations");
     let http = reqwest::Client::new();
     let status = |r: reqwest::Response| r.status().as_u16();
-    assert_eq!(status(http.get(&url).send().await.unwrap()), 403, "no token");
+    assert_eq!(
+        status(http.get(&url).send().await.unwrap()),
+        403,
+        "no token"
+    );
     assert_eq!(
         status(http.get(&url).bearer_auth("guess").send().await.unwrap()),
         403,
@@ -125,11 +151,26 @@ async fn the_management_api_wants_its_token() {
         "a SigV4 header with another key id"
     );
     assert_eq!(
-        status(http.get(&url).bearer_auth(MANAGE_TOKEN).send().await.unwrap()),
+        status(
+            http.get(&url)
+                .bearer_auth(MANAGE_TOKEN)
+                .send()
+                .await
+                .unwrap()
+        ),
         200
     );
     // The client port does not serve it.
     let client_side = format!("http://{}/associations", edge.edge.addr);
-    let r = http.get(&client_side).bearer_auth(MANAGE_TOKEN).send().await.unwrap();
-    assert_ne!(r.status().as_u16(), 200, "management routes are not on the client port");
+    let r = http
+        .get(&client_side)
+        .bearer_auth(MANAGE_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(
+        r.status().as_u16(),
+        200,
+        "management routes are not on the client port"
+    );
 }

@@ -350,3 +350,42 @@ async fn a_token_provider_is_asked_again_on_reconnect() {
     assert!(asked.load(std::sync::atomic::Ordering::SeqCst) >= 3);
     client.ping().await.unwrap();
 }
+
+/// A fan-out retried by Lambda posts the same message again: the client hands it over once.
+#[tokio::test]
+async fn a_message_delivered_twice_is_handed_over_once() {
+    let edge = TestEdge::start().await;
+    let mut status = edge.connect(&edge.admin_token("chat-demo")).await;
+    status.subscribe("$status").await;
+    let client = connect(&edge, "dup", quick()).await;
+    let id = loop {
+        let v = status.recv().await;
+        if v["data"]["event"] == "connected" && v["data"]["user"] == "dup" {
+            break v["data"]["connectionId"].as_str().unwrap().to_owned();
+        }
+    };
+    let mut boring = client.subscribe("boring").await.unwrap();
+    let publisher = connect(&edge, "publisher", quick()).await;
+    publisher.publish("boring", json!("first")).await.unwrap();
+    let first = next(&mut boring).await;
+    // The same message again, as a retried fan-out would post it, then the next one.
+    let frame = json!({"type": "message", "channel": "boring", "seq": first.seq, "id": first.id,
+        "data": first.data, "from": first.from, "ts": first.ts});
+    let posted = edge
+        .http()
+        .post(edge.manage_url(&format!("/@connections/{id}")))
+        .bearer_auth(echo_tests::MANAGE_TOKEN)
+        .body(frame.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status().as_u16(), 200);
+    publisher.publish("boring", json!("second")).await.unwrap();
+    let second = next(&mut boring).await;
+    assert_eq!((second.seq, second.data), (first.seq + 1, json!("second")));
+    assert!(
+        timeout(Duration::from_millis(300), boring.recv())
+            .await
+            .is_err()
+    );
+}

@@ -1,0 +1,208 @@
+//! The AWS handlers when DynamoDB throttles or fails: the SDK retries throttled requests with
+//! backoff (safe: a throttled request was not applied), so a short burst of throttling is
+//! absorbed; when DynamoDB keeps refusing, the publisher gets a clear `internal` error and
+//! nothing is delivered.
+//!
+//! A small HTTP front answers DynamoDB's throttling error for the first N requests of each kind
+//! it is told to throttle and passes everything else to dynalite.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use echo_aws::store::dynamodb::{DynamoStore, Tables};
+use echo_core::associations::{Associations, LiveAssociations};
+use echo_core::auth::Claims;
+use echo_core::channel::{AppId, ChannelKey, ChannelName};
+use echo_core::clock::{Clock, SystemClock};
+use echo_core::ids::ConnectionId;
+use echo_core::limits::Limits;
+use echo_core::message::NewMessage;
+use echo_core::protocol::ServerFrame;
+use echo_core::publish::Publisher;
+use echo_core::store::memory::MemoryStore;
+use echo_core::store::{ConnectionRecord, ConnectionStore, HistoryStore};
+use echo_tests::services;
+
+/// Throttles the next `remaining` requests whose `x-amz-target` ends with `target`.
+struct Front {
+    dynalite: String,
+    target: &'static str,
+    remaining: AtomicUsize,
+    throttled: AtomicUsize,
+    http: reqwest::Client,
+}
+
+async fn front(State(f): State<Arc<Front>>, headers: HeaderMap, body: Bytes) -> Response {
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    if target.ends_with(f.target)
+        && f.remaining
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    {
+        f.throttled.fetch_add(1, Ordering::SeqCst);
+        return (
+            StatusCode::BAD_REQUEST,
+            [("content-type", "application/x-amz-json-1.0")],
+            r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"The level of configured provisioned throughput for the table was exceeded."}"#,
+        )
+            .into_response();
+    }
+    let mut forward = f
+        .http
+        .post(&f.dynalite)
+        .header("x-amz-target", target)
+        .header("content-type", "application/x-amz-json-1.0");
+    for name in ["authorization", "x-amz-date"] {
+        if let Some(v) = headers.get(name).and_then(|v| v.to_str().ok()) {
+            forward = forward.header(name, v);
+        }
+    }
+    let r = forward.body(body).send().await.unwrap();
+    let status = StatusCode::from_u16(r.status().as_u16()).unwrap();
+    (
+        status,
+        [("content-type", "application/x-amz-json-1.0")],
+        r.bytes().await.unwrap(),
+    )
+        .into_response()
+}
+
+async fn start_front(
+    dynalite: &str,
+    target: &'static str,
+    throttle: usize,
+) -> (String, Arc<Front>) {
+    let f = Arc::new(Front {
+        dynalite: dynalite.to_owned(),
+        target,
+        remaining: AtomicUsize::new(0),
+        throttled: AtomicUsize::new(0),
+        http: reqwest::Client::new(),
+    });
+    let app = axum::Router::new()
+        .route("/", axum::routing::post(front))
+        .with_state(f.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    // Tables are created unthrottled; throttling starts once armed.
+    let store = store(&format!("http://{addr}"));
+    store.create_tables().await.unwrap();
+    f.remaining.store(throttle, Ordering::SeqCst);
+    (format!("http://{addr}"), f)
+}
+
+fn store(endpoint: &str) -> DynamoStore {
+    DynamoStore::new(
+        services::dynamodb_client(endpoint),
+        Tables {
+            connections: "echo-connections".into(),
+            history: "echo-history".into(),
+            subscriber_shards: 2,
+            history_ttl_secs: 86_400,
+        },
+    )
+}
+
+fn key() -> ChannelKey {
+    ChannelKey::new(
+        AppId::new("chat-demo").unwrap(),
+        ChannelName::new("boring").unwrap(),
+    )
+}
+
+fn message(id: &str) -> NewMessage {
+    NewMessage {
+        id: id.into(),
+        data: serde_json::json!(id),
+        from: "u".into(),
+        ts: SystemClock.now_ms(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_of_throttling_is_retried_with_backoff() {
+    let db = services::dynalite().await;
+    // The seq counter (UpdateItem) is throttled twice: the SDK's third attempt succeeds.
+    let (endpoint, front) = start_front(&db.endpoint, "UpdateItem", 2).await;
+    let store = store(&endpoint);
+    let stored = store.append(&key(), message("a")).await.unwrap();
+    assert_eq!(stored.seq, 1);
+    assert_eq!(front.throttled.load(Ordering::SeqCst), 2);
+    // Nothing was applied twice: the next message is #2, and history has exactly both.
+    assert_eq!(store.append(&key(), message("b")).await.unwrap().seq, 2);
+    let history = store.range(&key(), 0, 10).await.unwrap();
+    assert_eq!(
+        history.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+        ["a", "b"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn persistent_throttling_gives_the_publisher_a_clear_error() {
+    let db = services::dynalite().await;
+    let (endpoint, front) = start_front(&db.endpoint, "UpdateItem", usize::MAX).await;
+    let history = Arc::new(store(&endpoint));
+    let connections = Arc::new(MemoryStore::new());
+    let id = ConnectionId("c1".into());
+    let app = AppId::new("chat-demo").unwrap();
+    connections
+        .put_connection(ConnectionRecord {
+            id: id.clone(),
+            claims: Claims::new(app, "alice", SystemClock.now_secs() + 600),
+            connected_at: SystemClock.now_ms(),
+            expires_at: SystemClock.now_secs() + 600,
+        })
+        .await
+        .unwrap();
+    let gateway = Arc::new(echo_edge::gateway::LocalGateway::new(
+        Arc::new(SystemClock),
+        16,
+    ));
+    let deps = message_handler::Deps {
+        connections: connections.clone(),
+        publisher: Arc::new(Publisher::new(
+            history,
+            Arc::new(fanout::Inline(fanout::Deps {
+                connections: connections.clone(),
+                gateway: gateway.clone(),
+            })),
+        )),
+        associations: Arc::new(LiveAssociations::new(
+            Associations::parse(r#"{"apps":{}}"#, &|_| true).unwrap(),
+        )),
+        invoker: Arc::new(echo_edge::invoker::InProcess::demo()),
+        gateway,
+        clock: Arc::new(SystemClock),
+        limits: Limits::default(),
+        metrics: Arc::new(echo_core::metrics::NoMetrics),
+        limiter: Arc::new(echo_core::rate::Unlimited),
+    };
+    let reply = message_handler::handle_frame(
+        &deps,
+        &id,
+        r#"{"action":"publish","channel":"boring","data":"hi","id":"m1"}"#,
+        false,
+    )
+    .await
+    .unwrap();
+    let ServerFrame::Error(e) = reply else {
+        panic!("expected an error, got {reply:?}");
+    };
+    assert_eq!(e.code.as_str(), "internal");
+    assert_eq!(e.id.as_deref(), Some("m1"));
+    assert!(
+        front.throttled.load(Ordering::SeqCst) >= 3,
+        "the SDK retried before giving up"
+    );
+}
