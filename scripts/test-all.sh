@@ -62,6 +62,9 @@ step "JavaScript client against real edges"
 step "socket.io baseline"
 (cd bench/baseline && npm test)
 
+step "Fuzzing: frames, tokens, associations (10 s each; longer with FUZZ_SECONDS)"
+FUZZ_SECONDS="${FUZZ_SECONDS:-10}" bash scripts/fuzz.sh
+
 step "Benchmark smoke (a quick pass of the suite; figures come from bash bench/run.sh)"
 cargo build -p echo-bench -p echoctl
 target/debug/echo-bench suite --smoke
