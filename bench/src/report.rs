@@ -53,6 +53,18 @@ fn mb(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / 1_048_576.0)
 }
 
+/// The hard limit on open files per process, from /proc.
+fn open_files_limit() -> Option<u64> {
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with("Max open files"))?
+        .split_whitespace()
+        .nth(4)?
+        .parse()
+        .ok()
+}
+
 /// The current time, UTC, as `date -u` prints it.
 pub fn now_utc() -> String {
     command("date", &["-u", "+%Y-%m-%d %H:%M UTC"])
@@ -242,8 +254,8 @@ pub fn markdown(r: &Results, args: &crate::suite::SuiteArgs) -> String {
         m,
         "\n## Loads\n\n{} subscribers on one channel (or spread over 100), 4 publishers (8 for 100 \
          channels), about 100 bytes of data per message, 2 s of warm-up then 5 s measured. \
-         \"Peak\": each publisher keeps 16 publishes unacknowledged (the ceiling has no \
-         acknowledgements: its publishers write as fast as the socket takes). \"Half of peak\": \
+         \"Peak\": each publisher keeps 16 publishes unacknowledged (the ceiling acknowledges \
+         each frame once it is queued for every subscriber). \"Half of peak\": \
          a fixed rate of half the publishes/s that system reached at peak, open loop. Latency is \
          publish to delivery (the publish time travels in the data), over every delivery in the \
          window. Delivered: deliveries as a share of acknowledged publishes x subscribers.\n",
@@ -324,11 +336,13 @@ pub fn markdown(r: &Results, args: &crate::suite::SuiteArgs) -> String {
             f.posts_per_invocation_max
         );
     }
-    let _ = writeln!(
-        m,
-        "\nThis machine allows 20,000 open files per process, so 50,000 real subscribers cannot be \
-         opened here; the table stops at what it allows.\n"
-    );
+    if let Some(limit) = open_files_limit() {
+        let _ = writeln!(
+            m,
+            "\nThis machine allows {limit} open files per process: the edge cannot hold more \
+             real subscribers than that, so the table stops below it.\n"
+        );
+    }
     if !r.startup.is_empty() {
         let _ = writeln!(
             m,
