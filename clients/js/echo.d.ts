@@ -101,7 +101,7 @@ export interface EchoClientOptions {
   maxReconnectAttempts?: number;
   /** Keep retrying when the first connection attempt of `connect()` fails, instead of rejecting. Default false. */
   retryInitialConnect?: boolean;
-  /** Close codes after which the client does not reconnect. Default [4000, 1009]. */
+  /** Close codes after which the client does not reconnect. Default [4000]. */
   noReconnectCodes?: number[];
   /** Publishes kept while not connected. Default 1000. */
   maxQueuedPublishes?: number;

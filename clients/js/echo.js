@@ -35,7 +35,7 @@ const DEFAULTS = Object.freeze({
   backoffMax: 30_000,
   maxReconnectAttempts: Infinity,
   retryInitialConnect: false,
-  noReconnectCodes: Object.freeze([4000, 1009]),
+  noReconnectCodes: Object.freeze([4000]),
   maxQueuedPublishes: 1000,
   pingInterval: 5 * 60_000,
   maxConnectionAge: 2 * 60 * 60_000,
