@@ -399,6 +399,11 @@ pub async fn run(args: SuiteArgs) -> crate::Result {
     results.took_secs = began.elapsed().as_secs_f64();
 
     let markdown = crate::report::markdown(&results, &args);
+    if args.smoke {
+        println!(
+            "\nsmoke: small counts and whatever build ran it; these ratios are not the figures"
+        );
+    }
     println!("{}", crate::report::summary(&results));
     if !args.smoke || args.out.is_some() {
         let out = args
