@@ -84,6 +84,10 @@ struct TurnState {
     ready: BTreeMap<u64, (StoredMessage, oneshot::Sender<()>)>,
 }
 
+/// A commit under way: resolves to the stored message once it is dispatched.
+pub type Committing =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<StoredMessage, StoreError>> + Send>>;
+
 /// How long a dispatch waits for the previous seq before going ahead (that message stays in
 /// history; subscribers fill the gap from there). Only a bug or a stalled task gets here.
 const TURN_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
@@ -169,30 +173,44 @@ impl Publisher {
         key: &ChannelKey,
         message: NewMessage,
     ) -> Result<StoredMessage, StoreError> {
+        self.begin(key, message).await?.await
+    }
+
+    /// Starts a commit and returns its completion (the stored message, once dispatched). With
+    /// pipelined ordering the message is handed to the store before this returns, so a caller
+    /// that begins commits one after another gets seqs in that order while the stores and
+    /// dispatches proceed together; with serial ordering the commit is complete on return.
+    pub async fn begin(
+        self: &Arc<Self>,
+        key: &ChannelKey,
+        message: NewMessage,
+    ) -> Result<Committing, StoreError> {
         match self.ordering {
             Ordering::Serial => {
                 let _guard = self.locks.lock(key).await;
                 let stored = self.history.append(key, message).await?;
                 self.dispatch(key, &stored).await;
-                Ok(stored)
+                Ok(Box::pin(std::future::ready(Ok(stored))))
             }
             Ordering::Pipelined => {
                 let turn = self.turn(key);
                 self.first_turn(key, &turn).await?;
-                let stored = self.history.append(key, message).await;
-                // The dispatch runs on its own task: a caller that goes away must not leave the
+                let append = self.history.clone().append_started(key.clone(), message);
+                // The rest runs on its own task: a caller that goes away must not leave the
                 // channel's turnstile waiting for a seq that never comes.
                 let this = self.clone();
-                let key_owned = key.clone();
+                let key = key.clone();
                 let done = tokio::spawn(async move {
+                    let stored = append.await;
                     if let Ok(stored) = &stored {
-                        this.dispatch_in_turn(&key_owned, &turn, stored.clone())
-                            .await;
+                        this.dispatch_in_turn(&key, &turn, stored.clone()).await;
                     }
-                    this.release(&key_owned, turn);
+                    this.release(&key, turn);
                     stored
                 });
-                done.await.map_err(StoreError::backend)?
+                Ok(Box::pin(
+                    async move { done.await.map_err(StoreError::backend)? },
+                ))
             }
         }
     }

@@ -11,13 +11,19 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use base64::Engine;
 use echo_core::gateway::{Frame, Gateway};
 use echo_core::protocol::CloseCode;
+use futures_util::stream::FuturesOrdered;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::events::{self, ConnectionContext};
 use crate::gateway::ConnHandle;
+use crate::handlers::PendingReply;
 use crate::server::State;
+
+/// Frames of one connection whose replies may be outstanding at once (publishes waiting for
+/// their commit); the next frame is read when one completes.
+const PIPELINE: usize = 64;
 
 /// How long a closing connection may take to flush its close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -36,6 +42,8 @@ pub async fn run(
     let started = Instant::now();
     let max_age = started + state.config.max_connection_age;
     let mut peer_closed: Option<(u16, String)> = None;
+    // Replies in the order their frames came; publishes may still be committing.
+    let mut replies: FuturesOrdered<PendingReply> = FuturesOrdered::new();
     loop {
         let idle_deadline = Instant::now()
             + state
@@ -59,7 +67,15 @@ pub async fn run(
                 handle.close(CloseCode::GoingAway, "connection reached its maximum age");
                 break;
             }
-            next = stream.next() => next,
+            Some(reply) = replies.next(), if !replies.is_empty() => {
+                if let Some(text) = reply {
+                    // The reply travels the same queue as deliveries, so it keeps its place in
+                    // line.
+                    let _ = state.gateway.post(&id, &Frame::text(text)).await;
+                }
+                continue;
+            }
+            next = stream.next(), if replies.len() < PIPELINE => next,
         };
         let message = match next {
             Some(Ok(m)) => m,
@@ -97,15 +113,7 @@ pub async fn run(
             }
         };
         let event = events::message(&ctx, body, binary, state.clock.now_ms());
-        let response = state.handlers.message(&event).await;
-        if let Some(body) = response.body {
-            let text = match body {
-                aws_lambda_events::encodings::Body::Text(t) => t,
-                other => String::from_utf8_lossy(other.as_ref()).into_owned(),
-            };
-            // The reply travels the same queue as deliveries, so it keeps its place in line.
-            let _ = state.gateway.post(&id, &Frame::text(text)).await;
-        }
+        replies.push_back(state.handlers.start_message(&event).await);
     }
 
     // Stop routing to this connection before it is forgotten, then tell the handlers.

@@ -4,7 +4,12 @@
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::encodings::Body;
-use echo_core::protocol::{ErrorCode, ProtocolError};
+use std::future::Future;
+use std::pin::Pin;
+
+use echo_core::ids::ConnectionId;
+use echo_core::protocol::{ErrorCode, ProtocolError, ServerFrame};
+use message_handler::Reply;
 
 /// The Lambda names the faithful mode invokes: the binaries of the handler crates.
 pub const CONNECT_FUNCTION: &str = "connect-handler";
@@ -38,6 +43,34 @@ impl Handlers {
         }
     }
 
+    /// Starts handling a `MESSAGE` event and returns its reply text, to be awaited later. In
+    /// process, a publish is handed to the store before this returns and only its ack is left
+    /// to wait for: a connection's next frame can start meanwhile, and its messages still get
+    /// seqs in the order sent. Lambdas are invoked to completion, as API Gateway does.
+    pub async fn start_message(&self, event: &ApiGatewayWebsocketProxyRequest) -> PendingReply {
+        let text = |frame: Option<ServerFrame>| frame.map(|f| f.to_json());
+        match self {
+            Self::InProcess(h) => {
+                let Some(id) = event.request_context.connection_id.as_deref() else {
+                    let r = message_handler::handle(&h.message, event).await;
+                    return Box::pin(std::future::ready(body_text(r)));
+                };
+                let id = ConnectionId::from(id);
+                let body = event.body.as_deref().unwrap_or_default();
+                match message_handler::start_frame(&h.message, &id, body, event.is_base64_encoded)
+                    .await
+                {
+                    Reply::Ready(frame) => Box::pin(std::future::ready(text(frame))),
+                    Reply::Pending(pending) => Box::pin(async move { text(pending.await) }),
+                }
+            }
+            Self::Lambda { .. } => {
+                let r = self.message(event).await;
+                Box::pin(std::future::ready(body_text(r)))
+            }
+        }
+    }
+
     /// `MESSAGE` events.
     pub async fn message(
         &self,
@@ -50,6 +83,17 @@ impl Handlers {
             }
         }
     }
+}
+
+/// A reply still being worked out (a publish waiting for its commit).
+pub type PendingReply = Pin<Box<dyn Future<Output = Option<String>> + Send>>;
+
+/// The response body as text.
+fn body_text(r: ApiGatewayProxyResponse) -> Option<String> {
+    r.body.map(|b| match b {
+        Body::Text(t) => t,
+        other => String::from_utf8_lossy(other.as_ref()).into_owned(),
+    })
 }
 
 async fn invoke(

@@ -6,6 +6,8 @@
 //! `subscribe` is the exception: its `subscribed` frame and any replay are posted through the
 //! gateway while the channel is locked, so that they arrive before the channel's next message.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
@@ -70,6 +72,22 @@ fn respond(frame: Option<ServerFrame>) -> ApiGatewayProxyResponse {
     r
 }
 
+/// The reply to a frame: ready, or a publish whose commit is under way.
+pub enum Reply {
+    Ready(Option<ServerFrame>),
+    /// Resolves to the ack (or error) once the message is stored and dispatched.
+    Pending(Pin<Box<dyn Future<Output = Option<ServerFrame>> + Send>>),
+}
+
+impl Reply {
+    pub async fn resolve(self) -> Option<ServerFrame> {
+        match self {
+            Self::Ready(frame) => frame,
+            Self::Pending(pending) => pending.await,
+        }
+    }
+}
+
 /// Handles one frame from connection `id`; returns the reply, if any.
 pub async fn handle_frame(
     deps: &Deps,
@@ -77,14 +95,34 @@ pub async fn handle_frame(
     body: &str,
     is_binary: bool,
 ) -> Option<ServerFrame> {
+    start_frame(deps, id, body, is_binary).await.resolve().await
+}
+
+/// Handles one frame up to the point where only waiting is left: a publish returns once its
+/// message is handed to the store (in the order frames are started), and its ack comes with the
+/// pending reply. Everything else is complete on return.
+pub async fn start_frame(deps: &Deps, id: &ConnectionId, body: &str, is_binary: bool) -> Reply {
+    Reply::Ready(match frame_reply(deps, id, body, is_binary).await {
+        Ok(reply) => return reply,
+        Err(frame) => frame,
+    })
+}
+
+/// `Ok` with the reply, or `Err` with a refusal that ends the frame early.
+async fn frame_reply(
+    deps: &Deps,
+    id: &ConnectionId,
+    body: &str,
+    is_binary: bool,
+) -> Result<Reply, Option<ServerFrame>> {
     if is_binary {
-        return Some(
+        return Err(Some(
             ProtocolError::bad_request("binary frames are not supported: send JSON text frames")
                 .to_frame(),
-        );
+        ));
     }
     if body.len() > deps.limits.max_message_bytes {
-        return Some(
+        return Err(Some(
             ProtocolError::new(
                 ErrorCode::TooLarge,
                 format!(
@@ -95,35 +133,41 @@ pub async fn handle_frame(
             )
             .with_id(ClientFrame::request_id(body))
             .to_frame(),
-        );
+        ));
     }
     let frame = match ClientFrame::parse(body) {
-        Ok(ClientFrame::Ping) => return Some(ServerFrame::Pong),
+        Ok(ClientFrame::Ping) => return Ok(Reply::Ready(Some(ServerFrame::Pong))),
         Ok(f) => f,
-        Err(e) => return Some(e.to_frame()),
+        Err(e) => return Err(Some(e.to_frame())),
     };
     let claims = match deps.connections.get_connection(id).await {
         Ok(Some(record)) => record.claims,
         Ok(None) => {
-            return Some(
+            return Err(Some(
                 ProtocolError::new(
                     ErrorCode::Unauthorized,
                     "this connection is not registered (it may have expired): reconnect",
                 )
                 .to_frame(),
-            );
+            ));
         }
-        Err(e) => return Some(internal(id, "could not load the connection", &e).to_frame()),
+        Err(e) => {
+            return Err(Some(
+                internal(id, "could not load the connection", &e).to_frame(),
+            ));
+        }
     };
     let action = frame.action();
     let result = match frame {
         // Answered above, without a store read: keepalives are frequent.
-        ClientFrame::Ping => Ok(Some(ServerFrame::Pong)),
+        ClientFrame::Ping => Ok(Reply::Ready(Some(ServerFrame::Pong))),
         ClientFrame::Subscribe { channel, since } => subscribe(deps, id, &claims, &channel, since)
             .await
+            .map(Reply::Ready)
             .map_err(|e| e.with_channel(&channel)),
         ClientFrame::Unsubscribe { channel } => unsubscribe(deps, id, &claims, &channel)
             .await
+            .map(Reply::Ready)
             .map_err(|e| e.with_channel(&channel)),
         ClientFrame::Publish {
             channel,
@@ -141,13 +185,14 @@ pub async fn handle_frame(
             limit,
         } => history(deps, id, &claims, &channel, since, limit)
             .await
+            .map(Reply::Ready)
             .map_err(|e| e.with_channel(&channel)),
     };
     match result {
-        Ok(reply) => reply,
+        Ok(reply) => Ok(reply),
         Err(e) => {
             tracing::debug!(connection_id = %id, action, code = e.code.as_str(), message = %e.message, "frame refused");
-            Some(e.to_frame())
+            Err(Some(e.to_frame()))
         }
     }
 }
@@ -268,7 +313,7 @@ async fn publish(
     channel: &ChannelName,
     data: Value,
     msg_id: String,
-) -> Result<Option<ServerFrame>, ProtocolError> {
+) -> Result<Reply, ProtocolError> {
     claims.authorize_publish(channel)?;
     let ts = deps.clock.now_ms();
     if let Err(retry_ms) = deps.limiter.check(id, ts) {
@@ -316,13 +361,13 @@ async fn publish(
                 ChainOutcome::Dropped { function, reason } => {
                     deps.metrics.record(Metric::MessageDropped);
                     tracing::info!(connection_id = %id, channel = %channel, message_id = %msg_id, function, "message dropped");
-                    return Ok(Some(ServerFrame::Ack(Ack {
+                    return Ok(Reply::Ready(Some(ServerFrame::Ack(Ack {
                         id: msg_id,
                         channel: channel.clone(),
                         seq: None,
                         dropped: true,
                         reason: Some(reason.unwrap_or_else(|| format!("dropped by {function}"))),
-                    })));
+                    }))));
                 }
                 ChainOutcome::Failed { function, error } => {
                     return Err(ProtocolError::new(
@@ -340,18 +385,29 @@ async fn publish(
         from: claims.sub.clone(),
         ts,
     };
-    let stored = deps
+    let committing = deps
         .publisher
-        .commit(&key, message)
+        .begin(&key, message)
         .await
         .map_err(|e| internal(id, "could not store the message", &e))?;
-    deps.metrics.record(Metric::MessagePublished);
-    Ok(Some(ServerFrame::Ack(Ack {
-        id: msg_id,
-        channel: channel.clone(),
-        seq: Some(stored.seq),
-        dropped: false,
-        reason: None,
+    let (metrics, id, channel) = (deps.metrics.clone(), id.clone(), channel.clone());
+    Ok(Reply::Pending(Box::pin(async move {
+        Some(match committing.await {
+            Ok(stored) => {
+                metrics.record(Metric::MessagePublished);
+                ServerFrame::Ack(Ack {
+                    id: msg_id,
+                    channel,
+                    seq: Some(stored.seq),
+                    dropped: false,
+                    reason: None,
+                })
+            }
+            Err(e) => internal(&id, "could not store the message", &e)
+                .with_channel(&channel)
+                .with_id(Some(msg_id))
+                .to_frame(),
+        })
     })))
 }
 

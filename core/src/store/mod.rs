@@ -6,6 +6,10 @@
 pub mod conformance;
 pub mod memory;
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -106,6 +110,18 @@ pub trait ConnectionStore: Send + Sync + 'static {
 #[async_trait]
 pub trait HistoryStore: Send + Sync + 'static {
     async fn append(&self, key: &ChannelKey, message: NewMessage) -> StoreResult<StoredMessage>;
+
+    /// Starts an append and returns its completion. Stores that can (the embedded store) take
+    /// the message in when this is called, so successive calls get increasing seqs in call order
+    /// even if their completions are awaited later or together; the default starts the append
+    /// when the returned future is first polled.
+    fn append_started(
+        self: Arc<Self>,
+        key: ChannelKey,
+        message: NewMessage,
+    ) -> Pin<Box<dyn Future<Output = StoreResult<StoredMessage>> + Send>> {
+        Box::pin(async move { self.append(&key, message).await })
+    }
 
     /// The last seq handed out on the channel, 0 if none.
     async fn latest_seq(&self, key: &ChannelKey) -> StoreResult<u64>;

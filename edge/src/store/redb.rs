@@ -9,7 +9,9 @@
 //! JSON), `meta` (the associations document).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -172,6 +174,36 @@ fn commit_batch(db: &Database, batch: &mut [Append]) -> StoreResult<Vec<StoredMe
     Ok(out)
 }
 
+impl RedbStore {
+    /// Hands an append to the committer now; the returned future resolves once it is durable.
+    fn enqueue(
+        &self,
+        key: &ChannelKey,
+        message: NewMessage,
+    ) -> impl Future<Output = StoreResult<StoredMessage>> + Send + 'static {
+        let (reply, answer) = oneshot::channel();
+        let sent = self
+            .appends
+            .as_ref()
+            .ok_or_else(|| StoreError::Backend("the store is closed".into()))
+            .and_then(|q| {
+                q.send(Append {
+                    key: key.encode(),
+                    channel: key.channel.clone(),
+                    message,
+                    reply,
+                })
+                .map_err(|_| StoreError::Backend("the store is closed".into()))
+            });
+        async move {
+            sent?;
+            answer
+                .await
+                .map_err(|_| StoreError::Backend("the store is closed".into()))?
+        }
+    }
+}
+
 fn decode(bytes: &[u8]) -> StoreResult<StoredMessage> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
@@ -179,20 +211,16 @@ fn decode(bytes: &[u8]) -> StoreResult<StoredMessage> {
 #[async_trait]
 impl HistoryStore for RedbStore {
     async fn append(&self, key: &ChannelKey, message: NewMessage) -> StoreResult<StoredMessage> {
-        let (reply, answer) = oneshot::channel();
-        self.appends
-            .as_ref()
-            .ok_or_else(|| StoreError::Backend("the store is closed".into()))?
-            .send(Append {
-                key: key.encode(),
-                channel: key.channel.clone(),
-                message,
-                reply,
-            })
-            .map_err(|_| StoreError::Backend("the store is closed".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Backend("the store is closed".into()))?
+        self.enqueue(key, message).await
+    }
+
+    /// Queued for the committer at once: calls get seqs in call order.
+    fn append_started(
+        self: Arc<Self>,
+        key: ChannelKey,
+        message: NewMessage,
+    ) -> Pin<Box<dyn Future<Output = StoreResult<StoredMessage>> + Send>> {
+        Box::pin(self.enqueue(&key, message))
     }
 
     async fn latest_seq(&self, key: &ChannelKey) -> StoreResult<u64> {
