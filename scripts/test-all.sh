@@ -59,6 +59,10 @@ cargo build -p echoctl
 step "JavaScript client against real edges"
 (cd clients/js && ECHOCTL="$PWD/../../target/debug/echoctl" npm test)
 
+step "echoctl status and associations push against moto (AWS emulator)"
+"${ECHO_SAM_VENV:-.venv-sam}/bin/pip" install -q 'moto[server]'
+ECHO_MOTO_VENV="${ECHO_SAM_VENV:-.venv-sam}" cargo test -p echoctl --features aws --test aws_moto
+
 step "socket.io baseline"
 (cd bench/baseline && npm test)
 

@@ -369,12 +369,7 @@ pub fn status(args: StatusArgs) -> crate::Result {
             aws.stack_name
         );
         for (f, hash) in &local {
-            println!(
-                "  {:<24} {:<20} local {}",
-                f.logical_id,
-                f.binary,
-                &hash[..12]
-            );
+            println!("  {:<24} {:<20} local {hash}", f.logical_id, f.binary);
         }
         return Ok(());
     }
@@ -426,10 +421,14 @@ fn physical_names(aws: &AwsArgs) -> Result<std::collections::HashMap<String, Str
     Ok(sam_json(aws, &list)?
         .iter()
         .filter_map(|r| {
-            Some((
-                r.get("LogicalResourceId")?.as_str()?.to_owned(),
-                r.get("PhysicalResourceId")?.as_str()?.to_owned(),
-            ))
+            // Resources of the local template that the stack does not have show as "-".
+            let physical = r.get("PhysicalResourceId")?.as_str()?;
+            (physical != "-").then(|| {
+                Some((
+                    r.get("LogicalResourceId")?.as_str()?.to_owned(),
+                    physical.to_owned(),
+                ))
+            })?
         })
         .collect())
 }
@@ -541,6 +540,14 @@ mod sdk {
     const CODE_SHA_TAG: &str = "echo:code-sha256";
     use crate::hash::TemplateFunction;
 
+    /// An SDK error with its cause chain, naming the call and the function.
+    fn sdk_error(call: &str, name: &str, e: &dyn std::error::Error) -> String {
+        format!(
+            "{call} {name}: {}",
+            aws_sdk_lambda::error::DisplayErrorContext(e)
+        )
+    }
+
     pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -566,7 +573,12 @@ mod sdk {
             let Some(name) = names.get(&f.logical_id) else {
                 continue;
             };
-            let function = lambda.get_function().function_name(name).send().await?;
+            let function = lambda
+                .get_function()
+                .function_name(name)
+                .send()
+                .await
+                .map_err(|e| sdk_error("GetFunction", name, &e))?;
             let Some(config) = function.configuration() else {
                 continue;
             };
@@ -576,7 +588,8 @@ mod sdk {
                 .tags(SOURCE_HASH_TAG, hash)
                 .tags(CODE_SHA_TAG, config.code_sha256().unwrap_or_default())
                 .send()
-                .await?;
+                .await
+                .map_err(|e| sdk_error("TagResource", name, &e))?;
             eprintln!("    {:<24} {}", f.logical_id, &hash[..12]);
         }
         Ok(())
@@ -596,7 +609,12 @@ mod sdk {
             let state = match names.get(&f.logical_id) {
                 None => ("-".to_owned(), "not deployed"),
                 Some(name) => {
-                    let got = lambda.get_function().function_name(name).send().await?;
+                    let got = lambda
+                        .get_function()
+                        .function_name(name)
+                        .send()
+                        .await
+                        .map_err(|e| sdk_error("GetFunction", name, &e))?;
                     let tags = got.tags().cloned().unwrap_or_default();
                     let code = got
                         .configuration()

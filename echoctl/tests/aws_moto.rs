@@ -1,0 +1,188 @@
+//! `echoctl status` and `echoctl associations push --target aws` against moto, a local AWS
+//! emulator (CloudFormation, Lambda, DynamoDB), through the SAM CLI and the AWS SDK with
+//! `AWS_ENDPOINT_URL`. Needs echoctl's `aws` feature and moto's server (the test script installs
+//! it into `.venv-sam`; `ECHO_MOTO_VENV` names another virtualenv with boto3 and moto).
+
+#![cfg(feature = "aws")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const ECHOCTL: &str = env!("CARGO_BIN_EXE_echoctl");
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn venv() -> PathBuf {
+    std::env::var_os("ECHO_MOTO_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".venv-sam"))
+}
+
+struct Moto(Child);
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_moto() -> (Moto, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(venv().join("bin/moto_server"))
+        .args(["-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("moto_server (pip install 'moto[server]')");
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "moto did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (Moto(child), format!("http://127.0.0.1:{port}"))
+}
+
+/// A command with the AWS settings that point at moto.
+fn aws(program: &Path, endpoint: &str) -> Command {
+    let mut c = Command::new(program);
+    c.current_dir(root())
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_ACCESS_KEY_ID", "moto")
+        .env("AWS_SECRET_ACCESS_KEY", "moto")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("ECHO_SAM", venv().join("bin/sam"))
+        .env("SAM_CLI_TELEMETRY", "0")
+        .env_remove("AWS_PROFILE");
+    c
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs Python (boto3, from the same virtualenv) against moto.
+fn python(endpoint: &str, script: &str) -> String {
+    ok(aws(&venv().join("bin/python"), endpoint)
+        .args(["-c", script])
+        .output()
+        .unwrap())
+}
+
+/// The local hash `echoctl status --dry-run` prints for `binary`.
+fn local_hash(binary: &str) -> String {
+    let out = ok(Command::new(ECHOCTL)
+        .args(["status", "--dry-run"])
+        .current_dir(root())
+        .output()
+        .unwrap());
+    out.lines()
+        .find(|l| l.split_whitespace().nth(1) == Some(binary))
+        .and_then(|l| l.split_whitespace().last())
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn status_compares_deployed_code_and_push_stores_associations() {
+    let (_moto, endpoint) = start_moto();
+    // A stack with three of the template's functions, and the connections table.
+    python(
+        &endpoint,
+        r#"
+import boto3, json
+fn = lambda: {"Type": "AWS::Lambda::Function", "Properties": {"Runtime": "provided.al2023",
+    "Handler": "bootstrap", "Role": {"Fn::GetAtt": ["Role", "Arn"]}, "Code": {"ZipFile": "x"}}}
+tpl = {"Resources": {
+    "Role": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": []}}},
+    "AngryFunction": fn(), "EmojifyFunction": fn(), "RobotFunction": fn()},
+  "Outputs": {"ConnectionsTableName": {"Value": "echo-connections"}, "WebSocketUrl": {"Value": "wss://example/prod"}}}
+boto3.client("cloudformation").create_stack(StackName="echo", TemplateBody=json.dumps(tpl))
+boto3.client("dynamodb").create_table(TableName="echo-connections",
+    KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+    AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
+    BillingMode="PAY_PER_REQUEST")
+"#,
+    );
+    // Tags as `echoctl deploy` leaves them: angry deployed from this code; robot from other
+    // code; emojify from this code but replaced since.
+    let (angry, emojify) = (local_hash("angry"), local_hash("emojify"));
+    python(
+        &endpoint,
+        &format!(
+            r#"
+import boto3
+cf, lam = boto3.client("cloudformation"), boto3.client("lambda")
+names = {{r["LogicalResourceId"]: r["PhysicalResourceId"] for r in cf.list_stack_resources(StackName="echo")["StackResourceSummaries"]}}
+def tag(logical, source, code=None):
+    f = lam.get_function(FunctionName=names[logical])["Configuration"]
+    lam.tag_resource(Resource=f["FunctionArn"], Tags={{"echo:source-hash": source, "echo:code-sha256": code or f["CodeSha256"]}})
+tag("AngryFunction", "{angry}")
+tag("RobotFunction", "0" * 64)
+tag("EmojifyFunction", "{emojify}", "replaced")
+"#
+        ),
+    );
+
+    let out = ok(aws(Path::new(ECHOCTL), &endpoint)
+        .arg("status")
+        .output()
+        .unwrap());
+    let state = |logical: &str| -> String {
+        out.lines()
+            .find(|l| l.starts_with(logical))
+            .unwrap_or_else(|| panic!("no {logical} in {out}"))
+            .split_whitespace()
+            .skip(4)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert!(
+        out.contains("WebSocketUrl") && out.contains("wss://example/prod"),
+        "{out}"
+    );
+    assert_eq!(state("AngryFunction"), "matches");
+    assert_eq!(state("RobotFunction"), "differs");
+    assert_eq!(state("EmojifyFunction"), "changed outside echoctl");
+    assert_eq!(state("FanoutFunction"), "not deployed");
+
+    // Associations go to the stack's connections table, where the Lambdas read them.
+    let out = ok(aws(Path::new(ECHOCTL), &endpoint)
+        .args([
+            "associations",
+            "push",
+            "apps/chat/associations.json",
+            "--target",
+            "aws",
+        ])
+        .output()
+        .unwrap());
+    assert!(out.contains("echo-connections"), "{out}");
+    let stored = python(
+        &endpoint,
+        r#"
+import boto3
+items = boto3.client("dynamodb").scan(TableName="echo-connections")["Items"]
+print(" ".join(str(i) for i in items))
+"#,
+    );
+    assert!(stored.contains("emojify"), "{stored}");
+}
