@@ -16,10 +16,13 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// The virtualenv with moto and boto3; a relative `ECHO_MOTO_VENV` is relative to the repository.
 fn venv() -> PathBuf {
-    std::env::var_os("ECHO_MOTO_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join(".venv-sam"))
+    root().join(
+        std::env::var_os("ECHO_MOTO_VENV")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(".venv-sam")),
+    )
 }
 
 struct Moto(Child);
