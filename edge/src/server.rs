@@ -355,8 +355,9 @@ async fn prune_history(
 
 // ---- client listener -------------------------------------------------------------------------
 
-/// Initial read buffer per connection (tungstenite's default is 128 KiB).
-const READ_BUFFER: usize = 4 * 1024;
+/// Initial read buffer per connection (tungstenite's default is 128 KiB); it grows for larger
+/// frames.
+const READ_BUFFER: usize = 1024;
 /// Bytes buffered before a write reaches the socket, within a burst.
 const WRITE_BUFFER: usize = 64 * 1024;
 
