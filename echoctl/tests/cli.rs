@@ -2,57 +2,23 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
-const ECHOCTL: &str = env!("CARGO_BIN_EXE_echoctl");
+mod common;
 
-/// Starts `echoctl dev` on free ports; returns the child and the client address.
-fn start_dev(data_dir: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(ECHOCTL)
-        .args(["dev", "--port", "0", "--manage-port", "0", "--data-dir"])
-        .arg(data_dir)
-        .env_remove("ECHO_JWT_SECRET")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let first = lines.next().unwrap().unwrap();
-    let addr = first
-        .strip_prefix("echo edge listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-        .to_owned();
-    // Keep draining stdout so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, addr)
-}
-
-fn jwt(data_dir: &std::path::Path, app: &str) -> String {
-    let out = Command::new(ECHOCTL)
-        .args(["jwt", app, "--sub", "cli-user", "--ttl", "5m", "--data-dir"])
-        .arg(data_dir)
-        .env_remove("ECHO_JWT_SECRET")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
+use common::{ECHOCTL, start_dev, token};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn dev_tokens_from_jwt_work_and_sigterm_shuts_down_gracefully() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, addr) = start_dev(dir.path());
-    let token = jwt(dir.path(), "chat-demo");
+    let common::Dev {
+        mut child, addr, ..
+    } = start_dev(dir.path(), &[]);
+    let token = token(dir.path(), "chat-demo", "cli-user");
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/?token={token}"))
         .await
         .unwrap();
@@ -89,7 +55,9 @@ async fn dev_tokens_from_jwt_work_and_sigterm_shuts_down_gracefully() {
     assert!(exit.success(), "exits cleanly: {exit:?}");
 
     // The same data directory, the same dev secret: the token still works and seq continues.
-    let (mut child, addr) = start_dev(dir.path());
+    let common::Dev {
+        mut child, addr, ..
+    } = start_dev(dir.path(), &[]);
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/?token={token}"))
         .await
         .unwrap();

@@ -3,14 +3,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 
 use echo_core::auth::TokenVerifier;
 use echo_core::clock::{Clock, SystemClock};
 
-const ECHOCTL: &str = env!("CARGO_BIN_EXE_echoctl");
+mod common;
+
+use common::ECHOCTL;
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -212,25 +213,8 @@ fn associations_errors_give_path_line_and_column() {
 
 /// `echoctl dev` on free ports; the child and the management API's port.
 fn start_dev(data_dir: &Path) -> (Child, u16) {
-    let mut child = echoctl(&workspace(), &["dev", "--port", "0", "--manage-port", "0"])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let port = loop {
-        let line = lines.next().unwrap().unwrap();
-        if let Some(rest) = line
-            .trim()
-            .strip_prefix("management API  http://127.0.0.1:")
-        {
-            break rest.split_whitespace().next().unwrap().parse().unwrap();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (child, port)
+    let dev = common::start_dev(data_dir, &[]);
+    (dev.child, dev.manage_port)
 }
 
 #[test]

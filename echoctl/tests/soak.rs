@@ -8,62 +8,23 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-const ECHOCTL: &str = env!("CARGO_BIN_EXE_echoctl");
+mod common;
 
 fn start(data_dir: &Path) -> (Child, String) {
-    let mut child = Command::new(ECHOCTL)
-        .args([
-            "dev",
-            "--port",
-            "0",
-            "--manage-port",
-            "0",
-            "--publish-rate",
-            "0",
-            "--data-dir",
-        ])
-        .arg(data_dir)
-        .env_remove("ECHO_JWT_SECRET")
-        .env("ECHO_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let addr = first
-        .strip_prefix("echo edge listening on http://")
-        .unwrap()
-        .to_owned();
-    std::thread::spawn(move || for _ in lines {});
-    (child, addr)
+    let dev = common::start_dev(data_dir, &["--publish-rate", "0"]);
+    (dev.child, dev.addr)
 }
 
 fn token(data_dir: &Path, sub: &str) -> String {
-    let out = Command::new(ECHOCTL)
-        .args([
-            "jwt",
-            "chat-demo",
-            "--sub",
-            sub,
-            "--ttl",
-            "1h",
-            "--data-dir",
-        ])
-        .arg(data_dir)
-        .env_remove("ECHO_JWT_SECRET")
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    common::token(data_dir, "chat-demo", sub)
 }
 
 fn fds(pid: u32) -> usize {

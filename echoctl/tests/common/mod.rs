@@ -1,0 +1,70 @@
+//! What the tests of the echoctl binary share: starting `echoctl dev` and getting tokens.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+pub const ECHOCTL: &str = env!("CARGO_BIN_EXE_echoctl");
+
+/// A running `echoctl dev`.
+pub struct Dev {
+    pub child: Child,
+    /// Where clients connect: `HOST:PORT`.
+    pub addr: String,
+    pub manage_port: u16,
+}
+
+/// `echoctl dev` on free ports and `data_dir`, with `args` added and no ECHO_JWT_SECRET (the dev
+/// secret is generated in `data_dir`).
+pub fn start_dev(data_dir: &Path, args: &[&str]) -> Dev {
+    let mut child = Command::new(ECHOCTL)
+        .args(["dev", "--port", "0", "--manage-port", "0", "--data-dir"])
+        .arg(data_dir)
+        .args(args)
+        .env_remove("ECHO_JWT_SECRET")
+        .env_remove("ECHO_MANAGE_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr = first
+        .strip_prefix("echo edge listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .to_owned();
+    let manage_port = loop {
+        let line = lines.next().unwrap().unwrap();
+        if let Some(rest) = line
+            .trim()
+            .strip_prefix("management API  http://127.0.0.1:")
+        {
+            break rest.split_whitespace().next().unwrap().parse().unwrap();
+        }
+    };
+    // Keep draining stdout so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Dev {
+        child,
+        addr,
+        manage_port,
+    }
+}
+
+/// A token for `sub` in `app`, signed with the dev secret in `data_dir`.
+pub fn token(data_dir: &Path, app: &str, sub: &str) -> String {
+    let out = Command::new(ECHOCTL)
+        .args(["jwt", app, "--sub", sub, "--ttl", "1h", "--data-dir"])
+        .arg(data_dir)
+        .env_remove("ECHO_JWT_SECRET")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
