@@ -145,18 +145,7 @@ fn read(path: &Path, known: &dyn Fn(&str) -> bool) -> Result<(String, Associatio
 
 /// The demo functions, the crates in the functions folder, and `--functions`.
 fn known_functions(args: &NameArgs, loaded: &Loaded) -> BTreeSet<String> {
-    let dir = args
-        .functions_dir
-        .clone()
-        .or_else(|| {
-            loaded
-                .file
-                .functions
-                .dir
-                .as_deref()
-                .map(|p| loaded.resolve(p))
-        })
-        .unwrap_or_else(|| PathBuf::from("functions"));
+    let dir = crate::functions::functions_dir(args.functions_dir.clone(), loaded);
     let crates = std::fs::read_dir(&dir)
         .into_iter()
         .flatten()

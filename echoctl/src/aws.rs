@@ -386,16 +386,7 @@ fn print_outputs(aws: &AwsArgs) -> crate::Result {
 }
 
 fn stack_outputs(aws: &AwsArgs) -> Result<Vec<(String, String)>, AwsError> {
-    let mut list = vec![
-        "list".to_owned(),
-        "stack-outputs".to_owned(),
-        "--stack-name".to_owned(),
-        aws.stack_name.clone(),
-        "--output".to_owned(),
-        "json".to_owned(),
-    ];
-    list.extend(aws.region_args());
-    Ok(sam_json(aws, &list)?
+    Ok(sam_list(aws, "stack-outputs")?
         .iter()
         .filter_map(|r| {
             Some((
@@ -409,16 +400,7 @@ fn stack_outputs(aws: &AwsArgs) -> Result<Vec<(String, String)>, AwsError> {
 /// The deployed name of each function resource, by logical id (sam list resources).
 #[cfg(feature = "aws")]
 fn physical_names(aws: &AwsArgs) -> Result<std::collections::HashMap<String, String>, AwsError> {
-    let mut list = vec![
-        "list".to_owned(),
-        "resources".to_owned(),
-        "--stack-name".to_owned(),
-        aws.stack_name.clone(),
-        "--output".to_owned(),
-        "json".to_owned(),
-    ];
-    list.extend(aws.region_args());
-    Ok(sam_json(aws, &list)?
+    Ok(sam_list(aws, "resources")?
         .iter()
         .filter_map(|r| {
             // Resources of the local template that the stack does not have show as "-".
@@ -433,12 +415,20 @@ fn physical_names(aws: &AwsArgs) -> Result<std::collections::HashMap<String, Str
         .collect())
 }
 
-/// Runs the SAM CLI and reads its JSON output (a list).
-fn sam_json(aws: &AwsArgs, args: &[String]) -> Result<Vec<serde_json::Value>, AwsError> {
+/// `sam list WHAT` for the stack, read as JSON (a list).
+fn sam_list(aws: &AwsArgs, what: &str) -> Result<Vec<serde_json::Value>, AwsError> {
     let sam = aws.sam();
     check_sam(&sam)?;
     let output = Command::new(&sam)
-        .args(args)
+        .args([
+            "list",
+            what,
+            "--stack-name",
+            &aws.stack_name,
+            "--output",
+            "json",
+        ])
+        .args(aws.region_args())
         .output()
         .map_err(|e| AwsError::Outputs(e.to_string()))?;
     if !output.status.success() {
@@ -475,7 +465,6 @@ fn compare_functions(_aws: &AwsArgs, _local: &[(TemplateFunction, String)]) -> c
 }
 
 /// Stores associations in the deployed stack's connections table.
-#[cfg(feature = "aws")]
 pub fn push_associations(
     aws: &AwsArgs,
     file: &Path,
@@ -490,6 +479,11 @@ pub fn push_associations(
         );
         return Ok(());
     }
+    store_associations(aws, file, parsed)
+}
+
+#[cfg(feature = "aws")]
+fn store_associations(aws: &AwsArgs, file: &Path, parsed: &Associations) -> crate::Result {
     if !has_credentials() {
         return Err(AwsError::NoCredentials.into());
     }
@@ -508,20 +502,7 @@ pub fn push_associations(
 }
 
 #[cfg(not(feature = "aws"))]
-pub fn push_associations(
-    aws: &AwsArgs,
-    file: &Path,
-    _parsed: &Associations,
-    dry_run: bool,
-) -> crate::Result {
-    if dry_run {
-        println!(
-            "would store {} in the ConnectionsTableName output of stack {}",
-            file.display(),
-            aws.stack_name
-        );
-        return Ok(());
-    }
+fn store_associations(_: &AwsArgs, _: &Path, _: &Associations) -> crate::Result {
     Err(AwsError::NoSdk("pushing associations to AWS").into())
 }
 

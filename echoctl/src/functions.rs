@@ -104,7 +104,8 @@ pub fn run(command: FunctionsCommand, loaded: &Loaded) -> crate::Result {
     }
 }
 
-fn functions_dir(flag: Option<PathBuf>, loaded: &Loaded) -> PathBuf {
+/// The functions folder: `flag`, else `[functions] dir` in the config file, else `./functions`.
+pub fn functions_dir(flag: Option<PathBuf>, loaded: &Loaded) -> PathBuf {
     flag.or_else(|| {
         loaded
             .file
