@@ -139,10 +139,15 @@ fn now_us(start: Instant) -> u64 {
     u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX)
 }
 
-/// The delay between publishes for one publisher, when rate-limited.
-fn interval(spec: &Spec) -> Option<Duration> {
-    spec.rate
-        .map(|r| Duration::from_secs_f64(spec.publishers as f64 / r.max(0.001)))
+/// One publisher's pace when the rate is fixed: a tick per publish, catching up after a stall
+/// (open loop); `None` when publishing as fast as acknowledgements allow.
+fn ticker(spec: &Spec) -> Option<tokio::time::Interval> {
+    spec.rate.map(|r| {
+        let every = Duration::from_secs_f64(spec.publishers as f64 / r.max(0.001));
+        let mut t = tokio::time::interval(every);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        t
+    })
 }
 
 async fn publish_echo(
@@ -159,11 +164,7 @@ async fn publish_echo(
         .await
         .map_err(|e| TargetError::Connect(e.to_string()))?;
     let permits = Arc::new(Semaphore::new(spec.window));
-    let mut tick = interval(&spec).map(|d| {
-        let mut t = tokio::time::interval(d);
-        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-        t
-    });
+    let mut tick = ticker(&spec);
     let end = start + window.1;
     let mut n = id;
     while Instant::now() < end {
@@ -222,11 +223,7 @@ async fn publish_raw(
 ) -> Result<(), TargetError> {
     let mut ws = endpoint.publisher(&format!("p{id}")).await?;
     let socketio = endpoint.system == System::Socketio;
-    let mut tick = interval(&spec).map(|d| {
-        let mut t = tokio::time::interval(d);
-        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-        t
-    });
+    let mut tick = ticker(&spec);
     let end = start + window.1;
     let mut in_flight = 0usize;
     let mut n = id;
