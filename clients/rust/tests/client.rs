@@ -215,10 +215,11 @@ async fn the_connection_is_replaced_before_its_maximum_age_without_loss() {
         renew_after: Duration::from_millis(800),
         ..quick()
     };
-    let client = connect(&edge, "long-lived", options).await;
+    let client = connect(&edge, "long-lived", options.clone()).await;
     let mut events = client.events();
     let mut boring = client.subscribe("boring").await.unwrap();
-    let publisher = connect(&edge, "publisher", Options::default()).await;
+    // The publisher outlives the 2 s too, renewing its connection the same way.
+    let publisher = connect(&edge, "publisher", options).await;
 
     // Publish across several replacements; the edge would close any connection at 2 s.
     let sending = tokio::spawn(async move {
