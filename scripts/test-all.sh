@@ -12,6 +12,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# One build from scratch: incremental compilation's caches would only cost disk.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
 step() { printf '\n==> %s\n' "$*"; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -49,19 +52,17 @@ step "sam build: every Lambda for arm64 (provided.al2023)"
 AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-us-east-1} SAM_CLI_TELEMETRY=0 \
   "${ECHO_SAM_VENV:-.venv-sam}/bin/sam" build --template template.yaml --build-dir target/sam-build
 
-step "cargo test"
-cargo test --workspace
+step "cargo test (with echoctl's aws feature: status and associations push against moto)"
+"${ECHO_SAM_VENV:-.venv-sam}/bin/pip" install -q 'moto[server]'
+# Every cargo command below builds the same feature set, so nothing is compiled twice.
+ECHO_MOTO_VENV="${ECHO_SAM_VENV:-.venv-sam}" cargo test --workspace --all-features
+cargo build --workspace --all-features --bins
 
 step "Chat demo in headless Chromium"
-cargo build -p echoctl
 (cd tests/browser && ECHOCTL="$PWD/../../target/debug/echoctl" node --test)
 
 step "JavaScript client against real edges"
 (cd clients/js && ECHOCTL="$PWD/../../target/debug/echoctl" npm test)
-
-step "echoctl status and associations push against moto (AWS emulator)"
-"${ECHO_SAM_VENV:-.venv-sam}/bin/pip" install -q 'moto[server]'
-ECHO_MOTO_VENV="${ECHO_SAM_VENV:-.venv-sam}" cargo test -p echoctl --features aws --test aws_moto
 
 step "socket.io baseline"
 (cd bench/baseline && npm test)
@@ -70,5 +71,4 @@ step "Fuzzing: frames, tokens, associations (10 s each; longer with FUZZ_SECONDS
 FUZZ_SECONDS="${FUZZ_SECONDS:-10}" bash scripts/fuzz.sh
 
 step "Benchmark smoke (a quick pass of the suite; figures come from bash bench/run.sh)"
-cargo build -p echo-bench -p echoctl
 target/debug/echo-bench suite --smoke

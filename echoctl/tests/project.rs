@@ -125,9 +125,9 @@ fn init_scaffolds_a_project_whose_function_builds_and_runs() {
     );
     assert!(err.contains("already exists"), "{err}");
 
-    // The scaffolded function builds (as its Lambda binary) and runs on a sample; the build
-    // cache is shared between runs.
-    let target = workspace().join("target/scaffold");
+    // The scaffolded function builds (as its Lambda binary) and runs on a sample. It builds in
+    // the directory `cargo lambda watch` uses in the tests, so their dependencies are built once.
+    let target = workspace().join("target/lambda-watch");
     let run = |input: &str| {
         echoctl(&proj, &["functions", "test", "tidy", "--input", input])
             .env("CARGO_TARGET_DIR", &target)
