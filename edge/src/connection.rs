@@ -1,8 +1,9 @@
 //! One client connection, from upgrade to `$disconnect`.
 //!
-//! The reader hands each frame to the message handler in order and queues the reply; the writer
-//! drains the outbound queue. Frames from one connection are handled one at a time, so a
-//! client's publishes are committed in the order it sent them.
+//! One task per connection: it hands each frame to the message handler in order, queues the
+//! replies, and writes out the connection's outbox (replies and deliveries) in bursts. Frames
+//! from one connection are handed over in the order they came, so a client's publishes are
+//! committed in the order it sent them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,12 +14,12 @@ use echo_core::gateway::{Frame, Gateway};
 use echo_core::protocol::CloseCode;
 use futures_util::stream::FuturesOrdered;
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::events::{self, ConnectionContext};
 use crate::gateway::ConnHandle;
 use crate::handlers::PendingReply;
+use crate::outbox::Outbox;
 use crate::server::State;
 
 /// Frames of one connection whose replies may be outstanding at once (publishes waiting for
@@ -33,11 +34,10 @@ pub async fn run(
     state: Arc<State>,
     ctx: ConnectionContext,
     handle: Arc<ConnHandle>,
-    rx: mpsc::Receiver<Message>,
 ) {
     let id = ctx.connection_id.clone();
-    let (sink, mut stream) = socket.split();
-    let writer = tokio::spawn(write(sink, rx, handle.clone()));
+    let (mut sink, mut stream) = socket.split();
+    let outbox = &handle.outbox;
 
     let started = Instant::now();
     let max_age = started + state.config.max_connection_age;
@@ -52,6 +52,8 @@ pub async fn run(
                 .saturating_sub(Duration::from_millis(
                     state.clock.now_ms().saturating_sub(handle.last_active()),
                 ));
+        // Writing comes before reading: a client that keeps sending cannot starve its own
+        // deliveries, and its reading stops once PIPELINE replies are outstanding.
         let next = tokio::select! {
             biased;
             _ = handle.closing.cancelled() => break,
@@ -66,6 +68,21 @@ pub async fn run(
             _ = tokio::time::sleep_until(max_age) => {
                 handle.close(CloseCode::GoingAway, "connection reached its maximum age");
                 break;
+            }
+            first = outbox.pop() => {
+                // A client that stops reading blocks the write; the edge closing the connection
+                // (a full outbox, a management API close) ends it.
+                let written = tokio::select! {
+                    biased;
+                    _ = handle.closing.cancelled() => break,
+                    written = write_burst(&mut sink, first, outbox) => written,
+                };
+                if let Err(e) = written {
+                    tracing::info!(connection_id = %id, error = %e, "write failed");
+                    peer_closed = Some((1006, "connection failed".into()));
+                    break;
+                }
+                continue;
             }
             Some(reply) = replies.next(), if !replies.is_empty() => {
                 if let Some(text) = reply {
@@ -112,24 +129,71 @@ pub async fn run(
                 break;
             }
         };
-        let event = events::message(&ctx, body, binary, state.clock.now_ms());
-        replies.push_back(state.handlers.start_message(&event).await);
+        // Boxed, with the event built inside: the event and the handlers' futures are large and
+        // live only while a frame is handled, not for the whole life of every idle connection.
+        let now = state.clock.now_ms();
+        let start = async {
+            let event = events::message(&ctx, body, binary, now);
+            state.handlers.start_message(&event).await
+        };
+        replies.push_back(Box::pin(start).await);
     }
 
-    // Stop routing to this connection before it is forgotten, then tell the handlers.
-    state.gateway.unregister(&id);
-    state.limiter.forget(&id);
-    let (code, reason) = match (peer_closed, handle.close_reason()) {
+    // Boxed: the closing steps' futures would otherwise take room in every idle connection.
+    Box::pin(finish(&state, &ctx, &handle, sink, peer_closed)).await;
+}
+
+/// Stops routing to the connection before it is forgotten, then tells the handlers while what
+/// is queued and the close frame go out.
+async fn finish(
+    state: &State,
+    ctx: &ConnectionContext,
+    handle: &ConnHandle,
+    mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
+    peer_closed: Option<(u16, String)>,
+) {
+    let id = &ctx.connection_id;
+    let outbox = &handle.outbox;
+    state.gateway.unregister(id);
+    state.limiter.forget(id);
+    let close_reason = handle.close_reason();
+    let (code, reason) = match (peer_closed, close_reason.clone()) {
         (Some(peer), _) => peer,
         (None, Some((code, reason))) => (code.code(), reason),
         (None, None) => (1000, String::new()),
     };
     handle.closing.cancel();
-    let event = events::disconnect(&ctx, code, &reason, state.clock.now_ms());
-    state.handlers.connect(&event).await;
-    if tokio::time::timeout(CLOSE_GRACE, writer).await.is_err() {
-        tracing::debug!(connection_id = %id, "writer did not finish in time");
-    }
+    let now = state.clock.now_ms();
+    let disconnect = async {
+        let event = events::disconnect(ctx, code, &reason, now);
+        state.handlers.connect(&event).await;
+    };
+    let (close_code, close_text) = close_reason.unwrap_or((CloseCode::Normal, String::new()));
+    let flush = async {
+        // What is already queued goes out, unless the connection is being dropped for not
+        // reading; then the close frame. Both bounded in time.
+        if close_code != CloseCode::SlowConsumer {
+            while let Some(m) = outbox.try_pop() {
+                if sink.feed(m).await.is_err() {
+                    return;
+                }
+            }
+        }
+        let _ = sink
+            .send(Message::Close(Some(CloseFrame {
+                code: close_code.code(),
+                reason: close_text.into(),
+            })))
+            .await;
+        let _ = sink.close().await;
+    };
+    let flushed = async {
+        if tokio::time::timeout(CLOSE_GRACE, flush).await.is_err() {
+            tracing::debug!(connection_id = %id, "close frame not flushed in time");
+        }
+        outbox.close();
+    };
+    tokio::join!(disconnect, flushed);
     tracing::debug!(connection_id = %id, code, reason, "connection closed");
 }
 
@@ -141,61 +205,17 @@ const BURST: usize = 64;
 async fn write_burst(
     sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
     first: Message,
-    rx: &mut mpsc::Receiver<Message>,
+    outbox: &Outbox,
 ) -> Result<(), axum::Error> {
     sink.feed(first).await?;
     // Let the other tasks the same publish woke run first: under load, more frames are queued by
     // the time this one writes, and go out in the same write.
     tokio::task::yield_now().await;
     for _ in 1..BURST {
-        match rx.try_recv() {
-            Ok(m) => sink.feed(m).await?,
-            Err(_) => break,
+        match outbox.try_pop() {
+            Some(m) => sink.feed(m).await?,
+            None => break,
         }
     }
     sink.flush().await
-}
-
-async fn write(
-    mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
-    mut rx: mpsc::Receiver<Message>,
-    handle: Arc<ConnHandle>,
-) {
-    loop {
-        tokio::select! {
-            biased;
-            _ = handle.closing.cancelled() => break,
-            m = rx.recv() => match m {
-                Some(m) => {
-                    if write_burst(&mut sink, m, &mut rx).await.is_err() {
-                        handle.closing.cancel();
-                        return;
-                    }
-                }
-                None => break,
-            }
-        }
-    }
-    // Send what is already queued unless the connection is being dropped for not reading, then
-    // the close frame; both bounded in time.
-    let (code, reason) = handle
-        .close_reason()
-        .unwrap_or((CloseCode::Normal, String::new()));
-    let flush = async {
-        if code != CloseCode::SlowConsumer {
-            while let Ok(m) = rx.try_recv() {
-                if sink.send(m).await.is_err() {
-                    return;
-                }
-            }
-        }
-        let _ = sink
-            .send(Message::Close(Some(CloseFrame {
-                code: code.code(),
-                reason: reason.into(),
-            })))
-            .await;
-        let _ = sink.close().await;
-    };
-    let _ = tokio::time::timeout(CLOSE_GRACE, flush).await;
 }

@@ -15,12 +15,14 @@ use echo_core::clock::Clock;
 use echo_core::gateway::{ConnectionInfo, Frame, Gateway, GatewayError, Identity};
 use echo_core::ids::ConnectionId;
 use echo_core::protocol::CloseCode;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+use crate::outbox::{Outbox, PushError};
 
 /// One connection's end of the table.
 pub struct ConnHandle {
-    tx: mpsc::Sender<Message>,
+    /// Read by the connection's writer.
+    pub outbox: Outbox,
     /// Cancelled when the edge decides to close the connection; `close_reason` says why.
     pub closing: CancellationToken,
     close_reason: Mutex<Option<(CloseCode, String)>>,
@@ -55,16 +57,16 @@ impl ConnHandle {
     }
 
     fn send(&self, message: Message) -> Result<(), GatewayError> {
-        match self.tx.try_send(message) {
+        match self.outbox.push(message) {
             Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(PushError::Full) => {
                 self.close(
                     CloseCode::SlowConsumer,
                     "slow consumer: outbound queue full",
                 );
                 Err(GatewayError::Overloaded)
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(GatewayError::Gone),
+            Err(PushError::Closed) => Err(GatewayError::Gone),
         }
     }
 }
@@ -85,16 +87,11 @@ impl LocalGateway {
         }
     }
 
-    /// Adds a connection; returns its handle and the receiving end of its outbound queue.
-    pub fn register(
-        &self,
-        id: ConnectionId,
-        identity: Identity,
-    ) -> (Arc<ConnHandle>, mpsc::Receiver<Message>) {
-        let (tx, rx) = mpsc::channel(self.queue);
+    /// Adds a connection; returns its handle, whose outbox the connection's writer drains.
+    pub fn register(&self, id: ConnectionId, identity: Identity) -> Arc<ConnHandle> {
         let now = self.clock.now_ms();
         let handle = Arc::new(ConnHandle {
-            tx,
+            outbox: Outbox::new(self.queue),
             closing: CancellationToken::new(),
             close_reason: Mutex::new(None),
             connected_at: now,
@@ -102,7 +99,7 @@ impl LocalGateway {
             identity,
         });
         self.write().insert(id, handle.clone());
-        (handle, rx)
+        handle
     }
 
     pub fn unregister(&self, id: &ConnectionId) {

@@ -22,6 +22,7 @@ pub mod events;
 pub mod gateway;
 pub mod handlers;
 pub mod invoker;
+pub mod outbox;
 pub mod server;
 pub mod store;
 

@@ -475,8 +475,8 @@ async fn root(
                 source_ip: ctx.source_ip.clone(),
                 user_agent: ctx.user_agent.clone(),
             };
-            let (handle, rx) = state.gateway.register(ctx.connection_id.clone(), identity);
-            tracker.track_future(crate::connection::run(socket, state, ctx, handle, rx))
+            let handle = state.gateway.register(ctx.connection_id.clone(), identity);
+            tracker.track_future(crate::connection::run(socket, state, ctx, handle))
         })
 }
 

@@ -1,0 +1,137 @@
+//! A connection's outbound queue: bounded, many posters, one writer.
+//!
+//! Most connections are idle most of the time, so the queue holds no allocation while it is
+//! empty: an idle connection costs the size of this struct, where a channel would keep a block
+//! of slots allocated for its whole life. The writer drains a burst at a time, so giving the
+//! memory back costs one allocation per burst, not per message.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use axum::extract::ws::Message;
+use tokio::sync::Notify;
+
+pub struct Outbox {
+    state: Mutex<State>,
+    ready: Notify,
+    capacity: usize,
+}
+
+struct State {
+    queue: VecDeque<Message>,
+    closed: bool,
+}
+
+/// Why a message was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushError {
+    /// `capacity` messages are already waiting.
+    Full,
+    /// The writer has stopped.
+    Closed,
+}
+
+impl Outbox {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                closed: false,
+            }),
+            ready: Notify::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Queues `message` without waiting.
+    pub fn push(&self, message: Message) -> Result<(), PushError> {
+        {
+            let mut s = self.lock();
+            if s.closed {
+                return Err(PushError::Closed);
+            }
+            if s.queue.len() >= self.capacity {
+                return Err(PushError::Full);
+            }
+            s.queue.push_back(message);
+        }
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// The next message, if one is queued.
+    pub fn try_pop(&self) -> Option<Message> {
+        let mut s = self.lock();
+        let message = s.queue.pop_front();
+        if s.queue.is_empty() && s.queue.capacity() > 0 {
+            s.queue = VecDeque::new();
+        }
+        message
+    }
+
+    /// Waits for the next message. Only the connection's writer calls this.
+    pub async fn pop(&self) -> Message {
+        loop {
+            // A push between this check and the wait leaves a permit, so the wait returns.
+            if let Some(message) = self.try_pop() {
+                return message;
+            }
+            self.ready.notified().await;
+        }
+    }
+
+    /// Refuses further messages: the writer has stopped.
+    pub fn close(&self) {
+        self.lock().closed = true;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(s: &str) -> Message {
+        Message::Text(s.into())
+    }
+
+    #[tokio::test]
+    async fn delivers_in_order_and_refuses_past_capacity() {
+        let outbox = Outbox::new(2);
+        outbox.push(text("a")).unwrap();
+        outbox.push(text("b")).unwrap();
+        assert_eq!(outbox.push(text("c")), Err(PushError::Full));
+        assert_eq!(outbox.pop().await, text("a"));
+        outbox.push(text("c")).unwrap();
+        assert_eq!(outbox.try_pop(), Some(text("b")));
+        assert_eq!(outbox.try_pop(), Some(text("c")));
+        assert_eq!(outbox.try_pop(), None);
+        outbox.close();
+        assert_eq!(outbox.push(text("d")), Err(PushError::Closed));
+    }
+
+    #[tokio::test]
+    async fn a_waiting_writer_wakes_for_a_push() {
+        let outbox = std::sync::Arc::new(Outbox::new(8));
+        let writer = tokio::spawn({
+            let outbox = outbox.clone();
+            async move { outbox.pop().await }
+        });
+        tokio::task::yield_now().await;
+        outbox.push(text("x")).unwrap();
+        assert_eq!(writer.await.unwrap(), text("x"));
+    }
+
+    #[test]
+    fn an_emptied_queue_gives_back_its_memory() {
+        let outbox = Outbox::new(1000);
+        for i in 0..5 {
+            outbox.push(text(&i.to_string())).unwrap();
+        }
+        while outbox.try_pop().is_some() {}
+        assert_eq!(outbox.lock().queue.capacity(), 0);
+    }
+}
