@@ -132,15 +132,23 @@ pub async fn run(
         // Boxed, with the event built inside: the event and the handlers' futures are large and
         // live only while a frame is handled, not for the whole life of every idle connection.
         let now = state.clock.now_ms();
-        let start = async {
-            let event = events::message(&ctx, body, binary, now);
-            state.handlers.start_message(&event).await
-        };
-        replies.push_back(Box::pin(start).await);
+        replies.push_back(Box::pin(start_message(&state, &ctx, body, binary, now)).await);
     }
 
     // Boxed: the closing steps' futures would otherwise take room in every idle connection.
     Box::pin(finish(&state, &ctx, &handle, sink, peer_closed)).await;
+}
+
+/// Hands a frame to the message handler; returns its reply, which may still be pending.
+async fn start_message(
+    state: &State,
+    ctx: &ConnectionContext,
+    body: String,
+    binary: bool,
+    now: u64,
+) -> PendingReply {
+    let event = events::message(ctx, body, binary, now);
+    state.handlers.start_message(&event).await
 }
 
 /// Stops routing to the connection before it is forgotten, then tells the handlers while what
