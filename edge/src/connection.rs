@@ -39,33 +39,46 @@ pub async fn run(
     let (mut sink, mut stream) = socket.split();
     let outbox = &handle.outbox;
 
-    let started = Instant::now();
-    let max_age = started + state.config.max_connection_age;
-    let mut peer_closed: Option<(u16, String)> = None;
-    // Replies in the order their frames came; publishes may still be committing.
-    let mut replies: FuturesOrdered<PendingReply> = FuturesOrdered::new();
-    loop {
-        let idle_deadline = Instant::now()
+    let idle_deadline = || {
+        Instant::now()
             + state
                 .config
                 .idle_timeout
                 .saturating_sub(Duration::from_millis(
                     state.clock.now_ms().saturating_sub(handle.last_active()),
-                ));
+                ))
+    };
+    let mut peer_closed: Option<(u16, String)> = None;
+    // Replies in the order their frames came; publishes may still be committing.
+    let mut replies: FuturesOrdered<PendingReply> = FuturesOrdered::new();
+    // Made once, not per turn of the loop: a busy subscriber turns it for every burst of
+    // deliveries, and re-arming timers and cancellation waits each time would cost more than
+    // the write. The idle timer is moved on when it fires after activity.
+    let closing = handle.closing.cancelled();
+    let shutdown = state.shutdown.cancelled();
+    let idle = tokio::time::sleep_until(idle_deadline());
+    let max_age = tokio::time::sleep_until(Instant::now() + state.config.max_connection_age);
+    tokio::pin!(closing, shutdown, idle, max_age);
+    loop {
         // Writing comes before reading: a client that keeps sending cannot starve its own
         // deliveries, and its reading stops once PIPELINE replies are outstanding.
         let next = tokio::select! {
             biased;
-            _ = handle.closing.cancelled() => break,
-            _ = state.shutdown.cancelled() => {
+            _ = &mut closing => break,
+            _ = &mut shutdown => {
                 handle.close(CloseCode::GoingAway, "server shutting down");
                 break;
             }
-            _ = tokio::time::sleep_until(idle_deadline) => {
-                handle.close(CloseCode::GoingAway, "idle timeout");
-                break;
+            _ = &mut idle => {
+                let deadline = idle_deadline();
+                if deadline <= Instant::now() {
+                    handle.close(CloseCode::GoingAway, "idle timeout");
+                    break;
+                }
+                idle.as_mut().reset(deadline);
+                continue;
             }
-            _ = tokio::time::sleep_until(max_age) => {
+            _ = &mut max_age => {
                 handle.close(CloseCode::GoingAway, "connection reached its maximum age");
                 break;
             }
