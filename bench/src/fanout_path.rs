@@ -59,6 +59,9 @@ pub struct FanoutArgs {
     /// Messages delivered per subscriber count; the median is reported.
     #[arg(long, default_value_t = 3)]
     pub rounds: u64,
+    /// The edge's process ids: the CPU figure adds theirs to this process's.
+    #[arg(long = "pid")]
+    pub pids: Vec<u32>,
 }
 
 /// What one subscriber count measured.
@@ -77,6 +80,12 @@ pub struct FanoutOutcome {
     pub per_invocation_max_ms: f64,
     pub posts_per_invocation_max: usize,
     pub delivered: usize,
+    /// The latency the edge injected per post, milliseconds.
+    pub latency_ms: f64,
+    /// CPU used by the edge and this process (the invocations and the subscribers) while the
+    /// rounds ran, in percent of one core. Near all of the machine's cores, the figures measure
+    /// this machine's CPU, not the path: on AWS every invocation has its own.
+    pub cpu_percent: f64,
 }
 
 /// Further invocations, as tasks started after the invoke latency; records their durations.
@@ -277,6 +286,9 @@ pub async fn measure(args: &FanoutArgs, n: usize) -> crate::Result<FanoutOutcome
         .collect();
     drop(arrived_tx);
 
+    let mut pids = args.pids.clone();
+    pids.push(std::process::id());
+    let (cpu_before, cpu_from) = (crate::stats::usage(&pids), std::time::Instant::now());
     let mut totals = Vec::new();
     let mut all_durations = Vec::new();
     let mut invocations = 0;
@@ -332,6 +344,8 @@ pub async fn measure(args: &FanoutArgs, n: usize) -> crate::Result<FanoutOutcome
         invocations = d.len();
         all_durations.extend(d);
     }
+    let cpu_percent =
+        crate::stats::cpu_percent(cpu_before, crate::stats::usage(&pids), cpu_from.elapsed());
     for r in readers {
         r.abort();
     }
@@ -353,6 +367,8 @@ pub async fn measure(args: &FanoutArgs, n: usize) -> crate::Result<FanoutOutcome
             .fold(0.0, f64::max),
         posts_per_invocation_max: all_durations.iter().map(|(_, n)| *n).max().unwrap_or(0),
         delivered,
+        latency_ms: ms(args.latency),
+        cpu_percent,
     })
 }
 

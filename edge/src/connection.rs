@@ -54,21 +54,22 @@ pub async fn run(
     // Made once, not per turn of the loop: a busy subscriber turns it for every burst of
     // deliveries, and re-arming timers and cancellation waits each time would cost more than
     // the write. The idle timer is moved on when it fires after activity.
+    // Shutdown closes every registered connection through `closing`; one registered after
+    // that sees the shutdown here. (Waiting on the edge-wide token as well would make every
+    // connection's every wake-up take the same lock.)
+    if state.shutdown.is_cancelled() {
+        handle.close(CloseCode::GoingAway, "server shutting down");
+    }
     let closing = handle.closing.cancelled();
-    let shutdown = state.shutdown.cancelled();
     let idle = tokio::time::sleep_until(idle_deadline());
     let max_age = tokio::time::sleep_until(Instant::now() + state.config.max_connection_age);
-    tokio::pin!(closing, shutdown, idle, max_age);
+    tokio::pin!(closing, idle, max_age);
     loop {
         // Writing comes before reading: a client that keeps sending cannot starve its own
         // deliveries, and its reading stops once PIPELINE replies are outstanding.
         let next = tokio::select! {
             biased;
             _ = &mut closing => break,
-            _ = &mut shutdown => {
-                handle.close(CloseCode::GoingAway, "server shutting down");
-                break;
-            }
             _ = &mut idle => {
                 let deadline = idle_deadline();
                 if deadline <= Instant::now() {
