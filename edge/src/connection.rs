@@ -51,25 +51,22 @@ pub async fn run(
     let mut peer_closed: Option<(u16, String)> = None;
     // Replies in the order their frames came; publishes may still be committing.
     let mut replies: FuturesOrdered<PendingReply> = FuturesOrdered::new();
-    // Made once, not per turn of the loop: a busy subscriber turns it for every burst of
-    // deliveries, and re-arming timers and cancellation waits each time would cost more than
-    // the write. The idle timer is moved on when it fires after activity.
-    // Shutdown closes every registered connection through `closing`; one registered after
-    // that sees the shutdown here. (Waiting on the edge-wide token as well would make every
-    // connection's every wake-up take the same lock.)
+    // Shutdown closes every registered connection; one registered after that sees the shutdown
+    // here. (Waiting on the edge-wide token too would make every connection's every wake-up
+    // take the same lock.)
     if state.shutdown.is_cancelled() {
         handle.close(CloseCode::GoingAway, "server shutting down");
     }
-    let closing = handle.closing.cancelled();
+    // Armed once, not per turn of the loop: a busy subscriber turns it for every burst of
+    // deliveries. The idle timer is moved on when it fires after activity.
     let idle = tokio::time::sleep_until(idle_deadline());
     let max_age = tokio::time::sleep_until(Instant::now() + state.config.max_connection_age);
-    tokio::pin!(closing, idle, max_age);
+    tokio::pin!(idle, max_age);
     loop {
         // Writing comes before reading: a client that keeps sending cannot starve its own
         // deliveries, and its reading stops once PIPELINE replies are outstanding.
         let next = tokio::select! {
             biased;
-            _ = &mut closing => break,
             _ = &mut idle => {
                 let deadline = idle_deadline();
                 if deadline <= Instant::now() {
@@ -83,13 +80,15 @@ pub async fn run(
                 handle.close(CloseCode::GoingAway, "connection reached its maximum age");
                 break;
             }
+            // `None`: the edge is closing the connection (`handle.close`).
             first = outbox.pop() => {
+                let Some(first) = first else { break };
                 // A client that stops reading blocks the write; the edge closing the connection
                 // (a full outbox, a management API close) ends it.
                 let written = tokio::select! {
                     biased;
-                    _ = handle.closing.cancelled() => break,
                     written = write_burst(&mut sink, first, outbox) => written,
+                    _ = outbox.interrupted() => break,
                 };
                 if let Err(e) = written {
                     tracing::info!(connection_id = %id, error = %e, "write failed");
@@ -184,7 +183,6 @@ async fn finish(
         (None, Some((code, reason))) => (code.code(), reason),
         (None, None) => (1000, String::new()),
     };
-    handle.closing.cancel();
     let now = state.clock.now_ms();
     let disconnect = async {
         let event = events::disconnect(ctx, code, &reason, now);

@@ -15,16 +15,13 @@ use echo_core::clock::Clock;
 use echo_core::gateway::{ConnectionInfo, Frame, Gateway, GatewayError, Identity};
 use echo_core::ids::ConnectionId;
 use echo_core::protocol::CloseCode;
-use tokio_util::sync::CancellationToken;
 
 use crate::outbox::{Outbox, PushError};
 
 /// One connection's end of the table.
 pub struct ConnHandle {
-    /// Read by the connection's writer.
+    /// Read by the connection's writer, which [`close`](Self::close) interrupts.
     pub outbox: Outbox,
-    /// Cancelled when the edge decides to close the connection; `close_reason` says why.
-    pub closing: CancellationToken,
     close_reason: Mutex<Option<(CloseCode, String)>>,
     connected_at: u64,
     last_active: AtomicU64,
@@ -32,13 +29,14 @@ pub struct ConnHandle {
 }
 
 impl ConnHandle {
-    /// Asks the connection to close; the first reason given wins.
+    /// Asks the connection to close; the first reason given wins, and `close_reason` tells it.
     pub fn close(&self, code: CloseCode, reason: &str) {
         let mut r = self.close_reason.lock().unwrap_or_else(|p| p.into_inner());
         if r.is_none() {
             *r = Some((code, reason.to_owned()));
         }
-        self.closing.cancel();
+        drop(r);
+        self.outbox.interrupt();
     }
 
     pub fn close_reason(&self) -> Option<(CloseCode, String)> {
@@ -92,7 +90,6 @@ impl LocalGateway {
         let now = self.clock.now_ms();
         let handle = Arc::new(ConnHandle {
             outbox: Outbox::new(self.queue),
-            closing: CancellationToken::new(),
             close_reason: Mutex::new(None),
             connected_at: now,
             last_active: AtomicU64::new(now),

@@ -19,7 +19,21 @@ pub struct Outbox {
 
 struct State {
     queue: VecDeque<Message>,
+    /// The edge is closing the connection: the writer stops waiting for messages.
+    interrupted: bool,
+    /// The writer has stopped: nothing more is accepted.
     closed: bool,
+}
+
+impl State {
+    /// The next message; an emptied queue gives its memory back.
+    fn take(&mut self) -> Option<Message> {
+        let message = self.queue.pop_front();
+        if self.queue.is_empty() && self.queue.capacity() > 0 {
+            self.queue = VecDeque::new();
+        }
+        message
+    }
 }
 
 /// Why a message was not queued.
@@ -36,6 +50,7 @@ impl Outbox {
         Self {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
+                interrupted: false,
                 closed: false,
             }),
             ready: Notify::new(),
@@ -61,21 +76,37 @@ impl Outbox {
 
     /// The next message, if one is queued.
     pub fn try_pop(&self) -> Option<Message> {
-        let mut s = self.lock();
-        let message = s.queue.pop_front();
-        if s.queue.is_empty() && s.queue.capacity() > 0 {
-            s.queue = VecDeque::new();
-        }
-        message
+        self.lock().take()
     }
 
-    /// Waits for the next message. Only the connection's writer calls this.
-    pub async fn pop(&self) -> Message {
+    /// Waits for the next message; `None` once [`interrupt`](Self::interrupt)ed. Only the
+    /// connection's writer calls this.
+    pub async fn pop(&self) -> Option<Message> {
         loop {
             // A push between this check and the wait leaves a permit, so the wait returns.
-            if let Some(message) = self.try_pop() {
-                return message;
+            {
+                let mut s = self.lock();
+                if s.interrupted {
+                    return None;
+                }
+                if let Some(message) = s.take() {
+                    return Some(message);
+                }
             }
+            self.ready.notified().await;
+        }
+    }
+
+    /// Wakes the writer to stop: the edge is closing the connection. What is queued stays for
+    /// [`try_pop`](Self::try_pop).
+    pub fn interrupt(&self) {
+        self.lock().interrupted = true;
+        self.ready.notify_one();
+    }
+
+    /// Completes once [`interrupt`](Self::interrupt)ed: for the writer while a write is blocked.
+    pub async fn interrupted(&self) {
+        while !self.lock().interrupted {
             self.ready.notified().await;
         }
     }
@@ -104,7 +135,7 @@ mod tests {
         outbox.push(text("a")).unwrap();
         outbox.push(text("b")).unwrap();
         assert_eq!(outbox.push(text("c")), Err(PushError::Full));
-        assert_eq!(outbox.pop().await, text("a"));
+        assert_eq!(outbox.pop().await, Some(text("a")));
         outbox.push(text("c")).unwrap();
         assert_eq!(outbox.try_pop(), Some(text("b")));
         assert_eq!(outbox.try_pop(), Some(text("c")));
@@ -122,7 +153,24 @@ mod tests {
         });
         tokio::task::yield_now().await;
         outbox.push(text("x")).unwrap();
-        assert_eq!(writer.await.unwrap(), text("x"));
+        assert_eq!(writer.await.unwrap(), Some(text("x")));
+    }
+
+    #[tokio::test]
+    async fn an_interrupt_stops_the_writer_and_keeps_the_queue() {
+        let outbox = std::sync::Arc::new(Outbox::new(8));
+        let writer = tokio::spawn({
+            let outbox = outbox.clone();
+            async move {
+                outbox.interrupted().await;
+                outbox.pop().await
+            }
+        });
+        tokio::task::yield_now().await;
+        outbox.push(text("queued")).unwrap();
+        outbox.interrupt();
+        assert_eq!(writer.await.unwrap(), None);
+        assert_eq!(outbox.try_pop(), Some(text("queued")));
     }
 
     #[test]
