@@ -65,6 +65,9 @@ pub struct Outcome {
     pub latency: Latency,
     /// Server CPU, percent of one core.
     pub cpu_percent: f64,
+    /// This process's CPU (publishers and subscribers), percent of one core: it shares the
+    /// machine with the server.
+    pub generator_cpu_percent: f64,
     pub rss_mb: f64,
     /// Publishes not sent because the window was full (open loop only).
     pub skipped: u64,
@@ -319,11 +322,12 @@ pub async fn run(endpoint: &Endpoint, spec: &Spec, pids: &[u32]) -> Result<Outco
         })
         .collect();
     tokio::time::sleep_until(start + window.0).await;
-    let before = stats::usage(pids);
+    let me = [std::process::id()];
+    let (before, before_me) = (stats::usage(pids), stats::usage(&me));
     let measured = Instant::now();
     tokio::time::sleep_until(start + window.1).await;
     let elapsed = measured.elapsed();
-    let after = stats::usage(pids);
+    let (after, after_me) = (stats::usage(pids), stats::usage(&me));
     for p in publishers {
         let _ = p.await;
     }
@@ -352,6 +356,7 @@ pub async fn run(endpoint: &Endpoint, spec: &Spec, pids: &[u32]) -> Result<Outco
         },
         latency: Latency::of(&hist),
         cpu_percent: stats::cpu_percent(before, after, elapsed),
+        generator_cpu_percent: stats::cpu_percent(before_me, after_me, elapsed),
         rss_mb: after.rss_kb as f64 / 1024.0,
         skipped: counters.skipped.load(Ordering::Relaxed),
         errors: counters.errors.load(Ordering::Relaxed),

@@ -5,7 +5,7 @@ use crate::load::Outcome;
 /// One line per load, for the terminal.
 pub fn load_line(o: &Outcome) -> String {
     format!(
-        "{:<18} publishes/s {:>9.0}  deliveries/s {:>10.0} ({:>5.1}% of expected)  latency ms p50 {:>7.2} p90 {:>7.2} p99 {:>7.2} p99.9 {:>7.2}  server cpu {:>5.0}% rss {:>6.1} MB  skipped {} errors {}",
+        "{:<18} publishes/s {:>9.0}  deliveries/s {:>10.0} ({:>5.1}% of expected)  latency ms p50 {:>7.2} p90 {:>7.2} p99 {:>7.2} p99.9 {:>7.2}  server cpu {:>5.0}% rss {:>6.1} MB  generator cpu {:>4.0}%  skipped {} errors {}",
         o.system.label(),
         o.publishes_per_s,
         o.deliveries_per_s,
@@ -16,6 +16,7 @@ pub fn load_line(o: &Outcome) -> String {
         o.latency.p999,
         o.cpu_percent,
         o.rss_mb,
+        o.generator_cpu_percent,
         o.skipped,
         o.errors
     )
@@ -164,6 +165,13 @@ pub fn targets(r: &Results) -> Vec<(String, String, String, Option<bool>)> {
         "<= 0.33x".into(),
         lat.map(|x| x <= 1.0 / 3.0),
     ));
+    let same = ratio(p99(SAME_RATE, Echo), p99(HALF, Socketio));
+    out.push((
+        "p99 latency at socket.io's half of peak, Echo / socket.io".into(),
+        fmt_ratio(same),
+        "-".into(),
+        None,
+    ));
     let mem = ratio(idle(Echo), idle(Socketio));
     out.push((
         "Memory per idle connection, Echo / socket.io".into(),
@@ -262,19 +270,21 @@ pub fn markdown(r: &Results, args: &crate::suite::SuiteArgs) -> String {
          channels), about 100 bytes of data per message, 2 s of warm-up then 5 s measured. \
          \"Peak\": each publisher keeps 16 publishes unacknowledged (the ceiling acknowledges \
          each frame once it is queued for every subscriber). \"Half of peak\": \
-         a fixed rate of half the publishes/s that system reached at peak, open loop. Latency is \
+         a fixed rate of half the publishes/s that system reached at peak, open loop; \
+         *socket.io's half of peak*: Echo at the rate of the baseline's half-of-peak run, the \
+         same load for both. Latency is \
          publish to delivery (the publish time travels in the data), over every delivery in the \
          window. Delivered: deliveries as a share of acknowledged publishes x subscribers.\n",
         args.subscribers
     );
     let _ = writeln!(
         m,
-        "| Scenario | System | Publishes/s | Deliveries/s | Delivered | p50 ms | p90 ms | p99 ms | p99.9 ms | Server CPU | Server RSS |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        "| Scenario | System | Publishes/s | Deliveries/s | Delivered | p50 ms | p90 ms | p99 ms | p99.9 ms | Server CPU | Server RSS | Generator CPU |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     );
     for (scenario, o) in &r.loads {
         let _ = writeln!(
             m,
-            "| {scenario} | {} | {:.0} | {:.0} | {:.1}% | {:.2} | {:.2} | {:.2} | {:.2} | {:.0}% | {:.0} MB |",
+            "| {scenario} | {} | {:.0} | {:.0} | {:.1}% | {:.2} | {:.2} | {:.2} | {:.2} | {:.0}% | {:.0} MB | {:.0}% |",
             o.system.label(),
             o.publishes_per_s,
             o.deliveries_per_s,
@@ -284,12 +294,15 @@ pub fn markdown(r: &Results, args: &crate::suite::SuiteArgs) -> String {
             o.latency.p99,
             o.latency.p999,
             o.cpu_percent,
-            o.rss_mb
+            o.rss_mb,
+            o.generator_cpu_percent
         );
     }
     let _ = writeln!(
         m,
-        "\nServer CPU is percent of one core (the baseline's includes redis-server).\n"
+        "\nCPU is percent of one core (the baseline's server figure includes redis-server). The \
+         generator runs on the same two cores: where server and generator together approach \
+         200%, latency includes waiting for a core.\n"
     );
     let _ = writeln!(
         m,
@@ -387,4 +400,4 @@ pub fn markdown(r: &Results, args: &crate::suite::SuiteArgs) -> String {
     m
 }
 
-use crate::suite::{CHAIN_PEAK, FANOUT_LATENCY_MS, FANOUT_SLOW_MS, HALF, PEAK, Results};
+use crate::suite::{CHAIN_PEAK, FANOUT_LATENCY_MS, FANOUT_SLOW_MS, HALF, PEAK, Results, SAME_RATE};

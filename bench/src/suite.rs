@@ -268,6 +268,8 @@ pub const HALF: &str = "hot channel, no functions, half of peak";
 pub const CHAIN_PEAK: &str = "hot channel, angry + emojify, peak";
 pub const CHAIN_HALF: &str = "hot channel, angry + emojify, half of peak";
 pub const MANY: &str = "100 channels, no functions, peak";
+/// Echo at the rate of the baseline's half-of-peak run: the same load for both.
+pub const SAME_RATE: &str = "hot channel, no functions, socket.io's half of peak";
 /// The management API's latency per post in the AWS path's main series, milliseconds.
 pub const FANOUT_LATENCY_MS: f64 = 20.0;
 /// The second series: slow enough that this machine's CPU is not what limits delivery.
@@ -297,6 +299,7 @@ async fn loads(
         warmup,
         duration,
     };
+    let base_spec = base.clone();
     let mut scenarios = vec![(PEAK, HALF, "bench")];
     if system != System::Ceiling {
         scenarios.push((CHAIN_PEAK, CHAIN_HALF, "angry"));
@@ -318,6 +321,18 @@ async fn loads(
         let half = crate::load::run(&e, &spec, &server.pids).await?;
         eprintln!("  {half_name:<45} {}", crate::report::load_line(&half));
         results.loads.push((half_name.into(), half));
+    }
+    if system == System::Echo
+        && let Some(base) = results.find(HALF, System::Socketio)
+    {
+        let spec = Spec {
+            rate: Some(base.publishes_per_s.max(1.0)),
+            window: 1000,
+            ..base_spec.clone()
+        };
+        let same = crate::load::run(&e, &spec, &server.pids).await?;
+        eprintln!("  {SAME_RATE:<45} {}", crate::report::load_line(&same));
+        results.loads.push((SAME_RATE.into(), same));
     }
     if system != System::Ceiling {
         let spec = Spec {
@@ -341,7 +356,8 @@ pub async fn run(args: SuiteArgs) -> crate::Result {
     };
     let idle = if args.smoke { 300 } else { args.idle };
     let tmp = std::env::temp_dir().join(format!("echo-bench-{}", std::process::id()));
-    for system in [System::Ceiling, System::Echo, System::Socketio] {
+    // The baseline before Echo: Echo also runs at the baseline's half-of-peak rate.
+    for system in [System::Ceiling, System::Socketio, System::Echo] {
         eprintln!("== {}", system.label());
         let fresh = |n: usize| -> Result<Server, SuiteError> {
             match system {

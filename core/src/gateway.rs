@@ -101,6 +101,26 @@ pub trait Gateway: Send + Sync + 'static {
         failed
     }
 
+    /// Posts several frames, in order, to many connections; returns the failures, at most one
+    /// per connection. A gateway that can hand a connection all its frames at once (the local
+    /// edge) sends them in one write; the default posts one frame at a time.
+    async fn post_many_frames(
+        &self,
+        ids: &[ConnectionId],
+        frames: &[Frame],
+    ) -> Vec<(ConnectionId, GatewayError)> {
+        let mut failed: Vec<(ConnectionId, GatewayError)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for frame in frames {
+            for (id, e) in self.post_many(ids, frame).await {
+                if seen.insert(id.clone()) {
+                    failed.push((id, e));
+                }
+            }
+        }
+        failed
+    }
+
     async fn close(&self, id: &ConnectionId) -> Result<(), GatewayError>;
 
     async fn info(&self, id: &ConnectionId) -> Result<ConnectionInfo, GatewayError>;

@@ -26,6 +26,24 @@ pub trait Dispatcher: Send + Sync + 'static {
         key: &ChannelKey,
         message: &StoredMessage,
     ) -> Result<(), DispatchError>;
+
+    /// Hands over several consecutive messages of one channel, in seq order: those that became
+    /// ready together (one group commit). The default hands them over one by one, every one
+    /// even after a failure, and returns the first failure.
+    async fn dispatch_batch(
+        &self,
+        key: &ChannelKey,
+        messages: &[StoredMessage],
+    ) -> Result<(), DispatchError> {
+        let mut first_error = None;
+        for message in messages {
+            if let Err(e) = self.dispatch(key, message).await {
+                tracing::error!(channel = %key, seq = message.seq, error = %e, "dispatch failed; message is in history");
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
 }
 
 #[derive(Debug, Error)]
@@ -270,12 +288,28 @@ impl Publisher {
         if skip {
             state.next = state.ready.keys().next().copied().or(state.next);
         }
+        // Every message ready in seq order from the next one goes out as one batch.
+        let mut batch = Vec::new();
+        let mut dones = Vec::new();
         while let Some(next) = state.next {
             let Some((stored, done)) = state.ready.remove(&next) else {
                 break;
             };
-            self.dispatch(key, &stored).await;
+            batch.push(stored);
+            dones.push(done);
             state.next = Some(next + 1);
+        }
+        match batch.as_slice() {
+            [] => {}
+            [one] => self.dispatch(key, one).await,
+            many => {
+                if let Err(e) = self.dispatcher.dispatch_batch(key, many).await {
+                    let (first, last) = (many[0].seq, many[many.len() - 1].seq);
+                    tracing::error!(channel = %key, first, last, error = %e, "dispatch failed; messages are in history");
+                }
+            }
+        }
+        for done in dones {
             let _ = done.send(());
         }
     }

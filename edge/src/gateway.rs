@@ -55,7 +55,18 @@ impl ConnHandle {
     }
 
     fn send(&self, message: Message) -> Result<(), GatewayError> {
-        match self.outbox.push(message) {
+        self.sent(self.outbox.push(message))
+    }
+
+    fn send_all(
+        &self,
+        messages: impl ExactSizeIterator<Item = Message>,
+    ) -> Result<(), GatewayError> {
+        self.sent(self.outbox.push_all(messages))
+    }
+
+    fn sent(&self, pushed: Result<(), PushError>) -> Result<(), GatewayError> {
+        match pushed {
             Ok(()) => Ok(()),
             Err(PushError::Full) => {
                 self.close(
@@ -158,7 +169,17 @@ impl Gateway for LocalGateway {
         ids: &[ConnectionId],
         frame: &Frame,
     ) -> Vec<(ConnectionId, GatewayError)> {
-        let text = match text(frame) {
+        self.post_many_frames(ids, std::slice::from_ref(frame))
+            .await
+    }
+
+    /// Each connection gets all the frames in one push: its writer sends them in one write.
+    async fn post_many_frames(
+        &self,
+        ids: &[ConnectionId],
+        frames: &[Frame],
+    ) -> Vec<(ConnectionId, GatewayError)> {
+        let texts = match frames.iter().map(text).collect::<Result<Vec<_>, _>>() {
             Ok(t) => t,
             Err(_) => {
                 return ids
@@ -171,7 +192,7 @@ impl Gateway for LocalGateway {
         let mut failed = Vec::new();
         for id in ids {
             let result = match conns.get(id) {
-                Some(handle) => handle.send(Message::Text(text.clone())),
+                Some(handle) => handle.send_all(texts.iter().cloned().map(Message::Text)),
                 None => Err(GatewayError::Gone),
             };
             if let Err(e) = result {

@@ -74,6 +74,25 @@ impl Outbox {
         Ok(())
     }
 
+    /// Queues all of `messages`, in order, or none of them.
+    pub fn push_all(
+        &self,
+        messages: impl ExactSizeIterator<Item = Message>,
+    ) -> Result<(), PushError> {
+        {
+            let mut s = self.lock();
+            if s.closed {
+                return Err(PushError::Closed);
+            }
+            if s.queue.len() + messages.len() > self.capacity {
+                return Err(PushError::Full);
+            }
+            s.queue.extend(messages);
+        }
+        self.ready.notify_one();
+        Ok(())
+    }
+
     /// The next message, if one is queued.
     pub fn try_pop(&self) -> Option<Message> {
         self.lock().take()
@@ -140,6 +159,14 @@ mod tests {
         assert_eq!(outbox.try_pop(), Some(text("b")));
         assert_eq!(outbox.try_pop(), Some(text("c")));
         assert_eq!(outbox.try_pop(), None);
+        outbox.push_all([text("d"), text("e")].into_iter()).unwrap();
+        assert_eq!(
+            outbox.push_all([text("f")].into_iter()),
+            Err(PushError::Full),
+            "all or nothing"
+        );
+        assert_eq!(outbox.try_pop(), Some(text("d")));
+        assert_eq!(outbox.try_pop(), Some(text("e")));
         outbox.close();
         assert_eq!(outbox.push(text("d")), Err(PushError::Closed));
     }

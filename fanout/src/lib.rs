@@ -130,16 +130,40 @@ pub async fn deliver_to(
     message: &StoredMessage,
     subscribers: &[ConnectionId],
 ) -> Result<Report, echo_core::store::StoreError> {
-    if subscribers.is_empty() {
+    deliver_batch_to(deps, key, std::slice::from_ref(message), subscribers).await
+}
+
+/// Delivers consecutive `messages` of `key`, in order, to its subscribers: a connection gets
+/// them together.
+pub async fn deliver_batch(
+    deps: &Deps,
+    key: &ChannelKey,
+    messages: &[StoredMessage],
+) -> Result<Report, echo_core::store::StoreError> {
+    let subscribers = deps.connections.subscribers(key).await?;
+    deliver_batch_to(deps, key, messages, &subscribers).await
+}
+
+async fn deliver_batch_to(
+    deps: &Deps,
+    key: &ChannelKey,
+    messages: &[StoredMessage],
+    subscribers: &[ConnectionId],
+) -> Result<Report, echo_core::store::StoreError> {
+    if subscribers.is_empty() || messages.is_empty() {
         return Ok(Report::default());
     }
-    let frame = Frame::text(ServerFrame::Message(message.clone()).to_json());
-    let failures = deps.gateway.post_many(subscribers, &frame).await;
+    let frames: Vec<Frame> = messages
+        .iter()
+        .map(|m| Frame::text(ServerFrame::Message(m.clone()).to_json()))
+        .collect();
+    let failures = deps.gateway.post_many_frames(subscribers, &frames).await;
     let mut report = Report {
         subscribers: subscribers.len(),
         delivered: subscribers.len() - failures.len(),
         ..Report::default()
     };
+    let seq = messages[0].seq;
     for (id, error) in failures {
         match error {
             GatewayError::Gone => {
@@ -152,7 +176,7 @@ pub async fn deliver_to(
             }
             other => {
                 report.failed += 1;
-                tracing::warn!(connection_id = %id, channel = %key, seq = message.seq, error = %other, "delivery failed");
+                tracing::warn!(connection_id = %id, channel = %key, seq, error = %other, "delivery failed");
             }
         }
     }
@@ -173,6 +197,19 @@ impl Dispatcher for Inline {
             .await
             .map(|report| {
                 tracing::debug!(channel = %key, seq = message.seq, ?report, "delivered");
+            })
+            .map_err(|e| DispatchError(Box::new(e)))
+    }
+
+    async fn dispatch_batch(
+        &self,
+        key: &ChannelKey,
+        messages: &[StoredMessage],
+    ) -> Result<(), DispatchError> {
+        deliver_batch(&self.0, key, messages)
+            .await
+            .map(|report| {
+                tracing::debug!(channel = %key, messages = messages.len(), ?report, "delivered");
             })
             .map_err(|e| DispatchError(Box::new(e)))
     }
@@ -202,20 +239,24 @@ mod tests {
     use echo_core::store::ConnectionRecord;
     use echo_core::store::memory::MemoryStore;
 
-    /// Records posts; `gone` ids answer 410.
+    /// Records posts (and their seqs); `gone` ids answer 410.
     #[derive(Default)]
     struct Recorder {
         posted: Mutex<Vec<String>>,
+        seqs: Mutex<Vec<(String, u64)>>,
         gone: Vec<String>,
     }
 
     #[async_trait]
     impl Gateway for Recorder {
-        async fn post(&self, id: &ConnectionId, _: &Frame) -> Result<(), GatewayError> {
+        async fn post(&self, id: &ConnectionId, frame: &Frame) -> Result<(), GatewayError> {
             if self.gone.contains(&id.0) {
                 return Err(GatewayError::Gone);
             }
             self.posted.lock().unwrap().push(id.0.clone());
+            let v: serde_json::Value = serde_json::from_slice(frame.bytes()).unwrap();
+            let seq = v["seq"].as_u64().unwrap();
+            self.seqs.lock().unwrap().push((id.0.clone(), seq));
             Ok(())
         }
         async fn close(&self, _: &ConnectionId) -> Result<(), GatewayError> {
@@ -224,6 +265,58 @@ mod tests {
         async fn info(&self, _: &ConnectionId) -> Result<ConnectionInfo, GatewayError> {
             Err(GatewayError::Gone)
         }
+    }
+
+    #[tokio::test]
+    async fn a_batch_reaches_every_subscriber_in_seq_order_and_a_gone_one_is_removed_once() {
+        let app = AppId::new("a").unwrap();
+        let key = ChannelKey::new(app.clone(), ChannelName::new("c").unwrap());
+        let store = Arc::new(MemoryStore::new());
+        for i in 0..3 {
+            let id = ConnectionId(format!("c{i}"));
+            store
+                .put_connection(ConnectionRecord {
+                    id: id.clone(),
+                    claims: Claims::new(app.clone(), "u", 4_000_000_000),
+                    connected_at: 0,
+                    expires_at: 4_000_000_000,
+                })
+                .await
+                .unwrap();
+            store.subscribe(&id, &key, 10).await.unwrap();
+        }
+        let gateway = Arc::new(Recorder {
+            gone: vec!["c1".into()],
+            ..Recorder::default()
+        });
+        let inline = Inline(Deps {
+            connections: store.clone(),
+            gateway: gateway.clone(),
+        });
+        let messages: Vec<StoredMessage> = (1..=3)
+            .map(|seq| StoredMessage {
+                channel: ChannelName::new("c").unwrap(),
+                seq,
+                id: format!("m{seq}"),
+                data: serde_json::json!(seq),
+                from: "u".into(),
+                ts: 0,
+            })
+            .collect();
+        inline.dispatch_batch(&key, &messages).await.unwrap();
+        let seqs = gateway.seqs.lock().unwrap().clone();
+        for id in ["c0", "c2"] {
+            let got: Vec<u64> = seqs
+                .iter()
+                .filter(|(c, _)| c == id)
+                .map(|(_, s)| *s)
+                .collect();
+            assert_eq!(got, [1, 2, 3], "{id}");
+        }
+        assert!(seqs.iter().all(|(c, _)| c != "c1"));
+        let mut left = store.subscribers(&key).await.unwrap();
+        left.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(left, [ConnectionId("c0".into()), ConnectionId("c2".into())]);
     }
 
     #[derive(Default)]
