@@ -12,6 +12,7 @@ use axum::extract::{ConnectInfo, Path, Query, RawQuery, State as AxState};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use echo_core::associations::LiveAssociations;
 use echo_core::auth::{Claims, Role, TokenIssuer, TokenVerifier};
 use echo_core::channel::AppId;
@@ -283,6 +284,12 @@ pub async fn start_with(
     let app = client_routes(state.clone());
     let stop = shutdown.clone();
     tasks.push(tokio::spawn(async move {
+        // Small frames go out at once: a delivery never waits for the previous one's ACK.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
         let serve = axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
