@@ -267,12 +267,12 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_batch_reaches_every_subscriber_in_seq_order_and_a_gone_one_is_removed_once() {
+    /// A store with connections `c0`.. subscribed to channel `c` of app `a`.
+    async fn subscribed(n: usize) -> (Arc<MemoryStore>, ChannelKey) {
         let app = AppId::new("a").unwrap();
         let key = ChannelKey::new(app.clone(), ChannelName::new("c").unwrap());
         let store = Arc::new(MemoryStore::new());
-        for i in 0..3 {
+        for i in 0..n {
             let id = ConnectionId(format!("c{i}"));
             store
                 .put_connection(ConnectionRecord {
@@ -285,6 +285,12 @@ mod tests {
                 .unwrap();
             store.subscribe(&id, &key, 10).await.unwrap();
         }
+        (store, key)
+    }
+
+    #[tokio::test]
+    async fn a_batch_reaches_every_subscriber_in_seq_order_and_a_gone_one_is_removed_once() {
+        let (store, key) = subscribed(3).await;
         let gateway = Arc::new(Recorder {
             gone: vec!["c1".into()],
             ..Recorder::default()
@@ -340,22 +346,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_large_channel_is_handed_off_in_batches_and_stale_connections_removed() {
-        let app = AppId::new("a").unwrap();
-        let key = ChannelKey::new(app.clone(), ChannelName::new("c").unwrap());
-        let store = Arc::new(MemoryStore::new());
-        for i in 0..5 {
-            let id = ConnectionId(format!("c{i}"));
-            store
-                .put_connection(ConnectionRecord {
-                    id: id.clone(),
-                    claims: Claims::new(app.clone(), "u", 4_000_000_000),
-                    connected_at: 0,
-                    expires_at: 4_000_000_000,
-                })
-                .await
-                .unwrap();
-            store.subscribe(&id, &key, 10).await.unwrap();
-        }
+        let (store, key) = subscribed(5).await;
         let gateway = Arc::new(Recorder::default());
         let deps = Deps {
             connections: store.clone(),
