@@ -364,7 +364,7 @@ async fn prune_history(
 
 /// Initial read buffer per connection (tungstenite's default is 128 KiB); it grows for larger
 /// frames.
-const READ_BUFFER: usize = 1024;
+const READ_BUFFER: usize = 512;
 /// Bytes buffered before a write reaches the socket, within a burst.
 const WRITE_BUFFER: usize = 64 * 1024;
 

@@ -49,7 +49,7 @@ async fn upgrade(
 ) -> Response {
     let publisher = role.role.as_deref() == Some("pub");
     // The same buffer sizes as the edge.
-    ws.read_buffer_size(1024)
+    ws.read_buffer_size(512)
         .write_buffer_size(64 * 1024)
         .on_upgrade(move |socket| serve(socket, hub, publisher))
 }
