@@ -5,8 +5,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::process::Child;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -15,24 +13,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 mod common;
 
-fn start(data_dir: &Path) -> (Child, String) {
-    let dev = common::start_dev(data_dir, &["--publish-rate", "0"]);
-    (dev.child, dev.addr)
-}
-
-fn token(data_dir: &Path, sub: &str) -> String {
-    common::token(data_dir, "chat-demo", sub)
-}
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn connect(addr: &str, token: &str) -> Ws {
-    tokio_tungstenite::connect_async(format!("ws://{addr}/?token={token}"))
-        .await
-        .unwrap()
-        .0
-}
+use common::{Ws, connect, demo_token as token, start_unlimited as start};
 
 async fn next_json(ws: &mut Ws) -> Option<Value> {
     loop {

@@ -8,8 +8,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
-use std::path::Path;
-use std::process::Child;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -18,14 +16,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 mod common;
 
-fn start(data_dir: &Path) -> (Child, String) {
-    let dev = common::start_dev(data_dir, &["--publish-rate", "0"]);
-    (dev.child, dev.addr)
-}
-
-fn token(data_dir: &Path, sub: &str) -> String {
-    common::token(data_dir, "chat-demo", sub)
-}
+use common::{Ws, connect, demo_token as token, start_unlimited as start};
 
 fn fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
@@ -44,9 +35,6 @@ fn rss_kb(pid: u32) -> u64 {
         .unwrap()
 }
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 async fn recv(ws: &mut Ws) -> Value {
     loop {
         let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
@@ -62,9 +50,7 @@ async fn recv(ws: &mut Ws) -> Value {
 
 /// One client's life: connect, subscribe, publish `n`, leave. Returns the acknowledged seqs.
 async fn churn_once(addr: &str, token: &str, n: usize) -> Vec<u64> {
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/?token={token}"))
-        .await
-        .unwrap();
+    let mut ws = connect(addr, token).await;
     ws.send(Message::text(
         json!({"action": "subscribe", "channel": "soak"}).to_string(),
     ))
@@ -132,10 +118,7 @@ async fn churn_leaves_no_leak_and_loses_nothing() {
         .collect();
 
     // A subscriber that stays for the whole soak.
-    let (mut watcher, _) =
-        tokio_tungstenite::connect_async(format!("ws://{addr}/?token={}", token(&data, "watcher")))
-            .await
-            .unwrap();
+    let mut watcher = connect(&addr, &token(&data, "watcher")).await;
     watcher
         .send(Message::text(
             json!({"action": "subscribe", "channel": "soak"}).to_string(),

@@ -1,4 +1,5 @@
-//! What the tests of the echoctl binary share: starting `echoctl dev` and getting tokens.
+//! What the tests of the echoctl binary share: starting `echoctl dev`, getting tokens and
+//! connecting.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
@@ -67,4 +68,27 @@ pub fn token(data_dir: &Path, app: &str, sub: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// `echoctl dev` with no publish rate limit: the traffic tests publish as fast as acks come.
+/// Returns the process and the client address.
+pub fn start_unlimited(data_dir: &Path) -> (Child, String) {
+    let dev = start_dev(data_dir, &["--publish-rate", "0"]);
+    (dev.child, dev.addr)
+}
+
+/// A token for `sub` in the `chat-demo` app.
+pub fn demo_token(data_dir: &Path, sub: &str) -> String {
+    token(data_dir, "chat-demo", sub)
+}
+
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A WebSocket to the edge at `addr` with `token`.
+pub async fn connect(addr: &str, token: &str) -> Ws {
+    tokio_tungstenite::connect_async(format!("ws://{addr}/?token={token}"))
+        .await
+        .unwrap()
+        .0
 }
