@@ -543,6 +543,18 @@ mod sdk {
         loader.load().await
     }
 
+    async fn get_function(
+        lambda: &aws_sdk_lambda::Client,
+        name: &str,
+    ) -> crate::Result<aws_sdk_lambda::operation::get_function::GetFunctionOutput> {
+        lambda
+            .get_function()
+            .function_name(name)
+            .send()
+            .await
+            .map_err(|e| sdk_error("GetFunction", name, &e).into())
+    }
+
     pub async fn record_hashes(
         aws: &AwsArgs,
         local: &[(TemplateFunction, String)],
@@ -554,12 +566,7 @@ mod sdk {
             let Some(name) = names.get(&f.logical_id) else {
                 continue;
             };
-            let function = lambda
-                .get_function()
-                .function_name(name)
-                .send()
-                .await
-                .map_err(|e| sdk_error("GetFunction", name, &e))?;
+            let function = get_function(&lambda, name).await?;
             let Some(config) = function.configuration() else {
                 continue;
             };
@@ -590,12 +597,7 @@ mod sdk {
             let state = match names.get(&f.logical_id) {
                 None => ("-".to_owned(), "not deployed"),
                 Some(name) => {
-                    let got = lambda
-                        .get_function()
-                        .function_name(name)
-                        .send()
-                        .await
-                        .map_err(|e| sdk_error("GetFunction", name, &e))?;
+                    let got = get_function(&lambda, name).await?;
                     let tags = got.tags().cloned().unwrap_or_default();
                     let code = got
                         .configuration()
