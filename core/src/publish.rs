@@ -38,7 +38,6 @@ pub trait Dispatcher: Send + Sync + 'static {
         let mut first_error = None;
         for message in messages {
             if let Err(e) = self.dispatch(key, message).await {
-                tracing::error!(channel = %key, seq = message.seq, error = %e, "dispatch failed; message is in history");
                 first_error.get_or_insert(e);
             }
         }
@@ -299,15 +298,11 @@ impl Publisher {
             dones.push(done);
             state.next = Some(next + 1);
         }
-        match batch.as_slice() {
-            [] => {}
-            [one] => self.dispatch(key, one).await,
-            many => {
-                if let Err(e) = self.dispatcher.dispatch_batch(key, many).await {
-                    let (first, last) = (many[0].seq, many[many.len() - 1].seq);
-                    tracing::error!(channel = %key, first, last, error = %e, "dispatch failed; messages are in history");
-                }
-            }
+        if let (Some(first), Some(last)) = (batch.first(), batch.last())
+            && let Err(e) = self.dispatcher.dispatch_batch(key, &batch).await
+        {
+            let (first, last) = (first.seq, last.seq);
+            tracing::error!(channel = %key, first, last, error = %e, "dispatch failed; messages are in history");
         }
         for done in dones {
             let _ = done.send(());

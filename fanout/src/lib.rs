@@ -4,7 +4,7 @@
 //! gateway reports gone (HTTP 410, or unknown to the local edge) has its records deleted: that is
 //! how connections whose `$disconnect` never arrived are cleaned up.
 //!
-//! Locally, [`Inline`] delivers in-process as the [`Dispatcher`]; on AWS the same [`deliver`] runs
+//! Locally, [`Inline`] delivers in-process as the [`Dispatcher`]; on AWS the same [`deliver_to`] runs
 //! in the fan-out Lambda.
 
 use std::sync::Arc;
@@ -34,16 +34,6 @@ pub struct Report {
     pub stale_removed: usize,
     /// Posts that failed for another reason (throttling, a slow consumer being closed).
     pub failed: usize,
-}
-
-/// Delivers `message` to the subscribers of `key`.
-pub async fn deliver(
-    deps: &Deps,
-    key: &ChannelKey,
-    message: &StoredMessage,
-) -> Result<Report, echo_core::store::StoreError> {
-    let subscribers = deps.connections.subscribers(key).await?;
-    deliver_to(deps, key, message, &subscribers).await
 }
 
 /// Splits subscribers into batches of at most `batch_size`: one invocation's share of a large
@@ -193,12 +183,8 @@ impl Dispatcher for Inline {
         key: &ChannelKey,
         message: &StoredMessage,
     ) -> Result<(), DispatchError> {
-        deliver(&self.0, key, message)
+        self.dispatch_batch(key, std::slice::from_ref(message))
             .await
-            .map(|report| {
-                tracing::debug!(channel = %key, seq = message.seq, ?report, "delivered");
-            })
-            .map_err(|e| DispatchError(Box::new(e)))
     }
 
     async fn dispatch_batch(
@@ -209,7 +195,7 @@ impl Dispatcher for Inline {
         deliver_batch(&self.0, key, messages)
             .await
             .map(|report| {
-                tracing::debug!(channel = %key, messages = messages.len(), ?report, "delivered");
+                tracing::debug!(channel = %key, first_seq = messages.first().map(|m| m.seq), messages = messages.len(), ?report, "delivered");
             })
             .map_err(|e| DispatchError(Box::new(e)))
     }
