@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use base64::Engine;
-use echo_core::gateway::{Frame, Gateway};
 use echo_core::protocol::CloseCode;
 use futures_util::stream::FuturesOrdered;
 use futures_util::{SinkExt, StreamExt};
@@ -101,7 +100,7 @@ pub async fn run(
                 if let Some(text) = reply {
                     // The reply travels the same queue as deliveries, so it keeps its place in
                     // line.
-                    let _ = state.gateway.post(&id, &Frame::text(text)).await;
+                    let _ = handle.send_text(text);
                 }
                 continue;
             }

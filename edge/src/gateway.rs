@@ -54,6 +54,11 @@ impl ConnHandle {
         self.last_active.load(Ordering::Relaxed)
     }
 
+    /// Queues a text frame, as a post to this connection does (a full outbox closes it).
+    pub fn send_text(&self, text: String) -> Result<(), GatewayError> {
+        self.send(Message::Text(text.into()))
+    }
+
     fn send(&self, message: Message) -> Result<(), GatewayError> {
         self.sent(self.outbox.push(message))
     }
