@@ -34,10 +34,15 @@ const MAX_BATCH: usize = 1024;
 
 /// An append waiting for the committer.
 struct Append {
+    entry: Entry,
+    reply: oneshot::Sender<StoreResult<StoredMessage>>,
+}
+
+/// What an append stores.
+struct Entry {
     key: String,
     channel: ChannelName,
     message: NewMessage,
-    reply: oneshot::Sender<StoreResult<StoredMessage>>,
 }
 
 /// The embedded store. Dropping it waits for the committer, so the file can be opened again
@@ -112,19 +117,19 @@ fn commit_loop(db: &Database, queue: &std::sync::mpsc::Receiver<Append>) {
                 Err(_) => break,
             }
         }
-        match commit_batch(db, &mut batch) {
+        let (entries, replies): (Vec<Entry>, Vec<_>) =
+            batch.into_iter().map(|a| (a.entry, a.reply)).unzip();
+        match commit_batch(db, entries) {
             Ok(stored) => {
-                for (a, s) in batch.into_iter().zip(stored) {
-                    let _ = a.reply.send(Ok(s));
+                for (reply, s) in replies.into_iter().zip(stored) {
+                    let _ = reply.send(Ok(s));
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, appends = batch.len(), "could not commit messages");
+                tracing::error!(error = %e, appends = replies.len(), "could not commit messages");
                 let message = e.to_string();
-                for a in batch {
-                    let _ = a
-                        .reply
-                        .send(Err(StoreError::Backend(message.clone().into())));
+                for reply in replies {
+                    let _ = reply.send(Err(StoreError::Backend(message.clone().into())));
                 }
             }
         }
@@ -132,37 +137,28 @@ fn commit_loop(db: &Database, queue: &std::sync::mpsc::Receiver<Append>) {
 }
 
 /// Assigns each append the next seq of its channel and stores it; all or nothing.
-fn commit_batch(db: &Database, batch: &mut [Append]) -> StoreResult<Vec<StoredMessage>> {
+fn commit_batch(db: &Database, batch: Vec<Entry>) -> StoreResult<Vec<StoredMessage>> {
     let txn = db.begin_write().map_err(StoreError::backend)?;
     let mut out = Vec::with_capacity(batch.len());
     {
         let mut seqs = txn.open_table(SEQS).map_err(StoreError::backend)?;
         let mut messages = txn.open_table(MESSAGES).map_err(StoreError::backend)?;
         let mut latest: HashMap<String, u64> = HashMap::new();
-        for a in batch.iter_mut() {
-            let seq = match latest.get(&a.key) {
+        for entry in batch {
+            let seq = match latest.get(&entry.key) {
                 Some(s) => *s,
                 None => seqs
-                    .get(a.key.as_str())
+                    .get(entry.key.as_str())
                     .map_err(StoreError::backend)?
                     .map(|g| g.value())
                     .unwrap_or(0),
             } + 1;
-            latest.insert(a.key.clone(), seq);
-            let message = std::mem::replace(
-                &mut a.message,
-                NewMessage {
-                    id: String::new(),
-                    data: serde_json::Value::Null,
-                    from: String::new(),
-                    ts: 0,
-                },
-            );
-            let stored = StoredMessage::new(a.channel.clone(), seq, message);
+            let stored = StoredMessage::new(entry.channel, seq, entry.message);
             let bytes = serde_json::to_vec(&stored).map_err(StoreError::backend)?;
             messages
-                .insert((a.key.as_str(), seq), bytes.as_slice())
+                .insert((entry.key.as_str(), seq), bytes.as_slice())
                 .map_err(StoreError::backend)?;
+            latest.insert(entry.key, seq);
             out.push(stored);
         }
         for (key, seq) in &latest {
@@ -188,9 +184,11 @@ impl RedbStore {
             .ok_or_else(|| StoreError::Backend("the store is closed".into()))
             .and_then(|q| {
                 q.send(Append {
-                    key: key.encode(),
-                    channel: key.channel.clone(),
-                    message,
+                    entry: Entry {
+                        key: key.encode(),
+                        channel: key.channel.clone(),
+                        message,
+                    },
                     reply,
                 })
                 .map_err(|_| StoreError::Backend("the store is closed".into()))
