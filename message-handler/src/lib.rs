@@ -102,27 +102,14 @@ pub async fn handle_frame(
 /// message is handed to the store (in the order frames are started), and its ack comes with the
 /// pending reply. Everything else is complete on return.
 pub async fn start_frame(deps: &Deps, id: &ConnectionId, body: &str, is_binary: bool) -> Reply {
-    Reply::Ready(match frame_reply(deps, id, body, is_binary).await {
-        Ok(reply) => return reply,
-        Err(frame) => frame,
-    })
-}
-
-/// `Ok` with the reply, or `Err` with a refusal that ends the frame early.
-async fn frame_reply(
-    deps: &Deps,
-    id: &ConnectionId,
-    body: &str,
-    is_binary: bool,
-) -> Result<Reply, Option<ServerFrame>> {
     if is_binary {
-        return Err(Some(
+        return Reply::Ready(Some(
             ProtocolError::bad_request("binary frames are not supported: send JSON text frames")
                 .to_frame(),
         ));
     }
     if body.len() > deps.limits.max_message_bytes {
-        return Err(Some(
+        return Reply::Ready(Some(
             ProtocolError::new(
                 ErrorCode::TooLarge,
                 format!(
@@ -136,14 +123,14 @@ async fn frame_reply(
         ));
     }
     let frame = match ClientFrame::parse(body) {
-        Ok(ClientFrame::Ping) => return Ok(Reply::Ready(Some(ServerFrame::Pong))),
+        Ok(ClientFrame::Ping) => return Reply::Ready(Some(ServerFrame::Pong)),
         Ok(f) => f,
-        Err(e) => return Err(Some(e.to_frame())),
+        Err(e) => return Reply::Ready(Some(e.to_frame())),
     };
     let claims = match deps.connections.get_connection(id).await {
         Ok(Some(record)) => record.claims,
         Ok(None) => {
-            return Err(Some(
+            return Reply::Ready(Some(
                 ProtocolError::new(
                     ErrorCode::Unauthorized,
                     "this connection is not registered (it may have expired): reconnect",
@@ -152,7 +139,7 @@ async fn frame_reply(
             ));
         }
         Err(e) => {
-            return Err(Some(
+            return Reply::Ready(Some(
                 internal(id, "could not load the connection", &e).to_frame(),
             ));
         }
@@ -189,10 +176,10 @@ async fn frame_reply(
             .map_err(|e| e.with_channel(&channel)),
     };
     match result {
-        Ok(reply) => Ok(reply),
+        Ok(reply) => reply,
         Err(e) => {
             tracing::debug!(connection_id = %id, action, code = e.code.as_str(), message = %e.message, "frame refused");
-            Err(Some(e.to_frame()))
+            Reply::Ready(Some(e.to_frame()))
         }
     }
 }
