@@ -299,7 +299,6 @@ async fn loads(
         warmup,
         duration,
     };
-    let base_spec = base.clone();
     let mut scenarios = vec![(PEAK, HALF, "bench")];
     if system != System::Ceiling {
         scenarios.push((CHAIN_PEAK, CHAIN_HALF, "angry"));
@@ -323,12 +322,12 @@ async fn loads(
         results.loads.push((half_name.into(), half));
     }
     if system == System::Echo
-        && let Some(base) = results.find(HALF, System::Socketio)
+        && let Some(baseline) = results.find(HALF, System::Socketio)
     {
         let spec = Spec {
-            rate: Some(base.publishes_per_s.max(1.0)),
+            rate: Some(baseline.publishes_per_s.max(1.0)),
             window: 1000,
-            ..base_spec.clone()
+            ..base.clone()
         };
         let same = crate::load::run(&e, &spec, &server.pids).await?;
         eprintln!("  {SAME_RATE:<45} {}", crate::report::load_line(&same));
