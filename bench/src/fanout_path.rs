@@ -184,10 +184,8 @@ async fn connect(
             )
             .map_err(|e| TargetError::Token(e.to_string()))?
     };
-    let (mut status, _) =
-        tokio_tungstenite::connect_async(format!("ws://{}/?token={admin_token}", endpoint.addr))
-            .await
-            .map_err(|e| TargetError::Connect(e.to_string()))?;
+    let mut status =
+        target::connect(format!("ws://{}/?token={admin_token}", endpoint.addr)).await?;
     target::send(
         &mut status,
         serde_json::json!({"action": "subscribe", "channel": "$status"}).to_string(),
@@ -221,10 +219,7 @@ async fn connect(
                 endpoint.addr,
                 endpoint.token(&format!("fan-{i}"))?
             );
-            tokio_tungstenite::connect_async(url)
-                .await
-                .map(|(ws, _)| ws)
-                .map_err(|e| TargetError::Connect(e.to_string()))
+            target::connect(url).await
         }
     }))
     .buffered(64);

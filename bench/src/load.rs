@@ -6,9 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use hdrhistogram::Histogram;
 use serde::Serialize;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -100,15 +99,16 @@ async fn connect_subscribers(
     Ok(out)
 }
 
-/// Reads deliveries until stopped; counts and times those inside the window.
+/// Reads deliveries until stopped; returns the latency (µs) of each one inside the window.
+/// Appending to a list keeps the reader's cost per delivery small and even: a histogram per
+/// subscriber would be a thousand tables of a few hundred KB, missing the cache on every record.
 async fn read(
     mut ws: Ws,
     start: Instant,
     window: (Duration, Duration),
     mut stop: watch::Receiver<bool>,
-) -> (u64, Histogram<u64>) {
-    let mut hist = stats::histogram();
-    let mut count = 0u64;
+) -> Vec<u32> {
+    let mut latencies = Vec::new();
     loop {
         let m = tokio::select! {
             _ = stop.changed() => break,
@@ -126,16 +126,14 @@ async fn read(
         };
         let now = start.elapsed();
         if now >= window.0 && now < window.1 {
-            count += 1;
-            let _ = hist.record(
-                u64::try_from(now.as_micros())
-                    .unwrap_or(u64::MAX)
-                    .saturating_sub(sent)
-                    .max(1),
-            );
+            let us = u64::try_from(now.as_micros())
+                .unwrap_or(u64::MAX)
+                .saturating_sub(sent)
+                .max(1);
+            latencies.push(u32::try_from(us).unwrap_or(u32::MAX));
         }
     }
-    (count, hist)
+    latencies
 }
 
 fn now_us(start: Instant) -> u64 {
@@ -153,70 +151,9 @@ fn ticker(spec: &Spec) -> Option<tokio::time::Interval> {
     })
 }
 
-async fn publish_echo(
-    endpoint: Endpoint,
-    spec: Arc<Spec>,
-    id: usize,
-    start: Instant,
-    window: (Duration, Duration),
-    counters: Arc<Counters>,
-) -> Result<(), TargetError> {
-    let client = echo_client::Client::builder(endpoint.echo_url())
-        .token(endpoint.token(&format!("p{id}"))?)
-        .connect()
-        .await
-        .map_err(|e| TargetError::Connect(e.to_string()))?;
-    let permits = Arc::new(Semaphore::new(spec.window));
-    let mut tick = ticker(&spec);
-    let end = start + window.1;
-    let mut n = id;
-    while Instant::now() < end {
-        if let Some(t) = &mut tick {
-            t.tick().await;
-        }
-        let permit = if tick.is_some() {
-            match permits.clone().try_acquire_owned() {
-                Ok(p) => p,
-                Err(_) => {
-                    counters.skipped.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
-            }
-        } else {
-            match permits.clone().acquire_owned().await {
-                Ok(p) => p,
-                Err(_) => break,
-            }
-        };
-        let channel = spec.channel_name(n);
-        n += spec.publishers;
-        let data = target::data(spec.payload, now_us(start));
-        let client = client.clone();
-        let counters = counters.clone();
-        tokio::spawn(async move {
-            let result = client.publish(&channel, data).await;
-            let now = start.elapsed();
-            match result {
-                Ok(_) if now >= window.0 && now < window.1 => {
-                    counters.acked.fetch_add(1, Ordering::Relaxed);
-                }
-                Ok(_) => {}
-                // Publishes still waiting when the run ends are cut off by the close.
-                Err(echo_client::Error::Closed) => {}
-                Err(e) => {
-                    tracing::debug!(error = %e, "publish failed");
-                    counters.errors.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            drop(permit);
-        });
-    }
-    client.close().await;
-    Ok(())
-}
-
-/// socket.io and ceiling publishers: raw frames, paced by their acknowledgements.
-async fn publish_raw(
+/// One publisher: raw frames over one WebSocket, paced by their acknowledgements, the same
+/// loop for every system.
+async fn publish(
     endpoint: Endpoint,
     spec: Arc<Spec>,
     id: usize,
@@ -225,7 +162,7 @@ async fn publish_raw(
     counters: Arc<Counters>,
 ) -> Result<(), TargetError> {
     let mut ws = endpoint.publisher(&format!("p{id}")).await?;
-    let socketio = endpoint.system == System::Socketio;
+    let system = endpoint.system;
     let mut tick = ticker(&spec);
     let end = start + window.1;
     let mut in_flight = 0usize;
@@ -242,10 +179,10 @@ async fn publish_raw(
                 let t = t.as_str();
                 if t == "2" {
                     target::send(&mut ws, "3".to_owned()).await?;
-                } else if (socketio && t.starts_with("43")) || (!socketio && t == "a") {
+                } else if is_answer(system, t) {
                     in_flight = in_flight.saturating_sub(1);
                     let now = start.elapsed();
-                    if t.contains("\"error\"") {
+                    if is_error(system, t) {
                         counters.errors.fetch_add(1, Ordering::Relaxed);
                     } else if now >= window.0 && now < window.1 {
                         counters.acked.fetch_add(1, Ordering::Relaxed);
@@ -269,6 +206,23 @@ async fn publish_raw(
     Ok(())
 }
 
+/// The answer to one publish: an ack or an error.
+fn is_answer(system: System, frame: &str) -> bool {
+    match system {
+        System::Echo => frame.starts_with(r#"{"type":"ack""#) || is_error(system, frame),
+        System::Socketio => frame.starts_with("43"),
+        System::Ceiling => frame == "a",
+    }
+}
+
+fn is_error(system: System, frame: &str) -> bool {
+    match system {
+        System::Echo => frame.starts_with(r#"{"type":"error""#),
+        System::Socketio => frame.contains(r#""error""#),
+        System::Ceiling => false,
+    }
+}
+
 async fn send_one(
     ws: &mut Ws,
     endpoint: &Endpoint,
@@ -289,7 +243,12 @@ async fn send_one(
                 serde_json::json!(["publish", {"channel": channel, "data": data, "id": format!("m{ack_id}")}])
             )
         }
-        _ => serde_json::json!({"channel": channel, "data": data}).to_string(),
+        System::Echo => {
+            *ack_id += 1;
+            serde_json::json!({"action": "publish", "channel": channel, "data": data, "id": format!("m{ack_id}")})
+                .to_string()
+        }
+        System::Ceiling => serde_json::json!({"channel": channel, "data": data}).to_string(),
     };
     target::send(ws, frame).await
 }
@@ -310,10 +269,7 @@ pub async fn run(endpoint: &Endpoint, spec: &Spec, pids: &[u32]) -> Result<Outco
         .map(|id| {
             let (endpoint, spec, counters) = (endpoint.clone(), spec.clone(), counters.clone());
             tokio::spawn(async move {
-                let r = match endpoint.system {
-                    System::Echo => publish_echo(endpoint, spec, id, start, window, counters).await,
-                    _ => publish_raw(endpoint, spec, id, start, window, counters).await,
-                };
+                let r = publish(endpoint, spec, id, start, window, counters).await;
                 if let Err(e) = &r {
                     tracing::warn!(error = %e, "publisher failed");
                 }
@@ -337,9 +293,11 @@ pub async fn run(endpoint: &Endpoint, spec: &Spec, pids: &[u32]) -> Result<Outco
     let mut hist = stats::histogram();
     let mut delivered = 0u64;
     for r in readers {
-        if let Ok((count, h)) = r.await {
-            delivered += count;
-            let _ = hist.add(&h);
+        if let Ok(latencies) = r.await {
+            delivered += latencies.len() as u64;
+            for us in latencies {
+                let _ = hist.record(u64::from(us));
+            }
         }
     }
     let secs = spec.duration.as_secs_f64();

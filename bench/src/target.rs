@@ -1,8 +1,9 @@
 //! The three systems a load runs against, and how a subscriber and a publisher speak to each.
 //!
 //! Subscribers of every system use the same minimal reader (find the publish time in the frame,
-//! nothing else) so that the generator costs each system the same. Echo's publishers use the
-//! Echo Rust client; the socket.io publishers speak Engine.IO v4 / Socket.IO v5 over a plain
+//! nothing else) and publishers of every system the same loop (send, count the answers) so that
+//! the generator costs each system the same. Echo's publishers send `publish` frames with an id
+//! and count `ack`s; the socket.io publishers speak Engine.IO v4 / Socket.IO v5 over a plain
 //! WebSocket as `bench/baseline/README.md` documents.
 
 use std::net::SocketAddr;
@@ -15,6 +16,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -76,10 +78,6 @@ impl Endpoint {
             .map_err(|e| TargetError::Token(e.to_string()))
     }
 
-    pub fn echo_url(&self) -> String {
-        format!("ws://{}/", self.addr)
-    }
-
     async fn open(&self, sub: &str, publisher: bool) -> Result<Ws, TargetError> {
         let url = match self.system {
             System::Echo => format!("ws://{}/?token={}", self.addr, self.token(sub)?),
@@ -90,10 +88,9 @@ impl Endpoint {
             System::Ceiling if publisher => format!("ws://{}/?role=pub", self.addr),
             System::Ceiling => format!("ws://{}/", self.addr),
         };
-        let (mut ws, _) = tokio::time::timeout(STEP, tokio_tungstenite::connect_async(url))
+        let mut ws = tokio::time::timeout(STEP, connect(url))
             .await
-            .map_err(|_| TargetError::Timeout("connecting"))?
-            .map_err(|e| TargetError::Connect(e.to_string()))?;
+            .map_err(|_| TargetError::Timeout("connecting"))??;
         if self.system == System::Socketio {
             // Engine.IO open packet, then connect to the main namespace.
             expect(&mut ws, "engine.io open", |t| t.starts_with('0')).await?;
@@ -131,10 +128,24 @@ impl Endpoint {
         Ok(ws)
     }
 
-    /// A raw publisher connection (socket.io and ceiling; Echo publishes through its client).
+    /// A publisher connection.
     pub async fn publisher(&self, sub: &str) -> Result<Ws, TargetError> {
         self.open(sub, true).await
     }
+}
+
+/// Bytes a subscriber reads at once. tungstenite zero-fills its read buffer up to this size
+/// before every read, so the default (128 KiB) would make the generator's cost grow with the
+/// number of reads rather than with what is read.
+const READ_BUFFER: usize = 8 * 1024;
+
+/// Opens a WebSocket the way every generator connection does.
+pub async fn connect(url: String) -> Result<Ws, TargetError> {
+    let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
+    tokio_tungstenite::connect_async_with_config(url, Some(config), true)
+        .await
+        .map(|(ws, _)| ws)
+        .map_err(|e| TargetError::Connect(e.to_string()))
 }
 
 pub async fn send(ws: &mut Ws, text: String) -> Result<(), TargetError> {

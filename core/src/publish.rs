@@ -8,7 +8,9 @@ use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap};
 use thiserror::Error;
 
-use tokio::sync::{Mutex, MutexGuard, OwnedMutexGuard, oneshot};
+use futures_util::FutureExt;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use tokio::sync::{Mutex, MutexGuard, OwnedMutexGuard, mpsc, oneshot};
 
 use crate::channel::ChannelKey;
 use crate::message::{NewMessage, StoredMessage};
@@ -88,17 +90,96 @@ pub enum Ordering {
 }
 
 /// A channel's dispatch turnstile (pipelined ordering).
+///
+/// The channel's appends, in the order they were handed to the store, go to one sequencer task
+/// that awaits them all and dispatches them in seq order. When a group commit completes, the
+/// sequencer wakes once and finds all of its messages stored: they go out as one batch, and
+/// those stored while a batch is being delivered go out together in the next. The busier the
+/// channel, the larger its batches, and no commit waits for another task to take its turn.
 #[derive(Debug, Default)]
 struct Turn {
+    /// Held while dispatching, and by a [`Hold`].
     state: Arc<Mutex<TurnState>>,
+    /// `state.next` has been read from the store.
+    started: std::sync::atomic::AtomicBool,
+    /// The sequencer's queue, once it runs. It stops when the turnstile is forgotten.
+    sequencer: std::sync::Mutex<Option<mpsc::UnboundedSender<InFlight>>>,
 }
 
 #[derive(Debug, Default)]
 struct TurnState {
     /// The next seq to dispatch; `None` until read from the store.
     next: Option<u64>,
-    /// Stored messages waiting for an earlier one, each with its committer's signal.
-    ready: BTreeMap<u64, (StoredMessage, oneshot::Sender<()>)>,
+}
+
+type Completion = oneshot::Sender<Result<StoredMessage, StoreError>>;
+
+/// An append handed to the store, on its way to the sequencer.
+struct InFlight {
+    append: std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<StoredMessage, StoreError>> + Send>,
+    >,
+    /// The caller's completion.
+    finished: Completion,
+    /// Keeps the turnstile remembered until the message is dispatched.
+    turn: Arc<Turn>,
+}
+
+impl InFlight {
+    /// The append's result, with what the sequencer needs once it is in.
+    fn completion(
+        self,
+    ) -> impl std::future::Future<Output = (Result<StoredMessage, StoreError>, Completion, Arc<Turn>)>
+    {
+        let Self {
+            append,
+            finished,
+            turn,
+        } = self;
+        append.map(move |r| (r, finished, turn))
+    }
+}
+
+impl std::fmt::Debug for InFlight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InFlight { .. }")
+    }
+}
+
+/// An append the store has completed, waiting for its seq's turn.
+struct Stored {
+    message: StoredMessage,
+    finished: Completion,
+    turn: Arc<Turn>,
+}
+
+/// Takes the stored messages from `next` on, in seq order, up to the first gap; with `skip`,
+/// from the first stored one. A message whose seq was skipped over, should it come after all,
+/// goes out first, late rather than never.
+fn next_batch(
+    state: &mut TurnState,
+    stored: &mut BTreeMap<u64, Stored>,
+    skip: bool,
+) -> Vec<Stored> {
+    if skip {
+        state.next = stored.keys().next().copied().or(state.next);
+    }
+    let mut batch = Vec::new();
+    while let Some(entry) = stored.first_entry() {
+        if state.next.is_some_and(|next| *entry.key() < next) {
+            batch.push(entry.remove());
+        } else {
+            break;
+        }
+    }
+    while let Some(next) = state.next {
+        let Some(entry) = stored.remove(&next) else {
+            break;
+        };
+        batch.push(entry);
+        state.next = Some(next + 1);
+    }
+    batch
 }
 
 /// A commit under way: resolves to the stored message once it is dispatched.
@@ -212,22 +293,31 @@ impl Publisher {
             Ordering::Pipelined => {
                 let turn = self.turn(key);
                 self.first_turn(key, &turn).await?;
-                let append = self.history.clone().append_started(key.clone(), message);
-                // The rest runs on its own task: a caller that goes away must not leave the
-                // channel's turnstile waiting for a seq that never comes.
-                let this = self.clone();
-                let key = key.clone();
-                let done = tokio::spawn(async move {
-                    let stored = append.await;
-                    if let Ok(stored) = &stored {
-                        this.dispatch_in_turn(&key, &turn, stored.clone()).await;
-                    }
-                    this.release(&key, turn);
-                    stored
-                });
-                Ok(Box::pin(
-                    async move { done.await.map_err(StoreError::backend)? },
-                ))
+                let (finished, committed) = oneshot::channel();
+                {
+                    // Handed to the store and queued for the sequencer together: the sequencer
+                    // hears of appends in the order the store took them.
+                    let mut sequencer = turn.sequencer.lock().unwrap_or_else(|p| p.into_inner());
+                    let queue = sequencer.get_or_insert_with(|| {
+                        let (tx, rx) = mpsc::unbounded_channel();
+                        tokio::spawn(self.clone().sequence(key.clone(), turn.state.clone(), rx));
+                        tx
+                    });
+                    let append = self.history.clone().append_started(key.clone(), message);
+                    // The sequencer runs until every sender is gone, so this cannot fail; were
+                    // it to, the caller hears that the commit was abandoned.
+                    let _ = queue.send(InFlight {
+                        append,
+                        finished,
+                        turn: turn.clone(),
+                    });
+                }
+                self.release(key, turn);
+                Ok(Box::pin(async move {
+                    committed
+                        .await
+                        .map_err(|_| StoreError::Backend("the commit was abandoned".into()))?
+                }))
             }
         }
     }
@@ -254,58 +344,120 @@ impl Publisher {
 
     /// Before the channel's first store in this process: the next seq to dispatch.
     async fn first_turn(&self, key: &ChannelKey, turn: &Turn) -> Result<(), StoreError> {
+        // Checked without the turnstile first: it is held while every batch is dispatched.
+        if turn.started.load(std::sync::atomic::Ordering::Acquire) {
+            return Ok(());
+        }
         let mut state = turn.state.lock().await;
         if state.next.is_none() {
             state.next = Some(self.history.latest_seq(key).await? + 1);
         }
+        turn.started
+            .store(true, std::sync::atomic::Ordering::Release);
         Ok(())
     }
 
-    /// Queues `stored` for dispatch; whoever holds the turnstile when the next seq is ready
-    /// dispatches every consecutive ready message at once, so subscribers' writers find them
-    /// together and send them in one write.
-    async fn dispatch_in_turn(&self, key: &ChannelKey, turn: &Turn, stored: StoredMessage) {
-        let seq = stored.seq;
-        let (done_tx, done) = oneshot::channel();
-        {
-            let mut state = turn.state.lock().await;
-            state.ready.insert(seq, (stored, done_tx));
-            self.dispatch_ready(key, &mut state, false).await;
-        }
-        if tokio::time::timeout(TURN_PATIENCE, done).await.is_err() {
-            // An earlier seq never came: go ahead rather than hold the channel up.
-            let mut state = turn.state.lock().await;
-            if state.ready.contains_key(&seq) {
-                tracing::error!(channel = %key, seq, waiting_for = ?state.next, "dispatching out of turn");
-                self.dispatch_ready(key, &mut state, true).await;
+    /// A channel's sequencer: awaits the channel's appends and dispatches the stored messages in
+    /// seq order, every consecutive one stored by then in one batch. Ends once the turnstile is
+    /// forgotten and everything queued is dispatched.
+    async fn sequence(
+        self: Arc<Self>,
+        key: ChannelKey,
+        state: Arc<Mutex<TurnState>>,
+        mut queue: mpsc::UnboundedReceiver<InFlight>,
+    ) {
+        let mut appending = FuturesUnordered::new();
+        let mut stored: BTreeMap<u64, Stored> = BTreeMap::new();
+        let mut open = true;
+        // Armed while stored messages wait for an earlier seq.
+        let patience = tokio::time::sleep(TURN_PATIENCE);
+        tokio::pin!(patience);
+        let mut waiting = false;
+        loop {
+            tokio::select! {
+                biased;
+                Some((result, finished, turn)) = appending.next(), if !appending.is_empty() => {
+                    self.take(&key, result, finished, turn, &mut stored);
+                    // Taken and dispatched under one hold of the turnstile: a hold sees a batch
+                    // either not taken or out.
+                    let mut guard = state.lock().await;
+                    // Everything else completed by now (the rest of the same commit; while a
+                    // hold kept the turnstile, all that was stored meanwhile).
+                    while let Ok(in_flight) = queue.try_recv() {
+                        appending.push(in_flight.completion());
+                    }
+                    while let Some(Some((result, finished, turn))) = appending.next().now_or_never() {
+                        self.take(&key, result, finished, turn, &mut stored);
+                    }
+                    let batch = next_batch(&mut guard, &mut stored, false);
+                    let progressed = !batch.is_empty();
+                    self.dispatch_stored(&key, batch).await;
+                    drop(guard);
+                    // Patience counts time without progress while messages wait.
+                    if stored.is_empty() {
+                        waiting = false;
+                    } else if progressed || !waiting {
+                        waiting = true;
+                        patience.as_mut().reset(tokio::time::Instant::now() + TURN_PATIENCE);
+                    }
+                }
+                received = queue.recv(), if open => match received {
+                    Some(in_flight) => appending.push(in_flight.completion()),
+                    None => open = false,
+                },
+                () = &mut patience, if waiting => {
+                    // An earlier seq never came: go ahead rather than hold the channel up.
+                    let mut guard = state.lock().await;
+                    tracing::error!(channel = %key, waiting_for = ?guard.next, "dispatching out of turn");
+                    let batch = next_batch(&mut guard, &mut stored, true);
+                    self.dispatch_stored(&key, batch).await;
+                    drop(guard);
+                    waiting = false;
+                }
+                else => break,
             }
         }
     }
 
-    /// Dispatches ready messages from `next` on, in order; with `skip`, from the first ready one.
-    async fn dispatch_ready(&self, key: &ChannelKey, state: &mut TurnState, skip: bool) {
-        if skip {
-            state.next = state.ready.keys().next().copied().or(state.next);
+    /// A completed append: stored, to wait for its turn, or its failure told to the caller.
+    fn take(
+        &self,
+        key: &ChannelKey,
+        result: Result<StoredMessage, StoreError>,
+        finished: Completion,
+        turn: Arc<Turn>,
+        stored: &mut BTreeMap<u64, Stored>,
+    ) {
+        match result {
+            Ok(message) => {
+                stored.insert(
+                    message.seq,
+                    Stored {
+                        message,
+                        finished,
+                        turn,
+                    },
+                );
+            }
+            Err(e) => {
+                let _ = finished.send(Err(e));
+                self.release(key, turn);
+            }
         }
-        // Every message ready in seq order from the next one goes out as one batch.
-        let mut batch = Vec::new();
-        let mut dones = Vec::new();
-        while let Some(next) = state.next {
-            let Some((stored, done)) = state.ready.remove(&next) else {
-                break;
-            };
-            batch.push(stored);
-            dones.push(done);
-            state.next = Some(next + 1);
-        }
-        if let (Some(first), Some(last)) = (batch.first(), batch.last())
-            && let Err(e) = self.dispatcher.dispatch_batch(key, &batch).await
+    }
+
+    /// Dispatches `batch` (under the turnstile) and tells each caller.
+    async fn dispatch_stored(&self, key: &ChannelKey, batch: Vec<Stored>) {
+        let messages: Vec<StoredMessage> = batch.iter().map(|s| s.message.clone()).collect();
+        if let (Some(first), Some(last)) = (messages.first(), messages.last())
+            && let Err(e) = self.dispatcher.dispatch_batch(key, &messages).await
         {
             let (first, last) = (first.seq, last.seq);
             tracing::error!(channel = %key, first, last, error = %e, "dispatch failed; messages are in history");
         }
-        for done in dones {
-            let _ = done.send(());
+        for s in batch {
+            let _ = s.finished.send(Ok(s.message));
+            self.release(key, s.turn);
         }
     }
 
@@ -478,5 +630,57 @@ mod tests {
         drop(hold);
         assert_eq!(commit.await.unwrap().seq, 1);
         assert_eq!(*recorder.0.lock().unwrap(), vec![1]);
+    }
+
+    /// Records the size of each batch.
+    #[derive(Default)]
+    struct Batches(std::sync::Mutex<Vec<Vec<u64>>>);
+
+    #[async_trait]
+    impl Dispatcher for Batches {
+        async fn dispatch(&self, _: &ChannelKey, m: &StoredMessage) -> Result<(), DispatchError> {
+            self.0.lock().unwrap().push(vec![m.seq]);
+            Ok(())
+        }
+
+        async fn dispatch_batch(
+            &self,
+            _: &ChannelKey,
+            messages: &[StoredMessage],
+        ) -> Result<(), DispatchError> {
+            self.0
+                .lock()
+                .unwrap()
+                .push(messages.iter().map(|m| m.seq).collect());
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn messages_stored_while_dispatch_waits_go_out_as_one_batch() {
+        let key = ChannelKey::new(AppId::new("a").unwrap(), ChannelName::new("c").unwrap());
+        let batches = Arc::new(Batches::default());
+        let publisher = Arc::new(Publisher::with_ordering(
+            Arc::new(MemoryStore::new()),
+            batches.clone(),
+            Ordering::Pipelined,
+        ));
+        let (hold, _) = publisher.hold(&key).await.unwrap();
+        let mut commits = Vec::new();
+        for i in 0..10 {
+            commits.push(publisher.begin(&key, message(i)).await.unwrap());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(batches.0.lock().unwrap().is_empty(), "held");
+        drop(hold);
+        for (i, c) in commits.into_iter().enumerate() {
+            assert_eq!(c.await.unwrap().seq, i as u64 + 1);
+        }
+        assert_eq!(
+            *batches.0.lock().unwrap(),
+            vec![(1..=10).collect::<Vec<_>>()]
+        );
+        // Nothing in flight: the channel's turnstile is forgotten.
+        assert!(publisher.turns.lock().unwrap().is_empty());
     }
 }

@@ -16,8 +16,8 @@ use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::{Instant, sleep_until};
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -245,6 +245,15 @@ async fn open(url: &str, token: &Token, timeout: Duration) -> Result<Ws, Error> 
     }
 }
 
+/// Bytes read from the socket at once. tungstenite zero-fills its read buffer up to this size
+/// before every read; its default, 128 KiB, costs more than the read itself when a read brings a
+/// few small frames.
+const READ_BUFFER: usize = 16 * 1024;
+
+fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default().read_buffer_size(READ_BUFFER)
+}
+
 #[cfg(feature = "tls")]
 async fn connect(url: String) -> Result<Ws, tungstenite::Error> {
     let connector = if url.starts_with("wss:") {
@@ -253,13 +262,15 @@ async fn connect(url: String) -> Result<Ws, tungstenite::Error> {
         None
     };
     let (ws, _) =
-        tokio_tungstenite::connect_async_tls_with_config(url, None, true, connector).await?;
+        tokio_tungstenite::connect_async_tls_with_config(url, Some(ws_config()), true, connector)
+            .await?;
     Ok(ws)
 }
 
 #[cfg(not(feature = "tls"))]
 async fn connect(url: String) -> Result<Ws, tungstenite::Error> {
-    let (ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true).await?;
+    let (ws, _) =
+        tokio_tungstenite::connect_async_with_config(url, Some(ws_config()), true).await?;
     Ok(ws)
 }
 
