@@ -29,8 +29,8 @@ pub trait Dispatcher: Send + Sync + 'static {
         message: &StoredMessage,
     ) -> Result<(), DispatchError>;
 
-    /// Hands over several consecutive messages of one channel, in seq order: those that became
-    /// ready together (one group commit). The default hands them over one by one, every one
+    /// Hands over several consecutive messages of one channel, in seq order: those stored by the
+    /// time the previous batch was out (at least one group commit's worth under load). The default hands them over one by one, every one
     /// even after a failure, and returns the first failure.
     async fn dispatch_batch(
         &self,
@@ -440,8 +440,8 @@ impl Publisher {
                 );
             }
             Err(e) => {
-                let _ = finished.send(Err(e));
                 self.release(key, turn);
+                let _ = finished.send(Err(e));
             }
         }
     }
@@ -455,9 +455,19 @@ impl Publisher {
             let (first, last) = (first.seq, last.seq);
             tracing::error!(channel = %key, first, last, error = %e, "dispatch failed; messages are in history");
         }
+        // Every message of a batch holds the same turnstile: it is released once, before the
+        // callers hear, so that a caller sees an idle channel's turnstile already forgotten.
+        let mut turn = None;
+        let mut done = Vec::with_capacity(batch.len());
         for s in batch {
-            let _ = s.finished.send(Ok(s.message));
-            self.release(key, s.turn);
+            done.push((s.finished, s.message));
+            turn = Some(s.turn);
+        }
+        if let Some(turn) = turn {
+            self.release(key, turn);
+        }
+        for (finished, message) in done {
+            let _ = finished.send(Ok(message));
         }
     }
 
