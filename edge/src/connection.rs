@@ -218,7 +218,7 @@ async fn finish(
 
 /// Most frames written before a flush: a burst of deliveries becomes one write, and no frame
 /// waits behind more than this many.
-const BURST: usize = 64;
+const BURST: usize = 256;
 
 /// Writes `first` and whatever else is already queued (up to [`BURST`]), then flushes.
 async fn write_burst(
@@ -227,9 +227,6 @@ async fn write_burst(
     outbox: &Outbox,
 ) -> Result<(), axum::Error> {
     sink.feed(first).await?;
-    // Let the other tasks the same publish woke run first: under load, more frames are queued by
-    // the time this one writes, and go out in the same write.
-    tokio::task::yield_now().await;
     for _ in 1..BURST {
         match outbox.try_pop() {
             Some(m) => sink.feed(m).await?,
