@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use echo_core::channel::{ChannelKey, ChannelName};
 use echo_core::message::{NewMessage, StoredMessage};
 use echo_core::store::{AssociationsStore, HistoryStore, StoreError, StoreResult};
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::oneshot;
 
 const SEQS: TableDefinition<&str, u64> = TableDefinition::new("seqs");
@@ -262,21 +262,68 @@ impl HistoryStore for RedbStore {
         .await
     }
 
+    /// Per channel, from its oldest message up to the first one young enough to keep, a few
+    /// thousand removals per transaction: publishes wait for the store only while one chunk
+    /// commits, and a long history is not read in full.
     async fn prune(&self, before_ts: u64) -> StoreResult<u64> {
-        self.blocking(move |db| {
-            let txn = db.begin_write().map_err(StoreError::backend)?;
-            let removed = {
-                let mut messages = txn.open_table(MESSAGES).map_err(StoreError::backend)?;
-                let before = messages.len().map_err(StoreError::backend)?;
-                messages
-                    .retain(|_, v| decode(v).map(|m| m.ts >= before_ts).unwrap_or(true))
-                    .map_err(StoreError::backend)?;
-                before - messages.len().map_err(StoreError::backend)?
-            };
-            txn.commit().map_err(StoreError::backend)?;
-            Ok(removed)
-        })
-        .await
+        self.blocking(move |db| prune_before(db, before_ts, PRUNE_CHUNK))
+            .await
+    }
+}
+
+/// Most messages one pruning transaction removes.
+const PRUNE_CHUNK: usize = 4096;
+
+/// Removes each channel's messages older than `before_ts`, oldest first, at most `chunk` per
+/// transaction. A channel's messages are in seq order, which is publish order: its walk stops
+/// at the first message to keep (one published a moment out of order waits for the next prune).
+/// A message that cannot be read is removed with the old ones.
+fn prune_before(db: &Database, before_ts: u64, chunk: usize) -> StoreResult<u64> {
+    let mut removed = 0u64;
+    // The channel the previous transaction stopped in.
+    let mut cursor: Option<String> = None;
+    loop {
+        let txn = db.begin_write().map_err(StoreError::backend)?;
+        let mut budget = chunk.max(1);
+        let mut resume = None;
+        {
+            let seqs = txn.open_table(SEQS).map_err(StoreError::backend)?;
+            let mut messages = txn.open_table(MESSAGES).map_err(StoreError::backend)?;
+            let channels = match cursor.as_deref() {
+                Some(from) => seqs.range(from..),
+                None => seqs.range::<&str>(..),
+            }
+            .map_err(StoreError::backend)?;
+            for channel in channels {
+                let (key, _) = channel.map_err(StoreError::backend)?;
+                let key = key.value();
+                let mut old = Vec::new();
+                for entry in messages
+                    .range((key, 0)..=(key, u64::MAX))
+                    .map_err(StoreError::backend)?
+                {
+                    let (k, v) = entry.map_err(StoreError::backend)?;
+                    if old.len() == budget || decode(v.value()).is_ok_and(|m| m.ts >= before_ts) {
+                        break;
+                    }
+                    old.push(k.value().1);
+                }
+                for seq in &old {
+                    messages.remove((key, *seq)).map_err(StoreError::backend)?;
+                }
+                budget -= old.len();
+                removed += old.len() as u64;
+                if budget == 0 {
+                    resume = Some(key.to_owned());
+                    break;
+                }
+            }
+        }
+        txn.commit().map_err(StoreError::backend)?;
+        match resume {
+            Some(key) => cursor = Some(key),
+            None => return Ok(removed),
+        }
     }
 }
 
@@ -335,5 +382,42 @@ mod tests {
         assert_eq!(store.latest_seq(&key).await.unwrap(), 1);
         assert_eq!(store.append(&key, msg("b")).await.unwrap().seq, 2);
         assert!(store.load_associations().await.unwrap().is_some());
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn pruning_in_chunks_removes_every_old_message_and_keeps_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(&dir.path().join("echo.redb")).unwrap();
+        let msg = |ts: u64| NewMessage {
+            id: format!("m{ts}"),
+            data: serde_json::json!(ts),
+            from: "u".into(),
+            ts,
+        };
+        // Channel c0 has 1 message, c1 has 2, ...: old ones at ts 1..=n, one new one each.
+        let keys: Vec<ChannelKey> = (0..6)
+            .map(|c| ChannelKey::decode(&format!("app/c{c}")).unwrap())
+            .collect();
+        for (c, key) in keys.iter().enumerate() {
+            for ts in 1..=c as u64 {
+                store.append(key, msg(ts)).await.unwrap();
+            }
+            store.append(key, msg(100)).await.unwrap();
+        }
+        let removed = prune_before(&store.db, 50, 4).unwrap();
+        assert_eq!(
+            removed,
+            (0..6).sum::<u64>(),
+            "every old message, over several chunks"
+        );
+        for (c, key) in keys.iter().enumerate() {
+            let left = store.range(key, 0, 100).await.unwrap();
+            assert_eq!(
+                left.iter().map(|m| (m.seq, m.ts)).collect::<Vec<_>>(),
+                vec![(c as u64 + 1, 100)],
+                "channel c{c} keeps its newest message and its seq"
+            );
+        }
+        assert_eq!(prune_before(&store.db, 50, 4).unwrap(), 0);
     }
 }
