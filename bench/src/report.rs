@@ -249,8 +249,8 @@ pub fn markdown(r: &Results, args: &crate::suite::SuiteArgs) -> String {
     let _ = writeln!(
         m,
         "\nThe generator and the servers share the machine: every figure includes the generator's \
-         own cost, the same for each system (subscribers of all three use one minimal reader; \
-         Echo's publishers use the Echo Rust client, the others raw frames).\n"
+         own cost, the same for each system: subscribers of all three use one minimal reader, and \
+         publishers of all three one loop of raw frames.\n"
     );
     let _ = writeln!(
         m,
