@@ -165,6 +165,13 @@ pub fn targets(r: &Results) -> Vec<(String, String, String, Option<bool>)> {
         "<= 0.33x".into(),
         lat.map(|x| x <= 1.0 / 3.0),
     ));
+    let transport = ratio(p99(HALF, Ceiling), p99(HALF, Socketio));
+    out.push((
+        "p99 latency at half of peak, ceiling / socket.io (the transport alone)".into(),
+        fmt_ratio(transport),
+        "-".into(),
+        None,
+    ));
     let same = ratio(p99(SAME_RATE, Echo), p99(HALF, Socketio));
     out.push((
         "p99 latency at socket.io's half of peak, Echo / socket.io".into(),
@@ -304,6 +311,37 @@ pub fn markdown(r: &Results, args: &crate::suite::SuiteArgs) -> String {
          generator runs on the same two cores: where server and generator together approach \
          200%, latency includes waiting for a core.\n"
     );
+    if !r.repeats.is_empty() {
+        let _ = writeln!(
+            m,
+            "Each system's hot-channel peak and half-of-peak loads ran {} times, one after \
+             another on the same server; the table shows the median run (by deliveries/s at \
+             peak, by p99 at half of peak, whose rate is half the median peak). Every run:\n\n\
+             | Scenario | System | Runs |\n| --- | --- | --- |",
+            r.repeats[0].values.len()
+        );
+        for rep in &r.repeats {
+            let runs: Vec<String> = rep
+                .values
+                .iter()
+                .map(|v| {
+                    if rep.scenario == PEAK || rep.scenario == CHAIN_PEAK {
+                        format!("{v:.0} deliveries/s")
+                    } else {
+                        format!("p99 {v:.1} ms")
+                    }
+                })
+                .collect();
+            let _ = writeln!(
+                m,
+                "| {} | {} | {} |",
+                rep.scenario,
+                rep.system.label(),
+                runs.join(", ")
+            );
+        }
+        let _ = writeln!(m);
+    }
     let _ = writeln!(
         m,
         "## Idle connections\n\n| System | Connections | RSS before | RSS after | Per connection |\n| --- | ---: | ---: | ---: | ---: |"
