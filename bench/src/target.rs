@@ -134,9 +134,9 @@ impl Endpoint {
     }
 }
 
-/// Bytes a generator connection reads at once. tungstenite zero-fills its read buffer up to this size
-/// before every read, so the default (128 KiB) would make the generator's cost grow with the
-/// number of reads rather than with what is read.
+/// Bytes a generator connection reads at once. tungstenite zero-fills its read buffer up to this
+/// size before every read, so the default (128 KiB) would make the generator's cost grow with
+/// the number of reads rather than with what is read.
 const READ_BUFFER: usize = 8 * 1024;
 
 /// Opens a WebSocket the way every generator connection does.

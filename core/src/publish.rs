@@ -30,8 +30,9 @@ pub trait Dispatcher: Send + Sync + 'static {
     ) -> Result<(), DispatchError>;
 
     /// Hands over several consecutive messages of one channel, in seq order: those stored by the
-    /// time the previous batch was out (at least one group commit's worth under load). The default hands them over one by one, every one
-    /// even after a failure, and returns the first failure.
+    /// time the previous batch was out (at least one group commit's worth under load). The
+    /// default hands them over one by one, every one even after a failure, and returns the first
+    /// failure.
     async fn dispatch_batch(
         &self,
         key: &ChannelKey,
@@ -448,25 +449,27 @@ impl Publisher {
 
     /// Dispatches `batch` (under the turnstile) and tells each caller.
     async fn dispatch_stored(&self, key: &ChannelKey, batch: Vec<Stored>) {
-        let messages: Vec<StoredMessage> = batch.iter().map(|s| s.message.clone()).collect();
+        let mut messages = Vec::with_capacity(batch.len());
+        let mut callers = Vec::with_capacity(batch.len());
+        // Every message of a batch holds the same turnstile.
+        let mut turn = None;
+        for s in batch {
+            messages.push(s.message);
+            callers.push(s.finished);
+            turn = Some(s.turn);
+        }
         if let (Some(first), Some(last)) = (messages.first(), messages.last())
             && let Err(e) = self.dispatcher.dispatch_batch(key, &messages).await
         {
             let (first, last) = (first.seq, last.seq);
             tracing::error!(channel = %key, first, last, error = %e, "dispatch failed; messages are in history");
         }
-        // Every message of a batch holds the same turnstile: it is released once, before the
-        // callers hear, so that a caller sees an idle channel's turnstile already forgotten.
-        let mut turn = None;
-        let mut done = Vec::with_capacity(batch.len());
-        for s in batch {
-            done.push((s.finished, s.message));
-            turn = Some(s.turn);
-        }
+        // Released once, before the callers hear, so that a caller sees an idle channel's
+        // turnstile already forgotten.
         if let Some(turn) = turn {
             self.release(key, turn);
         }
-        for (finished, message) in done {
+        for (finished, message) in callers.into_iter().zip(messages) {
             let _ = finished.send(Ok(message));
         }
     }
