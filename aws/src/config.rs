@@ -164,9 +164,11 @@ impl Config {
         &self,
         sdk: &aws_config::SdkConfig,
     ) -> aws_sdk_apigatewaymanagement::Client {
-        let config = aws_sdk_apigatewaymanagement::config::Builder::from(sdk)
-            .endpoint_url(&self.management_endpoint)
-            .build();
+        let config = crate::gateway::configure(
+            aws_sdk_apigatewaymanagement::config::Builder::from(sdk)
+                .endpoint_url(&self.management_endpoint),
+        )
+        .build();
         aws_sdk_apigatewaymanagement::Client::from_conf(config)
     }
 

@@ -1,7 +1,10 @@
 //! API Gateway's management API (`@connections`) as the core's [`Gateway`].
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use aws_sdk_apigatewaymanagement::Client;
+use aws_sdk_apigatewaymanagement::config::{Builder, StalledStreamProtectionConfig, timeout};
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 use echo_core::gateway::{ConnectionInfo, Frame, Gateway, GatewayError, Identity};
 use echo_core::ids::ConnectionId;
@@ -23,6 +26,24 @@ impl ManagementApi {
             concurrency: concurrency.max(1),
         }
     }
+}
+
+/// The longest one attempt at a management API call may take; the SDK's retry policy then
+/// decides whether to try again.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The settings every management API client gets. Its bodies are a frame out and a few bytes
+/// back, so the SDK's stalled-stream protection (a throughput check around every body, about a
+/// tenth of a post's CPU) is off, and a bound on each attempt keeps a stalled call from holding
+/// a post in flight until the Lambda times out.
+pub fn configure(builder: Builder) -> Builder {
+    builder
+        .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
+        .timeout_config(
+            timeout::TimeoutConfig::builder()
+                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                .build(),
+        )
 }
 
 type SdkError<E> = aws_sdk_apigatewaymanagement::error::SdkError<

@@ -19,12 +19,15 @@ const SECRET: &str = "management-test-secret-management-test";
 const TOKEN: &str = "management-test-token";
 
 fn client(endpoint: String, key: &str) -> aws_sdk_apigatewaymanagement::Client {
-    let config = aws_sdk_apigatewaymanagement::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new(key, "unused-locally", None, None, "tests"))
-        .build();
+    // The settings the Lambdas' clients get.
+    let config = echo_aws::gateway::configure(
+        aws_sdk_apigatewaymanagement::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(endpoint)
+            .credentials_provider(Credentials::new(key, "unused-locally", None, None, "tests")),
+    )
+    .build();
     aws_sdk_apigatewaymanagement::Client::from_conf(config)
 }
 
