@@ -29,6 +29,9 @@ const ASSOCIATIONS_KEY: &str = "associations";
 /// Memory for the store's page cache (redb's default is 1 GiB).
 const CACHE_BYTES: usize = 64 * 1024 * 1024;
 
+/// A commit taking this long is logged: every publish on the edge waits for it.
+const SLOW_COMMIT: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Most appends in one transaction.
 const MAX_BATCH: usize = 1024;
 
@@ -119,7 +122,17 @@ fn commit_loop(db: &Database, queue: &std::sync::mpsc::Receiver<Append>) {
         }
         let (entries, replies): (Vec<Entry>, Vec<_>) =
             batch.into_iter().map(|a| (a.entry, a.reply)).unzip();
-        match commit_batch(db, entries) {
+        let started = std::time::Instant::now();
+        let committed = commit_batch(db, entries);
+        let took = started.elapsed();
+        if took >= SLOW_COMMIT {
+            tracing::warn!(
+                ms = took.as_millis() as u64,
+                appends = replies.len(),
+                "slow commit"
+            );
+        }
+        match committed {
             Ok(stored) => {
                 for (reply, s) in replies.into_iter().zip(stored) {
                     let _ = reply.send(Ok(s));
