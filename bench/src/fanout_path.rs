@@ -82,10 +82,25 @@ pub struct FanoutOutcome {
     pub delivered: usize,
     /// The latency the edge injected per post, milliseconds.
     pub latency_ms: f64,
+    /// Posts in flight per invocation.
+    pub concurrency: usize,
     /// CPU used by the edge and this process (the invocations and the subscribers) while the
     /// rounds ran, in percent of one core. Near all of the machine's cores, the figures measure
     /// this machine's CPU, not the path: on AWS every invocation has its own.
     pub cpu_percent: f64,
+    /// One invocation of `posts` alone on a thread of its own: the CPU it used, milliseconds.
+    pub invocation: Option<InvocationCpu>,
+}
+
+/// One invocation's own CPU: everything the fan-out code, the SDK and the kernel did on its
+/// thread, the invocation's side of the path only.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct InvocationCpu {
+    pub posts: usize,
+    /// A new client: every connection to the management API is opened (a cold container).
+    pub cold_ms: f64,
+    /// The same client again: connections reused (a warm container).
+    pub warm_ms: f64,
 }
 
 /// Further invocations, as tasks started after the invoke latency; records their durations.
@@ -147,19 +162,73 @@ impl Handoff for NoHandoff {
     }
 }
 
+/// Runs one invocation over `ids` on a thread of its own with a current-thread runtime, as a
+/// Lambda runs its handler, twice on one client, and reads that thread's CPU time around each.
+fn invocation_cpu(
+    args: &FanoutArgs,
+    store: Arc<MemoryStore>,
+    key: &ChannelKey,
+    ids: Vec<ConnectionId>,
+) -> Option<InvocationCpu> {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "no runtime for the lone invocation");
+            return None;
+        }
+    };
+    let posts = ids.len();
+    let message = StoredMessage {
+        channel: key.channel.clone(),
+        seq: 0,
+        id: "cpu".into(),
+        data: serde_json::json!({"text": "fan-out"}),
+        from: "bench".into(),
+        ts: SystemClock.now_ms(),
+    };
+    runtime.block_on(async {
+        let deps = Deps {
+            connections: store,
+            gateway: Arc::new(management(args, args.concurrency)),
+        };
+        let mut passes = Vec::with_capacity(2);
+        for _ in 0..2 {
+            let before = crate::stats::thread_cpu();
+            let _ =
+                fanout::fan_out(&deps, &NoHandoff, key, &message, Some(ids.clone()), posts).await;
+            passes.push(before.zip(crate::stats::thread_cpu()).map(|(b, a)| a - b));
+        }
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        match passes[..] {
+            [Some(cold), Some(warm)] => Some(InvocationCpu {
+                posts,
+                cold_ms: ms(cold),
+                warm_ms: ms(warm),
+            }),
+            _ => None,
+        }
+    })
+}
+
 fn management(args: &FanoutArgs, concurrency: usize) -> ManagementApi {
-    let config = aws_sdk_apigatewaymanagement::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(format!("http://{}", args.manage_addr))
-        .credentials_provider(Credentials::new(
-            &args.manage_token,
-            "unused-locally",
-            None,
-            None,
-            "bench",
-        ))
-        .build();
+    // The Lambdas' settings (`echo_aws::gateway::configure`), with static credentials.
+    let config = echo_aws::gateway::configure(
+        aws_sdk_apigatewaymanagement::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(format!("http://{}", args.manage_addr))
+            .credentials_provider(Credentials::new(
+                &args.manage_token,
+                "unused-locally",
+                None,
+                None,
+                "bench",
+            )),
+    )
+    .build();
     ManagementApi::new(
         aws_sdk_apigatewaymanagement::Client::from_conf(config),
         concurrency,
@@ -341,6 +410,15 @@ pub async fn measure(args: &FanoutArgs, n: usize) -> crate::Result<FanoutOutcome
     }
     let cpu_percent =
         crate::stats::cpu_percent(cpu_before, crate::stats::usage(&pids), cpu_from.elapsed());
+    let invocation = {
+        let (args, store, key) = (args.clone(), store.clone(), key.clone());
+        let solo = ids[..ids.len().min(args.batch_size.max(1))].to_vec();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(invocation_cpu(&args, store, &key, solo));
+        });
+        rx.await.ok().flatten()
+    };
     for r in readers {
         r.abort();
     }
@@ -363,7 +441,9 @@ pub async fn measure(args: &FanoutArgs, n: usize) -> crate::Result<FanoutOutcome
         posts_per_invocation_max: all_durations.iter().map(|(_, n)| *n).max().unwrap_or(0),
         delivered,
         latency_ms: ms(args.latency),
+        concurrency: args.concurrency,
         cpu_percent,
+        invocation,
     })
 }
 

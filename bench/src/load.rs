@@ -141,11 +141,14 @@ fn now_us(start: Instant) -> u64 {
 }
 
 /// One publisher's pace when the rate is fixed: a tick per publish, catching up after a stall
-/// (open loop); `None` when publishing as fast as acknowledgements allow.
-fn ticker(spec: &Spec) -> Option<tokio::time::Interval> {
+/// (open loop); `None` when publishing as fast as acknowledgements allow. Publisher `id` of M
+/// starts `id / M` of a period late, so the publishes are spread evenly over time instead of
+/// arriving M at a time.
+fn ticker(spec: &Spec, id: usize) -> Option<tokio::time::Interval> {
     spec.rate.map(|r| {
         let every = Duration::from_secs_f64(spec.publishers as f64 / r.max(0.001));
-        let mut t = tokio::time::interval(every);
+        let phase = every.mul_f64(id as f64 / spec.publishers.max(1) as f64);
+        let mut t = tokio::time::interval_at(Instant::now() + phase, every);
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
         t
     })
@@ -163,7 +166,7 @@ async fn publish(
 ) -> Result<(), TargetError> {
     let mut ws = endpoint.publisher(&format!("p{id}")).await?;
     let system = endpoint.system;
-    let mut tick = ticker(&spec);
+    let mut tick = ticker(&spec, id);
     let end = start + window.1;
     let mut in_flight = 0usize;
     let mut n = id;

@@ -23,8 +23,14 @@ pub fn load_line(o: &Outcome) -> String {
 }
 
 pub fn fanout_line(o: &crate::fanout_path::FanoutOutcome) -> String {
+    let own = o.invocation.map_or(String::new(), |c| {
+        format!(
+            "; one invocation's own cpu for {} posts {:.1} ms warm, {:.1} ms cold",
+            c.posts, c.warm_ms, c.cold_ms
+        )
+    });
     format!(
-        "fan-out {:>6} subscribers, {:>3.0} ms per post: {:>3} invocations, delivered {} in {:>7.1} ms (ideal {:>6.1} ms, {:.2}x; one invocation alone {:>7.1} ms), per invocation mean {:>6.1} ms max {:>6.1} ms, at most {} posts each, cpu {:.0}%",
+        "fan-out {:>6} subscribers, {:>3.0} ms per post: {:>3} invocations, delivered {} in {:>7.1} ms (ideal {:>6.1} ms, {:.2}x; one invocation alone {:>7.1} ms), per invocation mean {:>6.1} ms max {:>6.1} ms, at most {} posts each, cpu {:.0}%{own}",
         o.subscribers,
         o.latency_ms,
         o.invocations,
@@ -38,6 +44,53 @@ pub fn fanout_line(o: &crate::fanout_path::FanoutOutcome) -> String {
         o.posts_per_invocation_max,
         o.cpu_percent
     )
+}
+
+/// One invocation's own CPU (the median over the runs), and what it means for a Lambda, whose
+/// CPU share follows its memory.
+fn invocation_cpu(m: &mut String, fanout: &[crate::fanout_path::FanoutOutcome]) {
+    use std::fmt::Write;
+    let mut runs: Vec<_> = fanout
+        .iter()
+        .filter_map(|f| f.invocation.map(|c| (c, f)))
+        .collect();
+    if runs.is_empty() {
+        return;
+    }
+    runs.sort_by(|a, b| a.0.warm_ms.total_cmp(&b.0.warm_ms));
+    let (cpu, f) = runs[runs.len() / 2];
+    let mut cold: Vec<f64> = runs.iter().map(|(c, _)| c.cold_ms).collect();
+    cold.sort_by(f64::total_cmp);
+    let cold = cold[cold.len() / 2];
+    let posts_time = f.latency_ms * cpu.posts.div_ceil(f.concurrency.max(1)) as f64;
+    let _ = writeln!(
+        m,
+        "\n### One invocation's own CPU\n\nOne invocation of {posts} posts, run alone on a thread \
+         of its own with a current-thread runtime as a Lambda runs its handler, once on a new \
+         client (every connection opened: a cold container) and once more on the same client \
+         (a warm one). The thread's CPU time (`/proc/thread-self/schedstat`) counts the fan-out \
+         code, the SDK and the kernel's work for its requests. Median of {n} runs: **{warm:.1} ms \
+         warm ({per:.0} µs a post)**, {cold:.1} ms cold.\n\nLambda gives CPU in proportion to \
+         memory, one vCPU at 1,769 MB. The posts themselves take {posts_time:.0} ms ({per_in} in \
+         flight, {lat:.0} ms each); the warm CPU time at each memory size, on a vCPU as fast as \
+         this machine's core:\n\n| Memory | vCPU | CPU time | Against the posts' {posts_time:.0} ms |\n| ---: | ---: | ---: | ---: |",
+        posts = cpu.posts,
+        n = runs.len(),
+        warm = cpu.warm_ms,
+        per = cpu.warm_ms * 1000.0 / cpu.posts.max(1) as f64,
+        per_in = f.concurrency,
+        lat = f.latency_ms,
+    );
+    for mb in [256.0_f64, 512.0, 1024.0, 1769.0] {
+        let share = mb / 1769.0;
+        let time = cpu.warm_ms / share;
+        let _ = writeln!(
+            m,
+            "| {mb:.0} MB | {share:.2} | {time:.0} ms | {:.2}x |",
+            time / posts_time.max(1e-9)
+        );
+    }
+    let _ = writeln!(m);
 }
 
 pub fn startup_line(o: &crate::startup::StartupOutcome) -> String {
@@ -408,6 +461,7 @@ pub fn markdown(r: &Results, args: &crate::suite::SuiteArgs) -> String {
              real subscribers than that, so the table stops below it.\n"
         );
     }
+    invocation_cpu(&mut m, &r.fanout);
     if !r.startup.is_empty() {
         let _ = writeln!(
             m,

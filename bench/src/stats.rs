@@ -35,6 +35,17 @@ impl Latency {
     }
 }
 
+/// CPU time the calling thread has used, from the scheduler's own accounting in nanoseconds
+/// (`/proc/thread-self/schedstat`); `None` where the kernel does not keep it.
+pub fn thread_cpu() -> Option<Duration> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+        .map(Duration::from_nanos)
+}
+
 /// CPU time (user + system) and resident memory of a set of processes.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Usage {

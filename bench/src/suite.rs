@@ -74,15 +74,21 @@ fn sibling(name: &str) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(name))
 }
 
-/// Starts `command`, reads stdout until `prefix` and returns the rest of that line.
+/// Starts `command`, reads stdout until `prefix` and returns the rest of that line. The
+/// command's standard error goes to `log`, or nowhere.
 fn start(
     name: &str,
     mut command: Command,
     prefix: &str,
+    log: Option<&Path>,
 ) -> Result<(Child, String, Vec<String>), SuiteError> {
+    let stderr = match log.map(std::fs::File::create) {
+        Some(Ok(f)) => Stdio::from(f),
+        _ => Stdio::null(),
+    };
     let mut child = command
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .map_err(|e| SuiteError::Start(name.into(), e.to_string()))?;
     let stdout = child
@@ -143,7 +149,14 @@ fn start_echo(data: &Path, manage_latency: Option<&str>) -> Result<Server, Suite
     if let Some(l) = manage_latency {
         c.args(["--manage-latency", l]);
     }
-    let (child, addr, rest) = start("echoctl serve", c, "echo edge listening on http://")?;
+    // The edge's warnings (a slow store commit, say), shown at the end of the suite.
+    let log = data.with_extension("log");
+    let (child, addr, rest) = start(
+        "echoctl serve",
+        c,
+        "echo edge listening on http://",
+        Some(&log),
+    )?;
     let manage = rest.iter().find_map(|l| {
         l.trim()
             .strip_prefix("management API  http://")
@@ -161,10 +174,34 @@ fn start_echo(data: &Path, manage_latency: Option<&str>) -> Result<Server, Suite
     })
 }
 
+/// Prints what the edges of this run logged (at `warn` and above), the last lines of each.
+fn show_edge_warnings(tmp: &Path) {
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    let mut logs: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    logs.sort();
+    for log in logs {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        if lines.is_empty() {
+            continue;
+        }
+        let name = log.file_stem().and_then(|n| n.to_str()).unwrap_or("edge");
+        eprintln!("== {name} logged {} lines; the last:", lines.len());
+        for line in &lines[lines.len().saturating_sub(20)..] {
+            eprintln!("  {line}");
+        }
+    }
+}
+
 fn start_ceiling() -> Result<Server, SuiteError> {
     let mut c = Command::new(sibling("ceiling"));
     c.args(["--port", "0"]);
-    let (child, port, _) = start("ceiling", c, "ceiling listening on")?;
+    let (child, port, _) = start("ceiling", c, "ceiling listening on", None)?;
     Ok(Server {
         pids: vec![child.id()],
         addr: local(&port)?,
@@ -227,7 +264,7 @@ fn start_baseline() -> Result<Server, SuiteError> {
         ])
         .arg("--associations")
         .arg(repo().join("apps/chat/associations.json"));
-    let (child, _, _) = start("the socket.io baseline", c, "baseline listening on")?;
+    let (child, _, _) = start("the socket.io baseline", c, "baseline listening on", None)?;
     Ok(Server {
         pids: vec![child.id(), redis.child.id()],
         addr: local(&port.to_string())?,
@@ -474,6 +511,7 @@ pub async fn run(args: SuiteArgs) -> crate::Result {
             eprintln!("  {}", crate::report::startup_line(s));
         }
     }
+    show_edge_warnings(&tmp);
     let _ = std::fs::remove_dir_all(&tmp);
     results.took_secs = began.elapsed().as_secs_f64();
 
