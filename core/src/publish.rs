@@ -583,6 +583,19 @@ mod tests {
         }
     }
 
+    fn key() -> ChannelKey {
+        ChannelKey::new(AppId::new("a").unwrap(), ChannelName::new("c").unwrap())
+    }
+
+    /// A pipelined publisher over `store`, dispatching to `dispatcher`.
+    fn pipelined(store: Arc<MemoryStore>, dispatcher: Arc<dyn Dispatcher>) -> Arc<Publisher> {
+        Arc::new(Publisher::with_ordering(
+            store,
+            dispatcher,
+            Ordering::Pipelined,
+        ))
+    }
+
     fn message(i: usize) -> NewMessage {
         NewMessage {
             id: format!("m{i}"),
@@ -594,17 +607,13 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn pipelined_commits_are_dispatched_in_seq_order() {
-        let key = ChannelKey::new(AppId::new("a").unwrap(), ChannelName::new("c").unwrap());
+        let key = key();
         let store = Arc::new(MemoryStore::new());
         // Two earlier messages: dispatch numbering continues from the store.
         store.append(&key, message(0)).await.unwrap();
         store.append(&key, message(0)).await.unwrap();
         let recorder = Arc::new(Recorder::default());
-        let publisher = Arc::new(Publisher::with_ordering(
-            store,
-            recorder.clone(),
-            Ordering::Pipelined,
-        ));
+        let publisher = pipelined(store, recorder.clone());
         let commits: Vec<_> = (0..300)
             .map(|i| {
                 let (publisher, key) = (publisher.clone(), key.clone());
@@ -625,13 +634,9 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_hold_stops_dispatch_until_dropped() {
-        let key = ChannelKey::new(AppId::new("a").unwrap(), ChannelName::new("c").unwrap());
+        let key = key();
         let recorder = Arc::new(Recorder::default());
-        let publisher = Arc::new(Publisher::with_ordering(
-            Arc::new(MemoryStore::new()),
-            recorder.clone(),
-            Ordering::Pipelined,
-        ));
+        let publisher = pipelined(Arc::new(MemoryStore::new()), recorder.clone());
         let (hold, seq) = publisher.hold(&key).await.unwrap();
         assert_eq!(seq, 0);
         let commit = tokio::spawn({
@@ -671,13 +676,9 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn messages_stored_while_dispatch_waits_go_out_as_one_batch() {
-        let key = ChannelKey::new(AppId::new("a").unwrap(), ChannelName::new("c").unwrap());
+        let key = key();
         let batches = Arc::new(Batches::default());
-        let publisher = Arc::new(Publisher::with_ordering(
-            Arc::new(MemoryStore::new()),
-            batches.clone(),
-            Ordering::Pipelined,
-        ));
+        let publisher = pipelined(Arc::new(MemoryStore::new()), batches.clone());
         let (hold, _) = publisher.hold(&key).await.unwrap();
         let mut commits = Vec::new();
         for i in 0..10 {
