@@ -159,17 +159,10 @@ impl Config {
         aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
     }
 
-    /// A management API client for `ECHO_MANAGEMENT_ENDPOINT`.
-    pub fn management_client(
-        &self,
-        sdk: &aws_config::SdkConfig,
-    ) -> aws_sdk_apigatewaymanagement::Client {
-        let config = crate::gateway::configure(
-            aws_sdk_apigatewaymanagement::config::Builder::from(sdk)
-                .endpoint_url(&self.management_endpoint),
-        )
-        .build();
-        aws_sdk_apigatewaymanagement::Client::from_conf(config)
+    /// The management API at `ECHO_MANAGEMENT_ENDPOINT`, with `ECHO_FANOUT_CONCURRENCY` posts
+    /// in flight.
+    pub fn management_api(&self, sdk: &aws_config::SdkConfig) -> crate::gateway::ManagementApi {
+        crate::gateway::ManagementApi::new(sdk, &self.management_endpoint, self.fanout_concurrency)
     }
 
     pub fn tables(&self) -> crate::store::dynamodb::Tables {

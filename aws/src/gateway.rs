@@ -1,28 +1,36 @@
-//! API Gateway's management API (`@connections`) as the core's [`Gateway`].
+//! API Gateway's management API (`@connections`) as the core's [`Gateway`]: posts go through
+//! [`SignedPoster`](crate::signed::SignedPoster), the rarer calls through the AWS SDK.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
+use aws_config::SdkConfig;
 use aws_sdk_apigatewaymanagement::Client;
 use aws_sdk_apigatewaymanagement::config::{Builder, StalledStreamProtectionConfig, timeout};
-use aws_sdk_apigatewaymanagement::primitives::Blob;
 use echo_core::gateway::{ConnectionInfo, Frame, Gateway, GatewayError, Identity};
 use echo_core::ids::ConnectionId;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 
-/// Posts through the management API with bounded concurrency.
+use crate::signed::{PostError, Retry, SignedPoster};
+
+/// The management API at one endpoint, with bounded concurrency.
 #[derive(Debug, Clone)]
 pub struct ManagementApi {
     client: Client,
+    poster: SignedPoster,
     /// Posts in flight at once in `post_many`: fan-out spends the account's shared request budget.
     concurrency: usize,
 }
 
 impl ManagementApi {
-    pub fn new(client: Client, concurrency: usize) -> Self {
+    /// The API at `endpoint` (`https://{api}.execute-api.{region}.amazonaws.com/{stage}`), with
+    /// `sdk`'s region, credentials and clock.
+    pub fn new(sdk: &SdkConfig, endpoint: &str, concurrency: usize) -> Self {
+        let config = configure(Builder::from(sdk).endpoint_url(endpoint)).build();
         Self {
-            client,
+            client: Client::from_conf(config),
+            poster: SignedPoster::new(sdk, endpoint, Retry::standard(ATTEMPT_TIMEOUT)),
             concurrency: concurrency.max(1),
         }
     }
@@ -51,6 +59,14 @@ type SdkError<E> = aws_sdk_apigatewaymanagement::error::SdkError<
     aws_sdk_apigatewaymanagement::config::http::HttpResponse,
 >;
 
+fn classify_post(e: PostError) -> GatewayError {
+    match e.status().map(|s| s.as_u16()) {
+        Some(410) => GatewayError::Gone,
+        Some(429) => GatewayError::Throttled,
+        _ => GatewayError::Other(Box::new(e)),
+    }
+}
+
 /// 410 (`GoneException`) means the connection is gone; 429 (`LimitExceededException`) is the
 /// account's request budget.
 fn classify<E>(e: SdkError<E>) -> GatewayError
@@ -76,14 +92,10 @@ where
 #[async_trait]
 impl Gateway for ManagementApi {
     async fn post(&self, id: &ConnectionId, frame: &Frame) -> Result<(), GatewayError> {
-        self.client
-            .post_to_connection()
-            .connection_id(id.as_str())
-            .data(Blob::new(frame.bytes().to_vec()))
-            .send()
+        self.poster
+            .post(id.as_str(), frame.bytes().clone())
             .await
-            .map(|_| ())
-            .map_err(classify)
+            .map_err(classify_post)
     }
 
     async fn post_many(

@@ -16,6 +16,7 @@ pub mod gateway;
 pub mod invoker;
 pub mod lambda;
 pub mod metrics;
+pub mod signed;
 pub mod store;
 
 pub use aws_sdk_dynamodb::Client as DynamoClient;

@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use aws_sdk_apigatewaymanagement::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_apigatewaymanagement::config::{
+    BehaviorVersion, Credentials, Region, SharedCredentialsProvider,
+};
 use echo_aws::gateway::ManagementApi;
 use echo_core::auth::{Claims, TokenIssuer};
 use echo_core::channel::AppId;
@@ -18,17 +20,20 @@ use tokio_tungstenite::tungstenite::Message;
 const SECRET: &str = "management-test-secret-management-test";
 const TOKEN: &str = "management-test-token";
 
-fn client(endpoint: String, key: &str) -> aws_sdk_apigatewaymanagement::Client {
-    // The settings the Lambdas' clients get.
-    let config = echo_aws::gateway::configure(
-        aws_sdk_apigatewaymanagement::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(endpoint)
-            .credentials_provider(Credentials::new(key, "unused-locally", None, None, "tests")),
-    )
-    .build();
-    aws_sdk_apigatewaymanagement::Client::from_conf(config)
+fn management_api(endpoint: &str, key: &str, concurrency: usize) -> ManagementApi {
+    // The Lambdas' client, with static credentials.
+    let sdk = aws_config::SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            key,
+            "unused-locally",
+            None,
+            None,
+            "tests",
+        )))
+        .build();
+    ManagementApi::new(&sdk, endpoint, concurrency)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -61,7 +66,7 @@ async fn posts_reads_closes_and_reports_gone_through_the_sdk() {
     };
 
     let endpoint = format!("http://{}/local", edge.manage_addr);
-    let api = ManagementApi::new(client(endpoint.clone(), TOKEN), 8);
+    let api = management_api(&endpoint, TOKEN, 8);
     api.post(&id, &Frame::text(r#"{"type":"notice","n":1}"#.into()))
         .await
         .unwrap();
@@ -109,7 +114,7 @@ async fn posts_reads_closes_and_reports_gone_through_the_sdk() {
     assert!(matches!(api.close(&id).await, Err(GatewayError::Gone)));
 
     // The wrong key is refused.
-    let intruder = ManagementApi::new(client(endpoint, "not-the-token"), 1);
+    let intruder = management_api(&endpoint, "not-the-token", 1);
     match intruder
         .post(&ConnectionId::from("x"), &Frame::text("{}".into()))
         .await

@@ -1,8 +1,9 @@
 //! The AWS delivery path, measured on one machine: the fan-out Lambda's code (`fanout::fan_out`:
 //! split the channel into batches, hand the others to further invocations, deliver one) posting
-//! through the AWS SDK's management API client to the local edge's `@connections` API, which
-//! waits `--manage-latency` per post as API Gateway's management API would. Further invocations
-//! are started after `--invoke-latency`, as an asynchronous Lambda invoke would be.
+//! through the Lambdas' management API client (`echo_aws::gateway::ManagementApi`) to the local
+//! edge's `@connections` API, which waits `--manage-latency` per post as API Gateway's management
+//! API would. Further invocations are started after `--invoke-latency`, as an asynchronous Lambda
+//! invoke would be.
 //!
 //! Subscribers are real WebSocket connections to that edge; their ids come from the app's
 //! `$status` channel. Delivery time runs from the start of the first invocation to the last
@@ -12,7 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_apigatewaymanagement::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_apigatewaymanagement::config::{
+    BehaviorVersion, Credentials, Region, SharedCredentialsProvider,
+};
 use echo_aws::gateway::ManagementApi;
 use echo_core::auth::{Claims, Role};
 use echo_core::channel::{AppId, ChannelKey, ChannelName};
@@ -92,7 +95,7 @@ pub struct FanoutOutcome {
     pub invocation: Option<InvocationCpu>,
 }
 
-/// One invocation's own CPU: everything the fan-out code, the SDK and the kernel did on its
+/// One invocation's own CPU: everything the fan-out code, the client and the kernel did on its
 /// thread, the invocation's side of the path only.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct InvocationCpu {
@@ -228,25 +231,19 @@ fn invocation_cpu(
 }
 
 fn management(args: &FanoutArgs, concurrency: usize) -> ManagementApi {
-    // The Lambdas' settings (`echo_aws::gateway::configure`), with static credentials.
-    let config = echo_aws::gateway::configure(
-        aws_sdk_apigatewaymanagement::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(format!("http://{}", args.manage_addr))
-            .credentials_provider(Credentials::new(
-                &args.manage_token,
-                "unused-locally",
-                None,
-                None,
-                "bench",
-            )),
-    )
-    .build();
-    ManagementApi::new(
-        aws_sdk_apigatewaymanagement::Client::from_conf(config),
-        concurrency,
-    )
+    // The Lambdas' client, with static credentials.
+    let sdk = echo_aws::config::SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            &args.manage_token,
+            "unused-locally",
+            None,
+            None,
+            "bench",
+        )))
+        .build();
+    ManagementApi::new(&sdk, &format!("http://{}", args.manage_addr), concurrency)
 }
 
 /// Opens `n` connections and learns their ids from `$status`.
@@ -320,6 +317,12 @@ async fn connect(
     Ok((sockets, ids))
 }
 
+/// The one field a subscriber reads of a delivery; the rest is skipped, not built.
+#[derive(serde::Deserialize)]
+struct Seq {
+    seq: Option<u64>,
+}
+
 pub async fn measure(args: &FanoutArgs, n: usize) -> crate::Result<FanoutOutcome> {
     let endpoint = Endpoint {
         system: System::Echo,
@@ -352,9 +355,7 @@ pub async fn measure(args: &FanoutArgs, n: usize) -> crate::Result<FanoutOutcome
             tokio::spawn(async move {
                 while let Some(Ok(m)) = ws.next().await {
                     if let Message::Text(t) = m
-                        && let Some(seq) = serde_json::from_str::<serde_json::Value>(t.as_str())
-                            .ok()
-                            .and_then(|v| v["seq"].as_u64())
+                        && let Ok(Seq { seq: Some(seq) }) = serde_json::from_str(t.as_str())
                     {
                         let _ = tx.send((seq, Instant::now()));
                     }
@@ -371,10 +372,13 @@ pub async fn measure(args: &FanoutArgs, n: usize) -> crate::Result<FanoutOutcome
     let mut all_durations = Vec::new();
     let mut invocations = 0;
     let mut delivered = 0;
+    // One client for every round, as a warm container keeps its connections; the first round
+    // opens them.
+    let warm = Arc::new(management(args, args.concurrency));
     for round in 1..=args.rounds {
         let deps = Arc::new(Deps {
             connections: store.clone(),
-            gateway: Arc::new(management(args, args.concurrency)),
+            gateway: warm.clone(),
         });
         let durations = Arc::new(Mutex::new(Vec::new()));
         let spawner = Spawner {

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use echo_aws::dispatcher::{FanoutEvent, LambdaFanout};
-use echo_aws::gateway::ManagementApi;
 use echo_aws::lambda::Resources;
 use echo_aws::metrics::Emf;
 use echo_core::channel::ChannelKey;
@@ -106,10 +105,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let f = Fanout {
         deps: fanout::Deps {
             connections: r.store.clone(),
-            gateway: Arc::new(ManagementApi::new(
-                r.config.management_client(&r.sdk),
-                r.config.fanout_concurrency,
-            )),
+            gateway: Arc::new(r.config.management_api(&r.sdk)),
         },
         next: LambdaHandoff(LambdaFanout::new(
             r.lambda(),

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use echo_aws::associations::CachedAssociations;
 use echo_aws::dispatcher::LambdaFanout;
-use echo_aws::gateway::ManagementApi;
 use echo_aws::invoker::LambdaInvoker;
 use echo_aws::lambda::Resources;
 use echo_aws::metrics::Emf;
@@ -30,10 +29,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             |_| true,
         )),
         invoker: Arc::new(LambdaInvoker::new(lambda, config.function_prefix.clone())),
-        gateway: Arc::new(ManagementApi::new(
-            config.management_client(&r.sdk),
-            config.fanout_concurrency,
-        )),
+        gateway: Arc::new(config.management_api(&r.sdk)),
         clock: Arc::new(SystemClock),
         limits: Limits::default(),
         metrics: Arc::new(Emf {
