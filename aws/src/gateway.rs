@@ -36,14 +36,14 @@ impl ManagementApi {
     }
 }
 
-/// The longest one attempt at a management API call may take; the SDK's retry policy then
-/// decides whether to try again.
+/// The longest one attempt at a management API call may take; the retry policy (the SDK's
+/// standard one, or [`Retry::standard`] for posts) then decides whether to try again.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The settings every management API client gets. Its bodies are a frame out and a few bytes
-/// back, so the SDK's stalled-stream protection (a throughput check around every body, about a
-/// tenth of a post's CPU) is off, and a bound on each attempt keeps a stalled call from holding
-/// a post in flight until the Lambda times out.
+/// The settings the SDK's management API client (closing, reading a connection) gets. Its
+/// bodies are a few bytes each way, so the SDK's stalled-stream protection (a throughput check
+/// around every body) is off, and a bound on each attempt keeps a stalled call from waiting until
+/// the Lambda times out.
 pub fn configure(builder: Builder) -> Builder {
     builder
         .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
