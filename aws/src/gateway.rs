@@ -34,6 +34,26 @@ impl ManagementApi {
             concurrency: concurrency.max(1),
         }
     }
+
+    /// The local edge's management API at `endpoint`, signing with its management token as the
+    /// access key id (the edge checks the key id, not the signature).
+    pub fn local(endpoint: &str, token: &str, concurrency: usize) -> Self {
+        use aws_sdk_apigatewaymanagement::config::{
+            BehaviorVersion, Credentials, Region, SharedCredentialsProvider,
+        };
+        let sdk = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+                token,
+                "unused-locally",
+                None,
+                None,
+                "echo-local",
+            )))
+            .build();
+        Self::new(&sdk, endpoint, concurrency)
+    }
 }
 
 /// The longest one attempt at a management API call may take; the retry policy (the SDK's
@@ -59,16 +79,24 @@ type SdkError<E> = aws_sdk_apigatewaymanagement::error::SdkError<
     aws_sdk_apigatewaymanagement::config::http::HttpResponse,
 >;
 
-fn classify_post(e: PostError) -> GatewayError {
-    match e.status().map(|s| s.as_u16()) {
-        Some(410) => GatewayError::Gone,
-        Some(429) => GatewayError::Throttled,
-        _ => GatewayError::Other(Box::new(e)),
+/// 410 (`GoneException`) means the connection is gone; 429 (`LimitExceededException`) is the
+/// account's request budget.
+fn classified(
+    status: Option<u16>,
+    code: Option<&str>,
+    e: Box<dyn std::error::Error + Send + Sync>,
+) -> GatewayError {
+    match (status, code) {
+        (_, Some("GoneException")) | (Some(410), _) => GatewayError::Gone,
+        (_, Some("LimitExceededException")) | (Some(429), _) => GatewayError::Throttled,
+        _ => GatewayError::Other(e),
     }
 }
 
-/// 410 (`GoneException`) means the connection is gone; 429 (`LimitExceededException`) is the
-/// account's request budget.
+fn classify_post(e: PostError) -> GatewayError {
+    classified(e.status().map(|s| s.as_u16()), None, Box::new(e))
+}
+
 fn classify<E>(e: SdkError<E>) -> GatewayError
 where
     E: aws_sdk_apigatewaymanagement::error::ProvideErrorMetadata
@@ -82,11 +110,7 @@ where
         .as_service_error()
         .and_then(|s| s.code())
         .map(str::to_owned);
-    match (status, code.as_deref()) {
-        (_, Some("GoneException")) | (Some(410), _) => GatewayError::Gone,
-        (_, Some("LimitExceededException")) | (Some(429), _) => GatewayError::Throttled,
-        _ => GatewayError::Other(Box::new(e)),
-    }
+    classified(status, code.as_deref(), Box::new(e))
 }
 
 #[async_trait]

@@ -58,8 +58,16 @@ pub enum PostError {
     NoRegion,
     #[error("could not sign the request: {0}")]
     Signing(String),
-    #[error("bad management API endpoint {endpoint:?}: {reason}")]
-    Endpoint { endpoint: String, reason: String },
+    #[error(transparent)]
+    Endpoint(#[from] BadEndpoint),
+}
+
+/// An endpoint posts cannot be sent to.
+#[derive(Debug, Clone, Error)]
+#[error("bad management API endpoint {endpoint:?}: {reason}")]
+pub struct BadEndpoint {
+    pub endpoint: String,
+    pub reason: String,
 }
 
 impl PostError {
@@ -78,9 +86,7 @@ impl PostError {
                 *status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
             }
             Self::Timeout(_) | Self::Transport(_) => true,
-            Self::Credentials(_) | Self::NoRegion | Self::Signing(_) | Self::Endpoint { .. } => {
-                false
-            }
+            Self::Credentials(_) | Self::NoRegion | Self::Signing(_) | Self::Endpoint(_) => false,
         }
     }
 }
@@ -125,8 +131,8 @@ struct Endpoint {
 }
 
 impl Endpoint {
-    fn parse(endpoint: &str) -> Result<Self, PostError> {
-        let bad = |reason: &str| PostError::Endpoint {
+    fn parse(endpoint: &str) -> Result<Self, BadEndpoint> {
+        let bad = |reason: &str| BadEndpoint {
             endpoint: endpoint.to_owned(),
             reason: reason.to_owned(),
         };
@@ -149,14 +155,14 @@ impl Endpoint {
         Ok(Self { base, host })
     }
 
-    fn connection(&self, id: &str) -> Result<Uri, PostError> {
+    fn connection(&self, id: &str) -> Result<Uri, BadEndpoint> {
         format!(
             "{}/@connections/{}",
             self.base,
             utf8_percent_encode(id, SEGMENT)
         )
         .parse()
-        .map_err(|e: http::uri::InvalidUri| PostError::Endpoint {
+        .map_err(|e: http::uri::InvalidUri| BadEndpoint {
             endpoint: self.base.clone(),
             reason: e.to_string(),
         })
@@ -167,19 +173,20 @@ impl Endpoint {
 #[derive(Debug)]
 struct CachedIdentity {
     provider: SharedCredentialsProvider,
-    current: Mutex<Option<(Identity, Option<SystemTime>)>>,
+    current: Mutex<Option<Identity>>,
     refreshing: AsyncMutex<()>,
 }
 
 impl CachedIdentity {
     fn fresh(&self, now: SystemTime) -> Option<Identity> {
         let current = self.current.lock().unwrap_or_else(|p| p.into_inner());
-        match &*current {
-            Some((identity, expiry)) if expiry.is_none_or(|e| now + REFRESH_BEFORE_EXPIRY < e) => {
-                Some(identity.clone())
-            }
-            _ => None,
-        }
+        current
+            .as_ref()
+            .filter(|i| {
+                i.expiration()
+                    .is_none_or(|e| now + REFRESH_BEFORE_EXPIRY < e)
+            })
+            .cloned()
     }
 
     async fn get(&self, now: SystemTime) -> Result<Identity, PostError> {
@@ -195,9 +202,8 @@ impl CachedIdentity {
             .provide_credentials()
             .await
             .map_err(|e| PostError::Credentials(Box::new(e)))?;
-        let expiry = credentials.expiry();
         let identity = Identity::from(credentials);
-        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some((identity.clone(), expiry));
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(identity.clone());
         Ok(identity)
     }
 }
@@ -229,8 +235,7 @@ pub struct SignedPoster {
 }
 
 struct Inner {
-    /// The endpoint, or what was wrong with it: `(endpoint, reason)`.
-    endpoint: Result<Endpoint, (String, String)>,
+    endpoint: Result<Endpoint, BadEndpoint>,
     region: Option<String>,
     identity: Option<CachedIdentity>,
     time: SharedTimeSource,
@@ -260,10 +265,7 @@ impl SignedPoster {
         });
         Self {
             inner: Arc::new(Inner {
-                endpoint: Endpoint::parse(endpoint).map_err(|e| match e {
-                    PostError::Endpoint { endpoint, reason } => (endpoint, reason),
-                    other => (endpoint.to_owned(), other.to_string()),
-                }),
+                endpoint: Endpoint::parse(endpoint),
                 region: sdk
                     .region()
                     .map(|r| r.as_ref().to_owned())
@@ -299,17 +301,11 @@ impl SignedPoster {
 
     async fn attempt(&self, id: &str, data: Bytes) -> Result<(), PostError> {
         let inner = &self.inner;
-        let endpoint =
-            inner
-                .endpoint
-                .as_ref()
-                .map_err(|(endpoint, reason)| PostError::Endpoint {
-                    endpoint: endpoint.clone(),
-                    reason: reason.clone(),
-                })?;
+        let endpoint = inner.endpoint.as_ref().map_err(BadEndpoint::clone)?;
         let region = inner.region.as_deref().ok_or(PostError::NoRegion)?;
+        let now = inner.time.now();
         let identity = match &inner.identity {
-            Some(cache) => cache.get(inner.time.now()).await?,
+            Some(cache) => cache.get(now).await?,
             None => {
                 return Err(PostError::Credentials(
                     "no credentials provider is configured".into(),
@@ -324,7 +320,7 @@ impl SignedPoster {
             .header(CONTENT_LENGTH, data.len())
             .body(Full::new(data.clone()))
             .map_err(|e| PostError::Signing(e.to_string()))?;
-        sign_request(&mut request, &data, &identity, region, inner.time.now())?;
+        sign_request(&mut request, &data, &identity, region, now)?;
         let timeout = inner.retry.attempt_timeout;
         tokio::time::timeout(timeout, async {
             let http = inner
@@ -668,10 +664,7 @@ mod tests {
             "/prod",
         ] {
             let err = post_once(&sdk(), endpoint).await.unwrap_err();
-            assert!(
-                matches!(err, PostError::Endpoint { .. }),
-                "{endpoint}: {err}"
-            );
+            assert!(matches!(err, PostError::Endpoint(_)), "{endpoint}: {err}");
             assert!(
                 err.to_string()
                     .starts_with(&format!("bad management API endpoint {endpoint:?}: ")),

@@ -1,13 +1,11 @@
-//! The management API adapter, through the real AWS SDK, against the local edge's
-//! `@connections` API (which emulates API Gateway's).
+//! The management API adapter (its signed posts, and the AWS SDK's client for closing and
+//! reading a connection) against the local edge's `@connections` API (which emulates API
+//! Gateway's).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 
-use aws_sdk_apigatewaymanagement::config::{
-    BehaviorVersion, Credentials, Region, SharedCredentialsProvider,
-};
 use echo_aws::gateway::ManagementApi;
 use echo_core::auth::{Claims, TokenIssuer};
 use echo_core::channel::AppId;
@@ -20,24 +18,8 @@ use tokio_tungstenite::tungstenite::Message;
 const SECRET: &str = "management-test-secret-management-test";
 const TOKEN: &str = "management-test-token";
 
-fn management_api(endpoint: &str, key: &str, concurrency: usize) -> ManagementApi {
-    // The Lambdas' client, with static credentials.
-    let sdk = aws_config::SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            key,
-            "unused-locally",
-            None,
-            None,
-            "tests",
-        )))
-        .build();
-    ManagementApi::new(&sdk, endpoint, concurrency)
-}
-
 #[tokio::test(flavor = "multi_thread")]
-async fn posts_reads_closes_and_reports_gone_through_the_sdk() {
+async fn posts_reads_closes_and_reports_gone_against_the_edge() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = EdgeConfig::new(
         dir.path().to_path_buf(),
@@ -66,7 +48,7 @@ async fn posts_reads_closes_and_reports_gone_through_the_sdk() {
     };
 
     let endpoint = format!("http://{}/local", edge.manage_addr);
-    let api = management_api(&endpoint, TOKEN, 8);
+    let api = ManagementApi::local(&endpoint, TOKEN, 8);
     api.post(&id, &Frame::text(r#"{"type":"notice","n":1}"#.into()))
         .await
         .unwrap();
@@ -114,7 +96,7 @@ async fn posts_reads_closes_and_reports_gone_through_the_sdk() {
     assert!(matches!(api.close(&id).await, Err(GatewayError::Gone)));
 
     // The wrong key is refused.
-    let intruder = management_api(&endpoint, "not-the-token", 1);
+    let intruder = ManagementApi::local(&endpoint, "not-the-token", 1);
     match intruder
         .post(&ConnectionId::from("x"), &Frame::text("{}".into()))
         .await

@@ -13,9 +13,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_apigatewaymanagement::config::{
-    BehaviorVersion, Credentials, Region, SharedCredentialsProvider,
-};
 use echo_aws::gateway::ManagementApi;
 use echo_core::auth::{Claims, Role};
 use echo_core::channel::{AppId, ChannelKey, ChannelName};
@@ -231,19 +228,12 @@ fn invocation_cpu(
 }
 
 fn management(args: &FanoutArgs, concurrency: usize) -> ManagementApi {
-    // The Lambdas' client, with static credentials.
-    let sdk = echo_aws::config::SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            &args.manage_token,
-            "unused-locally",
-            None,
-            None,
-            "bench",
-        )))
-        .build();
-    ManagementApi::new(&sdk, &format!("http://{}", args.manage_addr), concurrency)
+    // The Lambdas' client, signing with the edge's token.
+    ManagementApi::local(
+        &format!("http://{}", args.manage_addr),
+        &args.manage_token,
+        concurrency,
+    )
 }
 
 /// Opens `n` connections and learns their ids from `$status`.
