@@ -134,3 +134,65 @@ async fn publish_floods_are_rate_limited_per_connection() {
         "ack"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_beyond_the_maximum_are_refused_until_one_closes() {
+    let edge = TestEdge::start_with(|c| c.max_connections = Some(2), InProcess::demo()).await;
+    let mut admin = edge.connect(&edge.admin_token("chat-demo")).await;
+    admin.subscribe("$status").await;
+    let alice = edge.connect(&edge.token("chat-demo", "alice")).await;
+    let m = admin.recv().await;
+    assert_eq!(
+        (m["data"]["event"].clone(), m["data"]["user"].clone()),
+        (json!("connected"), json!("alice"))
+    );
+
+    let url = edge.url(&edge.token("chat-demo", "bob"));
+    match tokio_tungstenite::connect_async(url.as_str()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 503);
+            assert_eq!(response.headers()["retry-after"], "1");
+            let body: serde_json::Value =
+                serde_json::from_slice(response.body().as_deref().unwrap_or_default()).unwrap();
+            assert_eq!(body["code"], "limit_exceeded", "{body}");
+            assert!(
+                body["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("maximum of 2 connections"),
+                "{body}"
+            );
+        }
+        other => panic!("expected a 503 refusal, got {other:?}"),
+    }
+    // `$connect` never ran for the refused upgrade: nothing was recorded or announced.
+    admin.silent_for(300).await;
+
+    alice.close().await;
+    let m = admin.recv().await;
+    assert_eq!(
+        (m["data"]["event"].clone(), m["data"]["user"].clone()),
+        (json!("disconnected"), json!("alice"))
+    );
+    // The place is given back once alice's socket is gone.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let bob = loop {
+        match tokio_tungstenite::connect_async(url.as_str()).await {
+            Ok((ws, _)) => break ws,
+            Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status() == 503 => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "alice's place was not given back"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("unexpected error {e}"),
+        }
+    };
+    let m = admin.recv().await;
+    assert_eq!(
+        (m["data"]["event"].clone(), m["data"]["user"].clone()),
+        (json!("connected"), json!("bob"))
+    );
+    drop(bob);
+}

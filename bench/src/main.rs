@@ -150,6 +150,8 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    // Every subscriber is a file; the servers the suite starts inherit the raised limit too.
+    echo_edge::capacity::raise_open_files_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

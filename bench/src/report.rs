@@ -114,16 +114,26 @@ fn mb(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / 1_048_576.0)
 }
 
-/// The hard limit on open files per process, from /proc.
-fn open_files_limit() -> Option<u64> {
-    std::fs::read_to_string("/proc/self/limits")
-        .ok()?
-        .lines()
-        .find(|l| l.starts_with("Max open files"))?
-        .split_whitespace()
-        .nth(4)?
-        .parse()
-        .ok()
+/// The subscriber counts this machine's open-file limit left out, and why.
+fn skipped(m: &mut String, skipped: &[Skipped]) {
+    use std::fmt::Write;
+    let Some(first) = skipped.first() else {
+        return;
+    };
+    let runs = skipped
+        .iter()
+        .map(|s| format!("{} subscribers at {} ms", s.subscribers, s.latency_ms))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let needed = skipped.iter().map(|s| s.files_needed).max().unwrap_or(0);
+    let _ = writeln!(
+        m,
+        "\nLeft out here: {runs}. The edge and the generator would each keep up to {needed} files \
+         open (a socket per subscriber, the management API's connections, a margin), and this \
+         machine allows a process {} (its hard limit, `ulimit -Hn`, which the suite and the edge \
+         raise their soft limits to). Where the hard limit allows, the suite runs them.\n",
+        first.open_files
+    );
 }
 
 /// The current time, UTC, as `date -u` prints it.
@@ -459,13 +469,7 @@ pub fn markdown(r: &Results, args: &crate::suite::SuiteArgs) -> String {
             f.cpu_percent
         );
     }
-    if let Some(limit) = open_files_limit() {
-        let _ = writeln!(
-            m,
-            "\nThis machine allows {limit} open files per process: the edge cannot hold more \
-             real subscribers than that, so the table stops below it.\n"
-        );
-    }
+    skipped(&mut m, &r.fanout_skipped);
     invocation_cpu(&mut m, &r.fanout);
     if !r.startup.is_empty() {
         let _ = writeln!(
@@ -497,4 +501,6 @@ pub fn markdown(r: &Results, args: &crate::suite::SuiteArgs) -> String {
     m
 }
 
-use crate::suite::{CHAIN_PEAK, FANOUT_LATENCY_MS, FANOUT_SLOW_MS, HALF, PEAK, Results, SAME_RATE};
+use crate::suite::{
+    CHAIN_PEAK, FANOUT_LATENCY_MS, FANOUT_SLOW_MS, HALF, PEAK, Results, SAME_RATE, Skipped,
+};

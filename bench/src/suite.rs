@@ -292,9 +292,29 @@ pub struct Results {
     /// Every run of a repeated load, in run order; `loads` has the median one.
     pub repeats: Vec<Repeat>,
     pub fanout: Vec<FanoutOutcome>,
+    /// Subscriber counts of the AWS path this machine's open-file limit did not allow.
+    pub fanout_skipped: Vec<Skipped>,
     pub startup: Vec<StartupOutcome>,
     pub started: String,
     pub took_secs: f64,
+}
+
+/// An AWS-path subscriber count left out: the edge and the generator would each need more open
+/// files than this machine allows a process.
+#[derive(Debug, Serialize)]
+pub struct Skipped {
+    pub latency_ms: f64,
+    pub subscribers: usize,
+    pub files_needed: u64,
+    pub open_files: u64,
+}
+
+/// Files the edge, and the generator, keep open to measure the AWS path with `subscribers`: one
+/// socket per subscriber, the management API's connections (`concurrency` per invocation of
+/// `batch` subscribers) and a margin for everything else.
+fn files_needed(subscribers: usize, batch: usize, concurrency: usize) -> u64 {
+    let management = concurrency * subscribers.div_ceil(batch.max(1));
+    (subscribers + management + 1024) as u64
 }
 
 /// The runs of one repeated load: deliveries/s for a peak, p99 (ms) at a fixed rate.
@@ -472,11 +492,36 @@ pub async fn run(args: SuiteArgs) -> crate::Result {
         vec![(FANOUT_LATENCY_MS, vec![200])]
     } else {
         vec![
-            (FANOUT_LATENCY_MS, vec![1000, 5000, 10_000]),
-            (FANOUT_SLOW_MS, vec![1000, 10_000]),
+            (FANOUT_LATENCY_MS, vec![1000, 5000, 10_000, 50_000]),
+            (FANOUT_SLOW_MS, vec![1000, 10_000, 50_000]),
         ]
     };
-    for (latency_ms, subscribers) in series {
+    let (batch_size, concurrency) = (if args.smoke { 100 } else { 1000 }, 64);
+    // Raised to the hard limit at start; the edge raises its own the same way.
+    let open_files = echo_edge::capacity::raise_open_files_limit();
+    for (latency_ms, counts) in series {
+        let mut subscribers = Vec::new();
+        for n in counts {
+            let files_needed = files_needed(n, batch_size, concurrency);
+            match open_files {
+                Some(open_files)
+                    if files_needed > open_files
+                        || n > echo_edge::capacity::connections_for(open_files) =>
+                {
+                    eprintln!(
+                        "  {n} subscribers at {latency_ms} ms: left out, they need about \
+                         {files_needed} open files per process and this machine allows {open_files}"
+                    );
+                    results.fanout_skipped.push(Skipped {
+                        latency_ms,
+                        subscribers: n,
+                        files_needed,
+                        open_files,
+                    });
+                }
+                _ => subscribers.push(n),
+            }
+        }
         let latency = Duration::from_secs_f64(latency_ms / 1000.0);
         let edge = start_echo(
             &tmp.join(format!("fanout-{latency_ms}")),
@@ -491,8 +536,8 @@ pub async fn run(args: SuiteArgs) -> crate::Result {
             secret: SECRET.into(),
             subscribers,
             latency,
-            concurrency: 64,
-            batch_size: if args.smoke { 100 } else { 1000 },
+            concurrency,
+            batch_size,
             invoke_latency: Duration::from_millis(20),
             rounds: if args.smoke { 1 } else { 3 },
             pids: edge.pids.clone(),

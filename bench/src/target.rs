@@ -6,7 +6,8 @@
 //! and count `ack`s; the socket.io publishers speak Engine.IO v4 / Socket.IO v5 over a plain
 //! WebSocket as `bench/baseline/README.md` documents.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use echo_core::auth::{Claims, TokenIssuer};
@@ -14,8 +15,9 @@ use echo_core::channel::AppId;
 use echo_core::clock::{Clock, SystemClock};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -139,13 +141,41 @@ impl Endpoint {
 /// the number of reads rather than with what is read.
 const READ_BUFFER: usize = 8 * 1024;
 
+/// Loopback source addresses the generator's connections take in turn. A connection to a server
+/// is one of the source address's ephemeral ports (about 28,000 on Linux), so from one address no
+/// more than that could reach one server.
+const SOURCES: u32 = 8;
+static NEXT_SOURCE: AtomicU32 = AtomicU32::new(0);
+
 /// Opens a WebSocket the way every generator connection does.
 pub async fn connect(url: String) -> Result<Ws, TargetError> {
+    let failed = |e: &dyn std::fmt::Display| TargetError::Connect(e.to_string());
+    let request = url.as_str().into_client_request().map_err(|e| failed(&e))?;
+    let host = request.uri().host().unwrap_or_default();
+    let port = request.uri().port_u16().unwrap_or(80);
+    let server: SocketAddr = format!("{host}:{port}").parse().map_err(|e| failed(&e))?;
+    let tcp = open_tcp(server).await.map_err(|e| failed(&e))?;
+    tcp.set_nodelay(true).map_err(|e| failed(&e))?;
     let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
-    tokio_tungstenite::connect_async_with_config(url, Some(config), true)
+    tokio_tungstenite::client_async_with_config(request, MaybeTlsStream::Plain(tcp), Some(config))
         .await
         .map(|(ws, _)| ws)
-        .map_err(|e| TargetError::Connect(e.to_string()))
+        .map_err(|e| failed(&e))
+}
+
+/// A TCP connection to `server`; to 127.0.0.1, from the next of [`SOURCES`] loopback addresses
+/// (from the system's choice where those are not usable, as on macOS by default).
+async fn open_tcp(server: SocketAddr) -> std::io::Result<TcpStream> {
+    if server.ip() != IpAddr::V4(Ipv4Addr::LOCALHOST) {
+        return TcpStream::connect(server).await;
+    }
+    let n = NEXT_SOURCE.fetch_add(1, Ordering::Relaxed) % SOURCES;
+    let source = SocketAddr::from((Ipv4Addr::new(127, 0, 0, 1 + n as u8), 0));
+    let socket = TcpSocket::new_v4()?;
+    if socket.bind(source).is_err() {
+        return TcpStream::connect(server).await;
+    }
+    socket.connect(server).await
 }
 
 pub async fn send(ws: &mut Ws, text: String) -> Result<(), TargetError> {

@@ -285,7 +285,8 @@ pub enum ErrorCode {
     TooLarge,
     /// Too many frames too fast. Retry after a pause.
     RateLimited,
-    /// A per-connection limit (such as the number of subscriptions) is reached. Free some first.
+    /// A per-connection limit (such as the number of subscriptions) is reached: free some first.
+    /// When connecting (as HTTP 503), the edge holds all the connections it may: retry later.
     LimitExceeded,
     /// A function on the channel failed or timed out and the channel's policy is `reject`:
     /// nothing was delivered. Retrying may succeed if the failure was transient.

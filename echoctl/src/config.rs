@@ -62,6 +62,7 @@ pub struct EdgeFile {
     pub manage_latency: Option<String>,
     pub publish_rate: Option<u32>,
     pub publish_burst: Option<u32>,
+    pub max_connections: Option<usize>,
     pub faithful: Option<String>,
 }
 

@@ -73,6 +73,10 @@ pub struct EdgeArgs {
     /// Publishes one connection may make at once after a quiet period.
     #[arg(long, default_value_t = echo_edge::config::DEFAULT_PUBLISH_BURST)]
     publish_burst: u32,
+    /// Client connections held at once; further upgrades get HTTP 503 (default: as many as the
+    /// open-file limit leaves room for, which also caps a larger value).
+    #[arg(long, env = "ECHO_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
 }
 
 impl EdgeArgs {
@@ -176,6 +180,14 @@ impl EdgeArgs {
         layer!(
             rows,
             m,
+            args.max_connections,
+            f.max_connections,
+            "max-connections",
+            |v: &usize| Ok::<_, ConfigError>(Some(*v))
+        );
+        layer!(
+            rows,
+            m,
             args.manage_latency,
             f.manage_latency,
             "manage-latency",
@@ -228,6 +240,7 @@ async fn serve(args: EdgeArgs, dev: bool) -> Result<(), Box<dyn std::error::Erro
     config.manage_latency = args.manage_latency;
     config.publish_rate = args.publish_rate;
     config.publish_burst = args.publish_burst;
+    config.max_connections = args.max_connections;
 
     let edge = echo_edge::start(config).await?;
     let host = match edge.addr.ip() {
@@ -245,6 +258,13 @@ async fn serve(args: EdgeArgs, dev: bool) -> Result<(), Box<dyn std::error::Erro
             .join(crate::secrets::MANAGE_TOKEN_FILE)
             .display()
     );
+    let open_files = edge
+        .open_files
+        .map_or_else(|| "no limit read".to_owned(), |n| format!("open files {n}"));
+    match edge.state.capacity.max() {
+        usize::MAX => println!("  connections     no limit ({open_files})"),
+        max => println!("  connections     up to {max} ({open_files})"),
+    }
     if dev {
         if generated {
             println!(

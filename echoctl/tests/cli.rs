@@ -119,3 +119,66 @@ fn bad_associations_stop_the_start_with_a_precise_error() {
         "{err}"
     );
 }
+
+/// The first line of `echoctl dev`'s banner starting with `prefix`, with `args` added, started
+/// with its soft open-file limit lowered to 256; and the limit the process has then.
+#[cfg(target_os = "linux")]
+fn banner_line_and_open_files(args: &[&str], prefix: &str) -> (String, u64) {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new("bash")
+        .args(["-c", r#"ulimit -Sn 256 && exec "$@""#, "bash", ECHOCTL])
+        .args(["dev", "--port", "0", "--manage-port", "0", "--data-dir"])
+        .arg(dir.path())
+        .args(args)
+        .env_remove("ECHO_JWT_SECRET")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = lines
+        .map(Result::unwrap)
+        .find(|l| l.trim_start().starts_with(prefix))
+        .unwrap_or_else(|| panic!("no {prefix:?} line"));
+    let open_files = soft_open_files(&format!("/proc/{}/limits", child.id()));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    (line, open_files)
+}
+
+/// The soft "Max open files" of a `/proc/<pid>/limits`; the hard one at index 4.
+#[cfg(target_os = "linux")]
+fn soft_open_files(path: &str) -> u64 {
+    open_files_field(path, 3)
+}
+
+#[cfg(target_os = "linux")]
+fn open_files_field(path: &str, index: usize) -> u64 {
+    let limits = std::fs::read_to_string(path).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    line.split_whitespace().nth(index).unwrap().parse().unwrap()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn the_edge_raises_its_open_file_limit_and_says_how_many_connections_it_holds() {
+    let hard = open_files_field("/proc/self/limits", 4);
+    let (line, open_files) = banner_line_and_open_files(&[], "connections");
+    assert_eq!(open_files, hard, "the soft limit is raised to the hard one");
+    let room = echo_edge::capacity::connections_for(hard);
+    assert_eq!(
+        line.trim(),
+        format!("connections     up to {room} (open files {hard})")
+    );
+
+    let (line, _) = banner_line_and_open_files(&["--max-connections", "3"], "connections");
+    assert_eq!(
+        line.trim(),
+        format!("connections     up to 3 (open files {hard})")
+    );
+}

@@ -57,6 +57,10 @@ pub struct EdgeConfig {
     pub publish_rate: u32,
     /// Publishes one connection may make at once after a quiet period.
     pub publish_burst: u32,
+    /// Client connections held at once; further upgrades get 503. `None`: as many as the
+    /// process's open-file limit leaves room for ([`crate::capacity::connections_for`]), which is
+    /// also the most a set value is allowed.
+    pub max_connections: Option<usize>,
 }
 
 impl std::fmt::Debug for EdgeConfig {
@@ -77,6 +81,7 @@ impl std::fmt::Debug for EdgeConfig {
             .field("manage_latency", &self.manage_latency)
             .field("publish_rate", &self.publish_rate)
             .field("publish_burst", &self.publish_burst)
+            .field("max_connections", &self.max_connections)
             .finish_non_exhaustive()
     }
 }
@@ -104,6 +109,7 @@ impl EdgeConfig {
             manage_latency: Duration::ZERO,
             publish_rate: DEFAULT_PUBLISH_RATE,
             publish_burst: DEFAULT_PUBLISH_BURST,
+            max_connections: None,
         }
     }
 }

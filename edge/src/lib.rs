@@ -7,6 +7,7 @@
 //!
 //! - [`config`]: [`EdgeConfig`], with API Gateway's limits as defaults.
 //! - [`server`]: starting, serving and shutting down; the HTTP routes.
+//! - [`capacity`]: how many client connections the edge holds, and the open-file limit.
 //! - [`connection`]: one WebSocket from upgrade to `$disconnect`.
 //! - [`gateway`]: the connection table, the in-process [`Gateway`](echo_core::gateway::Gateway).
 //! - [`events`]: API Gateway WebSocket events, built as API Gateway builds them.
@@ -16,6 +17,7 @@
 //! - [`store`]: the embedded store (redb).
 
 pub mod associations;
+pub mod capacity;
 pub mod config;
 pub mod connection;
 pub mod events;

@@ -20,7 +20,7 @@ use echo_core::clock::{Clock, SystemClock};
 use echo_core::function::FunctionInvoker;
 use echo_core::gateway::{Frame, Gateway, GatewayError, Identity};
 use echo_core::ids::ConnectionId;
-use echo_core::protocol::CloseCode;
+use echo_core::protocol::{CloseCode, ErrorCode, ProtocolError};
 use echo_core::publish::Publisher;
 use echo_core::store::{AssociationsStore, MemoryStore};
 use serde::Deserialize;
@@ -31,6 +31,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::capacity::Capacity;
 use crate::config::EdgeConfig;
 use crate::events::{self, ConnectionContext};
 use crate::gateway::LocalGateway;
@@ -81,6 +82,8 @@ pub struct State {
     pub connections: TaskTracker,
     /// Publish allowance per connection; forgotten when the connection ends.
     pub limiter: Arc<dyn RateLimiter>,
+    /// Client connections held, against the most allowed.
+    pub capacity: Arc<Capacity>,
 }
 
 /// A running edge.
@@ -89,6 +92,8 @@ pub struct RunningEdge {
     pub addr: SocketAddr,
     /// The management API.
     pub manage_addr: SocketAddr,
+    /// The process's open-file limit, as raised at start (`None` where there is none to read).
+    pub open_files: Option<u64>,
     pub state: Arc<State>,
     tasks: Vec<JoinHandle<()>>,
     /// The embedded store, to know when the last user of it is gone.
@@ -234,6 +239,8 @@ pub async fn start_with(
             source,
         })?;
 
+    let open_files = crate::capacity::raise_open_files_limit();
+    let capacity = Capacity::new(max_connections(config.max_connections, open_files));
     let limiter: Arc<dyn RateLimiter> = match config.publish_rate {
         0 => Arc::new(Unlimited),
         rate => Arc::new(TokenBuckets::new(rate, config.publish_burst)),
@@ -278,6 +285,7 @@ pub async fn start_with(
         shutdown: shutdown.clone(),
         connections: TaskTracker::new(),
         limiter,
+        capacity,
     });
 
     let mut tasks = Vec::new();
@@ -332,10 +340,31 @@ pub async fn start_with(
     Ok(RunningEdge {
         addr,
         manage_addr,
+        open_files,
         state,
         tasks,
         store: store_weak,
     })
+}
+
+/// The most client connections to hold: the configured number, within what the open-file limit
+/// leaves room for.
+fn max_connections(configured: Option<usize>, open_files: Option<u64>) -> usize {
+    let room = open_files.map(crate::capacity::connections_for);
+    match (configured, room) {
+        (Some(wanted), Some(room)) if wanted > room => {
+            tracing::warn!(
+                max_connections = wanted,
+                open_files = open_files.unwrap_or_default(),
+                holding = room,
+                "max_connections is more than the open-file limit leaves room for: raise the hard limit (ulimit -Hn) to hold more"
+            );
+            room
+        }
+        (Some(wanted), _) => wanted,
+        (None, Some(room)) => room,
+        (None, None) => usize::MAX,
+    }
 }
 
 async fn prune_history(
@@ -429,6 +458,26 @@ async fn root(
     if state.shutdown.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
     }
+    // Taken before `$connect`, so that a refused upgrade leaves no connection record, and held
+    // until the connection's socket is gone.
+    let Some(slot) = state.capacity.try_take() else {
+        let refusal = ProtocolError::new(
+            ErrorCode::LimitExceeded,
+            format!(
+                "the edge holds its maximum of {} connections; try again later",
+                state.capacity.max()
+            ),
+        );
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::RETRY_AFTER, "1"),
+            ],
+            refusal.to_frame().to_json(),
+        )
+            .into_response();
+    };
     let now = state.clock.now_ms();
     let ctx = ConnectionContext {
         connection_id: ConnectionId::generate(),
@@ -483,7 +532,10 @@ async fn root(
                 user_agent: ctx.user_agent.clone(),
             };
             let handle = state.gateway.register(ctx.connection_id.clone(), identity);
-            tracker.track_future(crate::connection::run(socket, state, ctx, handle))
+            tracker.track_future(async move {
+                crate::connection::run(socket, state, ctx, handle).await;
+                drop(slot);
+            })
         })
 }
 
@@ -745,5 +797,21 @@ async fn assoc_put(AxState(state): AxState<Arc<State>>, body: String) -> Respons
             Json(json!({"error": e.to_string()})),
         )
             .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::max_connections;
+    use crate::capacity::connections_for;
+
+    #[test]
+    fn a_configured_maximum_holds_within_what_the_open_file_limit_allows() {
+        let room = connections_for(20_000);
+        assert_eq!(max_connections(Some(100), Some(20_000)), 100);
+        assert_eq!(max_connections(Some(50_000), Some(20_000)), room);
+        assert_eq!(max_connections(None, Some(20_000)), room);
+        assert_eq!(max_connections(Some(50_000), None), 50_000);
+        assert_eq!(max_connections(None, None), usize::MAX);
     }
 }
