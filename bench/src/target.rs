@@ -172,6 +172,9 @@ async fn open_tcp(server: SocketAddr) -> std::io::Result<TcpStream> {
     let n = NEXT_SOURCE.fetch_add(1, Ordering::Relaxed) % SOURCES;
     let source = SocketAddr::from((Ipv4Addr::new(127, 0, 0, 1 + n as u8), 0));
     let socket = TcpSocket::new_v4()?;
+    // A socket bound this way, once closed, would otherwise keep its port from a server started
+    // later (the suite's next system) while it waits out TIME_WAIT.
+    socket.set_reuseaddr(true)?;
     if socket.bind(source).is_err() {
         return TcpStream::connect(server).await;
     }

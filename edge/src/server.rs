@@ -532,10 +532,7 @@ async fn root(
                 user_agent: ctx.user_agent.clone(),
             };
             let handle = state.gateway.register(ctx.connection_id.clone(), identity);
-            tracker.track_future(async move {
-                crate::connection::run(socket, state, ctx, handle).await;
-                drop(slot);
-            })
+            tracker.track_future(crate::connection::run(socket, state, ctx, handle, slot))
         })
 }
 
