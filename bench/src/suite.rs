@@ -497,7 +497,8 @@ pub async fn run(args: SuiteArgs) -> crate::Result {
         ]
     };
     let (batch_size, concurrency) = (if args.smoke { 100 } else { 1000 }, 64);
-    // Raised to the hard limit at start; the edge raises its own the same way.
+    // `main` raised it to the hard limit already: this reads the limit back. The edge raises its
+    // own the same way.
     let open_files = echo_edge::capacity::raise_open_files_limit();
     for (latency_ms, counts) in series {
         let mut subscribers = Vec::new();

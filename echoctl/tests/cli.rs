@@ -142,18 +142,14 @@ fn banner_line_and_open_files(args: &[&str], prefix: &str) -> (String, u64) {
         .map(Result::unwrap)
         .find(|l| l.trim_start().starts_with(prefix))
         .unwrap_or_else(|| panic!("no {prefix:?} line"));
-    let open_files = soft_open_files(&format!("/proc/{}/limits", child.id()));
+    let open_files = open_files_field(&format!("/proc/{}/limits", child.id()), 3);
     child.kill().unwrap();
     child.wait().unwrap();
     (line, open_files)
 }
 
-/// The soft "Max open files" of a `/proc/<pid>/limits`; the hard one at index 4.
-#[cfg(target_os = "linux")]
-fn soft_open_files(path: &str) -> u64 {
-    open_files_field(path, 3)
-}
-
+/// A field of "Max open files" in a `/proc/<pid>/limits`: the soft limit at index 3, the hard
+/// one at 4.
 #[cfg(target_os = "linux")]
 fn open_files_field(path: &str, index: usize) -> u64 {
     let limits = std::fs::read_to_string(path).unwrap();

@@ -29,7 +29,7 @@ const PIPELINE: usize = 64;
 /// How long a closing connection may take to flush its close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
-/// `slot` is the connection's place in the edge's [`Capacity`](crate::capacity::Capacity),
+/// `_slot` is the connection's place in the edge's [`Capacity`](crate::capacity::Capacity),
 /// given back when this returns and the socket is gone. (Passed in rather than held by a wrapping
 /// future, which would keep a second copy of the arguments in every connection's task.)
 pub async fn run(
@@ -37,9 +37,8 @@ pub async fn run(
     state: Arc<State>,
     ctx: ConnectionContext,
     handle: Arc<ConnHandle>,
-    slot: Slot,
+    _slot: Slot,
 ) {
-    let _slot = slot;
     let id = ctx.connection_id.clone();
     let (mut sink, mut stream) = socket.split();
     let outbox = &handle.outbox;

@@ -350,20 +350,22 @@ pub async fn start_with(
 /// The most client connections to hold: the configured number, within what the open-file limit
 /// leaves room for.
 fn max_connections(configured: Option<usize>, open_files: Option<u64>) -> usize {
-    let room = open_files.map(crate::capacity::connections_for);
-    match (configured, room) {
-        (Some(wanted), Some(room)) if wanted > room => {
+    let Some(open_files) = open_files else {
+        return configured.unwrap_or(usize::MAX);
+    };
+    let room = crate::capacity::connections_for(open_files);
+    match configured {
+        Some(wanted) if wanted > room => {
             tracing::warn!(
                 max_connections = wanted,
-                open_files = open_files.unwrap_or_default(),
+                open_files,
                 holding = room,
                 "max_connections is more than the open-file limit leaves room for: raise the hard limit (ulimit -Hn) to hold more"
             );
             room
         }
-        (Some(wanted), _) => wanted,
-        (None, Some(room)) => room,
-        (None, None) => usize::MAX,
+        Some(wanted) => wanted,
+        None => room,
     }
 }
 
