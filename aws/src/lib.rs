@@ -8,6 +8,8 @@
 //! - [`config`]: the typed configuration the Lambdas read from their environment.
 //! - [`lambda`]: the set-up every Echo Lambda shares.
 //! - [`metrics`]: CloudWatch Embedded Metric Format.
+//! - [`signed`], [`sigv4`]: the management API's posts, signed and sent without the SDK's
+//!   general pipeline.
 
 pub mod associations;
 pub mod config;
@@ -17,6 +19,7 @@ pub mod invoker;
 pub mod lambda;
 pub mod metrics;
 pub mod signed;
+pub mod sigv4;
 pub mod store;
 
 pub use aws_sdk_dynamodb::Client as DynamoClient;

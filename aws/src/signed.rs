@@ -1,41 +1,33 @@
-//! The management API's hot path: `POST /@connections/{id}`, signed with SigV4 by the signer
-//! the AWS SDK itself uses (`aws-sigv4`) and sent over a kept-alive hyper connection pool.
+//! The management API's hot path: `POST /@connections/{id}`, signed with SigV4
+//! ([`PostSigner`]) and sent over a kept-alive hyper connection pool.
 //!
 //! A post is a small body out and an empty body back, and fan-out makes one per subscriber. The
 //! SDK's general request pipeline (interceptors, endpoint rules, config lookups) cost most of a
 //! post's CPU, and Lambda gives CPU in proportion to memory, so this path skips it. It keeps
-//! what matters from it: the same signature, credentials refreshed before they expire, a bound
-//! on each attempt, and the SDK's standard retry policy (three attempts, exponential backoff
-//! with full jitter).
+//! what matters from it: the same request and signature, credentials refreshed before they
+//! expire, a bound on each attempt, and the SDK's standard retry policy (three attempts,
+//! exponential backoff with full jitter).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use aws_config::SdkConfig;
+use aws_credential_types::Credentials;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use aws_sigv4::sign::v4;
 use aws_smithy_async::time::SharedTimeSource;
-use aws_smithy_runtime_api::client::identity::Identity;
+use aws_smithy_http::label::{EncodingStrategy, fmt_string};
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST};
+use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use http::{Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use thiserror::Error;
 use tokio::sync::Mutex as AsyncMutex;
 
-/// What a connection id's path segment escapes: everything but RFC 3986's unreserved
-/// characters, as the SDK escapes an `httpLabel`.
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
+use crate::sigv4::{self, PostSigner};
 
 /// Credentials are fetched again this long before they expire.
 const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(5 * 60);
@@ -127,6 +119,7 @@ impl Retry {
 #[derive(Debug, Clone)]
 struct Endpoint {
     base: String,
+    authority: String,
     host: http::HeaderValue,
 }
 
@@ -146,20 +139,31 @@ impl Endpoint {
             return Err(bad("a query is not allowed"));
         }
         let host = http::HeaderValue::from_str(authority.as_str()).map_err(|_| bad("bad host"))?;
-        let base = format!(
-            "{}://{}{}",
-            uri.scheme_str().unwrap_or("https"),
-            authority,
-            uri.path().trim_end_matches('/')
-        );
-        Ok(Self { base, host })
+        let path = uri.path().trim_end_matches('/');
+        // Signing would normalise such a path, and sign something other than what is sent.
+        if path
+            .split('/')
+            .skip(1)
+            .any(|s| matches!(s, "" | "." | ".."))
+        {
+            return Err(bad("the path has an empty or dot segment"));
+        }
+        Ok(Self {
+            base: format!(
+                "{}://{authority}{path}",
+                uri.scheme_str().unwrap_or("https")
+            ),
+            authority: authority.as_str().to_owned(),
+            host,
+        })
     }
 
+    /// The connection's URL, its id escaped as the SDK escapes an `httpLabel`.
     fn connection(&self, id: &str) -> Result<Uri, BadEndpoint> {
         format!(
             "{}/@connections/{}",
             self.base,
-            utf8_percent_encode(id, SEGMENT)
+            fmt_string(id, EncodingStrategy::Default)
         )
         .parse()
         .map_err(|e: http::uri::InvalidUri| BadEndpoint {
@@ -173,23 +177,20 @@ impl Endpoint {
 #[derive(Debug)]
 struct CachedIdentity {
     provider: SharedCredentialsProvider,
-    current: Mutex<Option<Identity>>,
+    current: Mutex<Option<Credentials>>,
     refreshing: AsyncMutex<()>,
 }
 
 impl CachedIdentity {
-    fn fresh(&self, now: SystemTime) -> Option<Identity> {
+    fn fresh(&self, now: SystemTime) -> Option<Credentials> {
         let current = self.current.lock().unwrap_or_else(|p| p.into_inner());
         current
             .as_ref()
-            .filter(|i| {
-                i.expiration()
-                    .is_none_or(|e| now + REFRESH_BEFORE_EXPIRY < e)
-            })
+            .filter(|c| c.expiry().is_none_or(|e| now + REFRESH_BEFORE_EXPIRY < e))
             .cloned()
     }
 
-    async fn get(&self, now: SystemTime) -> Result<Identity, PostError> {
+    async fn get(&self, now: SystemTime) -> Result<Credentials, PostError> {
         if let Some(identity) = self.fresh(now) {
             return Ok(identity);
         }
@@ -202,9 +203,8 @@ impl CachedIdentity {
             .provide_credentials()
             .await
             .map_err(|e| PostError::Credentials(Box::new(e)))?;
-        let identity = Identity::from(credentials);
-        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(identity.clone());
-        Ok(identity)
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(credentials.clone());
+        Ok(credentials)
     }
 }
 
@@ -236,7 +236,8 @@ pub struct SignedPoster {
 
 struct Inner {
     endpoint: Result<Endpoint, BadEndpoint>,
-    region: Option<String>,
+    /// For the region to sign for; `None` without one.
+    signer: Option<PostSigner>,
     identity: Option<CachedIdentity>,
     time: SharedTimeSource,
     /// The connection pool, or why TLS could not be set up.
@@ -248,7 +249,7 @@ impl std::fmt::Debug for SignedPoster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SignedPoster")
             .field("endpoint", &self.inner.endpoint)
-            .field("region", &self.inner.region)
+            .field("signer", &self.inner.signer)
             .field("retry", &self.inner.retry)
             .finish_non_exhaustive()
     }
@@ -266,10 +267,11 @@ impl SignedPoster {
         Self {
             inner: Arc::new(Inner {
                 endpoint: Endpoint::parse(endpoint),
-                region: sdk
+                signer: sdk
                     .region()
-                    .map(|r| r.as_ref().to_owned())
-                    .filter(|r| !r.is_empty()),
+                    .map(|r| r.as_ref())
+                    .filter(|r| !r.is_empty())
+                    .map(PostSigner::new),
                 identity: sdk.credentials_provider().map(|provider| CachedIdentity {
                     provider,
                     current: Mutex::new(None),
@@ -302,9 +304,9 @@ impl SignedPoster {
     async fn attempt(&self, id: &str, data: Bytes) -> Result<(), PostError> {
         let inner = &self.inner;
         let endpoint = inner.endpoint.as_ref().map_err(BadEndpoint::clone)?;
-        let region = inner.region.as_deref().ok_or(PostError::NoRegion)?;
+        let signer = inner.signer.as_ref().ok_or(PostError::NoRegion)?;
         let now = inner.time.now();
-        let identity = match &inner.identity {
+        let credentials = match &inner.identity {
             Some(cache) => cache.get(now).await?,
             None => {
                 return Err(PostError::Credentials(
@@ -312,15 +314,24 @@ impl SignedPoster {
                 ));
             }
         };
+        let uri = endpoint.connection(id)?;
+        let signature = signer
+            .sign(&credentials, now, &endpoint.authority, uri.path(), &data)
+            .map_err(|e| PostError::Signing(e.to_string()))?;
         let mut request = Request::builder()
             .method(Method::POST)
-            .uri(endpoint.connection(id)?)
+            .uri(uri)
             .header(HOST, endpoint.host.clone())
-            .header(CONTENT_TYPE, "application/octet-stream")
+            .header(CONTENT_TYPE, sigv4::CONTENT_TYPE)
             .header(CONTENT_LENGTH, data.len())
-            .body(Full::new(data.clone()))
+            .header("x-amz-date", signature.amz_date)
+            .header(AUTHORIZATION, signature.authorization);
+        if let Some(token) = signature.security_token {
+            request = request.header("x-amz-security-token", token);
+        }
+        let request = request
+            .body(Full::new(data))
             .map_err(|e| PostError::Signing(e.to_string()))?;
-        sign_request(&mut request, &data, &identity, region, now)?;
         let timeout = inner.retry.attempt_timeout;
         tokio::time::timeout(timeout, async {
             let http = inner
@@ -361,43 +372,6 @@ fn error_message(body: &[u8]) -> String {
         Ok(b) => b.message,
         Err(_) => String::from_utf8_lossy(body).trim().to_owned(),
     }
-}
-
-/// Adds SigV4 headers for `execute-api` to `request`, whose body is `body`: the settings the
-/// SDK signs the management API's operations with.
-pub(crate) fn sign_request<B>(
-    request: &mut Request<B>,
-    body: &[u8],
-    identity: &Identity,
-    region: &str,
-    time: SystemTime,
-) -> Result<(), PostError> {
-    let params = v4::SigningParams::builder()
-        .identity(identity)
-        .region(region)
-        .name("execute-api")
-        .time(time)
-        .settings(SigningSettings::default())
-        .build()
-        .map_err(|e| PostError::Signing(e.to_string()))?
-        .into();
-    let uri = request.uri().to_string();
-    let headers = request
-        .headers()
-        .iter()
-        .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)));
-    let signable = SignableRequest::new(
-        request.method().as_str(),
-        uri,
-        headers,
-        SignableBody::Bytes(body),
-    )
-    .map_err(|e| PostError::Signing(e.to_string()))?;
-    let (instructions, _) = sign(signable, &params)
-        .map_err(|e| PostError::Signing(e.to_string()))?
-        .into_parts();
-    instructions.apply_to_request_http1x(request);
-    Ok(())
 }
 
 #[cfg(test)]
@@ -521,14 +495,13 @@ mod tests {
                 request.headers_mut().append(name, value.clone());
             }
         }
-        sign_request(
+        crate::sigv4::sign_generally(
             &mut request,
             &seen.body,
-            &Identity::from(credentials()),
+            &credentials(),
             "eu-west-1",
             time(),
-        )
-        .unwrap();
+        );
         request.headers()["authorization"]
             .to_str()
             .unwrap()
@@ -706,7 +679,7 @@ mod tests {
             current: Mutex::new(None),
             refreshing: AsyncMutex::new(()),
         };
-        let key = |i: &Identity| i.data::<Credentials>().unwrap().access_key_id().to_owned();
+        let key = |c: &Credentials| c.access_key_id().to_owned();
         assert_eq!(key(&cache.get(time()).await.unwrap()), "AKID0");
         assert_eq!(
             key(&cache.get(time() + Duration::from_secs(60)).await.unwrap()),

@@ -29,15 +29,20 @@ pub fn fanout_line(o: &crate::fanout_path::FanoutOutcome) -> String {
             c.posts, c.warm_ms, c.cold_ms
         )
     });
+    // With no wait per post there is no ideal to compare with.
+    let ratio = if o.ideal_ms > 0.0 {
+        format!("{:.2}x", o.delivery_ms / o.ideal_ms)
+    } else {
+        "no ratio".into()
+    };
     format!(
-        "fan-out {:>6} subscribers, {:>3.0} ms per post: {:>3} invocations, delivered {} in {:>7.1} ms (ideal {:>6.1} ms, {:.2}x; one invocation alone {:>7.1} ms), per invocation mean {:>6.1} ms max {:>6.1} ms, at most {} posts each, cpu {:.0}%{own}",
+        "fan-out {:>6} subscribers, {:>3.0} ms per post: {:>3} invocations, delivered {} in {:>7.1} ms (ideal {:>6.1} ms, {ratio}; one invocation alone {:>7.1} ms), per invocation mean {:>6.1} ms max {:>6.1} ms, at most {} posts each, cpu {:.0}%{own}",
         o.subscribers,
         o.latency_ms,
         o.invocations,
         o.delivered,
         o.delivery_ms,
         o.ideal_ms,
-        o.delivery_ms / o.ideal_ms.max(1e-9),
         o.single_invocation_ms,
         o.per_invocation_mean_ms,
         o.per_invocation_max_ms,
