@@ -18,6 +18,9 @@ if ! command -v redis-server >/dev/null 2>&1; then
 fi
 (cd bench/baseline && npm ci --no-audit --no-fund --loglevel=error)
 cargo build --release -p echoctl -p echo-bench
+# The build leaves hundreds of MB to write back; Echo's store syncs each commit, and its commits
+# would wait behind them.
+sync
 extra=()
 if ! cargo lambda --version >/dev/null 2>&1; then
   echo "cargo-lambda not found: skipping the Lambda start-up figures" >&2
