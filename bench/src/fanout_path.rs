@@ -82,6 +82,9 @@ pub struct FanoutOutcome {
     pub delivered: usize,
     /// The latency the edge injected per post, milliseconds.
     pub latency_ms: f64,
+    /// One post alone, end to end through the same client (median of [`LONE_POSTS`]): the
+    /// injected latency as the edge keeps it, plus the request's own time.
+    pub post_alone_ms: f64,
     /// Posts in flight per invocation.
     pub concurrency: usize,
     /// CPU used by the edge and this process (the invocations and the subscribers) while the
@@ -101,6 +104,13 @@ pub struct InvocationCpu {
     pub cold_ms: f64,
     /// The same client again: connections reused (a warm container).
     pub warm_ms: f64,
+}
+
+impl FanoutOutcome {
+    /// The ideal with one post alone in place of the injected latency.
+    pub fn ideal_alone_ms(&self) -> f64 {
+        self.ideal_ms / self.latency_ms.max(1e-9) * self.post_alone_ms
+    }
 }
 
 /// Further invocations, as tasks started after the invoke latency; records their durations.
@@ -307,6 +317,25 @@ async fn connect(
     Ok((sockets, ids))
 }
 
+/// Posts timed one at a time for [`FanoutOutcome::post_alone_ms`].
+const LONE_POSTS: usize = 9;
+
+/// The median time of a post alone to `id` (after one that opens the connection). The subscriber
+/// gets frames without a `seq`, which it ignores.
+async fn post_alone(gateway: &ManagementApi, id: &ConnectionId) -> crate::Result<f64> {
+    use echo_core::gateway::{Frame, Gateway};
+    let frame = Frame::text(r#"{"type":"probe"}"#.to_owned());
+    gateway.post(id, &frame).await?;
+    let mut times = Vec::with_capacity(LONE_POSTS);
+    for _ in 0..LONE_POSTS {
+        let started = Instant::now();
+        gateway.post(id, &frame).await?;
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
+
 /// The one field a subscriber reads of a delivery; the rest is skipped, not built.
 #[derive(serde::Deserialize)]
 struct Seq {
@@ -365,6 +394,7 @@ pub async fn measure(args: &FanoutArgs, n: usize) -> crate::Result<FanoutOutcome
     // One client for every round, as a warm container keeps its connections; the first round
     // opens them.
     let warm = Arc::new(management(args, args.concurrency));
+    let post_alone_ms = post_alone(&warm, &ids[0]).await?;
     for round in 1..=args.rounds {
         let deps = Arc::new(Deps {
             connections: store.clone(),
@@ -449,6 +479,7 @@ pub async fn measure(args: &FanoutArgs, n: usize) -> crate::Result<FanoutOutcome
         posts_per_invocation_max: all_durations.iter().map(|(_, n)| *n).max().unwrap_or(0),
         delivered,
         latency_ms: ms(args.latency),
+        post_alone_ms,
         concurrency: args.concurrency,
         cpu_percent,
         invocation,
