@@ -635,6 +635,8 @@ mod tests {
             "ftp://example.com/prod",
             "https://example.com/prod?x=1",
             "/prod",
+            "https://example.com//prod",
+            "https://example.com/a/../prod",
         ] {
             let err = post_once(&sdk(), endpoint).await.unwrap_err();
             assert!(matches!(err, PostError::Endpoint(_)), "{endpoint}: {err}");
