@@ -318,7 +318,7 @@ async fn connect(
 }
 
 /// Posts timed one at a time for [`FanoutOutcome::post_alone_ms`].
-const LONE_POSTS: usize = 9;
+pub const LONE_POSTS: usize = 9;
 
 /// The median time of a post alone to `id` (after one that opens the connection). The subscriber
 /// gets frames without a `seq`, which it ignores.

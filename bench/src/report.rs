@@ -1,5 +1,6 @@
 //! How figures are printed and written to docs/benchmarks.md.
 
+use crate::fanout_path::LONE_POSTS;
 use crate::load::Outcome;
 
 /// One line per load, for the terminal.
@@ -463,9 +464,9 @@ pub fn markdown(r: &Results, args: &crate::suite::SuiteArgs) -> String {
          series waits 200 ms per post, so the same posts are spread over ten times as long and \
          the cores keep up: what remains is the path's own overhead and whether sharding keeps \
          each invocation's time flat.\n\nOne post alone: a post timed on its own through \
-         the same client, the median of 9. It is the wait as the edge keeps it (tokio's timer \
-         fires on the next whole millisecond, so a wait ends up to a millisecond late) plus the \
-         request's own time. Against it: the delivery time over the ideal with one post alone in \
+         the same client, the median of {LONE_POSTS}. It is the wait as the edge keeps it \
+         (tokio's timer ends a wait on a whole millisecond after it, and the edge wakes a little \
+         later still, so a wait runs long) plus the request's own time. Against it: the delivery time over the ideal with one post alone in \
          place of the wait, the share of the ratio that is neither the emulator's timer nor the \
          request itself.\n"
     );
