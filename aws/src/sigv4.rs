@@ -55,8 +55,8 @@ pub struct PostSigner {
 /// A signing key and what it was derived from.
 struct DayKey {
     date: String,
-    /// `{access key id}/{date}/{region}/execute-api/aws4_request`.
-    credential: String,
+    /// `{date}/{region}/execute-api/aws4_request`.
+    scope: String,
     access_key_id: String,
     secret_access_key: String,
     key: Vec<u8>,
@@ -155,28 +155,24 @@ impl PostSigner {
                 .as_ref()
                 .to_vec(),
                 date: date.to_owned(),
-                credential: format!(
-                    "{}/{date}/{}/{SERVICE}/aws4_request",
-                    credentials.access_key_id(),
-                    self.region
-                ),
+                scope: format!("{date}/{}/{SERVICE}/aws4_request", self.region),
                 access_key_id: credentials.access_key_id().to_owned(),
                 secret_access_key: credentials.secret_access_key().to_owned(),
             }),
         };
-        // The credential scope: the credential without its access key id.
-        let scope = &key.credential[key.access_key_id.len() + 1..];
         let mut string_to_sign = String::with_capacity(160);
         string_to_sign.push_str("AWS4-HMAC-SHA256\n");
         string_to_sign.push_str(&amz_date);
         string_to_sign.push('\n');
-        string_to_sign.push_str(scope);
+        string_to_sign.push_str(&key.scope);
         string_to_sign.push('\n');
         string_to_sign.push_str(&canonical_hash);
         let signature = v4::calculate_signature(&key.key, string_to_sign.as_bytes());
         let mut authorization = String::with_capacity(256);
         authorization.push_str("AWS4-HMAC-SHA256 Credential=");
-        authorization.push_str(&key.credential);
+        authorization.push_str(&key.access_key_id);
+        authorization.push('/');
+        authorization.push_str(&key.scope);
         authorization.push_str(", SignedHeaders=");
         authorization.push_str(signed_headers);
         authorization.push_str(", Signature=");

@@ -107,9 +107,15 @@ pub struct InvocationCpu {
 }
 
 impl FanoutOutcome {
-    /// The ideal with one post alone in place of the injected latency.
-    pub fn ideal_alone_ms(&self) -> f64 {
-        self.ideal_ms / self.latency_ms.max(1e-9) * self.post_alone_ms
+    /// Delivery time over the ideal; `None` when no wait per post makes the ideal zero.
+    pub fn ratio(&self) -> Option<f64> {
+        (self.ideal_ms > 0.0).then(|| self.delivery_ms / self.ideal_ms)
+    }
+
+    /// Delivery time over the ideal with one post alone in place of the injected latency.
+    pub fn ratio_to_post_alone(&self) -> Option<f64> {
+        let ideal = self.ideal_ms / self.latency_ms * self.post_alone_ms;
+        (self.latency_ms > 0.0 && ideal > 0.0).then(|| self.delivery_ms / ideal)
     }
 }
 

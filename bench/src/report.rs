@@ -30,12 +30,7 @@ pub fn fanout_line(o: &crate::fanout_path::FanoutOutcome) -> String {
             c.posts, c.warm_ms, c.cold_ms
         )
     });
-    // With no wait per post there is no ideal to compare with.
-    let ratio = if o.ideal_ms > 0.0 {
-        format!("{:.2}x", o.delivery_ms / o.ideal_ms)
-    } else {
-        "no ratio".into()
-    };
+    let ratio = fmt_ratio(o.ratio());
     format!(
         "fan-out {:>6} subscribers, {:>3.0} ms per post: {:>3} invocations, delivered {} in {:>7.1} ms (ideal {:>6.1} ms, {ratio}; one post alone {:.1} ms; one invocation alone {:>7.1} ms), per invocation mean {:>6.1} ms max {:>6.1} ms, at most {} posts each, cpu {:.0}%{own}",
         o.subscribers,
@@ -264,20 +259,19 @@ pub fn targets(r: &Results) -> Vec<(String, String, String, Option<bool>)> {
     for (series, note) in [(FANOUT_LATENCY_MS, ""), (FANOUT_SLOW_MS, ", not CPU-bound")] {
         let runs: Vec<_> = r.fanout.iter().filter(|f| f.latency_ms == series).collect();
         if let Some(f) = runs.iter().find(|f| f.subscribers == 10_000) {
-            let x = f.delivery_ms / f.ideal_ms.max(1e-9);
+            let x = f.ratio();
             out.push((
                 format!("AWS path, 10k subscribers, time / ideal ({series:.0} ms{note})"),
-                format!("{x:.2}x"),
+                fmt_ratio(x),
                 "<= 1.3x".into(),
-                Some(x <= 1.3),
+                x.map(|x| x <= 1.3),
             ));
-            let alone = f.delivery_ms / f.ideal_alone_ms().max(1e-9);
             out.push((
                 format!(
                     "Same, against the ideal at one post alone ({:.1} ms)",
                     f.post_alone_ms
                 ),
-                format!("{alone:.2}x"),
+                fmt_ratio(f.ratio_to_post_alone()),
                 "-".into(),
                 None,
             ));
@@ -456,7 +450,9 @@ pub fn markdown(r: &Results, args: &crate::suite::SuiteArgs) -> String {
          further invocations start 20 ms after being handed their batch, as an asynchronous \
          invoke would. Subscribers are real WebSocket connections to the edge. Delivery time runs \
          from the start of the first invocation to the last subscriber receiving the message \
-         (the median of {FANOUT_ROUNDS} rounds, or {FANOUT_SLOW_ROUNDS} at 200 ms; one client serves every round, as a warm container keeps its connections). Ideal: every invocation keeps 64 posts in flight all the time, \
+         (the median of {FANOUT_ROUNDS} rounds, or {FANOUT_SLOW_ROUNDS} at 200 ms; one client \
+         serves every round, as a warm container keeps its connections). Ideal: every \
+         invocation keeps 64 posts in flight all the time, \
          `ceil(subscribers / (invocations x 64)) x latency per post`.\n\nOn AWS every \
          invocation runs on its own CPU; here the invocations, the edge and every subscriber \
          share this machine's cores. The CPU column is theirs together, in percent of one core: \
@@ -466,9 +462,9 @@ pub fn markdown(r: &Results, args: &crate::suite::SuiteArgs) -> String {
          each invocation's time flat.\n\nOne post alone: a post timed on its own through \
          the same client, the median of {LONE_POSTS}. It is the wait as the edge keeps it \
          (tokio's timer ends a wait on a whole millisecond after it, and the edge wakes a little \
-         later still, so a wait runs long) plus the request's own time. Against it: the delivery time over the ideal with one post alone in \
-         place of the wait, the share of the ratio that is neither the emulator's timer nor the \
-         request itself.\n"
+         later still, so a wait runs long) plus the request's own time. Against it: the \
+         delivery time over the ideal with one post alone in place of the wait, the share of the \
+         ratio that is neither the emulator's timer nor the request itself.\n"
     );
     let _ = writeln!(
         m,
@@ -477,15 +473,15 @@ pub fn markdown(r: &Results, args: &crate::suite::SuiteArgs) -> String {
     for f in &r.fanout {
         let _ = writeln!(
             m,
-            "| {:.0} ms | {} | {} | {:.0} ms | {:.0} ms | {:.2}x | {:.1} ms | {:.2}x | {:.0} ms | {:.0} ms | {:.0} ms | {} | {:.0}% |",
+            "| {:.0} ms | {} | {} | {:.0} ms | {:.0} ms | {} | {:.1} ms | {} | {:.0} ms | {:.0} ms | {:.0} ms | {} | {:.0}% |",
             f.latency_ms,
             f.subscribers,
             f.invocations,
             f.delivery_ms,
             f.ideal_ms,
-            f.delivery_ms / f.ideal_ms.max(1e-9),
+            fmt_ratio(f.ratio()),
             f.post_alone_ms,
-            f.delivery_ms / f.ideal_alone_ms().max(1e-9),
+            fmt_ratio(f.ratio_to_post_alone()),
             f.single_invocation_ms,
             f.per_invocation_mean_ms,
             f.per_invocation_max_ms,

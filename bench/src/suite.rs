@@ -492,19 +492,27 @@ pub async fn run(args: SuiteArgs) -> crate::Result {
     // At 20 ms per post this machine's cores run every invocation and every subscriber at once
     // (on AWS each invocation has its own); at 200 ms they keep up, and what is left is the
     // path itself.
-    let series: Vec<(f64, Vec<usize>)> = if args.smoke {
-        vec![(FANOUT_LATENCY_MS, vec![200])]
+    let series: Vec<(f64, u64, Vec<usize>)> = if args.smoke {
+        vec![(FANOUT_LATENCY_MS, 1, vec![200])]
     } else {
         vec![
-            (FANOUT_LATENCY_MS, vec![1000, 5000, 10_000, 50_000]),
-            (FANOUT_SLOW_MS, vec![1000, 10_000, 50_000]),
+            (
+                FANOUT_LATENCY_MS,
+                FANOUT_ROUNDS,
+                vec![1000, 5000, 10_000, 50_000],
+            ),
+            (
+                FANOUT_SLOW_MS,
+                FANOUT_SLOW_ROUNDS,
+                vec![1000, 10_000, 50_000],
+            ),
         ]
     };
     let (batch_size, concurrency) = (if args.smoke { 100 } else { 1000 }, 64);
     // `main` raised it to the hard limit already: this reads the limit back. The edge raises its
     // own the same way.
     let open_files = echo_edge::capacity::raise_open_files_limit();
-    for (latency_ms, counts) in series {
+    for (latency_ms, rounds, counts) in series {
         let mut subscribers = Vec::new();
         for n in counts {
             let files_needed = files_needed(n, batch_size, concurrency);
@@ -544,11 +552,7 @@ pub async fn run(args: SuiteArgs) -> crate::Result {
             concurrency,
             batch_size,
             invoke_latency: Duration::from_millis(20),
-            rounds: match (args.smoke, latency_ms == FANOUT_SLOW_MS) {
-                (true, _) => 1,
-                (false, false) => FANOUT_ROUNDS,
-                (false, true) => FANOUT_SLOW_ROUNDS,
-            },
+            rounds,
             pids: edge.pids.clone(),
         };
         for &n in &fan.subscribers {
