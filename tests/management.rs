@@ -118,3 +118,53 @@ async fn the_management_api_refuses_to_listen_beyond_loopback() {
     let err = echo_edge::start(config).await.unwrap_err();
     assert!(err.to_string().contains("loopback"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn manage_latency_holds_each_request_before_serving_it() {
+    const LATENCY: std::time::Duration = std::time::Duration::from_millis(150);
+    let edge = TestEdge::start_with(
+        |c| c.manage_latency = LATENCY,
+        echo_edge::invoker::InProcess::demo(),
+    )
+    .await;
+    let mut admin = edge.connect(&edge.admin_token("chat-demo")).await;
+    admin.subscribe("$status").await;
+    let mut c = edge.connect(&edge.token("chat-demo", "a")).await;
+    let id = admin.recv().await["data"]["connectionId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let http = edge.http();
+    let url = edge.manage_url(&format!("/@connections/{id}"));
+
+    // Several at once, each answered and delivered.
+    let started = std::time::Instant::now();
+    let posts = (0..4).map(|i| {
+        http.post(&url)
+            .bearer_auth(MANAGE_TOKEN)
+            .body(format!(r#"{{"n":{i}}}"#))
+            .send()
+    });
+    let answers = futures_util::future::join_all(posts).await;
+    let took = started.elapsed();
+    for a in answers {
+        assert_eq!(a.unwrap().status(), 200);
+    }
+    assert!(took >= LATENCY, "answered after {took:?}");
+    let mut got: Vec<u64> = Vec::new();
+    for _ in 0..4 {
+        got.push(c.recv().await["n"].as_u64().unwrap());
+    }
+    got.sort_unstable();
+    assert_eq!(got, [0, 1, 2, 3]);
+
+    let started = std::time::Instant::now();
+    let r = http
+        .get(&url)
+        .bearer_auth(MANAGE_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(started.elapsed() >= LATENCY, "a read waits too");
+}

@@ -21,6 +21,7 @@ use echo_core::ids::ConnectionId;
 use echo_core::message::StoredMessage;
 use echo_core::store::memory::MemoryStore;
 use echo_core::store::{ConnectionRecord, ConnectionStore};
+use echo_edge::delay::DelayLine;
 use fanout::{Deps, Handoff, HandoffError};
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -124,6 +125,8 @@ struct Spawner {
     deps: Arc<Deps>,
     batch_size: usize,
     invoke_latency: Duration,
+    /// Times the invoke latency to within a fraction of a millisecond, as the edge times posts.
+    delay: Arc<DelayLine>,
     durations: Arc<Mutex<Vec<(Duration, usize)>>>,
     running: Arc<tokio::sync::Semaphore>,
 }
@@ -137,7 +140,11 @@ impl Handoff for Spawner {
         connections: Vec<ConnectionId>,
     ) -> Result<(), HandoffError> {
         let (deps, key, message) = (self.deps.clone(), key.clone(), message.clone());
-        let (delay, durations) = (self.invoke_latency, self.durations.clone());
+        let (delay, line, durations) = (
+            self.invoke_latency,
+            self.delay.clone(),
+            self.durations.clone(),
+        );
         let batch_size = self.batch_size;
         let permit = self
             .running
@@ -146,7 +153,7 @@ impl Handoff for Spawner {
             .await
             .map_err(|e| HandoffError(e.to_string()))?;
         tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
+            line.wait(delay).await;
             let started = Instant::now();
             let n = connections.len();
             let none = NoHandoff;
@@ -400,6 +407,7 @@ pub async fn measure(args: &FanoutArgs, n: usize) -> crate::Result<FanoutOutcome
     // One client for every round, as a warm container keeps its connections; the first round
     // opens them.
     let warm = Arc::new(management(args, args.concurrency));
+    let delay = Arc::new(DelayLine::start()?);
     let post_alone_ms = post_alone(&warm, &ids[0]).await?;
     for round in 1..=args.rounds {
         let deps = Arc::new(Deps {
@@ -411,6 +419,7 @@ pub async fn measure(args: &FanoutArgs, n: usize) -> crate::Result<FanoutOutcome
             deps: deps.clone(),
             batch_size: args.batch_size,
             invoke_latency: args.invoke_latency,
+            delay: delay.clone(),
             durations: durations.clone(),
             running: Arc::new(tokio::sync::Semaphore::new(10_000)),
         };

@@ -460,11 +460,11 @@ pub fn markdown(r: &Results, args: &crate::suite::SuiteArgs) -> String {
          series waits 200 ms per post, so the same posts are spread over ten times as long and \
          the cores keep up: what remains is the path's own overhead and whether sharding keeps \
          each invocation's time flat.\n\nOne post alone: a post timed on its own through \
-         the same client, the median of {LONE_POSTS}. It is the wait as the edge keeps it \
-         (tokio's timer ends a wait on a whole millisecond after it, and the edge wakes a little \
-         later still, so a wait runs long) plus the request's own time. Against it: the \
-         delivery time over the ideal with one post alone in place of the wait, the share of the \
-         ratio that is neither the emulator's timer nor the request itself.\n"
+         the same client, the median of {LONE_POSTS}: the wait as the edge keeps it plus the \
+         request's own time (a tenth of a millisecond here without a wait; waking from the wait \
+         takes a few tenths more). Against it: the delivery time over the ideal with one post \
+         alone in place of the wait, the share of the ratio that is neither the emulator's wait \
+         nor the request itself.\n"
     );
     let _ = writeln!(
         m,

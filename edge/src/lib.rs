@@ -9,6 +9,7 @@
 //! - [`server`]: starting, serving and shutting down; the HTTP routes.
 //! - [`capacity`]: how many client connections the edge holds, and the open-file limit.
 //! - [`connection`]: one WebSocket from upgrade to `$disconnect`.
+//! - [`delay`]: waits that end close to their deadline (`manage_latency`).
 //! - [`gateway`]: the connection table, the in-process [`Gateway`](echo_core::gateway::Gateway).
 //! - [`events`]: API Gateway WebSocket events, built as API Gateway builds them.
 //! - [`handlers`]: running the handlers in-process, or (faithful mode) as Lambdas.
@@ -20,6 +21,7 @@ pub mod associations;
 pub mod capacity;
 pub mod config;
 pub mod connection;
+pub mod delay;
 pub mod events;
 pub mod gateway;
 pub mod handlers;

@@ -33,6 +33,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::capacity::Capacity;
 use crate::config::EdgeConfig;
+use crate::delay::DelayLine;
 use crate::events::{self, ConnectionContext};
 use crate::gateway::LocalGateway;
 use crate::invoker::{InProcess, Invoker, LambdaInvokeApi};
@@ -66,6 +67,8 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot start the thread that times --manage-latency: {0}")]
+    DelayThread(#[source] std::io::Error),
 }
 
 /// Shared by every request and connection.
@@ -84,6 +87,8 @@ pub struct State {
     pub limiter: Arc<dyn RateLimiter>,
     /// Client connections held, against the most allowed.
     pub capacity: Arc<Capacity>,
+    /// Times `manage_latency`'s waits; `None` when there is none.
+    pub manage_delay: Option<DelayLine>,
 }
 
 /// A running edge.
@@ -245,6 +250,10 @@ pub async fn start_with(
         0 => Arc::new(Unlimited),
         rate => Arc::new(TokenBuckets::new(rate, config.publish_burst)),
     };
+    let manage_delay = match config.manage_latency.is_zero() {
+        true => None,
+        false => Some(DelayLine::start().map_err(StartError::DelayThread)?),
+    };
     let shutdown = CancellationToken::new();
     let state = Arc::new(State {
         handlers: match &config.faithful {
@@ -286,6 +295,7 @@ pub async fn start_with(
         connections: TaskTracker::new(),
         limiter,
         capacity,
+        manage_delay,
     });
 
     let mut tasks = Vec::new();
@@ -710,8 +720,8 @@ async fn conn_post(
 
 /// Waits `manage_latency`, as a request to API Gateway's management API would take.
 async fn emulated_latency(state: &State) {
-    if !state.config.manage_latency.is_zero() {
-        tokio::time::sleep(state.config.manage_latency).await;
+    if let Some(line) = &state.manage_delay {
+        line.wait(state.config.manage_latency).await;
     }
 }
 
