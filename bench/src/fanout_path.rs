@@ -72,6 +72,8 @@ pub struct FanoutOutcome {
     pub invocations: usize,
     /// Median over rounds, milliseconds.
     pub delivery_ms: f64,
+    /// Every round's delivery time, fastest first, milliseconds.
+    pub rounds_ms: Vec<f64>,
     /// `ceil(subscribers / (invocations x concurrency)) x latency`: every post in flight all the
     /// time.
     pub ideal_ms: f64,
@@ -284,6 +286,28 @@ async fn connect(
         serde_json::json!({"action": "subscribe", "channel": "$status"}).to_string(),
     )
     .await?;
+    // Connections opened before the subscription is in place would go unannounced.
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(Ok(m)) = status.next().await {
+            if let Message::Text(t) = m
+                && let Ok(v) = serde_json::from_str::<serde_json::Value>(t.as_str())
+            {
+                match v["type"].as_str() {
+                    Some("subscribed") => return Ok(()),
+                    Some("error") => break,
+                    _ => {}
+                }
+            }
+        }
+        Err(TargetError::Handshake("subscribing to $status"))
+    })
+    .await
+    .map_err(|_| TargetError::Timeout("subscribing to $status"))??;
+    // The collector says how many ids it has; connections are opened at most `AHEAD` beyond
+    // that, so `$status` events never pile up past the edge's outbound queue (which would close
+    // the admin connection as a slow consumer) however the cores are shared.
+    const AHEAD: usize = 512;
+    let (collected_tx, mut collected) = tokio::sync::watch::channel(0usize);
     let collector = tokio::spawn(async move {
         let mut ids = Vec::with_capacity(n);
         while ids.len() < n {
@@ -299,25 +323,36 @@ async fn connect(
                 && let Some(id) = data["connectionId"].as_str()
             {
                 ids.push(ConnectionId(id.to_owned()));
+                collected_tx.send_replace(ids.len());
             }
         }
         (ids, status)
     });
     let mut sockets = Vec::with_capacity(n);
-    let mut opening = futures_util::stream::iter((0..n).map(|i| {
-        let endpoint = endpoint.clone();
-        async move {
-            let url = format!(
-                "ws://{}/?token={}",
-                endpoint.addr,
-                endpoint.token(&format!("fan-{i}"))?
-            );
-            target::connect(url).await
+    for start in (0..n).step_by(AHEAD) {
+        let behind = start.saturating_sub(AHEAD);
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            collected.wait_for(|got| *got >= behind),
+        )
+        .await
+        .map_err(|_| TargetError::Timeout("collecting connection ids"))?
+        .map_err(|_| TargetError::Handshake("collecting connection ids"))?;
+        let mut opening = futures_util::stream::iter((start..n.min(start + AHEAD)).map(|i| {
+            let endpoint = endpoint.clone();
+            async move {
+                let url = format!(
+                    "ws://{}/?token={}",
+                    endpoint.addr,
+                    endpoint.token(&format!("fan-{i}"))?
+                );
+                target::connect(url).await
+            }
+        }))
+        .buffered(64);
+        while let Some(ws) = opening.next().await {
+            sockets.push(ws?);
         }
-    }))
-    .buffered(64);
-    while let Some(ws) = opening.next().await {
-        sockets.push(ws?);
     }
     let (ids, status) = tokio::time::timeout(Duration::from_secs(60), collector)
         .await
@@ -483,6 +518,7 @@ pub async fn measure(args: &FanoutArgs, n: usize) -> crate::Result<FanoutOutcome
         subscribers: n,
         invocations,
         delivery_ms: ms(median),
+        rounds_ms: totals.iter().map(|d| ms(*d)).collect(),
         ideal_ms: ms(args.latency) * rounds_per_invocation as f64,
         single_invocation_ms: ms(args.latency) * n.div_ceil(args.concurrency.max(1)) as f64,
         per_invocation_mean_ms: all_durations.iter().map(|(d, _)| ms(*d)).sum::<f64>()

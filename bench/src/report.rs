@@ -195,6 +195,14 @@ fn fmt_ratio(r: Option<f64>) -> String {
     r.map_or("-".into(), |r| format!("{r:.2}x"))
 }
 
+/// The fastest and the slowest of a series of times in milliseconds, fastest first.
+fn spread(ms: &[f64]) -> String {
+    match (ms.first(), ms.last()) {
+        (Some(a), Some(b)) => format!("{a:.0}–{b:.0} ms"),
+        _ => "-".into(),
+    }
+}
+
 /// Each target of the benchmarks, measured: (what, figure, target, met).
 pub fn targets(r: &Results) -> Vec<(String, String, String, Option<bool>)> {
     use crate::target::System::{Ceiling, Echo, Socketio};
@@ -450,8 +458,9 @@ pub fn markdown(r: &Results, args: &crate::suite::SuiteArgs) -> String {
          further invocations start 20 ms after being handed their batch, as an asynchronous \
          invoke would. Subscribers are real WebSocket connections to the edge. Delivery time runs \
          from the start of the first invocation to the last subscriber receiving the message \
-         (the median of {FANOUT_ROUNDS} rounds, or {FANOUT_SLOW_ROUNDS} at 200 ms; one client \
-         serves every round, as a warm container keeps its connections). Ideal: every \
+         (the median of {FANOUT_ROUNDS} rounds, or {FANOUT_SLOW_ROUNDS} at 200 ms, whose \
+         fastest and slowest are shown beside it; one client serves every round, as a warm \
+         container keeps its connections). Ideal: every \
          invocation keeps 64 posts in flight all the time, \
          `ceil(subscribers / (invocations x 64)) x latency per post`.\n\nOn AWS every \
          invocation runs on its own CPU; here the invocations, the edge and every subscriber \
@@ -468,16 +477,17 @@ pub fn markdown(r: &Results, args: &crate::suite::SuiteArgs) -> String {
     );
     let _ = writeln!(
         m,
-        "| Per post | Subscribers | Invocations | Delivery time | Ideal | Ratio | One post alone | Against it | One invocation alone | Per invocation, mean | Per invocation, max | Posts per invocation, max | CPU |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        "| Per post | Subscribers | Invocations | Delivery time | Rounds, fastest to slowest | Ideal | Ratio | One post alone | Against it | One invocation alone | Per invocation, mean | Per invocation, max | Posts per invocation, max | CPU |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     );
     for f in &r.fanout {
         let _ = writeln!(
             m,
-            "| {:.0} ms | {} | {} | {:.0} ms | {:.0} ms | {} | {:.1} ms | {} | {:.0} ms | {:.0} ms | {:.0} ms | {} | {:.0}% |",
+            "| {:.0} ms | {} | {} | {:.0} ms | {} | {:.0} ms | {} | {:.1} ms | {} | {:.0} ms | {:.0} ms | {:.0} ms | {} | {:.0}% |",
             f.latency_ms,
             f.subscribers,
             f.invocations,
             f.delivery_ms,
+            spread(&f.rounds_ms),
             f.ideal_ms,
             fmt_ratio(f.ratio()),
             f.post_alone_ms,
