@@ -2,19 +2,25 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use echo_tests::{MANAGE_TOKEN, TestEdge};
+use echo_tests::{Client, MANAGE_TOKEN, TestEdge};
 use serde_json::{Value, json};
 
-#[tokio::test(flavor = "multi_thread")]
-async fn connections_api_posts_reads_and_closes() {
-    let edge = TestEdge::start().await;
+/// An admin watching `$status`, a client, and the client's connection id as `$status` gave it.
+async fn connected(edge: &TestEdge) -> (Client, Client, String) {
     let mut admin = edge.connect(&edge.admin_token("chat-demo")).await;
     admin.subscribe("$status").await;
-    let mut c = edge.connect(&edge.token("chat-demo", "a")).await;
+    let c = edge.connect(&edge.token("chat-demo", "a")).await;
     let id = admin.recv().await["data"]["connectionId"]
         .as_str()
         .unwrap()
         .to_owned();
+    (admin, c, id)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_api_posts_reads_and_closes() {
+    let edge = TestEdge::start().await;
+    let (mut admin, mut c, id) = connected(&edge).await;
     let http = edge.http();
 
     let r = http
@@ -127,13 +133,7 @@ async fn manage_latency_holds_each_request_before_serving_it() {
         echo_edge::invoker::InProcess::demo(),
     )
     .await;
-    let mut admin = edge.connect(&edge.admin_token("chat-demo")).await;
-    admin.subscribe("$status").await;
-    let mut c = edge.connect(&edge.token("chat-demo", "a")).await;
-    let id = admin.recv().await["data"]["connectionId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (_admin, mut c, id) = connected(&edge).await;
     let http = edge.http();
     let url = edge.manage_url(&format!("/@connections/{id}"));
 
