@@ -88,12 +88,7 @@ impl PostSigner {
         path: &str,
         body: &[u8],
     ) -> Result<Signature, SignError> {
-        // The general signer removes empty and dot segments before signing; a path with none
-        // is signed as it is sent.
-        if path
-            .strip_prefix('/')
-            .is_none_or(|p| p.split('/').any(|s| matches!(s, "" | "." | "..")))
-        {
+        if normalised_away(path) {
             return Err(SignError::Path(path.to_owned()));
         }
         let t = time::OffsetDateTime::from(time);
@@ -190,6 +185,14 @@ impl PostSigner {
             authorization,
         })
     }
+}
+
+/// Whether `path` lacks its leading `/` or has an empty or dot segment: the general signer
+/// removes those before signing, so it would sign a path other than the one sent. A path
+/// without any is signed as it is sent.
+pub fn normalised_away(path: &str) -> bool {
+    path.strip_prefix('/')
+        .is_none_or(|p| p.split('/').any(|s| matches!(s, "" | "." | "..")))
 }
 
 /// A header value as SigV4 canonicalises it: spaces trimmed, runs of them made one.

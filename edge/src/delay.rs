@@ -17,16 +17,15 @@ use tokio::sync::oneshot;
 /// The longest wait: about 30 years.
 const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
 
-/// One waiter: its deadline, the order it came in (which breaks ties), and how to wake it.
+/// One waiter: its deadline and how to wake it. Waiters are ordered by deadline alone.
 struct Waiter {
     deadline: Instant,
-    seq: u64,
     wake: oneshot::Sender<()>,
 }
 
 impl PartialEq for Waiter {
     fn eq(&self, other: &Self) -> bool {
-        (self.deadline, self.seq) == (other.deadline, other.seq)
+        self.deadline == other.deadline
     }
 }
 
@@ -40,14 +39,13 @@ impl PartialOrd for Waiter {
 
 impl Ord for Waiter {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.deadline, self.seq).cmp(&(other.deadline, other.seq))
+        self.deadline.cmp(&other.deadline)
     }
 }
 
 #[derive(Default)]
 struct Queue {
     waiters: BinaryHeap<Reverse<Waiter>>,
-    next_seq: u64,
     closed: bool,
 }
 
@@ -99,14 +97,8 @@ impl DelayLine {
         if q.closed {
             return None;
         }
-        let seq = q.next_seq;
-        q.next_seq += 1;
         let earliest = q.waiters.peek().is_none_or(|w| deadline < w.0.deadline);
-        q.waiters.push(Reverse(Waiter {
-            deadline,
-            seq,
-            wake,
-        }));
+        q.waiters.push(Reverse(Waiter { deadline, wake }));
         if earliest {
             self.shared.changed.notify_one();
         }
