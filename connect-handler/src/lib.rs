@@ -15,8 +15,9 @@ use echo_core::auth::TokenVerifier;
 use echo_core::clock::Clock;
 use echo_core::ids::ConnectionId;
 use echo_core::limits::Limits;
+use echo_core::presence::StatusEvent;
 use echo_core::protocol::{ErrorCode, ProtocolError};
-use echo_core::publish::{Publisher, StatusEvent};
+use echo_core::publish::Publisher;
 use echo_core::store::{ConnectionRecord, ConnectionStore};
 
 /// What the connect handler needs.

@@ -15,6 +15,7 @@
 //!   the conformance suite every implementation must pass.
 //! - [`gateway`]: the port that sends frames to connections and closes them.
 //! - [`publish`]: committing a message to a channel (sequence, history, delivery) in order.
+//! - [`presence`]: connect, disconnect, subscribe and unsubscribe events on `$status`.
 //! - [`rate`]: publish rate limits per connection.
 //! - [`clock`]: time as a port, so time-dependent logic is testable.
 //! - [`metrics`]: what the handlers observe, as a port.
@@ -33,6 +34,7 @@ pub mod limits;
 pub mod locate;
 pub mod message;
 pub mod metrics;
+pub mod presence;
 pub mod protocol;
 pub mod publish;
 pub mod rate;

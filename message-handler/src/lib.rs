@@ -24,10 +24,11 @@ use echo_core::ids::{ConnectionId, random_hex};
 use echo_core::limits::Limits;
 use echo_core::message::NewMessage;
 use echo_core::metrics::{Metric, Metrics};
+use echo_core::presence::StatusEvent;
 use echo_core::protocol::{
     Ack, ClientFrame, ErrorCode, MAX_HISTORY_LIMIT, ProtocolError, ServerFrame,
 };
-use echo_core::publish::{Publisher, StatusEvent};
+use echo_core::publish::Publisher;
 use echo_core::rate::RateLimiter;
 use echo_core::store::{ConnectionStore, StoreError, Subscribed};
 use serde_json::Value;
