@@ -21,7 +21,7 @@ use echo_core::ids::ConnectionId;
 use echo_core::message::StoredMessage;
 use echo_core::store::memory::MemoryStore;
 use echo_core::store::{ConnectionRecord, ConnectionStore};
-use echo_edge::delay::DelayLine;
+use echo_edge::management::latency::DelayLine;
 use fanout::{Deps, Handoff, HandoffError};
 use futures_util::StreamExt;
 use serde::Serialize;

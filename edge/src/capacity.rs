@@ -34,6 +34,28 @@ pub fn connections_for(open_files: u64) -> usize {
     usize::try_from(open_files.saturating_sub(reserve(open_files))).unwrap_or(usize::MAX)
 }
 
+/// The most client connections to hold: the configured number, within what the open-file limit
+/// leaves room for.
+pub fn max_connections(configured: Option<usize>, open_files: Option<u64>) -> usize {
+    let Some(open_files) = open_files else {
+        return configured.unwrap_or(usize::MAX);
+    };
+    let room = connections_for(open_files);
+    match configured {
+        Some(wanted) if wanted > room => {
+            tracing::warn!(
+                max_connections = wanted,
+                open_files,
+                holding = room,
+                "max_connections is more than the open-file limit leaves room for: raise the hard limit (ulimit -Hn) to hold more"
+            );
+            room
+        }
+        Some(wanted) => wanted,
+        None => room,
+    }
+}
+
 /// The connections held, against the most allowed.
 #[derive(Debug)]
 pub struct Capacity {
@@ -121,5 +143,15 @@ mod tests {
         assert_eq!(raised, Some(soft));
         // macOS caps the soft limit below an unlimited hard one.
         assert!(soft == hard || cfg!(target_os = "macos"), "{soft} < {hard}");
+    }
+
+    #[test]
+    fn a_configured_maximum_holds_within_what_the_open_file_limit_allows() {
+        let room = connections_for(20_000);
+        assert_eq!(max_connections(Some(100), Some(20_000)), 100);
+        assert_eq!(max_connections(Some(50_000), Some(20_000)), room);
+        assert_eq!(max_connections(None, Some(20_000)), room);
+        assert_eq!(max_connections(Some(50_000), None), 50_000);
+        assert_eq!(max_connections(None, None), usize::MAX);
     }
 }

@@ -52,7 +52,7 @@ pub struct EdgeConfig {
     /// How long each management API request waits before it is served, to emulate API
     /// Gateway's management API, whose posts take tens of milliseconds (benchmarks of the AWS
     /// delivery path use it). Zero by default. A thread of its own ends each wait
-    /// ([`crate::delay::DelayLine`]): a post takes the wait and a few tenths of a millisecond.
+    /// ([`crate::management::latency::DelayLine`]): a post takes the wait and a few tenths of a millisecond.
     pub manage_latency: Duration,
     /// Publishes per second one connection may sustain (0: no limit); more get `rate_limited`.
     pub publish_rate: u32,

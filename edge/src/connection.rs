@@ -20,7 +20,7 @@ use crate::events::{self, ConnectionContext};
 use crate::gateway::ConnHandle;
 use crate::handlers::PendingReply;
 use crate::outbox::Outbox;
-use crate::server::State;
+use crate::state::State;
 
 /// Frames of one connection whose replies may be outstanding at once (publishes waiting for
 /// their commit); the next frame is read when one completes.

@@ -6,29 +6,44 @@
 //! (loopback only, with a bearer token), the chat demo, and in dev mode a token endpoint.
 //!
 //! - [`config`]: [`EdgeConfig`], with API Gateway's limits as defaults.
-//! - [`server`]: starting, serving and shutting down; the HTTP routes.
-//! - [`capacity`]: how many client connections the edge holds, and the open-file limit.
+//! - [`server`]: starting and shutting down: the store, the handlers, the listeners, the
+//!   background tasks.
+//! - [`state`]: what every request and connection shares.
+//! - [`client_routes`]: what the client listener serves.
+//! - [`upgrade`]: the WebSocket upgrade and `$connect`.
 //! - [`connection`]: one WebSocket from upgrade to `$disconnect`.
-//! - [`delay`]: waits that end close to their deadline (`manage_latency`).
+//! - [`outbox`]: a connection's outbound queue.
+//! - [`demo`]: the chat demo's files and the JavaScript client.
+//! - [`dev_token`]: tokens for anyone, in dev mode.
+//! - [`management`]: the management listener: the @connections API, associations, and the
+//!   emulated management latency (`--manage-latency`).
+//! - [`capacity`]: how many client connections the edge holds, and the open-file limit.
 //! - [`gateway`]: the connection table, the in-process [`Gateway`](echo_core::gateway::Gateway).
 //! - [`events`]: API Gateway WebSocket events, built as API Gateway builds them.
 //! - [`handlers`]: running the handlers in-process, or (faithful mode) as Lambdas.
 //! - [`invoker`]: running functions in-process or through the Lambda Invoke API.
 //! - [`associations`]: loading, validating, watching and replacing associations.
+//! - [`retention`]: pruning history older than the retention.
 //! - [`store`]: the embedded store (redb).
 
 pub mod associations;
 pub mod capacity;
+pub mod client_routes;
 pub mod config;
 pub mod connection;
-pub mod delay;
+pub mod demo;
+pub mod dev_token;
 pub mod events;
 pub mod gateway;
 pub mod handlers;
 pub mod invoker;
+pub mod management;
 pub mod outbox;
+pub mod retention;
 pub mod server;
+pub mod state;
 pub mod store;
+pub mod upgrade;
 
 pub use config::EdgeConfig;
 pub use server::{RunningEdge, StartError, start, start_with};

@@ -1,11 +1,11 @@
-//! Waits that end close to their deadline, for `--manage-latency`.
+//! Emulation only: the management API's latency as `--manage-latency` sets it, so that the AWS
+//! delivery path can be measured against the local edge. Nothing else in the edge uses it.
 //!
 //! tokio's timer ends a wait on the first whole millisecond after its deadline, and its driver
-//! parks with a timeout in whole milliseconds too: a 20 ms wait ended about 1.3 ms late. A
+//! parks with a timeout in whole milliseconds too, so an emulated wait would run long. A
 //! [`DelayLine`] keeps every deadline in one heap served by a thread of its own, which sleeps
 //! until the earliest with a nanosecond timeout and then wakes each waiter whose deadline has
-//! passed: on an idle two-core machine a 20 ms wait ended about 0.2 ms late (the time to wake
-//! the thread, then the task), and later when every core is busy.
+//! passed. How late each ends is measured in bench/README.md (item 14).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
