@@ -24,10 +24,10 @@ use echo_core::store::{ConnectionRecord, ConnectionStore};
 use echo_edge::management::latency::DelayLine;
 use fanout::{Deps, Handoff, HandoffError};
 use futures_util::StreamExt;
-use serde::Serialize;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::results::{FanoutOutcome, InvocationCpu, LONE_POSTS};
 use crate::target::{self, Endpoint, System, TargetError};
 
 #[derive(clap::Args, Clone)]
@@ -63,63 +63,6 @@ pub struct FanoutArgs {
     /// The edge's process ids: the CPU figure adds theirs to this process's.
     #[arg(long = "pid")]
     pub pids: Vec<u32>,
-}
-
-/// What one subscriber count measured.
-#[derive(Debug, Clone, Serialize)]
-pub struct FanoutOutcome {
-    pub subscribers: usize,
-    pub invocations: usize,
-    /// Median over rounds, milliseconds.
-    pub delivery_ms: f64,
-    /// Every round's delivery time, fastest first, milliseconds.
-    pub rounds_ms: Vec<f64>,
-    /// `ceil(subscribers / (invocations x concurrency)) x latency`: every post in flight all the
-    /// time.
-    pub ideal_ms: f64,
-    /// One invocation alone: `subscribers x latency / concurrency`.
-    pub single_invocation_ms: f64,
-    pub per_invocation_mean_ms: f64,
-    pub per_invocation_max_ms: f64,
-    pub posts_per_invocation_max: usize,
-    pub delivered: usize,
-    /// The latency the edge injected per post, milliseconds.
-    pub latency_ms: f64,
-    /// One post alone, end to end through the same client (median of [`LONE_POSTS`]): the
-    /// injected latency as the edge keeps it, plus the request's own time.
-    pub post_alone_ms: f64,
-    /// Posts in flight per invocation.
-    pub concurrency: usize,
-    /// CPU used by the edge and this process (the invocations and the subscribers) while the
-    /// rounds ran, in percent of one core. Near all of the machine's cores, the figures measure
-    /// this machine's CPU, not the path: on AWS every invocation has its own.
-    pub cpu_percent: f64,
-    /// One invocation of `posts` alone on a thread of its own: the CPU it used, milliseconds.
-    pub invocation: Option<InvocationCpu>,
-}
-
-/// One invocation's own CPU: everything the fan-out code, the client and the kernel did on its
-/// thread, the invocation's side of the path only.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct InvocationCpu {
-    pub posts: usize,
-    /// A new client: every connection to the management API is opened (a cold container).
-    pub cold_ms: f64,
-    /// The same client again: connections reused (a warm container).
-    pub warm_ms: f64,
-}
-
-impl FanoutOutcome {
-    /// Delivery time over the ideal; `None` when no wait per post makes the ideal zero.
-    pub fn ratio(&self) -> Option<f64> {
-        (self.ideal_ms > 0.0).then(|| self.delivery_ms / self.ideal_ms)
-    }
-
-    /// Delivery time over the ideal with one post alone in place of the injected latency.
-    pub fn ratio_to_post_alone(&self) -> Option<f64> {
-        let ideal = self.ideal_ms / self.latency_ms * self.post_alone_ms;
-        (self.latency_ms > 0.0 && ideal > 0.0).then(|| self.delivery_ms / ideal)
-    }
 }
 
 /// Further invocations, as tasks started after the invoke latency; records their durations.
@@ -364,9 +307,6 @@ async fn connect(
     }
     Ok((sockets, ids))
 }
-
-/// Posts timed one at a time for [`FanoutOutcome::post_alone_ms`].
-pub const LONE_POSTS: usize = 9;
 
 /// The median time of a post alone to `id` (after one that opens the connection). The subscriber
 /// gets frames without a `seq`, which it ignores.

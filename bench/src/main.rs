@@ -9,11 +9,13 @@
 //!   `docs/benchmarks.md` (`--smoke` for a quick pass).
 //!
 //! Modules: `target` (the systems' protocols), `load`, `stats`, `fanout_path`, `startup`,
-//! `suite`, `report`.
+//! `suite` (each runs one kind of measurement), `results` (what they measured, and the suite's
+//! series), `report` (how results are printed and written).
 
 mod fanout_path;
 mod load;
 mod report;
+mod results;
 mod startup;
 mod stats;
 mod suite;

@@ -1,7 +1,10 @@
 //! How figures are printed and written to docs/benchmarks.md.
 
-use crate::fanout_path::LONE_POSTS;
 use crate::load::Outcome;
+use crate::results::{
+    CHAIN_PEAK, FANOUT_LATENCY_MS, FANOUT_ROUNDS, FANOUT_SLOW_MS, FANOUT_SLOW_ROUNDS,
+    FanoutOutcome, HALF, LONE_POSTS, PEAK, Results, SAME_RATE, Skipped, StartupOutcome,
+};
 
 /// One line per load, for the terminal.
 pub fn load_line(o: &Outcome) -> String {
@@ -23,7 +26,7 @@ pub fn load_line(o: &Outcome) -> String {
     )
 }
 
-pub fn fanout_line(o: &crate::fanout_path::FanoutOutcome) -> String {
+pub fn fanout_line(o: &FanoutOutcome) -> String {
     let own = o.invocation.map_or(String::new(), |c| {
         format!(
             "; one invocation's own cpu for {} posts {:.1} ms warm, {:.1} ms cold",
@@ -50,7 +53,7 @@ pub fn fanout_line(o: &crate::fanout_path::FanoutOutcome) -> String {
 
 /// One invocation's own CPU (the median over the runs), and what it means for a Lambda, whose
 /// CPU share follows its memory.
-fn invocation_cpu(m: &mut String, fanout: &[crate::fanout_path::FanoutOutcome]) {
+fn invocation_cpu(m: &mut String, fanout: &[FanoutOutcome]) {
     use std::fmt::Write;
     let mut runs: Vec<_> = fanout
         .iter()
@@ -100,7 +103,7 @@ fn invocation_cpu(m: &mut String, fanout: &[crate::fanout_path::FanoutOutcome]) 
     let _ = writeln!(m);
 }
 
-pub fn startup_line(o: &crate::startup::StartupOutcome) -> String {
+pub fn startup_line(o: &StartupOutcome) -> String {
     format!(
         "{:<16} emulator ready {:>6.0} ms, first invoke {:>6.0} ms, warm invoke {:>5.1} ms, arm64 release {}, debug {}",
         o.binary,
@@ -320,7 +323,7 @@ pub fn summary(r: &Results) -> String {
 }
 
 /// docs/benchmarks.md.
-pub fn markdown(r: &Results, args: &crate::suite::SuiteArgs) -> String {
+pub fn markdown(r: &Results, subscribers: usize) -> String {
     use std::fmt::Write;
     let mut m = String::new();
     let _ = writeln!(m, "# Benchmarks\n");
@@ -369,7 +372,7 @@ pub fn markdown(r: &Results, args: &crate::suite::SuiteArgs) -> String {
          same load for both. Latency is \
          publish to delivery (the publish time travels in the data), over every delivery in the \
          window. Delivered: deliveries as a share of acknowledged publishes x subscribers.\n",
-        args.subscribers
+        subscribers
     );
     let _ = writeln!(
         m,
@@ -530,8 +533,3 @@ pub fn markdown(r: &Results, args: &crate::suite::SuiteArgs) -> String {
     }
     m
 }
-
-use crate::suite::{
-    CHAIN_PEAK, FANOUT_LATENCY_MS, FANOUT_ROUNDS, FANOUT_SLOW_MS, FANOUT_SLOW_ROUNDS, HALF, PEAK,
-    Results, SAME_RATE, Skipped,
-};

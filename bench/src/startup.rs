@@ -12,23 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use crate::results::StartupOutcome;
 
 #[derive(clap::Args)]
 pub struct StartupArgs {}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct StartupOutcome {
-    pub binary: String,
-    /// The emulator's start, until it accepts invocations (the same for every binary).
-    pub ready_ms: f64,
-    pub first_invoke_ms: f64,
-    pub warm_invoke_ms: f64,
-    /// arm64 release `bootstrap` from `sam build`, when present.
-    pub arm64_release_bytes: Option<u64>,
-    /// The binary `cargo lambda watch` runs (debug).
-    pub debug_bytes: Option<u64>,
-}
 
 /// (package, binary, event)
 fn binaries() -> Vec<(&'static str, &'static str, String)> {

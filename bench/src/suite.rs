@@ -7,11 +7,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
-use crate::fanout_path::{FanoutArgs, FanoutOutcome};
-use crate::load::{IdleOutcome, Outcome, Spec};
-use crate::startup::StartupOutcome;
+use crate::fanout_path::FanoutArgs;
+use crate::load::{Outcome, Spec};
+use crate::results::{
+    CHAIN_HALF, CHAIN_PEAK, FANOUT_LATENCY_MS, FANOUT_ROUNDS, FANOUT_SLOW_MS, FANOUT_SLOW_ROUNDS,
+    HALF, MANY, PEAK, Results, SAME_RATE, Skipped,
+};
 use crate::target::{Endpoint, System};
 
 #[derive(clap::Args)]
@@ -283,32 +284,6 @@ fn endpoint(system: System, server: &Server) -> Endpoint {
     }
 }
 
-/// Everything the suite measured.
-#[derive(Debug, Default, Serialize)]
-pub struct Results {
-    pub idle: Vec<IdleOutcome>,
-    /// (scenario, outcome)
-    pub loads: Vec<(String, Outcome)>,
-    /// Every run of a repeated load, in run order; `loads` has the median one.
-    pub repeats: Vec<Repeat>,
-    pub fanout: Vec<FanoutOutcome>,
-    /// Subscriber counts of the AWS path this machine's open-file limit did not allow.
-    pub fanout_skipped: Vec<Skipped>,
-    pub startup: Vec<StartupOutcome>,
-    pub started: String,
-    pub took_secs: f64,
-}
-
-/// An AWS-path subscriber count left out: the edge and the generator would each need more open
-/// files than this machine allows a process.
-#[derive(Debug, Serialize)]
-pub struct Skipped {
-    pub latency_ms: f64,
-    pub subscribers: usize,
-    pub files_needed: u64,
-    pub open_files: u64,
-}
-
 /// Files the edge, and the generator, keep open to measure the AWS path with `subscribers`: one
 /// socket per subscriber, the management API's connections (`concurrency` per invocation of
 /// `batch` subscribers) and a margin for everything else.
@@ -316,51 +291,6 @@ fn files_needed(subscribers: usize, batch: usize, concurrency: usize) -> u64 {
     let management = concurrency * subscribers.div_ceil(batch.max(1));
     (subscribers + management + 1024) as u64
 }
-
-/// The runs of one repeated load: deliveries/s for a peak, p99 (ms) at a fixed rate.
-#[derive(Debug, Serialize)]
-pub struct Repeat {
-    pub scenario: String,
-    pub system: System,
-    pub values: Vec<f64>,
-}
-
-impl Results {
-    pub fn find(&self, scenario: &str, system: System) -> Option<&Outcome> {
-        self.loads
-            .iter()
-            .find(|(s, o)| s == scenario && o.system == system)
-            .map(|(_, o)| o)
-    }
-
-    /// Adds a load's reported run, and all its runs when there were several.
-    fn record(&mut self, scenario: &str, (outcome, values): (Outcome, Vec<f64>)) {
-        if values.len() > 1 {
-            self.repeats.push(Repeat {
-                scenario: scenario.into(),
-                system: outcome.system,
-                values,
-            });
-        }
-        self.loads.push((scenario.into(), outcome));
-    }
-}
-
-pub const PEAK: &str = "hot channel, no functions, peak";
-pub const HALF: &str = "hot channel, no functions, half of peak";
-pub const CHAIN_PEAK: &str = "hot channel, angry + emojify, peak";
-pub const CHAIN_HALF: &str = "hot channel, angry + emojify, half of peak";
-pub const MANY: &str = "100 channels, no functions, peak";
-/// Echo at the rate of the baseline's half-of-peak run: the same load for both.
-pub const SAME_RATE: &str = "hot channel, no functions, socket.io's half of peak";
-/// The management API's latency per post in the AWS path's main series, milliseconds.
-pub const FANOUT_LATENCY_MS: f64 = 20.0;
-/// The second series: slow enough that this machine's CPU is not what limits delivery.
-pub const FANOUT_SLOW_MS: f64 = 200.0;
-/// Rounds per subscriber count in the main series, whose times vary with this machine's CPU
-/// from round to round; and in the second, which keeps up and varies less.
-pub const FANOUT_ROUNDS: u64 = 7;
-pub const FANOUT_SLOW_ROUNDS: u64 = 3;
 
 /// Runs `spec` `times` times on `server`; returns the run with the median `key` and every run's
 /// `key`, in run order.
@@ -573,7 +503,7 @@ pub async fn run(args: SuiteArgs) -> crate::Result {
     let _ = std::fs::remove_dir_all(&tmp);
     results.took_secs = began.elapsed().as_secs_f64();
 
-    let markdown = crate::report::markdown(&results, &args);
+    let markdown = crate::report::markdown(&results, args.subscribers);
     if args.smoke {
         println!(
             "\nsmoke: small counts and whatever build ran it; these ratios are not the figures"
