@@ -5,6 +5,17 @@
 //! client (a two-way route response), so acknowledging a publish costs no management-API call.
 //! `subscribe` is the exception: its `subscribed` frame and any replay are posted through the
 //! gateway while the channel is locked, so that they arrive before the channel's next message.
+//!
+//! - this file: the event, the frame's size and parse, the connection's record, and routing.
+//! - `subscription`: `subscribe` and `unsubscribe`.
+//! - `publish`: the channel's functions, the commit and the ack.
+//! - `history`: stored messages.
+
+mod history;
+mod publish;
+mod subscription;
+#[cfg(test)]
+mod testing;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,25 +24,16 @@ use std::sync::Arc;
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::encodings::Body;
 use echo_core::associations::AssociationsSource;
-use echo_core::auth::Claims;
-use echo_core::channel::{ChannelKey, ChannelName};
 use echo_core::clock::Clock;
-use echo_core::function::{
-    ChainOutcome, FunctionInput, FunctionInvoker, FunctionMessage, run_chain,
-};
-use echo_core::gateway::{Frame, Gateway};
+use echo_core::function::FunctionInvoker;
+use echo_core::gateway::Gateway;
 use echo_core::ids::{ConnectionId, random_hex};
 use echo_core::limits::Limits;
-use echo_core::message::NewMessage;
-use echo_core::metrics::{Metric, Metrics};
-use echo_core::presence::StatusEvent;
-use echo_core::protocol::{
-    Ack, ClientFrame, ErrorCode, MAX_HISTORY_LIMIT, ProtocolError, ServerFrame,
-};
+use echo_core::metrics::Metrics;
+use echo_core::protocol::{ClientFrame, ErrorCode, ProtocolError, ServerFrame};
 use echo_core::publish::Publisher;
 use echo_core::rate::RateLimiter;
-use echo_core::store::{ConnectionStore, StoreError, Subscribed};
-use serde_json::Value;
+use echo_core::store::ConnectionStore;
 
 /// What the message handler needs.
 pub struct Deps {
@@ -149,21 +151,25 @@ pub async fn start_frame(deps: &Deps, id: &ConnectionId, body: &str, is_binary: 
     let result = match frame {
         // Answered above, without a store read: keepalives are frequent.
         ClientFrame::Ping => Ok(Reply::Ready(Some(ServerFrame::Pong))),
-        ClientFrame::Subscribe { channel, since } => subscribe(deps, id, &claims, &channel, since)
-            .await
-            .map(Reply::Ready)
-            .map_err(|e| e.with_channel(&channel)),
-        ClientFrame::Unsubscribe { channel } => unsubscribe(deps, id, &claims, &channel)
-            .await
-            .map(Reply::Ready)
-            .map_err(|e| e.with_channel(&channel)),
+        ClientFrame::Subscribe { channel, since } => {
+            subscription::subscribe(deps, id, &claims, &channel, since)
+                .await
+                .map(Reply::Ready)
+                .map_err(|e| e.with_channel(&channel))
+        }
+        ClientFrame::Unsubscribe { channel } => {
+            subscription::unsubscribe(deps, id, &claims, &channel)
+                .await
+                .map(Reply::Ready)
+                .map_err(|e| e.with_channel(&channel))
+        }
         ClientFrame::Publish {
             channel,
             data,
             id: msg_id,
         } => {
             let msg_id = msg_id.unwrap_or_else(|| random_hex(8));
-            publish(deps, id, &claims, &channel, data, msg_id.clone())
+            publish::publish(deps, id, &claims, &channel, data, msg_id.clone())
                 .await
                 .map_err(|e| e.with_channel(&channel).with_id(Some(msg_id)))
         }
@@ -171,7 +177,7 @@ pub async fn start_frame(deps: &Deps, id: &ConnectionId, body: &str, is_binary: 
             channel,
             since,
             limit,
-        } => history(deps, id, &claims, &channel, since, limit)
+        } => history::history(deps, id, &claims, &channel, since, limit)
             .await
             .map(Reply::Ready)
             .map_err(|e| e.with_channel(&channel)),
@@ -185,315 +191,19 @@ pub async fn start_frame(deps: &Deps, id: &ConnectionId, body: &str, is_binary: 
     }
 }
 
-fn internal(id: &ConnectionId, what: &str, e: &dyn std::error::Error) -> ProtocolError {
+pub(crate) fn internal(id: &ConnectionId, what: &str, e: &dyn std::error::Error) -> ProtocolError {
     tracing::error!(connection_id = %id, error = %e, "{what}");
     ProtocolError::new(ErrorCode::Internal, what)
 }
 
-async fn subscribe(
-    deps: &Deps,
-    id: &ConnectionId,
-    claims: &Claims,
-    channel: &ChannelName,
-    since: Option<u64>,
-) -> Result<Option<ServerFrame>, ProtocolError> {
-    claims.authorize_subscribe(channel)?;
-    let key = ChannelKey::new(claims.app.clone(), channel.clone());
-    {
-        // No message is dispatched to the channel while the subscription is put in place and the
-        // replay read: the client gets every message after `since` exactly once.
-        let (_hold, seq) = deps
-            .publisher
-            .hold(&key)
-            .await
-            .map_err(|e| internal(id, "could not read the channel", &e))?;
-        let added = match deps
-            .connections
-            .subscribe(id, &key, deps.limits.max_subscriptions)
-            .await
-        {
-            Ok(added) => added,
-            Err(StoreError::TooManySubscriptions { max }) => {
-                return Err(ProtocolError::new(
-                    ErrorCode::LimitExceeded,
-                    format!("a connection may hold at most {max} subscriptions"),
-                ));
-            }
-            Err(e) => return Err(internal(id, "could not subscribe", &e)),
-        };
-        // Messages after `seq` reach the new subscription live; the replay stops at it.
-        let replay = match since {
-            Some(since) if since < seq => {
-                let mut replay = deps
-                    .publisher
-                    .history
-                    .range(&key, since, MAX_HISTORY_LIMIT as usize)
-                    .await
-                    .map_err(|e| internal(id, "could not read history", &e))?;
-                replay.retain(|m| m.seq <= seq);
-                replay
-            }
-            _ => Vec::new(),
-        };
-        let subscribed = ServerFrame::Subscribed {
-            channel: channel.clone(),
-            seq,
-        };
-        for frame in std::iter::once(subscribed).chain(replay.into_iter().map(ServerFrame::Message))
-        {
-            if let Err(e) = deps.gateway.post(id, &Frame::text(frame.to_json())).await {
-                tracing::info!(connection_id = %id, error = %e, "could not post to subscriber");
-                break;
-            }
-        }
-        if added == Subscribed::AlreadySubscribed {
-            return Ok(None);
-        }
-    }
-    if !channel.is_reserved() {
-        deps.publisher
-            .status(
-                &claims.app,
-                StatusEvent::Subscribed,
-                id,
-                &claims.sub,
-                Some(channel),
-                deps.clock.now_ms(),
-            )
-            .await;
-    }
-    Ok(None)
-}
-
-async fn unsubscribe(
-    deps: &Deps,
-    id: &ConnectionId,
-    claims: &Claims,
-    channel: &ChannelName,
-) -> Result<Option<ServerFrame>, ProtocolError> {
-    let key = ChannelKey::new(claims.app.clone(), channel.clone());
-    let existed = deps
-        .connections
-        .unsubscribe(id, &key)
-        .await
-        .map_err(|e| internal(id, "could not unsubscribe", &e))?;
-    if existed && !channel.is_reserved() {
-        deps.publisher
-            .status(
-                &claims.app,
-                StatusEvent::Unsubscribed,
-                id,
-                &claims.sub,
-                Some(channel),
-                deps.clock.now_ms(),
-            )
-            .await;
-    }
-    Ok(Some(ServerFrame::Unsubscribed {
-        channel: channel.clone(),
-    }))
-}
-
-async fn publish(
-    deps: &Deps,
-    id: &ConnectionId,
-    claims: &Claims,
-    channel: &ChannelName,
-    data: Value,
-    msg_id: String,
-) -> Result<Reply, ProtocolError> {
-    claims.authorize_publish(channel)?;
-    let ts = deps.clock.now_ms();
-    if let Err(retry_ms) = deps.limiter.check(id, ts) {
-        return Err(ProtocolError::new(
-            ErrorCode::RateLimited,
-            format!("this connection publishes faster than allowed; retry in {retry_ms} ms"),
-        ));
-    }
-    let associations = deps
-        .associations
-        .current()
-        .await
-        .map_err(|e| internal(id, "could not load associations", &e))?;
-    let data = match associations.resolve(&claims.app, channel) {
-        None => data,
-        Some(policy) => {
-            let input = FunctionInput {
-                app: claims.app.clone(),
-                channel: channel.clone(),
-                message: FunctionMessage {
-                    id: msg_id.clone(),
-                    data,
-                    from: claims.sub.clone(),
-                    ts,
-                },
-            };
-            let mut runs = Vec::with_capacity(policy.functions.len());
-            let outcome = run_chain(
-                deps.invoker.as_ref(),
-                &policy,
-                input,
-                deps.limits.max_message_bytes,
-                &mut runs,
-            )
-            .await;
-            for run in &runs {
-                deps.metrics.record(Metric::FunctionRun {
-                    function: &run.function,
-                    elapsed_ms: run.elapsed.as_secs_f64() * 1000.0,
-                    ok: run.ok,
-                });
-            }
-            match outcome {
-                ChainOutcome::Deliver { data, .. } => data,
-                ChainOutcome::Dropped { function, reason } => {
-                    deps.metrics.record(Metric::MessageDropped);
-                    tracing::info!(connection_id = %id, channel = %channel, message_id = %msg_id, function, "message dropped");
-                    return Ok(Reply::Ready(Some(ServerFrame::Ack(Ack {
-                        id: msg_id,
-                        channel: channel.clone(),
-                        seq: None,
-                        dropped: true,
-                        reason: Some(reason.unwrap_or_else(|| format!("dropped by {function}"))),
-                    }))));
-                }
-                ChainOutcome::Failed { function, error } => {
-                    return Err(ProtocolError::new(
-                        ErrorCode::FunctionFailed,
-                        format!("function {function} failed: {error}; nothing was delivered"),
-                    ));
-                }
-            }
-        }
-    };
-    let key = ChannelKey::new(claims.app.clone(), channel.clone());
-    let message = NewMessage {
-        id: msg_id.clone(),
-        data,
-        from: claims.sub.clone(),
-        ts,
-    };
-    let committing = deps
-        .publisher
-        .begin(&key, message)
-        .await
-        .map_err(|e| internal(id, "could not store the message", &e))?;
-    let (metrics, id, channel) = (deps.metrics.clone(), id.clone(), channel.clone());
-    Ok(Reply::Pending(Box::pin(async move {
-        Some(match committing.await {
-            Ok(stored) => {
-                metrics.record(Metric::MessagePublished);
-                ServerFrame::Ack(Ack {
-                    id: msg_id,
-                    channel,
-                    seq: Some(stored.seq),
-                    dropped: false,
-                    reason: None,
-                })
-            }
-            Err(e) => internal(&id, "could not store the message", &e)
-                .with_channel(&channel)
-                .with_id(Some(msg_id))
-                .to_frame(),
-        })
-    })))
-}
-
-async fn history(
-    deps: &Deps,
-    id: &ConnectionId,
-    claims: &Claims,
-    channel: &ChannelName,
-    since: u64,
-    limit: u32,
-) -> Result<Option<ServerFrame>, ProtocolError> {
-    claims.authorize_subscribe(channel)?;
-    let key = ChannelKey::new(claims.app.clone(), channel.clone());
-    let messages = deps
-        .publisher
-        .history
-        .range(&key, since, limit as usize)
-        .await
-        .map_err(|e| internal(id, "could not read history", &e))?;
-    Ok(Some(ServerFrame::History {
-        channel: channel.clone(),
-        messages,
-    }))
-}
-
 #[cfg(test)]
 mod tests {
+    use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
+    use echo_core::store::HistoryStore;
+    use serde_json::json;
+
     use super::*;
-    use async_trait::async_trait;
-    use echo_core::associations::{Associations, LiveAssociations};
-    use echo_core::auth::Claims;
-    use echo_core::channel::AppId;
-    use echo_core::clock::ManualClock;
-    use echo_core::function::{FunctionOutput, InvokeError, map_text};
-    use echo_core::gateway::{ConnectionInfo, GatewayError};
-    use echo_core::message::StoredMessage;
-    use echo_core::publish::{DispatchError, Dispatcher};
-    use echo_core::store::{ConnectionRecord, MemoryStore};
-    use std::sync::Mutex;
-
-    /// Records what was posted, dispatched and measured.
-    #[derive(Default)]
-    struct Recorder {
-        posted: Mutex<Vec<String>>,
-        dispatched: Mutex<Vec<u64>>,
-        metrics: Mutex<Vec<String>>,
-    }
-
-    impl Metrics for Recorder {
-        fn record(&self, m: Metric<'_>) {
-            let name = match m {
-                Metric::MessagePublished => "published".to_owned(),
-                Metric::MessageDropped => "dropped".to_owned(),
-                Metric::FunctionRun { function, ok, .. } => format!("{function}:{ok}"),
-            };
-            self.metrics.lock().unwrap().push(name);
-        }
-    }
-
-    #[async_trait]
-    impl Gateway for Recorder {
-        async fn post(&self, _: &ConnectionId, frame: &Frame) -> Result<(), GatewayError> {
-            self.posted.lock().unwrap().push(frame.as_str().to_owned());
-            Ok(())
-        }
-        async fn close(&self, _: &ConnectionId) -> Result<(), GatewayError> {
-            Ok(())
-        }
-        async fn info(&self, _: &ConnectionId) -> Result<ConnectionInfo, GatewayError> {
-            Err(GatewayError::Gone)
-        }
-    }
-
-    #[async_trait]
-    impl Dispatcher for Recorder {
-        async fn dispatch(&self, _: &ChannelKey, m: &StoredMessage) -> Result<(), DispatchError> {
-            self.dispatched.lock().unwrap().push(m.seq);
-            Ok(())
-        }
-    }
-
-    struct Shout;
-
-    #[async_trait]
-    impl FunctionInvoker for Shout {
-        async fn invoke(
-            &self,
-            _: &str,
-            input: &FunctionInput,
-        ) -> Result<FunctionOutput, InvokeError> {
-            let data = map_text(input.message.data.clone(), |t| t.to_uppercase());
-            Ok(FunctionOutput::cont(data))
-        }
-
-        fn knows(&self, name: &str) -> bool {
-            name == "shout"
-        }
-    }
+    use crate::testing::{Harness, NOW_MS, key};
 
     fn fixture() -> ApiGatewayWebsocketProxyRequest {
         let path = format!(
@@ -503,63 +213,110 @@ mod tests {
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 
+    fn body(r: ApiGatewayProxyResponse) -> String {
+        let Some(Body::Text(body)) = r.body else {
+            panic!("no body")
+        };
+        body
+    }
+
     #[tokio::test]
     async fn publish_fixture_runs_the_chain_commits_and_acks_in_the_response() {
-        let store = Arc::new(MemoryStore::new());
-        let recorder = Arc::new(Recorder::default());
-        let associations = Associations::parse(
-            r#"{"apps":{"chat-demo":{"channels":{"angry":{"functions":["shout"]}}}}}"#,
-            &|n| n == "shout",
-        )
-        .unwrap();
-        let deps = Deps {
-            connections: store.clone(),
-            publisher: Arc::new(Publisher::new(store.clone(), recorder.clone())),
-            associations: Arc::new(LiveAssociations::new(associations)),
-            invoker: Arc::new(Shout),
-            gateway: recorder.clone(),
-            clock: Arc::new(ManualClock::new(1_707_502_324_187)),
-            limits: Limits::default(),
-            metrics: recorder.clone(),
-            limiter: Arc::new(echo_core::rate::Unlimited),
-        };
+        let h = Harness::new();
         let event = fixture();
-        let id = ConnectionId::from(event.request_context.connection_id.as_deref().unwrap());
+        let id = event.request_context.connection_id.as_deref().unwrap();
 
         // Unknown connection: refused, nothing stored.
-        let r = handle(&deps, &event).await;
-        let Some(Body::Text(body)) = r.body else {
-            panic!("no body")
-        };
-        assert!(body.contains(r#""code":"unauthorized""#), "{body}");
+        let r = handle(&h.deps, &event).await;
+        assert!(body(r).contains(r#""code":"unauthorized""#));
 
-        store
-            .put_connection(ConnectionRecord {
-                id: id.clone(),
-                claims: Claims::new(AppId::new("chat-demo").unwrap(), "alice", 4_000_000_000),
-                connected_at: 0,
-                expires_at: 4_000_000_000,
-            })
-            .await
-            .unwrap();
-        let r = handle(&deps, &event).await;
+        h.connect(id, |c| c).await;
+        let r = handle(&h.deps, &event).await;
         assert_eq!(r.status_code, 200);
-        let Some(Body::Text(body)) = r.body else {
-            panic!("no body")
-        };
         assert_eq!(
-            body,
+            body(r),
             r#"{"type":"ack","id":"m-1","channel":"angry","seq":1}"#
         );
-        assert_eq!(*recorder.dispatched.lock().unwrap(), vec![1]);
         assert_eq!(
-            *recorder.metrics.lock().unwrap(),
+            *h.recorder.dispatched.lock().unwrap(),
+            vec![("chat-demo/angry".to_owned(), 1)]
+        );
+        assert_eq!(
+            *h.recorder.metrics.lock().unwrap(),
             vec!["shout:true", "published"]
         );
-        let key = ChannelKey::decode("chat-demo/angry").unwrap();
-        use echo_core::store::HistoryStore;
-        let stored = store.range(&key, 0, 10).await.unwrap();
+        let stored = h.store.range(&key("angry"), 0, 10).await.unwrap();
         assert_eq!(stored[0].data, serde_json::json!({"text": "HELLO"}));
-        assert_eq!(stored[0].ts, 1_707_502_324_187);
+        assert_eq!(stored[0].ts, NOW_MS);
+    }
+
+    #[tokio::test]
+    async fn an_event_without_a_connection_id_is_a_bad_request() {
+        let h = Harness::new();
+        let mut event = fixture();
+        event.request_context.connection_id = None;
+        let r = handle(&h.deps, &event).await;
+        assert!(body(r).contains(r#""code":"bad_request""#));
+        assert!(h.stored("angry").await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn ping_is_answered_without_a_connection_record() {
+        let h = Harness::new();
+        let unknown = ConnectionId::from("nobody");
+        assert_eq!(
+            h.send(&unknown, json!({"action": "ping"})).await,
+            Some(json!({"type": "pong"}))
+        );
+    }
+
+    #[tokio::test]
+    async fn frames_from_an_unregistered_connection_are_refused() {
+        let h = Harness::new();
+        let unknown = ConnectionId::from("nobody");
+        let reply = h
+            .send(&unknown, json!({"action": "subscribe", "channel": "a"}))
+            .await
+            .unwrap();
+        assert_eq!(reply["code"], "unauthorized", "{reply}");
+        assert!(h.posted_to(&unknown).is_empty());
+    }
+
+    #[tokio::test]
+    async fn malformed_binary_and_unknown_frames_are_bad_requests() {
+        let h = Harness::new();
+        let id = h.connect("c1", |c| c).await;
+        for text in [
+            "not json",
+            "[1,2]",
+            r#"{"channel":"a"}"#,
+            r#"{"action":"dance"}"#,
+            r#"{"action":"subscribe","channel":"a","colour":"red"}"#,
+            r#"{"action":"subscribe","channel":"no spaces"}"#,
+        ] {
+            let reply = h.send_text(&id, text).await.unwrap();
+            assert_eq!(reply["type"], "error", "{text}: {reply}");
+            assert_eq!(reply["code"], "bad_request", "{text}: {reply}");
+        }
+        let reply = handle_frame(&h.deps, &id, "AAEC", true).await.unwrap();
+        assert!(reply.to_json().contains(r#""code":"bad_request""#));
+        assert!(h.posted_to(&id).is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_oversize_frame_is_too_large_and_names_its_id() {
+        let h = Harness::new();
+        let id = h.connect("c1", |c| c).await;
+        let text = json!({
+            "action": "publish",
+            "channel": "a",
+            "id": "big-1",
+            "data": "x".repeat(h.deps.limits.max_message_bytes),
+        })
+        .to_string();
+        let reply = h.send_text(&id, &text).await.unwrap();
+        assert_eq!(reply["code"], "too_large", "{reply}");
+        assert_eq!(reply["id"], "big-1");
+        assert!(h.stored("a").await.is_empty());
     }
 }

@@ -1,0 +1,218 @@
+//! What the handler tests share: a handler over the in-memory store with a manual clock, a
+//! gateway, dispatcher and metrics that record what they are given, and three functions.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use echo_core::associations::{Associations, LiveAssociations};
+use echo_core::auth::Claims;
+use echo_core::channel::{AppId, ChannelKey, ChannelName};
+use echo_core::clock::ManualClock;
+use echo_core::function::{
+    FunctionError, FunctionInput, FunctionInvoker, FunctionOutput, InvokeError, map_text,
+};
+use echo_core::gateway::{ConnectionInfo, Frame, Gateway, GatewayError};
+use echo_core::ids::ConnectionId;
+use echo_core::limits::Limits;
+use echo_core::message::StoredMessage;
+use echo_core::metrics::{Metric, Metrics};
+use echo_core::publish::{DispatchError, Dispatcher, Publisher};
+use echo_core::rate::{RateLimiter, Unlimited};
+use echo_core::store::{ConnectionRecord, ConnectionStore, HistoryStore, MemoryStore};
+use serde_json::Value;
+
+use crate::Deps;
+
+/// The app every test connection belongs to.
+pub const APP: &str = "chat-demo";
+/// The time the manual clock starts at, in milliseconds.
+pub const NOW_MS: u64 = 1_707_502_324_187;
+
+/// Records what was posted, dispatched and measured.
+#[derive(Default)]
+pub struct Recorder {
+    pub posted: Mutex<Vec<(ConnectionId, String)>>,
+    pub dispatched: Mutex<Vec<(String, u64)>>,
+    pub metrics: Mutex<Vec<String>>,
+}
+
+impl Metrics for Recorder {
+    fn record(&self, m: Metric<'_>) {
+        let name = match m {
+            Metric::MessagePublished => "published".to_owned(),
+            Metric::MessageDropped => "dropped".to_owned(),
+            Metric::FunctionRun { function, ok, .. } => format!("{function}:{ok}"),
+        };
+        self.metrics.lock().unwrap().push(name);
+    }
+}
+
+#[async_trait]
+impl Gateway for Recorder {
+    async fn post(&self, id: &ConnectionId, frame: &Frame) -> Result<(), GatewayError> {
+        self.posted
+            .lock()
+            .unwrap()
+            .push((id.clone(), frame.as_str().to_owned()));
+        Ok(())
+    }
+    async fn close(&self, _: &ConnectionId) -> Result<(), GatewayError> {
+        Ok(())
+    }
+    async fn info(&self, _: &ConnectionId) -> Result<ConnectionInfo, GatewayError> {
+        Err(GatewayError::Gone)
+    }
+}
+
+#[async_trait]
+impl Dispatcher for Recorder {
+    async fn dispatch(&self, key: &ChannelKey, m: &StoredMessage) -> Result<(), DispatchError> {
+        self.dispatched.lock().unwrap().push((key.encode(), m.seq));
+        Ok(())
+    }
+}
+
+/// `shout` upper-cases text, `quiet` drops every message, `broken` fails.
+pub struct Functions;
+
+#[async_trait]
+impl FunctionInvoker for Functions {
+    async fn invoke(
+        &self,
+        name: &str,
+        input: &FunctionInput,
+    ) -> Result<FunctionOutput, InvokeError> {
+        match name {
+            "shout" => Ok(FunctionOutput::cont(map_text(
+                input.message.data.clone(),
+                |t| t.to_uppercase(),
+            ))),
+            "quiet" => Ok(FunctionOutput::drop("too quiet")),
+            "broken" => Err(InvokeError::Failed(FunctionError::new("it broke").0)),
+            other => Err(InvokeError::Unknown(other.to_owned())),
+        }
+    }
+
+    fn knows(&self, name: &str) -> bool {
+        ["shout", "quiet", "broken"].contains(&name)
+    }
+}
+
+/// Channels `angry` and `loud` (shout), `hushed` (quiet) and `fragile` (broken, rejecting) of
+/// [`APP`].
+pub const ASSOCIATIONS: &str = r#"{"apps":{"chat-demo":{"channels":{
+    "angry":{"functions":["shout"]},
+    "loud":{"functions":["shout"]},
+    "hushed":{"functions":["quiet"]},
+    "fragile":{"functions":["broken"],"onError":"reject"}
+}}}}"#;
+
+/// A message handler over the in-memory store, with a manual clock.
+pub struct Harness {
+    pub deps: Deps,
+    pub store: Arc<MemoryStore>,
+    pub recorder: Arc<Recorder>,
+    pub clock: ManualClock,
+}
+
+impl Harness {
+    pub fn new() -> Self {
+        Self::with(Limits::default(), Arc::new(Unlimited))
+    }
+
+    pub fn with(limits: Limits, limiter: Arc<dyn RateLimiter>) -> Self {
+        let store = Arc::new(MemoryStore::new());
+        let recorder = Arc::new(Recorder::default());
+        let clock = ManualClock::new(NOW_MS);
+        let associations = Associations::parse(ASSOCIATIONS, &|n| Functions.knows(n)).unwrap();
+        let deps = Deps {
+            connections: store.clone(),
+            publisher: Arc::new(Publisher::new(store.clone(), recorder.clone())),
+            associations: Arc::new(LiveAssociations::new(associations)),
+            invoker: Arc::new(Functions),
+            gateway: recorder.clone(),
+            clock: Arc::new(clock.clone()),
+            limits,
+            metrics: recorder.clone(),
+            limiter,
+        };
+        Self {
+            deps,
+            store,
+            recorder,
+            clock,
+        }
+    }
+
+    /// Registers connection `id` for user `sub` of [`APP`], as `$connect` does.
+    pub async fn connect(&self, id: &str, claims: impl FnOnce(Claims) -> Claims) -> ConnectionId {
+        let id = ConnectionId::from(id);
+        let claims = claims(Claims::new(app(), "alice", 4_000_000_000));
+        self.store
+            .put_connection(ConnectionRecord {
+                id: id.clone(),
+                claims,
+                connected_at: NOW_MS,
+                expires_at: 4_000_000_000,
+            })
+            .await
+            .unwrap();
+        id
+    }
+
+    /// Sends `frame` from `id`; the reply as JSON.
+    pub async fn send(&self, id: &ConnectionId, frame: Value) -> Option<Value> {
+        self.send_text(id, &frame.to_string()).await
+    }
+
+    pub async fn send_text(&self, id: &ConnectionId, text: &str) -> Option<Value> {
+        crate::handle_frame(&self.deps, id, text, false)
+            .await
+            .map(|f| serde_json::from_str(&f.to_json()).unwrap())
+    }
+
+    /// What was posted to `id` through the gateway so far, as JSON, and forgets it.
+    pub fn posted_to(&self, id: &ConnectionId) -> Vec<Value> {
+        let mut posted = self.recorder.posted.lock().unwrap();
+        let (mine, others) = posted.drain(..).partition(|(to, _)| to == id);
+        *posted = others;
+        mine.into_iter()
+            .map(|(_, text)| serde_json::from_str(&text).unwrap())
+            .collect()
+    }
+
+    /// The stored messages of `channel`, as `(seq, data)`.
+    pub async fn stored(&self, channel: &str) -> Vec<(u64, Value)> {
+        self.store
+            .range(&key(channel), 0, 1000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.seq, m.data))
+            .collect()
+    }
+
+    /// The `event` of every `$status` message stored so far.
+    pub async fn status_events(&self) -> Vec<String> {
+        self.stored("$status")
+            .await
+            .into_iter()
+            .map(|(_, data)| data["event"].as_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+pub fn app() -> AppId {
+    AppId::new(APP).unwrap()
+}
+
+pub fn key(channel: &str) -> ChannelKey {
+    let name = if channel == "$status" {
+        ChannelName::status()
+    } else {
+        ChannelName::new(channel).unwrap()
+    };
+    ChannelKey::new(app(), name)
+}
