@@ -49,7 +49,9 @@ pub enum PostError {
     #[error("no AWS region to sign for: set AWS_REGION")]
     NoRegion,
     #[error("could not sign the request: {0}")]
-    Signing(String),
+    Signing(#[from] sigv4::SignError),
+    #[error("could not build the request: {0}")]
+    Request(#[source] http::Error),
     #[error(transparent)]
     Endpoint(#[from] BadEndpoint),
 }
@@ -78,7 +80,11 @@ impl PostError {
                 *status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
             }
             Self::Timeout(_) | Self::Transport(_) => true,
-            Self::Credentials(_) | Self::NoRegion | Self::Signing(_) | Self::Endpoint(_) => false,
+            Self::Credentials(_)
+            | Self::NoRegion
+            | Self::Signing(_)
+            | Self::Request(_)
+            | Self::Endpoint(_) => false,
         }
     }
 }
@@ -311,9 +317,7 @@ impl SignedPoster {
             }
         };
         let uri = endpoint.connection(id)?;
-        let signature = signer
-            .sign(&credentials, now, &endpoint.authority, uri.path(), &data)
-            .map_err(|e| PostError::Signing(e.to_string()))?;
+        let signature = signer.sign(&credentials, now, &endpoint.authority, uri.path(), &data)?;
         let mut request = Request::builder()
             .method(Method::POST)
             .uri(uri)
@@ -325,9 +329,7 @@ impl SignedPoster {
         if let Some(token) = signature.security_token {
             request = request.header("x-amz-security-token", token);
         }
-        let request = request
-            .body(Full::new(data))
-            .map_err(|e| PostError::Signing(e.to_string()))?;
+        let request = request.body(Full::new(data)).map_err(PostError::Request)?;
         let timeout = inner.retry.attempt_timeout;
         tokio::time::timeout(timeout, async {
             let http = inner

@@ -96,7 +96,7 @@ impl Handoff for Spawner {
             .clone()
             .acquire_owned()
             .await
-            .map_err(|e| HandoffError(e.to_string()))?;
+            .map_err(HandoffError::new)?;
         tokio::spawn(async move {
             line.wait(delay).await;
             let started = Instant::now();
@@ -124,9 +124,7 @@ impl Handoff for NoHandoff {
         _: &StoredMessage,
         _: Vec<ConnectionId>,
     ) -> Result<(), HandoffError> {
-        Err(HandoffError(
-            "a batch is delivered by one invocation".into(),
-        ))
+        Err(HandoffError::new("a batch is delivered by one invocation"))
     }
 }
 

@@ -115,10 +115,7 @@ pub async fn run(
             Some(Ok(m)) => m,
             Some(Err(e)) => {
                 tracing::info!(connection_id = %id, error = %e, "connection failed");
-                // tungstenite reports an over-limit message or frame as a capacity error,
-                // "Message too long" / "Frame too long".
-                let capacity = e.to_string().contains("too long");
-                if capacity {
+                if over_transport_limit(e) {
                     handle.close(
                         CloseCode::MessageTooBig,
                         "frame exceeds the transport limit",
@@ -239,4 +236,12 @@ async fn write_burst(
         }
     }
     sink.flush().await
+}
+
+/// Whether a read failed on a message or frame over the transport's limit (tungstenite's
+/// capacity error), which closes with 1009 rather than as a lost connection.
+fn over_transport_limit(e: axum::Error) -> bool {
+    e.into_inner()
+        .downcast::<tungstenite::Error>()
+        .is_ok_and(|e| matches!(*e, tungstenite::Error::Capacity(_)))
 }

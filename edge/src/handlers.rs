@@ -96,37 +96,57 @@ fn body_text(r: ApiGatewayProxyResponse) -> Option<String> {
     })
 }
 
+/// Why a handler Lambda gave no response.
+#[derive(Debug, thiserror::Error)]
+enum InvokeError {
+    #[error("could not invoke {function}: {source}")]
+    Transport {
+        function: &'static str,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("{function} failed: {body}")]
+    Failed {
+        function: &'static str,
+        body: String,
+    },
+    #[error("{function} answered something other than a response: {source}")]
+    Answer {
+        function: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
 async fn invoke(
     client: &reqwest::Client,
     endpoint: &str,
-    function: &str,
+    function: &'static str,
     event: &ApiGatewayWebsocketProxyRequest,
 ) -> ApiGatewayProxyResponse {
     let url = format!(
         "{}/2015-03-31/functions/{function}/invocations",
         endpoint.trim_end_matches('/')
     );
+    let transport = |source| InvokeError::Transport { function, source };
     let result = async {
         let response = client
             .post(&url)
             .json(event)
             .send()
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(transport)?;
         let failed = !response.status().is_success()
             || response.headers().contains_key("x-amz-function-error");
-        let body = response.bytes().await.map_err(|e| e.to_string())?;
+        let body = response.bytes().await.map_err(transport)?;
         if failed {
-            return Err(format!(
-                "{function} failed: {}",
-                String::from_utf8_lossy(&body)
-                    .chars()
-                    .take(300)
-                    .collect::<String>()
-            ));
+            return Err(InvokeError::Failed {
+                function,
+                body: String::from_utf8_lossy(&body).chars().take(300).collect(),
+            });
         }
         serde_json::from_slice::<ApiGatewayProxyResponse>(&body)
-            .map_err(|e| format!("{function} answered {e}"))
+            .map_err(|source| InvokeError::Answer { function, source })
     }
     .await;
     result.unwrap_or_else(|e| {

@@ -62,7 +62,13 @@ pub trait Handoff: Send + Sync {
 
 #[derive(Debug, thiserror::Error)]
 #[error("could not hand a batch to another invocation: {0}")]
-pub struct HandoffError(pub String);
+pub struct HandoffError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+
+impl HandoffError {
+    pub fn new(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self(source.into())
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum FanoutError {

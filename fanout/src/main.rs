@@ -34,10 +34,7 @@ impl fanout::Handoff for LambdaHandoff {
             message: message.clone(),
             connections: Some(connections),
         };
-        self.0
-            .send(&event)
-            .await
-            .map_err(|e| fanout::HandoffError(e.to_string()))
+        self.0.send(&event).await.map_err(fanout::HandoffError::new)
     }
 }
 
