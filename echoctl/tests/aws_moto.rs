@@ -1,9 +1,9 @@
 //! `echoctl status` and `echoctl associations push --target aws` against moto, a local AWS
 //! emulator (CloudFormation, Lambda, DynamoDB), through the SAM CLI and the AWS SDK with
-//! `AWS_ENDPOINT_URL`. Needs echoctl's `aws` feature and moto's server (the test script installs
-//! it into `.venv-sam`; `ECHO_MOTO_VENV` names another virtualenv with boto3 and moto).
+//! `AWS_ENDPOINT_URL`. Needs echoctl's `aws` and `services` features and moto's server (the test
+//! script installs it into `.venv-sam`; `ECHO_MOTO_VENV` names another virtualenv with boto3 and
+//! moto).
 
-#![cfg(feature = "aws")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
