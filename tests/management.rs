@@ -66,7 +66,7 @@ async fn connections_api_posts_reads_and_closes() {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-    assert_eq!(c.closed().await, Some(4000));
+    assert_eq!(c.closed().await, Some(4500));
     assert_eq!(admin.recv().await["data"]["event"], "disconnected");
 
     for method in [

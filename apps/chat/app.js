@@ -295,7 +295,7 @@ client.on("retry", ({ attempt }) => {
   showState(client.state);
 });
 client.on("reconnecting", ({ code }) => {
-  if (code === 4000) notice("The server closed this connection; reconnecting.", "info");
+  if (code === 4500) notice("The server closed this connection; reconnecting.", "info");
 });
 client.on("error", (err) => {
   if (err.code === "connect_failed") {

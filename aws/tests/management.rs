@@ -84,7 +84,7 @@ async fn posts_reads_closes_and_reports_gone_against_the_edge() {
     })
     .await
     .unwrap();
-    assert_eq!(closed, Some(4000), "closed through the management API");
+    assert_eq!(closed, Some(4500), "closed through the management API");
     while edge.state.gateway.get(&id).is_some() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

@@ -35,6 +35,15 @@ export type ClientErrorCode =
 
 export type EchoErrorCode = ProtocolErrorCode | ClientErrorCode;
 
+/** Every `ProtocolErrorCode`. */
+export const PROTOCOL_ERROR_CODES: readonly ProtocolErrorCode[];
+
+/**
+ * Whether the client reconnects after Echo closes the connection with `code` (unless
+ * `noReconnectCodes` is given): after every code but 1000 and Echo's terminal range 4500–4999.
+ */
+export function reconnectsAfter(code: number): boolean;
+
 export class EchoError extends Error {
   constructor(code: EchoErrorCode | string, message: string, details?: { channel?: string; id?: string; cause?: unknown });
   readonly name: "EchoError";
@@ -101,8 +110,8 @@ export interface EchoClientOptions {
   maxReconnectAttempts?: number;
   /** Keep retrying when the first connection attempt of `connect()` fails, instead of rejecting. Default false. */
   retryInitialConnect?: boolean;
-  /** Close codes after which the client does not reconnect. Default [4000]. */
-  noReconnectCodes?: number[];
+  /** Close codes after which the client does not reconnect, in place of `reconnectsAfter`. Default null. */
+  noReconnectCodes?: number[] | null;
   /** Publishes kept while not connected. Default 1000. */
   maxQueuedPublishes?: number;
   /** Send a ping after this many milliseconds without sending anything; 0 disables. Default 300 000 (5 min). */

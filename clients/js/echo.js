@@ -28,6 +28,27 @@ const MAX_ID_BYTES = 128;
 /** How long `close()` waits for the socket's closing handshake before resolving anyway. */
 const CLOSE_WAIT_MS = 1000;
 
+/** The codes of the `error` frames Echo sends. */
+export const PROTOCOL_ERROR_CODES = Object.freeze([
+  "bad_request",
+  "unauthorized",
+  "forbidden",
+  "too_large",
+  "rate_limited",
+  "limit_exceeded",
+  "function_failed",
+  "internal",
+]);
+
+/**
+ * Whether the client reconnects after Echo closes the connection with `code` (unless the app
+ * gives `noReconnectCodes`): after every code but 1000 and Echo's terminal range 4500–4999.
+ * Echo's 4000–4499 are codes to reconnect after, so a code added there later is understood too.
+ */
+export function reconnectsAfter(code) {
+  return code !== 1000 && !(code >= 4500 && code <= 4999);
+}
+
 const DEFAULTS = Object.freeze({
   requestTimeout: 10_000,
   connectTimeout: 10_000,
@@ -35,7 +56,7 @@ const DEFAULTS = Object.freeze({
   backoffMax: 30_000,
   maxReconnectAttempts: Infinity,
   retryInitialConnect: false,
-  noReconnectCodes: Object.freeze([4000]),
+  noReconnectCodes: null,
   maxQueuedPublishes: 1000,
   pingInterval: 5 * 60_000,
   maxConnectionAge: 2 * 60 * 60_000,
@@ -174,7 +195,7 @@ export class EchoClient {
       backoffMax: positive(o.backoffMax, "backoffMax", { zeroOk: true }),
       maxReconnectAttempts: positive(o.maxReconnectAttempts, "maxReconnectAttempts"),
       retryInitialConnect: Boolean(o.retryInitialConnect),
-      noReconnectCodes: new Set(o.noReconnectCodes),
+      noReconnectCodes: o.noReconnectCodes == null ? null : new Set(o.noReconnectCodes),
       maxQueuedPublishes: positive(o.maxQueuedPublishes, "maxQueuedPublishes", { zeroOk: true }),
       pingInterval: positive(o.pingInterval, "pingInterval", { zeroOk: true }),
       maxConnectionAge: positive(o.maxConnectionAge, "maxConnectionAge", { zeroOk: true }),
@@ -740,7 +761,8 @@ export class EchoClient {
       }
       return;
     }
-    if (this._opts.noReconnectCodes.has(code)) {
+    const stops = this._opts.noReconnectCodes ? this._opts.noReconnectCodes.has(code) : !reconnectsAfter(code);
+    if (stops) {
       this._terminal(code, reason, new EchoError("closed", `closed by Echo (${code}${reason ? `: ${reason}` : ""})`));
       return;
     }

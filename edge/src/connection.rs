@@ -203,7 +203,7 @@ async fn finish(
         let _ = sink
             .send(Message::Close(Some(CloseFrame {
                 code: close_code.code(),
-                reason: close_text.into(),
+                reason: echo_core::protocol::close_reason(&close_text).into(),
             })))
             .await;
         let _ = sink.close().await;

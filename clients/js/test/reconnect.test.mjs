@@ -169,7 +169,7 @@ describe("reconnecting", { timeout: 30_000 }, () => {
     assert.equal(p.accepted, before);
   });
 
-  test("a connection closed through the management API (4000) is not reopened", async () => {
+  test("a connection closed through the management API (4500) is not reopened", async () => {
     const app = unique("app");
     const admin = client(app, "admin", { tokenProvider: () => edge.token(app, "admin", { role: "admin" }) });
     await admin.connect();
@@ -187,7 +187,7 @@ describe("reconnecting", { timeout: 30_000 }, () => {
     const res = await edge.manage("DELETE", `/@connections/${encodeURIComponent(await connectionIdOf("victim"))}`);
     assert.equal(res.status, 204);
     const detail = await closed;
-    assert.equal(detail.code, 4000);
+    assert.equal(detail.code, 4500);
     await sleep(300);
     assert.equal(victim.state, "closed");
 

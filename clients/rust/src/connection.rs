@@ -29,8 +29,6 @@ type Reply<T> = oneshot::Sender<Result<T, Error>>;
 
 /// The most messages one history request returns, as Echo caps it.
 const HISTORY_PAGE: u32 = 1000;
-/// Close code Echo uses for connections closed through the management API: not reconnected.
-const CLOSED_BY_MANAGEMENT: u16 = 4000;
 
 pub(crate) enum Command {
     Subscribe {
@@ -656,8 +654,8 @@ impl Task {
             sub.filling = None;
         }
         tracing::debug!(?code, %reason, "connection lost");
-        if code == Some(CLOSED_BY_MANAGEMENT) {
-            self.stop(code, "closed through the management API");
+        if code.is_some_and(|c| !wire::reconnects_after(c)) {
+            self.stop(code, "closed by Echo, not to be reconnected");
             return false;
         }
         self.dropped = (code, reason);

@@ -59,7 +59,8 @@ pub enum Error {
         "the connection dropped before the reply; the request may or may not have taken effect"
     )]
     Disconnected,
-    /// The client was closed (by [`Client::close`], or by Echo with close code 4000).
+    /// The client was closed (by [`Client::close`], or by Echo with a code not to reconnect after:
+    /// 1000 or 4500–4999, such as 4500 for a close through the management API).
     #[error("the client is closed")]
     Closed,
     /// No reply within the request timeout.

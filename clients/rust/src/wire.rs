@@ -86,6 +86,12 @@ pub(crate) enum ServerFrame {
     },
 }
 
+/// Whether the client reconnects after Echo closes the connection with `code`: after every code
+/// but 1000 and Echo's terminal range, 4500–4999 (4000–4499 are Echo's codes to reconnect after).
+pub(crate) fn reconnects_after(code: u16) -> bool {
+    code != 1000 && !(4500..=4999).contains(&code)
+}
+
 pub(crate) fn subscribe(channel: &str, since: Option<u64>) -> String {
     match since {
         Some(since) => json!({"action": "subscribe", "channel": channel, "since": since}),
@@ -139,5 +145,60 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    /// The protocol's codes as Echo's core writes them.
+    fn codes() -> Value {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/protocol-codes.json"
+        );
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn knows_every_error_code_of_the_protocol() {
+        let codes = codes();
+        let names = codes["errorCodes"].as_array().unwrap();
+        assert!(!names.is_empty());
+        for name in names {
+            let code: ErrorCode = serde_json::from_value(name.clone()).unwrap();
+            assert_ne!(code, ErrorCode::Other, "{name}");
+            assert_eq!(code.to_string(), name.as_str().unwrap());
+        }
+        // And no code of its own beyond them (and `Other`).
+        let variants = [
+            ErrorCode::BadRequest,
+            ErrorCode::Unauthorized,
+            ErrorCode::Forbidden,
+            ErrorCode::TooLarge,
+            ErrorCode::RateLimited,
+            ErrorCode::LimitExceeded,
+            ErrorCode::FunctionFailed,
+            ErrorCode::Internal,
+        ];
+        assert_eq!(variants.len(), names.len());
+    }
+
+    #[test]
+    fn reconnects_after_the_close_codes_the_protocol_says() {
+        let codes = codes();
+        for c in codes["closeCodes"].as_array().unwrap() {
+            let code = c["code"].as_u64().unwrap() as u16;
+            assert_eq!(
+                reconnects_after(code),
+                c["reconnect"].as_bool().unwrap(),
+                "{c}"
+            );
+        }
+        let range = |name: &str| {
+            let r = &codes["closeRanges"][name];
+            (r[0].as_u64().unwrap() as u16, r[1].as_u64().unwrap() as u16)
+        };
+        let (from, to) = range("reconnect");
+        assert!(reconnects_after(from) && reconnects_after(to));
+        let (from, to) = range("terminal");
+        assert!(!reconnects_after(from) && !reconnects_after(to));
+        assert!(reconnects_after(from - 1) && reconnects_after(to + 1));
     }
 }
