@@ -30,7 +30,7 @@ impl ManagementApi {
         let config = configure(Builder::from(sdk).endpoint_url(endpoint)).build();
         Self {
             client: Client::from_conf(config),
-            poster: SignedPoster::new(sdk, endpoint, Retry::standard(ATTEMPT_TIMEOUT)),
+            poster: SignedPoster::new(sdk, endpoint, retry(sdk)),
             concurrency: concurrency.max(1),
         }
     }
@@ -53,6 +53,15 @@ impl ManagementApi {
             )))
             .build();
         Self::new(&sdk, endpoint, concurrency)
+    }
+}
+
+/// Posts retry as `sdk` says (its `RetryConfig`, the standard mode's without one), each attempt
+/// bounded at [`ATTEMPT_TIMEOUT`].
+fn retry(sdk: &SdkConfig) -> Retry {
+    match sdk.retry_config() {
+        Some(config) => Retry::from_config(config, ATTEMPT_TIMEOUT),
+        None => Retry::standard(ATTEMPT_TIMEOUT),
     }
 }
 

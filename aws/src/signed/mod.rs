@@ -1,36 +1,43 @@
 //! The management API's hot path: `POST /@connections/{id}`, signed with SigV4
-//! ([`PostSigner`]) and sent over a kept-alive hyper connection pool.
+//! ([`PostSigner`]) and sent over a kept-alive connection pool.
 //!
 //! A post is a small body out and an empty body back, and fan-out makes one per subscriber. The
 //! SDK's general request pipeline (interceptors, endpoint rules, config lookups) cost most of a
-//! post's CPU, and Lambda gives CPU in proportion to memory, so this path skips it. It keeps
-//! what matters from it: the same request and signature, credentials refreshed before they
-//! expire, a bound on each attempt, and the SDK's standard retry policy (three attempts,
-//! exponential backoff with full jitter).
+//! post's CPU, and Lambda gives CPU in proportion to memory, so this path skips it (the figures
+//! are in bench/README.md, item 13). It keeps what matters from it: the same request and
+//! signature, sent through the SDK's own HTTP connector and TLS (`aws-smithy-http-client`), the
+//! SDK's retry settings, credentials refreshed before they expire, and a bound on each attempt.
+//!
+//! - [`endpoint`]: where posts go, checked once.
+//! - [`retry`]: how often and how patiently a post is tried.
+//! - [`credentials`]: the credentials posts are signed with, cached.
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+mod credentials;
+mod endpoint;
+mod retry;
+
+pub use endpoint::BadEndpoint;
+pub use retry::Retry;
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use aws_config::SdkConfig;
-use aws_credential_types::Credentials;
-use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_smithy_async::time::SharedTimeSource;
-use aws_smithy_http::label::{EncodingStrategy, fmt_string};
+use aws_smithy_http_client::Connector;
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::client::http::HttpConnector;
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+use aws_smithy_types::body::SdkBody;
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST};
-use http::{Method, Request, StatusCode, Uri};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Limited};
 use thiserror::Error;
-use tokio::sync::Mutex as AsyncMutex;
 
 use crate::sigv4::{self, PostSigner};
-
-/// Credentials are fetched again this long before they expire.
-const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(5 * 60);
+use credentials::CachedIdentity;
+use endpoint::Endpoint;
 
 /// The most of an error body kept for the error message.
 const ERROR_BODY_LIMIT: usize = 1024;
@@ -51,17 +58,9 @@ pub enum PostError {
     #[error("could not sign the request: {0}")]
     Signing(#[from] sigv4::SignError),
     #[error("could not build the request: {0}")]
-    Request(#[source] http::Error),
+    Request(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error(transparent)]
     Endpoint(#[from] BadEndpoint),
-}
-
-/// An endpoint posts cannot be sent to.
-#[derive(Debug, Clone, Error)]
-#[error("bad management API endpoint {endpoint:?}: {reason}")]
-pub struct BadEndpoint {
-    pub endpoint: String,
-    pub reason: String,
 }
 
 impl PostError {
@@ -89,147 +88,6 @@ impl PostError {
     }
 }
 
-/// How often and how patiently a post is tried.
-#[derive(Debug, Clone, Copy)]
-pub struct Retry {
-    pub max_attempts: u32,
-    /// The first backoff's ceiling; each further one doubles it, up to `max_backoff`. The wait
-    /// is drawn uniformly below the ceiling (full jitter).
-    pub initial_backoff: Duration,
-    pub max_backoff: Duration,
-    /// The longest one attempt may take, response body included.
-    pub attempt_timeout: Duration,
-}
-
-impl Retry {
-    /// The SDK's standard retry mode, with Echo's bound on an attempt.
-    pub fn standard(attempt_timeout: Duration) -> Self {
-        Self {
-            max_attempts: 3,
-            initial_backoff: Duration::from_secs(1),
-            max_backoff: Duration::from_secs(20),
-            attempt_timeout,
-        }
-    }
-
-    fn backoff(&self, failed_attempts: u32) -> Duration {
-        let ceiling = self
-            .initial_backoff
-            .saturating_mul(1 << failed_attempts.saturating_sub(1).min(16))
-            .min(self.max_backoff);
-        ceiling.mul_f64(rand::random::<f64>())
-    }
-}
-
-/// Where posts go: `{scheme}://{authority}{prefix}/@connections/{id}`.
-#[derive(Debug, Clone)]
-struct Endpoint {
-    base: String,
-    authority: String,
-    host: http::HeaderValue,
-}
-
-impl Endpoint {
-    fn parse(endpoint: &str) -> Result<Self, BadEndpoint> {
-        let bad = |reason: &str| BadEndpoint {
-            endpoint: endpoint.to_owned(),
-            reason: reason.to_owned(),
-        };
-        let uri: Uri = endpoint.parse().map_err(|_| bad("not a URL"))?;
-        match uri.scheme_str() {
-            Some("https" | "http") => {}
-            _ => return Err(bad("the scheme must be https (or http, locally)")),
-        }
-        let authority = uri.authority().ok_or_else(|| bad("no host"))?;
-        if uri.query().is_some() {
-            return Err(bad("a query is not allowed"));
-        }
-        let host = http::HeaderValue::from_str(authority.as_str()).map_err(|_| bad("bad host"))?;
-        let path = uri.path().trim_end_matches('/');
-        // Said once here rather than at every post, which the signer would refuse.
-        if !path.is_empty() && sigv4::normalised_away(path) {
-            return Err(bad("the path has an empty or dot segment"));
-        }
-        Ok(Self {
-            base: format!(
-                "{}://{authority}{path}",
-                uri.scheme_str().unwrap_or("https")
-            ),
-            authority: authority.as_str().to_owned(),
-            host,
-        })
-    }
-
-    /// The connection's URL, its id escaped as the SDK escapes an `httpLabel`.
-    fn connection(&self, id: &str) -> Result<Uri, BadEndpoint> {
-        format!(
-            "{}/@connections/{}",
-            self.base,
-            fmt_string(id, EncodingStrategy::Default)
-        )
-        .parse()
-        .map_err(|e: http::uri::InvalidUri| BadEndpoint {
-            endpoint: self.base.clone(),
-            reason: e.to_string(),
-        })
-    }
-}
-
-/// Credentials kept until shortly before they expire; one refresh at a time.
-#[derive(Debug)]
-struct CachedIdentity {
-    provider: SharedCredentialsProvider,
-    current: Mutex<Option<Credentials>>,
-    refreshing: AsyncMutex<()>,
-}
-
-impl CachedIdentity {
-    fn fresh(&self, now: SystemTime) -> Option<Credentials> {
-        let current = self.current.lock().unwrap_or_else(|p| p.into_inner());
-        current
-            .as_ref()
-            .filter(|c| c.expiry().is_none_or(|e| now + REFRESH_BEFORE_EXPIRY < e))
-            .cloned()
-    }
-
-    async fn get(&self, now: SystemTime) -> Result<Credentials, PostError> {
-        if let Some(identity) = self.fresh(now) {
-            return Ok(identity);
-        }
-        let _one = self.refreshing.lock().await;
-        if let Some(identity) = self.fresh(now) {
-            return Ok(identity);
-        }
-        let credentials = self
-            .provider
-            .provide_credentials()
-            .await
-            .map_err(|e| PostError::Credentials(Box::new(e)))?;
-        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(credentials.clone());
-        Ok(credentials)
-    }
-}
-
-/// HTTPS with the system's CA certificates (and plain HTTP, for the local edge).
-fn connector() -> Result<HttpsConnector<HttpConnector>, String> {
-    let provider = || rustls::crypto::aws_lc_rs::default_provider();
-    let builder = match hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_native_roots(provider())
-    {
-        Ok(builder) => builder,
-        Err(e) => {
-            tracing::warn!(error = %e, "no CA certificates found: HTTPS posts will fail");
-            let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider()))
-                .with_safe_default_protocol_versions()
-                .map_err(|e| format!("TLS setup failed: {e}"))?
-                .with_root_certificates(rustls::RootCertStore::empty())
-                .with_no_client_auth();
-            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config)
-        }
-    };
-    Ok(builder.https_or_http().enable_http1().build())
-}
-
 /// Posts frames to connections.
 #[derive(Clone)]
 pub struct SignedPoster {
@@ -242,8 +100,9 @@ struct Inner {
     signer: Option<PostSigner>,
     identity: Option<CachedIdentity>,
     time: SharedTimeSource,
-    /// The connection pool, or why TLS could not be set up.
-    http: Result<Client<HttpsConnector<HttpConnector>, Full<Bytes>>, String>,
+    /// The SDK's HTTP connector: a kept-alive pool, HTTPS with the system's CA certificates (and
+    /// plain HTTP, for the local edge).
+    http: Connector,
     retry: Retry,
 }
 
@@ -261,11 +120,10 @@ impl SignedPoster {
     /// Signs for `sdk`'s region with its credentials and clock. A bad endpoint or missing
     /// credentials make every post fail with an error that says so.
     pub fn new(sdk: &SdkConfig, endpoint: &str, retry: Retry) -> Self {
-        let http = connector().map(|https| {
-            Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(Duration::from_secs(60))
-                .build(https)
-        });
+        let http = Connector::builder()
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+            .build();
         Self {
             inner: Arc::new(Inner {
                 endpoint: Endpoint::parse(endpoint),
@@ -274,11 +132,7 @@ impl SignedPoster {
                     .map(|r| r.as_ref())
                     .filter(|r| !r.is_empty())
                     .map(PostSigner::new),
-                identity: sdk.credentials_provider().map(|provider| CachedIdentity {
-                    provider,
-                    current: Mutex::new(None),
-                    refreshing: AsyncMutex::new(()),
-                }),
+                identity: sdk.credentials_provider().map(CachedIdentity::new),
                 time: sdk.time_source().unwrap_or_default(),
                 http,
                 retry,
@@ -329,18 +183,20 @@ impl SignedPoster {
         if let Some(token) = signature.security_token {
             request = request.header("x-amz-security-token", token);
         }
-        let request = request.body(Full::new(data)).map_err(PostError::Request)?;
+        let request = request
+            .body(SdkBody::from(data))
+            .map_err(|e| PostError::Request(Box::new(e)))?;
+        let request =
+            HttpRequest::try_from(request).map_err(|e| PostError::Request(Box::new(e)))?;
         let timeout = inner.retry.attempt_timeout;
         tokio::time::timeout(timeout, async {
-            let http = inner
+            let response = inner
                 .http
-                .as_ref()
-                .map_err(|e| PostError::Transport(e.clone().into()))?;
-            let response = http
-                .request(request)
+                .call(request)
                 .await
                 .map_err(|e| PostError::Transport(Box::new(e)))?;
-            let status = response.status();
+            let status = StatusCode::from_u16(response.status().as_u16())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let body = Limited::new(response.into_body(), ERROR_BODY_LIMIT)
                 .collect()
                 .await
@@ -376,9 +232,11 @@ fn error_message(body: &[u8]) -> String {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    use std::time::SystemTime;
 
     use aws_credential_types::Credentials;
+    use aws_credential_types::provider::SharedCredentialsProvider;
     use aws_sdk_apigatewaymanagement::primitives::Blob;
     use aws_smithy_async::time::StaticTimeSource;
     use aws_types::region::Region;
@@ -655,42 +513,5 @@ mod tests {
             .build();
         let err = post_once(&no_region, local).await.unwrap_err();
         assert!(matches!(err, PostError::NoRegion), "{err}");
-    }
-
-    #[tokio::test]
-    async fn credentials_are_fetched_again_before_they_expire() {
-        let calls = Arc::new(AtomicUsize::new(0));
-        let counted = calls.clone();
-        let cache = CachedIdentity {
-            provider: SharedCredentialsProvider::new(
-                aws_credential_types::credential_fn::provide_credentials_fn(move || {
-                    let n = counted.fetch_add(1, Ordering::SeqCst);
-                    async move {
-                        Ok(Credentials::new(
-                            format!("AKID{n}"),
-                            "secret",
-                            None,
-                            Some(time() + Duration::from_secs(600)),
-                            "tests",
-                        ))
-                    }
-                }),
-            ),
-            current: Mutex::new(None),
-            refreshing: AsyncMutex::new(()),
-        };
-        let key = |c: &Credentials| c.access_key_id().to_owned();
-        assert_eq!(key(&cache.get(time()).await.unwrap()), "AKID0");
-        assert_eq!(
-            key(&cache.get(time() + Duration::from_secs(60)).await.unwrap()),
-            "AKID0"
-        );
-        assert_eq!(calls.load(Ordering::SeqCst), 1, "kept while fresh");
-        // Within five minutes of expiry: fetched again.
-        assert_eq!(
-            key(&cache.get(time() + Duration::from_secs(360)).await.unwrap()),
-            "AKID1"
-        );
-        assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 }
