@@ -1,0 +1,133 @@
+//! One WebSocket and the requests waiting for replies on it.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use futures_util::SinkExt;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+use super::{Command, Reply, Ws};
+use crate::error::Error;
+use crate::published::Published;
+use crate::subscription::Subscription;
+use crate::wire::Message;
+
+/// A request waiting for a reply addressed by channel.
+pub(super) enum Waiter {
+    Subscribe {
+        since: Option<u64>,
+        reply: Reply<Subscription>,
+    },
+    /// A subscription renewed on a new connection.
+    Resubscribe,
+    Unsubscribe {
+        reply: Option<Reply<()>>,
+    },
+    History {
+        since: u64,
+        limit: u32,
+        reply: Reply<Vec<Message>>,
+    },
+    /// A history page read to fill a gap in a subscription.
+    Fill,
+}
+
+/// One WebSocket and what is waiting for replies on it.
+pub(super) struct Conn {
+    pub(super) ws: Ws,
+    pub(super) last_sent: Instant,
+    pub(super) renew_at: Instant,
+    pub(super) waiters: HashMap<String, VecDeque<Waiter>>,
+    pub(super) pings: VecDeque<Option<Reply<()>>>,
+    pub(super) publishes: HashMap<String, Reply<Published>>,
+}
+
+impl Conn {
+    pub(super) fn new(ws: Ws, renew_after: Duration) -> Self {
+        let now = Instant::now();
+        Self {
+            ws,
+            last_sent: now,
+            renew_at: now + renew_after,
+            waiters: HashMap::new(),
+            pings: VecDeque::new(),
+            publishes: HashMap::new(),
+        }
+    }
+
+    pub(super) async fn send(&mut self, text: String) {
+        self.last_sent = Instant::now();
+        if let Err(e) = self.ws.send(WsMessage::text(text)).await {
+            // The read side sees the failure and reconnects.
+            tracing::debug!(error = %e, "send failed");
+        }
+    }
+
+    pub(super) fn wait(&mut self, channel: &str, waiter: Waiter) {
+        self.waiters
+            .entry(channel.to_owned())
+            .or_default()
+            .push_back(waiter);
+    }
+
+    pub(super) fn pop(&mut self, channel: &str) -> Option<Waiter> {
+        let queue = self.waiters.get_mut(channel)?;
+        let waiter = queue.pop_front();
+        if queue.is_empty() {
+            self.waiters.remove(channel);
+        }
+        waiter
+    }
+
+    pub(super) fn idle(&self) -> bool {
+        self.waiters.is_empty() && self.pings.is_empty() && self.publishes.is_empty()
+    }
+
+    pub(super) fn resubscribing(&self) -> bool {
+        self.waiters
+            .values()
+            .flatten()
+            .any(|w| matches!(w, Waiter::Resubscribe))
+    }
+
+    /// Fails what cannot be retried and gives back, as commands, what can.
+    pub(super) fn abandon(self, error: &Error) -> Vec<Command> {
+        for (_, reply) in self.publishes {
+            let _ = reply.send(Err(error.clone()));
+        }
+        for reply in self.pings.into_iter().flatten() {
+            let _ = reply.send(Err(error.clone()));
+        }
+        let mut retry = Vec::new();
+        for (channel, waiters) in self.waiters {
+            for waiter in waiters {
+                match waiter {
+                    Waiter::Subscribe { since, reply } => retry.push(Command::Subscribe {
+                        channel: channel.clone(),
+                        since,
+                        reply,
+                    }),
+                    Waiter::History {
+                        since,
+                        limit,
+                        reply,
+                    } => retry.push(Command::History {
+                        channel: channel.clone(),
+                        since,
+                        limit,
+                        reply,
+                    }),
+                    // Unsubscribing is done locally; the server forgets with the connection.
+                    Waiter::Unsubscribe { reply } => {
+                        if let Some(reply) = reply {
+                            let _ = reply.send(Ok(()));
+                        }
+                    }
+                    Waiter::Resubscribe | Waiter::Fill => {}
+                }
+            }
+        }
+        retry
+    }
+}

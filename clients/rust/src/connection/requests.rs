@@ -1,0 +1,148 @@
+//! The caller's requests: sent when connected, queued (publishes within a bound) while not.
+
+use std::collections::hash_map::Entry;
+
+use super::conn::Waiter;
+use super::{Command, Task};
+use crate::error::Error;
+use crate::wire;
+
+impl Task {
+    /// Keeps a request made while disconnected.
+    pub(super) fn enqueue(&mut self, command: Command) {
+        match command {
+            Command::Publish { reply, .. }
+                if self
+                    .queued
+                    .iter()
+                    .filter(|c| matches!(c, Command::Publish { .. }))
+                    .count()
+                    >= self.setup.options.publish_queue =>
+            {
+                let _ = reply.send(Err(Error::QueueFull(self.setup.options.publish_queue)));
+            }
+            Command::Subscribe { channel, reply, .. } if self.subscribed(&channel) => {
+                let _ = reply.send(Err(Error::AlreadySubscribed(channel)));
+            }
+            Command::Unsubscribe { channel, reply } => {
+                self.subs.remove(&channel);
+                let _ = reply.send(Ok(()));
+            }
+            command => self.queued.push_back(command),
+        }
+    }
+
+    pub(super) fn subscribed(&self, channel: &str) -> bool {
+        self.subs.contains_key(channel)
+            || self.queued.iter().any(
+                |c| matches!(c, Command::Subscribe { channel: queued, .. } if queued == channel),
+            )
+            || self.conn.as_ref().is_some_and(|c| {
+                c.waiters
+                    .get(channel)
+                    .is_some_and(|w| w.iter().any(|w| matches!(w, Waiter::Subscribe { .. })))
+            })
+    }
+
+    /// Handles a caller's request; false when the client stops.
+    pub(super) async fn command(&mut self, command: Command) -> bool {
+        if let Command::Close { reply } = command {
+            self.close().await;
+            let _ = reply.send(());
+            return false;
+        }
+        if self.conn.is_none() {
+            self.enqueue(command);
+            return true;
+        }
+        match command {
+            Command::Subscribe {
+                channel,
+                since,
+                reply,
+            } => {
+                if self.subscribed(&channel) {
+                    let _ = reply.send(Err(Error::AlreadySubscribed(channel)));
+                } else if let Some(conn) = &mut self.conn {
+                    conn.wait(&channel, Waiter::Subscribe { since, reply });
+                    conn.send(wire::subscribe(&channel, since)).await;
+                }
+            }
+            Command::Unsubscribe { channel, reply } => {
+                if self.subs.remove(&channel).is_none() {
+                    let _ = reply.send(Ok(()));
+                } else if let Some(conn) = &mut self.conn {
+                    conn.wait(&channel, Waiter::Unsubscribe { reply: Some(reply) });
+                    conn.send(wire::unsubscribe(&channel)).await;
+                }
+            }
+            Command::Publish {
+                channel,
+                data,
+                id,
+                reply,
+            } => {
+                let id = id.unwrap_or_else(|| {
+                    self.next_id += 1;
+                    format!("r{}", self.next_id)
+                });
+                let frame = wire::publish(&channel, &data, &id);
+                let max = self.setup.options.max_message_bytes;
+                if frame.len() > max {
+                    let _ = reply.send(Err(Error::TooLarge {
+                        size: frame.len(),
+                        max,
+                    }));
+                } else if let Some(conn) = &mut self.conn {
+                    match conn.publishes.entry(id) {
+                        Entry::Occupied(e) => {
+                            let _ = reply.send(Err(Error::Encode(format!(
+                                "a publish with id {:?} is already waiting for its ack",
+                                e.key()
+                            ))));
+                        }
+                        Entry::Vacant(e) => {
+                            e.insert(reply);
+                            conn.send(frame).await;
+                        }
+                    }
+                }
+            }
+            Command::History {
+                channel,
+                since,
+                limit,
+                reply,
+            } => {
+                if let Some(conn) = &mut self.conn {
+                    conn.wait(
+                        &channel,
+                        Waiter::History {
+                            since,
+                            limit,
+                            reply,
+                        },
+                    );
+                    conn.send(wire::history(&channel, since, limit)).await;
+                }
+            }
+            Command::Ping { reply } => {
+                if let Some(conn) = &mut self.conn {
+                    conn.pings.push_back(Some(reply));
+                    conn.send(wire::ping()).await;
+                }
+            }
+            Command::Close { .. } => {}
+        }
+        true
+    }
+
+    /// Sends the requests that waited, if connected.
+    pub(super) async fn flush(&mut self) {
+        while self.conn.is_some()
+            && let Some(command) = self.queued.pop_front()
+        {
+            self.command(command).await;
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! The connection's state, and what happened to it.
+
+use std::time::Duration;
+
+use crate::error::Error;
+
+/// The connection's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Connecting,
+    Open,
+    Reconnecting,
+    Closed,
+}
+
+/// What happened to the connection, for logs and UIs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A connection is open (`planned` when it replaced one before its maximum age).
+    Open { planned: bool },
+    /// The connection dropped; the next attempt starts after `delay`.
+    Reconnecting {
+        attempt: u32,
+        delay: Duration,
+        /// The close code, if Echo sent one.
+        code: Option<u16>,
+        reason: String,
+    },
+    /// The client stopped for good.
+    Closed { code: Option<u16>, reason: String },
+    /// Messages `from..=to` on `channel` could not be recovered (history no longer has them).
+    Gap { channel: String, from: u64, to: u64 },
+    /// Something failed without a caller to tell, such as a resubscribe refused after reconnect
+    /// (the subscription then ends).
+    Error {
+        channel: Option<String>,
+        error: Error,
+    },
+}

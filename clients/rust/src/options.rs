@@ -1,0 +1,42 @@
+//! The client's tunables.
+
+use std::time::Duration;
+
+/// Tunables, with defaults for API Gateway.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Ping when nothing was sent for this long (API Gateway's idle timeout is 10 minutes).
+    pub ping_interval: Duration,
+    /// Replace the connection after this long (API Gateway closes connections at 2 hours).
+    pub renew_after: Duration,
+    /// How long a request waits for its reply.
+    pub request_timeout: Duration,
+    /// How long opening a WebSocket may take.
+    pub connect_timeout: Duration,
+    /// First reconnect delay; it doubles per failed attempt up to `backoff_max` (full jitter).
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// Publishes kept while disconnected, sent once the connection is back.
+    pub publish_queue: usize,
+    /// Messages buffered per subscription; when full, reading from the socket waits.
+    pub subscription_buffer: usize,
+    /// Largest publish frame sent (Echo's and API Gateway's limit is 128 KB); larger ones fail
+    /// with [`Error::TooLarge`] without being sent.
+    pub max_message_bytes: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            ping_interval: Duration::from_secs(5 * 60),
+            renew_after: Duration::from_secs(115 * 60),
+            request_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(10),
+            backoff_base: Duration::from_millis(250),
+            backoff_max: Duration::from_secs(30),
+            publish_queue: 1000,
+            subscription_buffer: 1024,
+            max_message_bytes: 128 * 1024,
+        }
+    }
+}
