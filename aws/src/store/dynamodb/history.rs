@@ -1,0 +1,142 @@
+//! The history table as the [`HistoryStore`]: the channel's counter at seq 0, messages at their seq.
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::ReturnValue;
+use echo_core::channel::ChannelKey;
+use echo_core::message::{NewMessage, StoredMessage};
+use echo_core::store::{HistoryStore, StoreError, StoreResult};
+
+use super::{DynamoStore, Item, expired, get_n, get_s, n, now_secs, s};
+
+#[async_trait]
+impl HistoryStore for DynamoStore {
+    async fn append(&self, key: &ChannelKey, message: NewMessage) -> StoreResult<StoredMessage> {
+        let channel = key.encode();
+        let counter = self
+            .client
+            .update_item()
+            .table_name(&self.tables.history)
+            .key("channel", s(&channel))
+            .key("seq", n(0))
+            .update_expression("ADD #last :one")
+            .expression_attribute_names("#last", "last")
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(StoreError::backend)?;
+        let seq = counter
+            .attributes()
+            .and_then(|a| get_n(a, "last"))
+            .ok_or_else(|| StoreError::Corrupt(format!("no counter returned for {channel}")))?;
+        let stored = StoredMessage::new(key.channel.clone(), seq, message);
+        let json = serde_json::to_string(&stored).map_err(StoreError::backend)?;
+        self.client
+            .put_item()
+            .table_name(&self.tables.history)
+            .item("channel", s(channel))
+            .item("seq", n(seq))
+            .item("msg", s(json))
+            .item("ts", n(stored.ts))
+            .item("ttl", n(stored.ts / 1000 + self.tables.history_ttl_secs))
+            .send()
+            .await
+            .map_err(StoreError::backend)?;
+        Ok(stored)
+    }
+
+    async fn latest_seq(&self, key: &ChannelKey) -> StoreResult<u64> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.tables.history)
+            .key("channel", s(key.encode()))
+            .key("seq", n(0))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StoreError::backend)?;
+        Ok(out.item().and_then(|i| get_n(i, "last")).unwrap_or(0))
+    }
+
+    async fn range(
+        &self,
+        key: &ChannelKey,
+        since: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<StoredMessage>> {
+        let now = now_secs();
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        while out.len() < limit {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.tables.history)
+                .key_condition_expression("#c = :c AND #s > :since")
+                .expression_attribute_names("#c", "channel")
+                .expression_attribute_names("#s", "seq")
+                .expression_attribute_values(":c", s(key.encode()))
+                .expression_attribute_values(":since", n(since))
+                .limit((limit - out.len()).min(1000) as i32)
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(StoreError::backend)?;
+            for item in page.items() {
+                if expired(item, now) {
+                    continue;
+                }
+                let json = get_s(item, "msg")
+                    .ok_or_else(|| StoreError::Corrupt("history item without msg".into()))?;
+                out.push(
+                    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                );
+            }
+            match page.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    /// On AWS, DynamoDB's TTL expires history and this is not needed; it exists for stores without
+    /// TTL (and the conformance suite). It scans the table: a maintenance operation, never called
+    /// on a request path.
+    async fn prune(&self, before_ts: u64) -> StoreResult<u64> {
+        let mut removed = 0;
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.tables.history)
+                .filter_expression("#s > :zero AND ts < :before")
+                .expression_attribute_names("#s", "seq")
+                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":before", n(before_ts))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(StoreError::backend)?;
+            for item in page.items() {
+                let (Some(channel), Some(seq)) = (item.get("channel"), item.get("seq")) else {
+                    continue;
+                };
+                self.delete(
+                    &self.tables.history,
+                    vec![("channel", channel.clone()), ("seq", seq.clone())],
+                )
+                .await?;
+                removed += 1;
+            }
+            match page.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => return Ok(removed),
+            }
+        }
+    }
+}

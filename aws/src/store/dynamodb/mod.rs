@@ -1,0 +1,263 @@
+//! Connections, subscriptions, history and associations in DynamoDB.
+//!
+//! Two tables, both with a string-or-number composite key and a `ttl` attribute (DynamoDB's TTL
+//! deletes expired items eventually, so every read also filters on it):
+//!
+//! **Connections** (`pk` S, `sk` S):
+//!
+//! | item | `pk` | `sk` | attributes |
+//! | --- | --- | --- | --- |
+//! | connection | `c#{connection id}` | `#meta` | `record` (JSON), `ttl` |
+//! | its subscription | `c#{connection id}` | `s#{app}/{channel}` | `ttl` |
+//! | channel's subscriber | `k#{app}/{channel}#{shard}` | `{connection id}` | `ttl` |
+//! | associations | `#meta` | `associations` | `doc` |
+//!
+//! A channel's subscribers are spread over `shards` partitions (by a hash of the connection id) so
+//! that subscribing to one busy channel does not exceed one partition's 1,000 writes per second;
+//! fan-out queries every shard. Nothing on a hot path scans.
+//!
+//! **History** (`channel` S, `seq` N): the item at seq 0 holds the channel's counter (`last`),
+//! incremented atomically with `ADD`; messages sit at their seq with `msg` (JSON), `ts` and `ttl`.
+//!
+//! This file holds the tables, their creation and the helpers the ports share; each port has a
+//! file: `connections` ([`ConnectionStore`](echo_core::store::ConnectionStore)), `history`
+//! ([`HistoryStore`](echo_core::store::HistoryStore)), `associations`
+//! ([`AssociationsStore`](echo_core::store::AssociationsStore)).
+
+mod associations;
+mod connections;
+mod history;
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValue,
+    ScalarAttributeType, TableStatus,
+};
+use echo_core::channel::ChannelKey;
+use echo_core::ids::ConnectionId;
+use echo_core::store::{ConnectionRecord, StoreError, StoreResult};
+
+type Item = HashMap<String, AttributeValue>;
+
+/// Table names and tuning.
+#[derive(Debug, Clone)]
+pub struct Tables {
+    pub connections: String,
+    pub history: String,
+    /// Partitions a channel's subscriber list is spread over.
+    pub subscriber_shards: u32,
+    /// How long stored messages live, in seconds (their `ttl`).
+    pub history_ttl_secs: u64,
+}
+
+/// The DynamoDB store.
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    tables: Tables,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: u64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+}
+
+fn get_n(item: &Item, name: &str) -> Option<u64> {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Whether an item's `ttl` has passed (TTL deletion lags; reads must not see such items).
+fn expired(item: &Item, now: u64) -> bool {
+    get_n(item, "ttl").is_some_and(|ttl| ttl <= now)
+}
+
+fn conn_pk(id: &ConnectionId) -> String {
+    format!("c#{id}")
+}
+
+fn sub_sk(key: &ChannelKey) -> String {
+    format!("s#{}", key.encode())
+}
+
+const META_SK: &str = "#meta";
+
+impl DynamoStore {
+    pub fn new(client: Client, tables: Tables) -> Self {
+        Self { client, tables }
+    }
+
+    fn shard(&self, id: &ConnectionId) -> u32 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        id.hash(&mut h);
+        (h.finish() % u64::from(self.tables.subscriber_shards.max(1))) as u32
+    }
+
+    fn channel_pk(&self, key: &ChannelKey, shard: u32) -> String {
+        format!("k#{}#{shard}", key.encode())
+    }
+
+    /// Creates both tables (on-demand billing) and waits until they are active. For local
+    /// development and tests; on AWS the template creates them.
+    pub async fn create_tables(&self) -> StoreResult<()> {
+        for (name, pk, pk_type, sk, sk_type) in [
+            (
+                &self.tables.connections,
+                "pk",
+                ScalarAttributeType::S,
+                "sk",
+                ScalarAttributeType::S,
+            ),
+            (
+                &self.tables.history,
+                "channel",
+                ScalarAttributeType::S,
+                "seq",
+                ScalarAttributeType::N,
+            ),
+        ] {
+            let def = |name: &str, t: ScalarAttributeType| {
+                AttributeDefinition::builder()
+                    .attribute_name(name)
+                    .attribute_type(t)
+                    .build()
+                    .map_err(StoreError::backend)
+            };
+            let key = |name: &str, t: KeyType| {
+                KeySchemaElement::builder()
+                    .attribute_name(name)
+                    .key_type(t)
+                    .build()
+                    .map_err(StoreError::backend)
+            };
+            let created = self
+                .client
+                .create_table()
+                .table_name(name)
+                .attribute_definitions(def(pk, pk_type)?)
+                .attribute_definitions(def(sk, sk_type)?)
+                .key_schema(key(pk, KeyType::Hash)?)
+                .key_schema(key(sk, KeyType::Range)?)
+                .billing_mode(BillingMode::PayPerRequest)
+                .send()
+                .await;
+            if let Err(e) = created {
+                let exists = e
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_in_use_exception());
+                if !exists {
+                    return Err(StoreError::backend(e));
+                }
+            }
+            for _ in 0..100 {
+                let d = self
+                    .client
+                    .describe_table()
+                    .table_name(name)
+                    .send()
+                    .await
+                    .map_err(StoreError::backend)?;
+                if d.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every item of a query, following pagination.
+    async fn query_all(
+        &self,
+        table: &str,
+        condition: &str,
+        values: Vec<(&str, AttributeValue)>,
+        names: Vec<(&str, &str)>,
+    ) -> StoreResult<Vec<Item>> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let mut q = self
+                .client
+                .query()
+                .table_name(table)
+                .key_condition_expression(condition)
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take());
+            for (k, v) in &values {
+                q = q.expression_attribute_values(*k, v.clone());
+            }
+            for (k, v) in &names {
+                q = q.expression_attribute_names(*k, *v);
+            }
+            let out = q.send().await.map_err(StoreError::backend)?;
+            items.extend(out.items().iter().cloned());
+            match out.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    async fn delete(
+        &self,
+        table: &str,
+        key: Vec<(&str, AttributeValue)>,
+    ) -> StoreResult<Option<Item>> {
+        let mut d = self
+            .client
+            .delete_item()
+            .table_name(table)
+            .return_values(ReturnValue::AllOld);
+        for (k, v) in key {
+            d = d.key(k, v);
+        }
+        let out = d.send().await.map_err(StoreError::backend)?;
+        Ok(out.attributes().filter(|a| !a.is_empty()).cloned())
+    }
+
+    async fn live_record(&self, id: &ConnectionId) -> StoreResult<Option<(ConnectionRecord, u64)>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.tables.connections)
+            .key("pk", s(conn_pk(id)))
+            .key("sk", s(META_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StoreError::backend)?;
+        let Some(item) = out.item() else {
+            return Ok(None);
+        };
+        if expired(item, now_secs()) {
+            return Ok(None);
+        }
+        let record = get_s(item, "record")
+            .ok_or_else(|| StoreError::Corrupt(format!("connection {id} has no record")))?;
+        let record: ConnectionRecord =
+            serde_json::from_str(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let ttl = get_n(item, "ttl").unwrap_or(record.expires_at);
+        Ok(Some((record, ttl)))
+    }
+}
