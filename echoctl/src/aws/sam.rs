@@ -1,0 +1,131 @@
+//! The SAM CLI: the commands deploy and teardown run, printed as typed, and what `sam list`
+//! says about the stack.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use super::{AwsArgs, AwsError};
+
+/// A command, printed as it would be typed (with `redact` hidden).
+pub(super) struct Step {
+    title: String,
+    command: Command,
+    /// The command as it would be typed, secrets hidden.
+    pub(super) shown: String,
+}
+
+impl Step {
+    pub(super) fn new(title: &str, program: &Path, args: &[String], redact: Option<&str>) -> Self {
+        let mut command = Command::new(program);
+        command.args(args);
+        let mut shown = std::iter::once(program.display().to_string())
+            .chain(args.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        if let Some(secret) = redact.filter(|s| !s.is_empty()) {
+            shown = shown.replace(secret, "****");
+        }
+        Self {
+            title: title.to_owned(),
+            command,
+            shown,
+        }
+    }
+
+    pub(super) fn run(mut self, n: usize, of: usize) -> Result<(), AwsError> {
+        eprintln!("==> [{n}/{of}] {}", self.title);
+        eprintln!("    {}", self.shown);
+        let started = Instant::now();
+        let status = self
+            .command
+            .status()
+            .map_err(|_| AwsError::Step(self.shown.clone(), None))?;
+        eprintln!(
+            "    {} in {}",
+            if status.success() { "done" } else { "failed" },
+            humantime::format_duration(std::time::Duration::from_secs(started.elapsed().as_secs()))
+        );
+        if status.success() {
+            Ok(())
+        } else {
+            Err(AwsError::Step(self.title, status.code()))
+        }
+    }
+}
+
+pub(super) fn check_sam(sam: &Path) -> Result<(), AwsError> {
+    let found = Command::new(sam)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if found {
+        Ok(())
+    } else {
+        Err(AwsError::NoSam(sam.to_path_buf()))
+    }
+}
+
+/// Prints the stack's outputs (sam list stack-outputs).
+pub(super) fn print_outputs(aws: &AwsArgs) -> crate::Result {
+    for (key, value) in stack_outputs(aws)? {
+        println!("{key:<24} {value}");
+    }
+    Ok(())
+}
+
+pub(super) fn stack_outputs(aws: &AwsArgs) -> Result<Vec<(String, String)>, AwsError> {
+    Ok(sam_list(aws, "stack-outputs")?
+        .iter()
+        .filter_map(|r| {
+            Some((
+                r.get("OutputKey")?.as_str()?.to_owned(),
+                r.get("OutputValue")?.as_str()?.to_owned(),
+            ))
+        })
+        .collect())
+}
+
+/// The deployed name of each function resource, by logical id (sam list resources).
+#[cfg(feature = "aws")]
+pub(super) fn physical_names(
+    aws: &AwsArgs,
+) -> Result<std::collections::HashMap<String, String>, AwsError> {
+    Ok(sam_list(aws, "resources")?
+        .iter()
+        .filter_map(|r| {
+            // Resources of the local template that the stack does not have show as "-".
+            let physical = r.get("PhysicalResourceId")?.as_str()?;
+            (physical != "-").then(|| {
+                Some((
+                    r.get("LogicalResourceId")?.as_str()?.to_owned(),
+                    physical.to_owned(),
+                ))
+            })?
+        })
+        .collect())
+}
+
+/// `sam list WHAT` for the stack, read as JSON (a list).
+fn sam_list(aws: &AwsArgs, what: &str) -> Result<Vec<serde_json::Value>, AwsError> {
+    let sam = aws.sam();
+    check_sam(&sam)?;
+    let output = Command::new(&sam)
+        .args([
+            "list",
+            what,
+            "--stack-name",
+            &aws.stack_name,
+            "--output",
+            "json",
+        ])
+        .args(aws.region_args())
+        .output()
+        .map_err(|e| AwsError::Outputs(e.to_string()))?;
+    if !output.status.success() {
+        return Err(AwsError::Outputs(
+            String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        ));
+    }
+    serde_json::from_slice(&output.stdout).map_err(|e| AwsError::Outputs(e.to_string()))
+}
