@@ -1,0 +1,28 @@
+//! The wire protocol: JSON text frames.
+//!
+//! Client frames carry an `action` (what API Gateway routes on, `$request.body.action`); server
+//! frames carry a `type`. Parsing is strict and every refusal is a [`ProtocolError`] with an
+//! [`ErrorCode`] and a message that says what to fix; it never closes the connection.
+//!
+//! - [`client_frame`]: what clients send ([`ClientFrame`]).
+//! - [`server_frame`]: what Echo sends ([`ServerFrame`]).
+//! - [`error`]: [`ErrorCode`] and [`ProtocolError`].
+//! - [`close_code`]: [`CloseCode`], its ranges and the reconnect rule.
+//! - [`codes`]: every code as the JSON fixture the clients are tested against.
+
+pub mod client_frame;
+pub mod close_code;
+pub mod codes;
+pub mod error;
+pub mod server_frame;
+
+pub use client_frame::{
+    ACTIONS, ClientFrame, DEFAULT_HISTORY_LIMIT, MAX_CLIENT_ID_LEN, MAX_HISTORY_LIMIT,
+};
+pub use close_code::{
+    CloseCode, MAX_CLOSE_REASON_BYTES, RECONNECT_RANGE, TERMINAL_RANGE, close_reason,
+    reconnects_after,
+};
+pub use codes::codes_fixture;
+pub use error::{ErrorCode, ProtocolError};
+pub use server_frame::{Ack, ErrorFrame, ServerFrame};
