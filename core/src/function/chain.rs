@@ -1,111 +1,12 @@
-//! Echo functions: the contract they implement and the chain that runs them.
-//!
-//! A function receives a [`FunctionInput`] and returns a [`FunctionOutput`]. The JSON is the same
-//! whether the function runs in-process in the local edge or as a Lambda:
-//!
-//! ```json
-//! {"app":"chat-demo","channel":"angry","message":{"id":"m1","data":{"text":"hi"},"from":"alice","ts":1700000000000}}
-//! ```
-//!
-//! and it answers `{"action":"continue","data":...}` to pass the (possibly new) data on, or
-//! `{"action":"drop","reason":"..."}` to stop the message.
+//! A channel's functions, run one after another on a message, each under the channel's timeout,
+//! with its failure policy applied to the first failure.
 
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use thiserror::Error;
 
+use super::{FunctionInput, FunctionInvoker, FunctionOutput, InvokeError};
 use crate::associations::{ChannelPolicy, OnError};
-use crate::channel::{AppId, ChannelName};
-
-/// What a function receives.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FunctionInput {
-    pub app: AppId,
-    pub channel: ChannelName,
-    pub message: FunctionMessage,
-}
-
-/// The message as a function sees it: `data` is the output of the previous function in the chain.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FunctionMessage {
-    pub id: String,
-    pub data: Value,
-    pub from: String,
-    pub ts: u64,
-}
-
-/// What a function answers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "action", rename_all = "lowercase", deny_unknown_fields)]
-pub enum FunctionOutput {
-    /// Pass `data` to the next function, or deliver it if this was the last one.
-    Continue { data: Value },
-    /// Stop the message: nothing is delivered and the publisher's ack says `dropped`.
-    Drop {
-        #[serde(default)]
-        reason: Option<String>,
-    },
-}
-
-impl FunctionOutput {
-    pub fn cont(data: Value) -> Self {
-        Self::Continue { data }
-    }
-
-    pub fn drop(reason: impl Into<String>) -> Self {
-        Self::Drop {
-            reason: Some(reason.into()),
-        }
-    }
-}
-
-/// A function's own failure, as its code reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("{0}")]
-pub struct FunctionError(pub String);
-
-impl FunctionError {
-    pub fn new(msg: impl Into<String>) -> Self {
-        Self(msg.into())
-    }
-}
-
-/// Why invoking a function failed.
-#[derive(Debug, Error)]
-pub enum InvokeError {
-    #[error("no function named {0:?}")]
-    Unknown(String),
-    #[error("function failed: {0}")]
-    Failed(String),
-    #[error("function did not answer within {0:?}")]
-    TimedOut(Duration),
-    #[error("function answered something that is not a valid function output: {0}")]
-    InvalidOutput(String),
-    #[error("function output is {size} bytes, over the {max}-byte message limit")]
-    OutputTooLarge { size: usize, max: usize },
-    #[error("could not reach the function: {0}")]
-    Transport(#[source] Box<dyn std::error::Error + Send + Sync>),
-}
-
-/// Runs a function by name.
-///
-/// Implementations: in-process (the local edge's built-in functions), the Lambda Invoke API over
-/// HTTP (`cargo lambda watch` locally), and Lambda through the AWS SDK. Invocations are
-/// independent: a function may run more than once for one message if the caller retries.
-#[async_trait]
-pub trait FunctionInvoker: Send + Sync + 'static {
-    async fn invoke(
-        &self,
-        name: &str,
-        input: &FunctionInput,
-    ) -> Result<FunctionOutput, InvokeError>;
-
-    /// Whether a function of this name can be invoked; associations naming others are refused.
-    fn knows(&self, name: &str) -> bool;
-}
 
 /// How a chain ended.
 #[derive(Debug)]
@@ -197,24 +98,14 @@ fn check_size(out: FunctionOutput, max: usize) -> Result<FunctionOutput, InvokeE
     Ok(out)
 }
 
-/// Applies `f` to `data.text` when `data` is an object with a string `text`, leaving everything
-/// else as it is: the shape the demo functions work on (`{"text": "...", "name": "..."}`).
-pub fn map_text(mut data: Value, f: impl FnOnce(&str) -> String) -> Value {
-    if let Some(Value::String(text)) = data.get_mut("text") {
-        *text = f(text);
-    }
-    data
-}
-
-/// Parses a function's raw JSON answer, with an error that says what was wrong.
-pub fn parse_output(bytes: &[u8]) -> Result<FunctionOutput, InvokeError> {
-    serde_json::from_slice(bytes).map_err(|e| InvokeError::InvalidOutput(e.to_string()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use async_trait::async_trait;
+
     use crate::associations::ChannelPolicy;
+    use crate::channel::{AppId, ChannelName};
+    use crate::function::{FunctionInput, FunctionMessage};
     use serde_json::json;
 
     struct Fns;
@@ -310,19 +201,5 @@ mod tests {
                 ..
             }
         ));
-    }
-
-    #[test]
-    fn outputs_parse_strictly() {
-        assert_eq!(
-            parse_output(br#"{"action":"continue","data":1}"#).unwrap(),
-            FunctionOutput::cont(json!(1))
-        );
-        assert_eq!(
-            parse_output(br#"{"action":"drop"}"#).unwrap(),
-            FunctionOutput::Drop { reason: None }
-        );
-        assert!(parse_output(br#"{"action":"explode"}"#).is_err());
-        assert!(parse_output(b"not json").is_err());
     }
 }
