@@ -87,7 +87,8 @@ pub(crate) enum ServerFrame {
 }
 
 /// Whether the client reconnects after Echo closes the connection with `code`: after every code
-/// but 1000 and Echo's terminal range, 4500–4999 (4000–4499 are Echo's codes to reconnect after).
+/// but 1000 and Echo's terminal range, 4500–4999 (4000–4499 are Echo's codes to reconnect
+/// after).
 pub(crate) fn reconnects_after(code: u16) -> bool {
     code != 1000 && !(4500..=4999).contains(&code)
 }

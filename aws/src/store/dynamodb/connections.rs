@@ -1,4 +1,5 @@
-//! The connections table as the [`ConnectionStore`]: connection records, subscriptions both ways, the channel's subscriber shards.
+//! The connections table as the [`ConnectionStore`]: connection records, subscriptions both
+//! ways, the channel's subscriber shards.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::Select;

@@ -1,4 +1,5 @@
-//! The history table as the [`HistoryStore`]: the channel's counter at seq 0, messages at their seq.
+//! The history table as the [`HistoryStore`]: the channel's counter at seq 0, messages at
+//! their seq.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::ReturnValue;
