@@ -5,7 +5,8 @@ use echo_core::channel::{ChannelKey, ChannelName};
 use echo_core::ids::ConnectionId;
 use echo_core::protocol::{ProtocolError, ServerFrame};
 
-use crate::{Deps, internal};
+use crate::deps::Deps;
+use crate::reply::internal;
 
 pub(crate) async fn history(
     deps: &Deps,
@@ -31,11 +32,9 @@ pub(crate) async fn history(
 
 #[cfg(test)]
 mod tests {
-    use echo_core::auth::Permissions;
-    use echo_core::channel::ChannelPattern;
     use serde_json::json;
 
-    use crate::testing::Harness;
+    use crate::testing::{Harness, subscribe_to_rooms_only};
 
     #[tokio::test]
     async fn history_gives_what_came_after_since_oldest_first_up_to_the_limit() {
@@ -84,15 +83,7 @@ mod tests {
     #[tokio::test]
     async fn history_needs_subscribe_permission() {
         let h = Harness::new();
-        let id = h
-            .connect("c1", |mut c| {
-                c.channels = Some(Permissions {
-                    subscribe: Some(vec![ChannelPattern::new("room-*").unwrap()]),
-                    publish: None,
-                });
-                c
-            })
-            .await;
+        let id = h.connect("c1", subscribe_to_rooms_only).await;
         h.send(
             &id,
             json!({"action": "publish", "channel": "secret", "data": 1}),

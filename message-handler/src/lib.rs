@@ -7,47 +7,28 @@
 //! gateway while the channel is locked, so that they arrive before the channel's next message.
 //!
 //! - this file: the event, the frame's size and parse, the connection's record, and routing.
+//! - `deps`: what the handler needs; `reply`: the answer to a frame.
 //! - `subscription`: `subscribe` and `unsubscribe`.
 //! - `publish`: the channel's functions, the commit and the ack.
 //! - `history`: stored messages.
 
+mod deps;
 mod history;
 mod publish;
+mod reply;
 mod subscription;
 #[cfg(test)]
 mod testing;
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
+pub use deps::Deps;
+pub use reply::Reply;
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::encodings::Body;
-use echo_core::associations::AssociationsSource;
-use echo_core::clock::Clock;
-use echo_core::function::FunctionInvoker;
-use echo_core::gateway::Gateway;
 use echo_core::ids::{ConnectionId, random_hex};
-use echo_core::limits::Limits;
-use echo_core::metrics::Metrics;
 use echo_core::protocol::{ClientFrame, ErrorCode, ProtocolError, ServerFrame};
-use echo_core::publish::Publisher;
-use echo_core::rate::RateLimiter;
-use echo_core::store::ConnectionStore;
 
-/// What the message handler needs.
-pub struct Deps {
-    pub connections: Arc<dyn ConnectionStore>,
-    pub publisher: Arc<Publisher>,
-    pub associations: Arc<dyn AssociationsSource>,
-    pub invoker: Arc<dyn FunctionInvoker>,
-    pub gateway: Arc<dyn Gateway>,
-    pub clock: Arc<dyn Clock>,
-    pub limits: Limits,
-    pub metrics: Arc<dyn Metrics>,
-    /// Publishes per connection (the local edge); API Gateway's stage throttling on AWS.
-    pub limiter: Arc<dyn RateLimiter>,
-}
+use reply::internal;
 
 /// Handles a `MESSAGE` event; the response body, when present, goes back to the client.
 pub async fn handle(
@@ -73,22 +54,6 @@ fn respond(frame: Option<ServerFrame>) -> ApiGatewayProxyResponse {
     r.status_code = 200;
     r.body = frame.map(|f| Body::Text(f.to_json()));
     r
-}
-
-/// The reply to a frame: ready, or a publish whose commit is under way.
-pub enum Reply {
-    Ready(Option<ServerFrame>),
-    /// Resolves to the ack (or error) once the message is stored and dispatched.
-    Pending(Pin<Box<dyn Future<Output = Option<ServerFrame>> + Send>>),
-}
-
-impl Reply {
-    pub async fn resolve(self) -> Option<ServerFrame> {
-        match self {
-            Self::Ready(frame) => frame,
-            Self::Pending(pending) => pending.await,
-        }
-    }
 }
 
 /// Handles one frame from connection `id`; returns the reply, if any.
@@ -189,11 +154,6 @@ pub async fn start_frame(deps: &Deps, id: &ConnectionId, body: &str, is_binary: 
             Reply::Ready(Some(e.to_frame()))
         }
     }
-}
-
-pub(crate) fn internal(id: &ConnectionId, what: &str, e: &dyn std::error::Error) -> ProtocolError {
-    tracing::error!(connection_id = %id, error = %e, "{what}");
-    ProtocolError::new(ErrorCode::Internal, what)
 }
 
 #[cfg(test)]

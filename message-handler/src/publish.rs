@@ -9,7 +9,8 @@ use echo_core::metrics::Metric;
 use echo_core::protocol::{Ack, ErrorCode, ProtocolError, ServerFrame};
 use serde_json::Value;
 
-use crate::{Deps, Reply, internal};
+use crate::deps::Deps;
+use crate::reply::{Reply, internal};
 
 pub(crate) async fn publish(
     deps: &Deps,
@@ -124,7 +125,7 @@ mod tests {
     use echo_core::rate::TokenBuckets;
     use serde_json::json;
 
-    use crate::testing::Harness;
+    use crate::testing::{Harness, publish_to_rooms_only};
 
     #[tokio::test]
     async fn publish_runs_the_channel_functions_and_acks_once_stored() {
@@ -233,17 +234,7 @@ mod tests {
     #[tokio::test]
     async fn nobody_publishes_to_reserved_or_forbidden_channels() {
         let h = Harness::new();
-        let id = h
-            .connect("c1", |mut c| {
-                c.channels = Some(echo_core::auth::Permissions {
-                    subscribe: None,
-                    publish: Some(vec![
-                        echo_core::channel::ChannelPattern::new("room-*").unwrap(),
-                    ]),
-                });
-                c
-            })
-            .await;
+        let id = h.connect("c1", publish_to_rooms_only).await;
         for channel in ["$status", "lobby"] {
             let reply = h
                 .send(

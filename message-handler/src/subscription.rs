@@ -8,7 +8,8 @@ use echo_core::presence::StatusEvent;
 use echo_core::protocol::{ErrorCode, MAX_HISTORY_LIMIT, ProtocolError, ServerFrame};
 use echo_core::store::{StoreError, Subscribed};
 
-use crate::{Deps, internal};
+use crate::deps::Deps;
+use crate::reply::internal;
 
 pub(crate) async fn subscribe(
     deps: &Deps,
@@ -116,14 +117,13 @@ pub(crate) async fn unsubscribe(
 
 #[cfg(test)]
 mod tests {
-    use echo_core::auth::{Permissions, Role};
-    use echo_core::channel::ChannelPattern;
+    use echo_core::auth::Role;
     use echo_core::limits::Limits;
     use echo_core::rate::Unlimited;
     use serde_json::json;
     use std::sync::Arc;
 
-    use crate::testing::Harness;
+    use crate::testing::{Harness, subscribe_to_rooms_only};
 
     #[tokio::test]
     async fn subscribe_posts_subscribed_then_replays_what_came_after_since() {
@@ -188,15 +188,7 @@ mod tests {
             ..Limits::default()
         };
         let h = Harness::with(limits, Arc::new(Unlimited));
-        let id = h
-            .connect("c1", |mut c| {
-                c.channels = Some(Permissions {
-                    subscribe: Some(vec![ChannelPattern::new("room-*").unwrap()]),
-                    publish: None,
-                });
-                c
-            })
-            .await;
+        let id = h.connect("c1", subscribe_to_rooms_only).await;
         let reply = h
             .send(&id, json!({"action": "subscribe", "channel": "lobby"}))
             .await

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use echo_core::associations::{Associations, LiveAssociations};
-use echo_core::auth::Claims;
-use echo_core::channel::{AppId, ChannelKey, ChannelName};
+use echo_core::auth::{Claims, Permissions};
+use echo_core::channel::{AppId, ChannelKey, ChannelName, ChannelPattern};
 use echo_core::clock::ManualClock;
 use echo_core::function::{
     FunctionError, FunctionInput, FunctionInvoker, FunctionOutput, InvokeError, map_text,
@@ -23,7 +23,7 @@ use echo_core::rate::{RateLimiter, Unlimited};
 use echo_core::store::{ConnectionRecord, ConnectionStore, HistoryStore, MemoryStore};
 use serde_json::Value;
 
-use crate::Deps;
+use crate::deps::Deps;
 
 /// The app every test connection belongs to.
 pub const APP: &str = "chat-demo";
@@ -202,6 +202,24 @@ impl Harness {
             .map(|(_, data)| data["event"].as_str().unwrap().to_owned())
             .collect()
     }
+}
+
+/// Claims that may subscribe only to channels matching `room-*` (and publish anywhere).
+pub fn subscribe_to_rooms_only(mut claims: Claims) -> Claims {
+    claims.channels = Some(Permissions {
+        subscribe: Some(vec![ChannelPattern::new("room-*").unwrap()]),
+        publish: None,
+    });
+    claims
+}
+
+/// Claims that may publish only to channels matching `room-*` (and subscribe anywhere).
+pub fn publish_to_rooms_only(mut claims: Claims) -> Claims {
+    claims.channels = Some(Permissions {
+        subscribe: None,
+        publish: Some(vec![ChannelPattern::new("room-*").unwrap()]),
+    });
+    claims
 }
 
 pub fn app() -> AppId {
