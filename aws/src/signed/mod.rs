@@ -5,15 +5,17 @@
 //! SDK's general request pipeline (interceptors, endpoint rules, config lookups) cost most of a
 //! post's CPU, and Lambda gives CPU in proportion to memory, so this path skips it (the figures
 //! are in bench/README.md, item 13). It keeps what matters from it: the same request and
-//! signature, sent through the SDK's own HTTP connector and TLS (`aws-smithy-http-client`), the
-//! SDK's retry settings, credentials refreshed before they expire, and a bound on each attempt.
+//! signature, the SDK's retry settings, credentials refreshed before they expire, and a bound on
+//! each attempt.
 //!
 //! - [`endpoint`]: where posts go, checked once.
+//! - `https`: the connection pool and TLS.
 //! - [`retry`]: how often and how patiently a post is tried.
 //! - [`credentials`]: the credentials posts are signed with, cached.
 
 mod credentials;
 mod endpoint;
+mod https;
 mod retry;
 
 pub use endpoint::BadEndpoint;
@@ -24,15 +26,10 @@ use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_smithy_async::time::SharedTimeSource;
-use aws_smithy_http_client::Connector;
-use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
-use aws_smithy_runtime_api::client::http::HttpConnector;
-use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
-use aws_smithy_types::body::SdkBody;
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::{BodyExt, Full, Limited};
 use thiserror::Error;
 
 use crate::sigv4::{self, PostSigner};
@@ -58,7 +55,9 @@ pub enum PostError {
     #[error("could not sign the request: {0}")]
     Signing(#[from] sigv4::SignError),
     #[error("could not build the request: {0}")]
-    Request(#[source] Box<dyn std::error::Error + Send + Sync>),
+    Request(#[source] http::Error),
+    #[error("TLS could not be set up: {0}")]
+    Tls(#[source] rustls::Error),
     #[error(transparent)]
     Endpoint(#[from] BadEndpoint),
 }
@@ -83,6 +82,7 @@ impl PostError {
             | Self::NoRegion
             | Self::Signing(_)
             | Self::Request(_)
+            | Self::Tls(_)
             | Self::Endpoint(_) => false,
         }
     }
@@ -100,9 +100,8 @@ struct Inner {
     signer: Option<PostSigner>,
     identity: Option<CachedIdentity>,
     time: SharedTimeSource,
-    /// The SDK's HTTP connector: a kept-alive pool, HTTPS with the system's CA certificates (and
-    /// plain HTTP, for the local edge).
-    http: Connector,
+    /// The connection pool, or why TLS could not be set up.
+    http: Result<https::Pool, rustls::Error>,
     retry: Retry,
 }
 
@@ -120,10 +119,7 @@ impl SignedPoster {
     /// Signs for `sdk`'s region with its credentials and clock. A bad endpoint or missing
     /// credentials make every post fail with an error that says so.
     pub fn new(sdk: &SdkConfig, endpoint: &str, retry: Retry) -> Self {
-        let http = Connector::builder()
-            .pool_idle_timeout(Duration::from_secs(60))
-            .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
-            .build();
+        let http = https::pool();
         Self {
             inner: Arc::new(Inner {
                 endpoint: Endpoint::parse(endpoint),
@@ -183,20 +179,15 @@ impl SignedPoster {
         if let Some(token) = signature.security_token {
             request = request.header("x-amz-security-token", token);
         }
-        let request = request
-            .body(SdkBody::from(data))
-            .map_err(|e| PostError::Request(Box::new(e)))?;
-        let request =
-            HttpRequest::try_from(request).map_err(|e| PostError::Request(Box::new(e)))?;
+        let request = request.body(Full::new(data)).map_err(PostError::Request)?;
+        let http = inner.http.as_ref().map_err(|e| PostError::Tls(e.clone()))?;
         let timeout = inner.retry.attempt_timeout;
         tokio::time::timeout(timeout, async {
-            let response = inner
-                .http
-                .call(request)
+            let response = http
+                .request(request)
                 .await
                 .map_err(|e| PostError::Transport(Box::new(e)))?;
-            let status = StatusCode::from_u16(response.status().as_u16())
-                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let status = response.status();
             let body = Limited::new(response.into_body(), ERROR_BODY_LIMIT)
                 .collect()
                 .await

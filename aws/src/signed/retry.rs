@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use aws_smithy_types::retry::RetryConfig;
+use aws_config::retry::RetryConfig;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Retry {
