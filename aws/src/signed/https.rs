@@ -3,8 +3,8 @@
 //!
 //! Built on hyper-util and hyper-rustls, the crates the SDK's own connector wraps, rather than
 //! on that connector (`aws-smithy-http-client`): through it an invocation's 1,000 posts took
-//! 40–46 ms of CPU against 23–31 ms here (bench/README.md, item 15), and Lambda gives CPU in
-//! proportion to memory.
+//! about a quarter more CPU, and deliveries were slower (bench/README.md, item 15); Lambda gives
+//! CPU in proportion to memory.
 
 use std::sync::Arc;
 use std::time::Duration;
