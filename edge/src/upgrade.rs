@@ -21,6 +21,7 @@ const READ_BUFFER: usize = 512;
 /// Bytes buffered before a write reaches the socket, within a burst.
 const WRITE_BUFFER: usize = 64 * 1024;
 
+/// `GET /`: the upgrade to a client connection, or the demo page.
 pub async fn root(
     AxState(state): AxState<Arc<State>>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
@@ -28,11 +29,9 @@ pub async fn root(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let ws = match ws {
-        Ok(ws) => ws,
-        Err(_) => {
-            return crate::demo::index();
-        }
+    // Not an upgrade: a browser asking for the demo page.
+    let Ok(ws) = ws else {
+        return crate::demo::index();
     };
     if state.shutdown.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
