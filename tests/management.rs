@@ -104,6 +104,19 @@ async fn dev_tokens_only_in_dev_mode() {
     let mut c = edge.connect(r["token"].as_str().unwrap()).await;
     c.subscribe("boring").await;
     assert_eq!(c.publish("boring", json!(1), "1").await["seq"], 1);
+    // No token speaks as Echo itself.
+    let r = reqwest::get(format!(
+        "http://{}/dev/token?app=chat-demo&sub=%24echo",
+        edge.edge.addr
+    ))
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("reserved"),
+        "{body}"
+    );
 
     let prod = TestEdge::start_with(
         |c| c.dev_mode = false,

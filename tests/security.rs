@@ -72,6 +72,14 @@ async fn forged_and_malformed_tokens_are_refused_at_the_door() {
         ("no app", signed(Algorithm::HS256, &without("app"))),
         ("no sub", signed(Algorithm::HS256, &without("sub"))),
         (
+            "the system sender's name as sub",
+            signed(Algorithm::HS256, &with("sub", json!("$echo"))),
+        ),
+        (
+            "a reserved sub",
+            signed(Algorithm::HS256, &with("sub", json!("$admin"))),
+        ),
+        (
             "exp as a string",
             signed(Algorithm::HS256, &with("exp", json!("tomorrow"))),
         ),

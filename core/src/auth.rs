@@ -123,11 +123,27 @@ impl TokenVerifier {
         {
             return Err(AuthError::NotYetValid);
         }
-        if claims.sub.is_empty() || claims.sub.len() > 256 {
-            return Err(AuthError::BadClaims("sub must be 1 to 256 bytes".into()));
-        }
+        check_sub(&claims.sub).map_err(AuthError::BadClaims)?;
         Ok(claims)
     }
+}
+
+/// User ids starting with this are Echo's own: [`SYSTEM_SENDER`](crate::message::SYSTEM_SENDER)
+/// (`$echo`) is the sender of system events, and no token may speak as it.
+pub const RESERVED_SUB_PREFIX: char = '$';
+
+/// Whether `sub` may be a token's user id: 1 to 256 bytes, not starting with
+/// [`RESERVED_SUB_PREFIX`]. The error says what is wrong.
+pub fn check_sub(sub: &str) -> Result<(), String> {
+    if sub.is_empty() || sub.len() > 256 {
+        return Err("sub must be 1 to 256 bytes".into());
+    }
+    if sub.starts_with(RESERVED_SUB_PREFIX) {
+        return Err(format!(
+            "sub {sub:?} is reserved: user ids starting with {RESERVED_SUB_PREFIX} are Echo's own"
+        ));
+    }
+    Ok(())
 }
 
 /// Signs tokens with one HS256 secret (for `echoctl jwt` and the dev-token endpoint).
@@ -291,6 +307,26 @@ mod tests {
         );
         assert!(verifier.verify(&none, 0).is_err());
         assert!(TokenVerifier::new(b"short").is_err());
+    }
+
+    #[test]
+    fn reserved_and_oversize_user_ids_are_refused() {
+        let issuer = TokenIssuer::new(SECRET).unwrap();
+        let verifier = TokenVerifier::new(SECRET).unwrap();
+        for sub in ["$echo", "$anything", "", &"x".repeat(257)] {
+            let token = issuer
+                .issue(&Claims {
+                    sub: sub.to_owned(),
+                    ..claims(1000)
+                })
+                .unwrap();
+            assert!(
+                matches!(verifier.verify(&token, 0), Err(AuthError::BadClaims(_))),
+                "{sub:?}"
+            );
+        }
+        assert_eq!(check_sub("a$b"), Ok(()), "only a leading $ is reserved");
+        assert!(check_sub(crate::message::SYSTEM_SENDER).is_err());
     }
 
     fn b64(s: &str) -> String {

@@ -56,6 +56,7 @@ pub fn run(args: JwtArgs) -> Result<(), Box<dyn std::error::Error>> {
     let sub = args
         .sub
         .unwrap_or_else(|| format!("user-{}", echo_core::ids::random_hex(3)));
+    echo_core::auth::check_sub(&sub)?;
     let role = if args.admin { Role::Admin } else { Role::User };
     let mut claims = Claims::new(AppId::new(args.app)?, sub, now + args.ttl.as_secs().max(1))
         .with_role(role)

@@ -52,12 +52,8 @@ async fn dev_token(
     let sub = q
         .sub
         .unwrap_or_else(|| format!("guest-{}", echo_core::ids::random_hex(2)));
-    if sub.is_empty() || sub.len() > 256 {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": "sub must be 1 to 256 bytes"})),
-        )
-            .into_response();
+    if let Err(e) = echo_core::auth::check_sub(&sub) {
+        return (StatusCode::BAD_REQUEST, Json(json!({"error": e}))).into_response();
     }
     let ttl = q.ttl.unwrap_or(3600).clamp(1, MAX_DEV_TTL);
     let now = state.clock.now_secs();
