@@ -182,3 +182,19 @@ async fn the_management_api_wants_its_token() {
         "management routes are not on the client port"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_data_directory_and_the_store_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("new").join("data");
+    let edge = echo_edge::start(TestEdge::config(&data)).await.unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700, "the data directory");
+    assert_eq!(
+        mode(&data.join("echo.redb")),
+        0o600,
+        "the store, with every message"
+    );
+    edge.shutdown().await;
+}

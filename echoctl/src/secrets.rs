@@ -43,7 +43,7 @@ fn read_or_create(path: &Path) -> Result<(String, bool), SecretError> {
         Err(e) => return Err(err(e)),
     }
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(err)?;
+        echo_edge::data_dir::create_private(dir).map_err(err)?;
     }
     let token = random_token();
     write_private(path, &token).map_err(err)?;
@@ -75,7 +75,7 @@ pub fn jwt_secret(data_dir: &Path, dev: bool) -> Result<(String, bool), SecretEr
 pub fn manage_token(data_dir: &Path) -> Result<String, SecretError> {
     if let Ok(s) = std::env::var(MANAGE_TOKEN_ENV) {
         let path = data_dir.join(MANAGE_TOKEN_FILE);
-        std::fs::create_dir_all(data_dir)
+        echo_edge::data_dir::create_private(data_dir)
             .and_then(|_| write_private(&path, &s))
             .map_err(|source| SecretError::File { path, source })?;
         return Ok(s);

@@ -25,12 +25,14 @@
 //! - [`associations`]: loading, validating, watching and replacing associations.
 //! - [`retention`]: pruning history older than the retention.
 //! - [`store`]: the embedded store (redb).
+//! - [`data_dir`]: the data directory and the store file, private to their owner.
 
 pub mod associations;
 pub mod capacity;
 pub mod client_routes;
 pub mod config;
 pub mod connection;
+pub mod data_dir;
 pub mod demo;
 pub mod dev_token;
 pub mod events;

@@ -39,6 +39,12 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot make {path} readable by its owner only: {source}")]
+    Private {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot open the store in {path} (is another edge using it?): {source}")]
     Store {
         path: String,
@@ -142,12 +148,16 @@ pub async fn start_with(
     }
     let verifier = TokenVerifier::new(&config.jwt_secret)?;
     let issuer = TokenIssuer::new(&config.jwt_secret)?;
-    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+    crate::data_dir::create_private(&config.data_dir).map_err(|source| StartError::DataDir {
         path: config.data_dir.display().to_string(),
         source,
     })?;
     let db_path = config.data_dir.join("echo.redb");
     let store = RedbStore::open(&db_path).map_err(|source| StartError::Store {
+        path: db_path.display().to_string(),
+        source,
+    })?;
+    crate::data_dir::make_private(&db_path).map_err(|source| StartError::Private {
         path: db_path.display().to_string(),
         source,
     })?;
