@@ -33,7 +33,7 @@ async fn history_and_sequences_survive_a_restart() {
         .await;
     assert_eq!(
         b.recv().await,
-        json!({"type": "subscribed", "channel": "angry", "seq": 3})
+        json!({"type": "subscribed", "channel": "angry", "seq": 3, "replayTo": 3})
     );
     assert_eq!(b.recv().await["data"]["text"], "😡 M2!!! 😡");
     assert_eq!(b.recv().await["data"]["text"], "😡 M3!!! 😡");

@@ -168,6 +168,7 @@ async fn persistent_throttling_gives_the_publisher_a_clear_error() {
     let gateway = Arc::new(echo_edge::gateway::LocalGateway::new(
         Arc::new(SystemClock),
         16,
+        echo_core::limits::DEFAULT_MAX_MESSAGE_BYTES,
     ));
     let deps = message_handler::Deps {
         connections: connections.clone(),

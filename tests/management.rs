@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use echo_core::limits::DEFAULT_MAX_MESSAGE_BYTES;
 use echo_tests::{Client, MANAGE_TOKEN, TestEdge};
 use serde_json::{Value, json};
 
@@ -42,6 +43,28 @@ async fn connections_api_posts_reads_and_closes() {
     assert_eq!(
         c.recv().await,
         json!({"type": "notice", "text": "from the backend"})
+    );
+
+    // API Gateway carries 128 KB at most: one byte more is 413, and nothing reaches the client.
+    let fits = format!(r#""{}""#, "x".repeat(DEFAULT_MAX_MESSAGE_BYTES - 2));
+    for (body, status) in [(format!("{fits} "), 413), (fits, 200)] {
+        let r = http
+            .post(edge.manage_url(&format!("/@connections/{id}")))
+            .bearer_auth(MANAGE_TOKEN)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status);
+        if status == 413 {
+            let body: Value = r.json().await.unwrap();
+            assert_eq!(body["message"], "PayloadTooLargeException");
+        }
+    }
+    assert_eq!(
+        c.recv().await.as_str().map(str::len),
+        Some(DEFAULT_MAX_MESSAGE_BYTES - 2),
+        "the frame at the limit arrives, the one over it never did"
     );
 
     let info: Value = http

@@ -112,7 +112,7 @@ async fn subscribe_since_replays_exactly_what_was_missed() {
         .await;
     assert_eq!(
         b.recv().await,
-        json!({"type": "subscribed", "channel": "boring", "seq": 5})
+        json!({"type": "subscribed", "channel": "boring", "seq": 5, "replayTo": 5})
     );
     for seq in 3..=5 {
         assert_eq!(b.recv().await["seq"], seq);

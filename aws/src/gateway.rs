@@ -89,7 +89,7 @@ type SdkError<E> = aws_sdk_apigatewaymanagement::error::SdkError<
 >;
 
 /// 410 (`GoneException`) means the connection is gone; 429 (`LimitExceededException`) is the
-/// account's request budget.
+/// account's request budget; 413 (`PayloadTooLargeException`) a frame over 128 KB.
 fn classified(
     status: Option<u16>,
     code: Option<&str>,
@@ -98,6 +98,7 @@ fn classified(
     match (status, code) {
         (_, Some("GoneException")) | (Some(410), _) => GatewayError::Gone,
         (_, Some("LimitExceededException")) | (Some(429), _) => GatewayError::Throttled,
+        (_, Some("PayloadTooLargeException")) | (Some(413), _) => GatewayError::TooLarge,
         _ => GatewayError::Other(e),
     }
 }

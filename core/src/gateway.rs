@@ -53,6 +53,10 @@ pub enum GatewayError {
     /// The gateway refused for load (HTTP 429, `LimitExceededException`); retrying later may work.
     #[error("gateway throttled the request")]
     Throttled,
+    /// The frame is over the gateway's message limit (HTTP 413, `PayloadTooLargeException`):
+    /// nothing was sent. Echo never builds such a frame; this is the gateway holding the line.
+    #[error("frame is over the gateway's message limit")]
+    TooLarge,
     /// The connection could not take more (its outbound queue is full); it is being closed.
     #[error("connection is not keeping up and is being closed")]
     Overloaded,

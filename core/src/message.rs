@@ -20,6 +20,30 @@ pub struct NewMessage {
     pub ts: u64,
 }
 
+impl NewMessage {
+    /// The encoded length it will have once committed to `channel` with `seq`.
+    pub fn stored_len(&self, channel: &ChannelName, seq: u64) -> usize {
+        /// [`StoredMessage`] borrowed: the same fields in the same order.
+        #[derive(Serialize)]
+        struct Stored<'a> {
+            channel: &'a ChannelName,
+            seq: u64,
+            id: &'a str,
+            data: &'a Value,
+            from: &'a str,
+            ts: u64,
+        }
+        encoded_len(&Stored {
+            channel,
+            seq,
+            id: &self.id,
+            data: &self.data,
+            from: &self.from,
+            ts: self.ts,
+        })
+    }
+}
+
 /// A committed message: what subscribers receive and history returns.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredMessage {
@@ -33,6 +57,11 @@ pub struct StoredMessage {
 }
 
 impl StoredMessage {
+    /// The length of the message encoded as JSON, as it appears in a `history` page.
+    pub fn encoded_len(&self) -> usize {
+        encoded_len(self)
+    }
+
     pub fn new(channel: ChannelName, seq: u64, msg: NewMessage) -> Self {
         Self {
             channel,
@@ -42,5 +71,44 @@ impl StoredMessage {
             from: msg.from,
             ts: msg.ts,
         }
+    }
+}
+
+/// The length of `value` encoded as JSON, counted without building the text.
+pub(crate) fn encoded_len(value: &impl Serialize) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing to a counter cannot fail, nor can encoding these types (string keys only).
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_stored_length_is_what_the_committed_message_encodes_to() {
+        let message = NewMessage {
+            id: "m\"1".into(),
+            data: json!({"text": "héllo \u{1}", "n": [1, 2.5, null]}),
+            from: "al\\ice".into(),
+            ts: 1_795_459_582_512,
+        };
+        let channel = ChannelName::new("room:1").unwrap();
+        let predicted = message.stored_len(&channel, u64::MAX);
+        let stored = StoredMessage::new(channel, u64::MAX, message);
+        assert_eq!(predicted, serde_json::to_string(&stored).unwrap().len());
+        assert_eq!(stored.encoded_len(), predicted);
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use base64::Engine;
-use echo_core::protocol::CloseCode;
+use echo_core::protocol::{CloseCode, ErrorCode, ProtocolError};
 use futures_util::stream::FuturesOrdered;
 use futures_util::{SinkExt, StreamExt};
 use tokio::time::Instant;
@@ -105,7 +105,7 @@ pub async fn run(
                 if let Some(text) = reply {
                     // The reply travels the same queue as deliveries, so it keeps its place in
                     // line.
-                    let _ = handle.send_text(text);
+                    let _ = handle.send_text(fitted(text, state.config.limits.max_message_bytes));
                 }
                 continue;
             }
@@ -216,6 +216,29 @@ async fn finish(
     };
     tokio::join!(disconnect, flushed);
     tracing::debug!(connection_id = %id, code, reason, "connection closed");
+}
+
+/// The reply as sent: API Gateway does not carry a route response over its message limit, and
+/// neither does the edge. Echo builds none; one that appears is logged and answered with an
+/// `internal` error, so the client hears of it.
+fn fitted(text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    tracing::error!(
+        len = text.len(),
+        max,
+        "a reply over the message limit was not sent"
+    );
+    ProtocolError::new(
+        ErrorCode::Internal,
+        format!(
+            "the reply was {} bytes, over the {max}-byte limit",
+            text.len()
+        ),
+    )
+    .to_frame()
+    .to_json()
 }
 
 /// Most frames written before a flush: a burst of deliveries becomes one write, and no frame

@@ -90,15 +90,33 @@ pub struct LocalGateway {
     conns: RwLock<HashMap<ConnectionId, Arc<ConnHandle>>>,
     clock: Arc<dyn Clock>,
     queue: usize,
+    max_frame: usize,
 }
 
 impl LocalGateway {
-    pub fn new(clock: Arc<dyn Clock>, queue: usize) -> Self {
+    /// `queue` frames at most wait for each connection; a post of a frame over `max_frame`
+    /// bytes is refused, as API Gateway refuses one over 128 KB.
+    pub fn new(clock: Arc<dyn Clock>, queue: usize, max_frame: usize) -> Self {
         Self {
             conns: RwLock::new(HashMap::new()),
             clock,
             queue: queue.max(1),
+            max_frame,
         }
+    }
+
+    /// Refuses a frame API Gateway would not carry. Echo builds none; should one appear, it is
+    /// a bug to see in the log, and the client gets nothing rather than a frame AWS would drop.
+    fn check_size(&self, frame: &Frame) -> Result<(), GatewayError> {
+        if frame.len() > self.max_frame {
+            tracing::error!(
+                len = frame.len(),
+                max = self.max_frame,
+                "refused to post a frame over the message limit"
+            );
+            return Err(GatewayError::TooLarge);
+        }
+        Ok(())
     }
 
     /// Adds a connection; returns its handle, whose outbox the connection's writer drains.
@@ -166,6 +184,7 @@ pub fn iso8601(ms: u64) -> String {
 impl Gateway for LocalGateway {
     async fn post(&self, id: &ConnectionId, frame: &Frame) -> Result<(), GatewayError> {
         let handle = self.get(id).ok_or(GatewayError::Gone)?;
+        self.check_size(frame)?;
         handle.send(Message::Text(text(frame)?))
     }
 
@@ -184,6 +203,12 @@ impl Gateway for LocalGateway {
         ids: &[ConnectionId],
         frames: &[Frame],
     ) -> Vec<(ConnectionId, GatewayError)> {
+        if frames.iter().any(|f| self.check_size(f).is_err()) {
+            return ids
+                .iter()
+                .map(|id| (id.clone(), GatewayError::TooLarge))
+                .collect();
+        }
         let texts = match frames.iter().map(text).collect::<Result<Vec<_>, _>>() {
             Ok(t) => t,
             Err(_) => {

@@ -165,7 +165,11 @@ pub async fn start_with(
     let store_weak = Arc::downgrade(&store);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let connections = Arc::new(MemoryStore::new());
-    let gateway = Arc::new(LocalGateway::new(clock.clone(), config.outbound_queue));
+    let gateway = Arc::new(LocalGateway::new(
+        clock.clone(),
+        config.outbound_queue,
+        config.limits.max_message_bytes,
+    ));
     let invoker: Arc<dyn FunctionInvoker> = Arc::new(Invoker {
         local: functions,
         remote: config

@@ -6,6 +6,7 @@ use echo_core::function::{ChainOutcome, FunctionInput, FunctionMessage, run_chai
 use echo_core::ids::ConnectionId;
 use echo_core::message::NewMessage;
 use echo_core::metrics::Metric;
+use echo_core::protocol::frame_size::largest_frame_len;
 use echo_core::protocol::{Ack, ErrorCode, ProtocolError, ServerFrame};
 use serde_json::Value;
 
@@ -91,6 +92,18 @@ pub(crate) async fn publish(
         from: claims.sub.clone(),
         ts,
     };
+    let frame_len = largest_frame_len(channel, &message);
+    if frame_len > deps.limits.max_message_bytes {
+        return Err(ProtocolError::new(
+            ErrorCode::TooLarge,
+            format!(
+                "delivered, this message would take a {frame_len}-byte frame (its data with the \
+                 channel, id, sender and seq around it), over the {}-byte limit; nothing was \
+                 stored",
+                deps.limits.max_message_bytes
+            ),
+        ));
+    }
     let committing = deps
         .publisher
         .begin(&key, message)

@@ -5,8 +5,10 @@ use echo_core::channel::{ChannelKey, ChannelName};
 use echo_core::gateway::Frame;
 use echo_core::ids::ConnectionId;
 use echo_core::presence::StatusEvent;
-use echo_core::protocol::{ErrorCode, MAX_HISTORY_LIMIT, ProtocolError, ServerFrame};
-use echo_core::store::{StoreError, Subscribed};
+use echo_core::protocol::{
+    ErrorCode, MAX_HISTORY_LIMIT, MAX_REPLAY_BYTES, ProtocolError, ServerFrame,
+};
+use echo_core::store::{PageLimit, StoreError, Subscribed};
 
 use crate::deps::Deps;
 use crate::reply::internal;
@@ -43,26 +45,17 @@ pub(crate) async fn subscribe(
             Err(e) => return Err(internal(id, "could not subscribe", &e)),
         };
         // Messages after `seq` reach the new subscription live; the replay stops at it.
-        let replay = match since {
-            Some(since) if since < seq => {
-                let mut replay = deps
-                    .publisher
-                    .history
-                    .range(&key, since, MAX_HISTORY_LIMIT as usize)
-                    .await
-                    .map_err(|e| internal(id, "could not read history", &e))?;
-                replay.retain(|m| m.seq <= seq);
-                replay
-            }
-            _ => Vec::new(),
+        let (replay, replay_to) = match since {
+            Some(since) => replay(deps, id, &key, since, seq).await?,
+            None => (Vec::new(), None),
         };
         let subscribed = ServerFrame::Subscribed {
             channel: channel.clone(),
             seq,
+            replay_to,
         };
-        for frame in std::iter::once(subscribed).chain(replay.into_iter().map(ServerFrame::Message))
-        {
-            if let Err(e) = deps.gateway.post(id, &Frame::text(frame.to_json())).await {
+        for frame in std::iter::once(Frame::text(subscribed.to_json())).chain(replay) {
+            if let Err(e) = deps.gateway.post(id, &frame).await {
                 tracing::info!(connection_id = %id, error = %e, "could not post to subscriber");
                 break;
             }
@@ -84,6 +77,47 @@ pub(crate) async fn subscribe(
             .await;
     }
     Ok(None)
+}
+
+/// The replay of a subscribe with `since` on a channel at `seq`: the `message` frames, at most
+/// [`MAX_HISTORY_LIMIT`] messages and [`MAX_REPLAY_BYTES`], and the last seq they cover. The
+/// client reads what comes after it with `history`. A message whose frame is over the message
+/// limit (stored under a larger one) ends the replay before it; `history` then names it.
+async fn replay(
+    deps: &Deps,
+    id: &ConnectionId,
+    key: &ChannelKey,
+    since: u64,
+    seq: u64,
+) -> Result<(Vec<Frame>, Option<u64>), ProtocolError> {
+    if since >= seq {
+        return Ok((Vec::new(), Some(seq)));
+    }
+    let limit = PageLimit {
+        messages: MAX_HISTORY_LIMIT as usize,
+        bytes: MAX_REPLAY_BYTES,
+    };
+    let page = deps
+        .publisher
+        .history
+        .page(key, since, limit)
+        .await
+        .map_err(|e| internal(id, "could not read history", &e))?;
+    let mut cut = page.more;
+    let mut covered = None;
+    let mut frames = Vec::with_capacity(page.messages.len());
+    for message in page.messages.into_iter().take_while(|m| m.seq <= seq) {
+        let message_seq = message.seq;
+        let frame = ServerFrame::Message(message).to_json();
+        if frame.len() > deps.limits.max_message_bytes {
+            cut = true;
+            break;
+        }
+        frames.push(Frame::text(frame));
+        covered = Some(message_seq);
+    }
+    let replay_to = if cut { covered.unwrap_or(since) } else { seq };
+    Ok((frames, Some(replay_to)))
 }
 
 pub(crate) async fn unsubscribe(
@@ -150,7 +184,7 @@ mod tests {
         let posted = h.posted_to(&id);
         assert_eq!(
             posted[0],
-            json!({"type": "subscribed", "channel": "news", "seq": 3})
+            json!({"type": "subscribed", "channel": "news", "seq": 3, "replayTo": 3})
         );
         let replayed: Vec<_> = posted[1..]
             .iter()

@@ -12,6 +12,7 @@ use std::time::Duration;
 use echo_core::auth::{Claims, Permissions, Role, TokenIssuer};
 use echo_core::channel::AppId;
 use echo_core::clock::{Clock, SystemClock};
+use echo_core::limits::DEFAULT_MAX_MESSAGE_BYTES;
 use echo_edge::invoker::InProcess;
 use echo_edge::{EdgeConfig, RunningEdge};
 use futures_util::{SinkExt, StreamExt};
@@ -187,7 +188,8 @@ impl Client {
         self.ws.send(m).await.unwrap();
     }
 
-    /// The next JSON text frame; panics after [`WAIT`] or on close.
+    /// The next JSON text frame; panics after [`WAIT`], on close, or on a frame API Gateway
+    /// would not carry (over 128 KB): every system test checks every frame Echo sends.
     pub async fn recv(&mut self) -> Value {
         if let Some(v) = self.pending.pop_front() {
             return v;
@@ -199,7 +201,14 @@ impl Client {
                 .expect("connection open")
                 .expect("frame ok");
             match m {
-                Message::Text(t) => return serde_json::from_str(t.as_str()).unwrap(),
+                Message::Text(t) => {
+                    assert!(
+                        t.len() <= DEFAULT_MAX_MESSAGE_BYTES,
+                        "a {}-byte frame, over API Gateway's {DEFAULT_MAX_MESSAGE_BYTES}",
+                        t.len()
+                    );
+                    return serde_json::from_str(t.as_str()).unwrap();
+                }
                 Message::Close(c) => panic!("connection closed: {c:?}"),
                 _ => continue,
             }

@@ -10,6 +10,9 @@ use crate::channel::ChannelName;
 pub const MAX_CLIENT_ID_LEN: usize = 128;
 /// Largest `limit` a `history` request may ask for.
 pub const MAX_HISTORY_LIMIT: u32 = 1000;
+/// The most bytes of messages the replay of one `subscribe` with `since` carries (with at most
+/// [`MAX_HISTORY_LIMIT`] messages); the client reads the rest with `history`.
+pub const MAX_REPLAY_BYTES: usize = 1024 * 1024;
 /// `limit` of a `history` request that does not give one.
 pub const DEFAULT_HISTORY_LIMIT: u32 = 100;
 

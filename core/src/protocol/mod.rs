@@ -9,15 +9,18 @@
 //! - [`error`]: [`ErrorCode`] and [`ProtocolError`].
 //! - [`close_code`]: [`CloseCode`], its ranges and the reconnect rule.
 //! - [`codes`]: every code as the JSON fixture the clients are tested against.
+//! - [`frame_size`]: the sizes of the frames that carry messages, bounded by the message limit.
 
 pub mod client_frame;
 pub mod close_code;
 pub mod codes;
 pub mod error;
+pub mod frame_size;
 pub mod server_frame;
 
 pub use client_frame::{
     ACTIONS, ClientFrame, DEFAULT_HISTORY_LIMIT, MAX_CLIENT_ID_LEN, MAX_HISTORY_LIMIT,
+    MAX_REPLAY_BYTES,
 };
 pub use close_code::{
     CloseCode, MAX_CLOSE_REASON_BYTES, RECONNECT_RANGE, TERMINAL_RANGE, close_reason,

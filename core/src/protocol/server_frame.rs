@@ -11,10 +11,14 @@ use crate::message::StoredMessage;
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum ServerFrame {
     /// The subscription is in place. `seq` is the channel's latest sequence number (0 for a channel
-    /// that never had a message); every `message` after this one has a greater seq.
+    /// that never had a message); every `message` after this one has a greater seq. When the
+    /// subscribe asked for a replay, `replay_to` is the last seq it carries: messages after it up
+    /// to `seq` are read with `history`.
     Subscribed {
         channel: ChannelName,
         seq: u64,
+        #[serde(rename = "replayTo", skip_serializing_if = "Option::is_none")]
+        replay_to: Option<u64>,
     },
     Unsubscribed {
         channel: ChannelName,
@@ -22,9 +26,12 @@ pub enum ServerFrame {
     Message(StoredMessage),
     /// A publish was accepted (`seq` set) or dropped by a function (`dropped` and `reason` set).
     Ack(Ack),
+    /// A page of history; `more` when messages after the last one were left out (by `limit`
+    /// or by the frame size): ask again with `since` set to the last seq.
     History {
         channel: ChannelName,
         messages: Vec<StoredMessage>,
+        more: bool,
     },
     Pong,
     Error(ErrorFrame),

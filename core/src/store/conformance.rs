@@ -14,7 +14,10 @@ use std::collections::HashSet;
 
 use serde_json::json;
 
-use super::{AssociationsStore, ConnectionRecord, ConnectionStore, HistoryStore, Subscribed};
+use super::{
+    AssociationsStore, ConnectionRecord, ConnectionStore, HistoryPage, HistoryStore, PageLimit,
+    Subscribed,
+};
 use crate::auth::Claims;
 use crate::channel::{AppId, ChannelKey, ChannelName};
 use crate::ids::{ConnectionId, random_hex};
@@ -208,6 +211,7 @@ pub async fn history_store(store: &dyn HistoryStore) {
     assert_eq!(got[0].data, json!({"text": "m3"}));
     assert_eq!(got[0].ts, T0 + 3000);
     assert!(store.range(&room, 5, 10).await.expect("range").is_empty());
+    pages(store, &room).await;
 
     // Channels and apps are independent.
     let app2 = app_other(&app);
@@ -252,6 +256,53 @@ pub async fn history_store(store: &dyn HistoryStore) {
     );
 
     concurrent_appends(store, &key(&app, "busy")).await;
+}
+
+/// Pages of the five messages on `room`: cut by count or by bytes, with `more` exactly when
+/// messages were left out.
+async fn pages(store: &dyn HistoryStore, room: &ChannelKey) {
+    let seqs = |p: &HistoryPage| p.messages.iter().map(|m| m.seq).collect::<Vec<_>>();
+    let all = store
+        .page(room, 0, PageLimit::count(5))
+        .await
+        .expect("page");
+    assert_eq!(
+        (seqs(&all), all.more),
+        (vec![1, 2, 3, 4, 5], false),
+        "a limit met exactly leaves nothing more"
+    );
+    let by_count = store
+        .page(room, 1, PageLimit::count(2))
+        .await
+        .expect("page");
+    assert_eq!((seqs(&by_count), by_count.more), (vec![2, 3], true));
+    let size = all.messages[0].encoded_len();
+    assert!(
+        all.messages.iter().all(|m| m.encoded_len() == size),
+        "the test messages have equal sizes"
+    );
+    let two = PageLimit {
+        messages: 100,
+        bytes: 2 * (size + 1),
+    };
+    let by_bytes = store.page(room, 0, two).await.expect("page");
+    assert_eq!(
+        (seqs(&by_bytes), by_bytes.more),
+        (vec![1, 2], true),
+        "a page holds the messages whose encoded sizes fit its bytes"
+    );
+    let tiny = PageLimit {
+        messages: 100,
+        bytes: 1,
+    };
+    let one = store.page(room, 3, tiny).await.expect("page");
+    assert_eq!(
+        (seqs(&one), one.more),
+        (vec![4], true),
+        "the first message comes even when it alone is over the bytes"
+    );
+    let end = store.page(room, 4, two).await.expect("page");
+    assert_eq!((seqs(&end), end.more), (vec![5], false));
 }
 
 async fn concurrent_appends(store: &dyn HistoryStore, busy: &ChannelKey) {

@@ -7,8 +7,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{
-    AssociationsStore, ConnectionRecord, ConnectionStore, HistoryStore, StoreError, StoreResult,
-    Subscribed,
+    AssociationsStore, ConnectionRecord, ConnectionStore, HistoryPage, HistoryStore, PageBuilder,
+    PageLimit, StoreError, StoreResult, Subscribed,
 };
 use crate::channel::ChannelKey;
 use crate::ids::ConnectionId;
@@ -159,23 +159,23 @@ impl HistoryStore for MemoryStore {
         Ok(self.state().seqs.get(key).copied().unwrap_or(0))
     }
 
-    async fn range(
+    async fn page(
         &self,
         key: &ChannelKey,
         since: u64,
-        limit: usize,
-    ) -> StoreResult<Vec<StoredMessage>> {
-        Ok(self
-            .state()
-            .history
-            .get(key)
-            .map(|h| {
-                h.range(since.saturating_add(1)..)
-                    .take(limit)
-                    .map(|(_, m)| m.clone())
-                    .collect()
-            })
-            .unwrap_or_default())
+        limit: PageLimit,
+    ) -> StoreResult<HistoryPage> {
+        let mut page = PageBuilder::new(limit);
+        if let Some(h) = self.state().history.get(key) {
+            for m in h.range(since.saturating_add(1)..).map(|(_, m)| m) {
+                let size = m.encoded_len();
+                if !page.has_room(size) {
+                    break;
+                }
+                page.push(m.clone(), size);
+            }
+        }
+        Ok(page.finish())
     }
 
     async fn prune(&self, before_ts: u64) -> StoreResult<u64> {

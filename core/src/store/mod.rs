@@ -5,6 +5,7 @@
 
 pub mod conformance;
 pub mod memory;
+pub mod page;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -20,6 +21,7 @@ use crate::ids::ConnectionId;
 use crate::message::{NewMessage, StoredMessage};
 
 pub use memory::MemoryStore;
+pub use page::{HistoryPage, PageBuilder, PageLimit};
 
 /// A storage failure.
 #[derive(Debug, Error)]
@@ -126,13 +128,27 @@ pub trait HistoryStore: Send + Sync + 'static {
     /// The last seq handed out on the channel, 0 if none.
     async fn latest_seq(&self, key: &ChannelKey) -> StoreResult<u64>;
 
+    /// Stored messages with seq greater than `since`, oldest first, within `limit` (see
+    /// [`PageBuilder`]), and whether more follow.
+    async fn page(
+        &self,
+        key: &ChannelKey,
+        since: u64,
+        limit: PageLimit,
+    ) -> StoreResult<HistoryPage>;
+
     /// Stored messages with seq greater than `since`, oldest first, at most `limit`.
     async fn range(
         &self,
         key: &ChannelKey,
         since: u64,
         limit: usize,
-    ) -> StoreResult<Vec<StoredMessage>>;
+    ) -> StoreResult<Vec<StoredMessage>> {
+        Ok(self
+            .page(key, since, PageLimit::count(limit))
+            .await?
+            .messages)
+    }
 
     /// Deletes messages older than `before_ts` (milliseconds); returns how many. Sequence numbers
     /// are kept: a channel whose history is pruned continues from its last seq.

@@ -27,6 +27,11 @@ fn gateway_error(e: GatewayError) -> Response {
             Json(json!({"message": "LimitExceededException"})),
         )
             .into_response(),
+        GatewayError::TooLarge => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Json(json!({"message": "PayloadTooLargeException"})),
+        )
+            .into_response(),
         GatewayError::Other(e) => (
             StatusCode::BAD_REQUEST,
             Json(json!({"message": e.to_string()})),

@@ -5,7 +5,9 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::ReturnValue;
 use echo_core::channel::ChannelKey;
 use echo_core::message::{NewMessage, StoredMessage};
-use echo_core::store::{HistoryStore, StoreError, StoreResult};
+use echo_core::store::{
+    HistoryPage, HistoryStore, PageBuilder, PageLimit, StoreError, StoreResult,
+};
 
 use super::{DynamoStore, Item, expired, get_n, get_s, n, now_secs, s};
 
@@ -60,17 +62,20 @@ impl HistoryStore for DynamoStore {
         Ok(out.item().and_then(|i| get_n(i, "last")).unwrap_or(0))
     }
 
-    async fn range(
+    async fn page(
         &self,
         key: &ChannelKey,
         since: u64,
-        limit: usize,
-    ) -> StoreResult<Vec<StoredMessage>> {
+        limit: PageLimit,
+    ) -> StoreResult<HistoryPage> {
         let now = now_secs();
-        let mut out = Vec::new();
+        let mut page = PageBuilder::new(limit);
         let mut start: Option<Item> = None;
-        while out.len() < limit {
-            let page = self
+        // One more than the limit is asked for, so that a page cut by count knows whether more
+        // follow; DynamoDB pages its answer at 1 MB and the walk goes on until the limit is met.
+        let mut wanted = limit.messages.saturating_add(1);
+        'pages: while wanted > 0 {
+            let answer = self
                 .client
                 .query()
                 .table_name(&self.tables.history)
@@ -79,29 +84,32 @@ impl HistoryStore for DynamoStore {
                 .expression_attribute_names("#s", "seq")
                 .expression_attribute_values(":c", s(key.encode()))
                 .expression_attribute_values(":since", n(since))
-                .limit((limit - out.len()).min(1000) as i32)
+                .limit(wanted.min(1000) as i32)
                 .consistent_read(true)
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
                 .map_err(StoreError::backend)?;
-            for item in page.items() {
+            for item in answer.items() {
                 if expired(item, now) {
                     continue;
                 }
+                wanted -= 1;
                 let json = get_s(item, "msg")
                     .ok_or_else(|| StoreError::Corrupt("history item without msg".into()))?;
-                out.push(
-                    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                );
+                if !page.has_room(json.len()) {
+                    break 'pages;
+                }
+                let message =
+                    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                page.push(message, json.len());
             }
-            match page.last_evaluated_key() {
+            match answer.last_evaluated_key() {
                 Some(k) if !k.is_empty() => start = Some(k.clone()),
                 _ => break,
             }
         }
-        out.truncate(limit);
-        Ok(out)
+        Ok(page.finish())
     }
 
     /// On AWS, DynamoDB's TTL expires history and this is not needed; it exists for stores without

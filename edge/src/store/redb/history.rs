@@ -7,7 +7,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use echo_core::channel::ChannelKey;
 use echo_core::message::{NewMessage, StoredMessage};
-use echo_core::store::{HistoryStore, StoreError, StoreResult};
+use echo_core::store::{
+    HistoryPage, HistoryStore, PageBuilder, PageLimit, StoreError, StoreResult,
+};
 use redb::{Database, ReadableDatabase, ReadableTable};
 
 use super::{MESSAGES, RedbStore, SEQS, decode};
@@ -41,29 +43,34 @@ impl HistoryStore for RedbStore {
         .await
     }
 
-    async fn range(
+    async fn page(
         &self,
         key: &ChannelKey,
         since: u64,
-        limit: usize,
-    ) -> StoreResult<Vec<StoredMessage>> {
+        limit: PageLimit,
+    ) -> StoreResult<HistoryPage> {
         let k = key.encode();
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(StoreError::backend)?;
             let messages = txn.open_table(MESSAGES).map_err(StoreError::backend)?;
+            let mut page = PageBuilder::new(limit);
             let Some(from) = since.checked_add(1) else {
-                return Ok(Vec::new());
+                return Ok(page.finish());
             };
-            let mut out = Vec::new();
+            // Values are the messages' JSON: their length is the encoded size, known before
+            // decoding, so a full page stops the walk without decoding what is left out.
             for entry in messages
                 .range((k.as_str(), from)..=(k.as_str(), u64::MAX))
                 .map_err(StoreError::backend)?
-                .take(limit)
             {
                 let (_, v) = entry.map_err(StoreError::backend)?;
-                out.push(decode(v.value())?);
+                let bytes = v.value();
+                if !page.has_room(bytes.len()) {
+                    break;
+                }
+                page.push(decode(bytes)?, bytes.len());
             }
-            Ok(out)
+            Ok(page.finish())
         })
         .await
     }
