@@ -333,15 +333,16 @@ async function join() {
 }
 
 async function loadHistory(channel, join, latest) {
+  let since = Math.max(0, latest - HISTORY_LIMIT);
   for (;;) {
     try {
-      const messages = await client.history(channel, {
-        since: Math.max(0, latest - HISTORY_LIMIT),
-        limit: HISTORY_LIMIT,
-      });
+      // A page is cut to fit one frame: large messages may take several.
+      const page = await client.history(channel, { since, limit: HISTORY_LIMIT });
       if (join !== state.join) return;
-      for (const msg of messages) addMessage(msg);
-      return;
+      for (const msg of page.messages) addMessage(msg);
+      const last = page.messages.at(-1)?.seq;
+      if (!page.more || last === undefined || last >= latest) return;
+      since = last;
     } catch (err) {
       if (err.code !== "disconnected" && err.code !== "timeout") throw err;
       // The connection dropped in between: ask again once it is back.

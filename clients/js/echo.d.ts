@@ -62,6 +62,14 @@ export class EchoError extends Error {
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
 /** A delivered message. */
+export interface HistoryPage<T = Json> {
+  channel: string;
+  /** Oldest first. */
+  messages: EchoMessage<T>[];
+  /** Messages follow the last one: ask again with its seq as `since`. */
+  more: boolean;
+}
+
 export interface EchoMessage<T = Json> {
   channel: string;
   /** Increases strictly per channel. */
@@ -171,7 +179,8 @@ export class EchoClient {
   subscribe<T = Json>(channel: string, handler: (message: EchoMessage<T>) => void, options?: { since?: number }): Promise<Subscribed>;
   unsubscribe(channel: string): Promise<void>;
   publish(channel: string, data: Json | unknown, options?: { id?: string }): Promise<PublishResult>;
-  history<T = Json>(channel: string, options?: { since?: number; limit?: number }): Promise<EchoMessage<T>[]>;
+  /** A page of stored messages, cut by `limit` and to fit one frame; `more` when messages follow. */
+  history<T = Json>(channel: string, options?: { since?: number; limit?: number }): Promise<HistoryPage<T>>;
   /** Resolves with the round trip in milliseconds. */
   ping(): Promise<number>;
   renew(): Promise<void>;

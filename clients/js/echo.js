@@ -17,8 +17,6 @@
 // (a frame refused before it was parsed, such as one over the size limit) answers the oldest
 // request in flight.
 
-/** The most stored messages a `subscribe` with `since` replays; older ones are paged with `history`. */
-const REPLAY_LIMIT = 1000;
 /** Largest `limit` a `history` request may ask for. */
 const HISTORY_PAGE = 1000;
 /** Channel names Echo accepts: 1–128 of `A-Z a-z 0-9 _ - . : @ =`, or the reserved `$status`. */
@@ -439,8 +437,10 @@ export class EchoClient {
   }
 
   /**
-   * Stored messages of `channel` with seq greater than `since` (default 0), oldest first, at most
-   * `limit` (1 to 1000, default 100). Needs an open connection (rejects with `disconnected`).
+   * A page of `channel`'s stored messages with seq greater than `since` (default 0), oldest
+   * first: `{channel, messages, more}`. A page holds at most `limit` messages (1 to 1000, default
+   * 100) and fits one frame (128 KB); `more` says messages follow the last one, read on with its
+   * seq as `since`. Needs an open connection (rejects with `disconnected`).
    */
   history(channel, options = {}) {
     const since = options.since ?? 0;
@@ -457,7 +457,7 @@ export class EchoClient {
         kind: "history",
         channel,
         text: JSON.stringify({ action: "history", channel, since, limit }),
-        reply: (f) => resolve(normalizeMessages(channel, f.messages)),
+        reply: (f) => resolve({ channel, messages: normalizeMessages(channel, f.messages), more: f.more === true }),
         error: reject,
         timeoutMessage: `no answer to history within ${this._opts.requestTimeout} ms`,
         reject,
@@ -574,7 +574,9 @@ export class EchoClient {
     if (this._subs.get(channel) !== sub) return;
     const latest = Number.isSafeInteger(frame.seq) ? frame.seq : 0;
     if (sub.lastSeq === undefined) sub.lastSeq = latest;
-    else if (since !== undefined && latest - since > REPLAY_LIMIT) this._catchUp(link, sub, since, latest);
+    else if (since !== undefined && Number.isSafeInteger(frame.replayTo) && frame.replayTo < latest) {
+      this._catchUp(link, sub, frame.replayTo, latest);
+    }
     sub.latest = latest;
     sub.confirmed = true;
     for (const w of sub.waiters.splice(0)) w.resolve({ channel, seq: latest });
@@ -591,11 +593,11 @@ export class EchoClient {
   }
 
   /**
-   * The replay after `subscribe` with `since` stops after REPLAY_LIMIT messages. Pages the rest
-   * (up to `target`, the channel's latest seq when subscribed) with `history`, holding back live
-   * messages (seq > target) arriving on this connection meanwhile.
+   * The replay after `subscribe` with `since` stops at `replayTo` (at most 1,000 messages and
+   * 1 MiB). Pages the rest (up to `target`, the channel's latest seq when subscribed) with
+   * `history`, holding back live messages (seq > target) arriving on this connection meanwhile.
    */
-  _catchUp(link, sub, since, target) {
+  _catchUp(link, sub, replayTo, target) {
     const channel = sub.channel;
     const state = { target, buffer: [] };
     link.catchup.set(channel, state);
@@ -614,7 +616,7 @@ export class EchoClient {
           const messages = Array.isArray(f.messages) ? f.messages : [];
           for (const m of messages) this._deliver(sub, { ...m, channel });
           const last = sub.lastSeq ?? from;
-          if (messages.length === HISTORY_PAGE && last < target) page(last);
+          if (f.more === true && last < target) page(last);
           else finish();
         },
         error: (err) => {
@@ -628,8 +630,8 @@ export class EchoClient {
         },
       });
     };
-    // Messages since+1 .. since+REPLAY_LIMIT come with the replay, which arrives before this answer.
-    page(since + REPLAY_LIMIT);
+    // Messages up to replayTo come with the replay, which arrives before this answer.
+    page(replayTo);
   }
 
   // ------------------------------------------------------------------ incoming messages

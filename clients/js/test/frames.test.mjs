@@ -88,7 +88,11 @@ describe("frames", { timeout: 20_000 }, () => {
     assert.deepEqual(await pub2, { channel: "a", id: "p2", seq: 8 });
     await assert.rejects(pub1, { code: "function_failed", id: "p1" });
     assert.deepEqual(await subA, { channel: "a", seq: 7 });
-    assert.deepEqual(await histA, [{ channel: "a", seq: 1, id: "x", data: "d", from: "u", ts: 2 }]);
+    assert.deepEqual(await histA, {
+      channel: "a",
+      messages: [{ channel: "a", seq: 1, id: "x", data: "d", from: "u", ts: 2 }],
+      more: false,
+    });
 
     // A drop by a function resolves; an error naming neither id nor channel answers the oldest request.
     const dropped = c.publish("a", 3, { id: "p3" });

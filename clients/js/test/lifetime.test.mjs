@@ -46,8 +46,8 @@ async function stored(c, channel) {
   const all = [];
   for (;;) {
     const page = await c.history(channel, { since: all.at(-1)?.seq ?? 0, limit: 1000 });
-    all.push(...page);
-    if (page.length < 1000) return all;
+    all.push(...page.messages);
+    if (!page.more) return all;
   }
 }
 

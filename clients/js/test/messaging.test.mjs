@@ -138,13 +138,14 @@ describe("messaging", { timeout: 30_000 }, () => {
     for (let i = 1; i <= 4; i++) await alice.publish("h", `m${i}`, { id: `id${i}` });
     const page = await alice.history("h", { since: 1, limit: 2 });
     assert.deepEqual(
-      page.map((m) => [m.channel, m.seq, m.id, m.data, m.from]),
+      page.messages.map((m) => [m.channel, m.seq, m.id, m.data, m.from]),
       [
         ["h", 2, "id2", "m2", "alice"],
         ["h", 3, "id3", "m3", "alice"],
       ],
     );
-    assert.deepEqual(await alice.history("h", { since: 4 }), []);
+    assert.equal(page.more, true);
+    assert.deepEqual(await alice.history("h", { since: 4 }), { channel: "h", messages: [], more: false });
     const rtt = await alice.ping();
     assert.equal(typeof rtt, "number");
     assert.ok(rtt >= 0);

@@ -15,7 +15,7 @@ use crate::options::Options;
 use crate::published::Published;
 use crate::subscription::Subscription;
 use crate::token::Token;
-use crate::wire::Message;
+use crate::wire::HistoryPage;
 
 /// Builds a [`Client`].
 #[derive(Debug)]
@@ -155,13 +155,15 @@ impl Client {
         .await
     }
 
-    /// Stored messages on `channel` with seq > `since`, oldest first, at most `limit` (1–1,000).
+    /// Stored messages on `channel` with seq > `since`, oldest first, at most `limit` (1–1,000)
+    /// and at most one frame's worth (128 KB): when the page says `more`, read on from its last
+    /// seq.
     pub async fn history(
         &self,
         channel: &str,
         since: u64,
         limit: u32,
-    ) -> Result<Vec<Message>, Error> {
+    ) -> Result<HistoryPage, Error> {
         check_channel(channel)?;
         self.request(|reply| Command::History {
             channel: channel.to_owned(),

@@ -43,4 +43,4 @@ pub use events::{Event, State};
 pub use options::Options;
 pub use published::Published;
 pub use subscription::Subscription;
-pub use wire::{ErrorCode, Message};
+pub use wire::{ErrorCode, HistoryPage, Message};

@@ -21,6 +21,15 @@ pub struct Message {
     pub ts: u64,
 }
 
+/// One page of a channel's history, oldest first. A page is cut to fit one frame (128 KB) as
+/// well as by `limit`; `more` says messages follow the last one: ask again with its seq as
+/// `since`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryPage {
+    pub messages: Vec<Message>,
+    pub more: bool,
+}
+
 /// Echo's error codes. The set is closed on the server; `Other` keeps the client working if a
 /// newer server adds one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
@@ -61,6 +70,9 @@ pub(crate) enum ServerFrame {
     Subscribed {
         channel: String,
         seq: u64,
+        /// With `since`: the last seq the replay carries; what follows it is read with history.
+        #[serde(rename = "replayTo", default)]
+        replay_to: Option<u64>,
     },
     Unsubscribed {
         channel: String,
@@ -76,6 +88,8 @@ pub(crate) enum ServerFrame {
     History {
         channel: String,
         messages: Vec<Message>,
+        #[serde(default)]
+        more: bool,
     },
     Pong,
     Error {

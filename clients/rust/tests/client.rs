@@ -83,8 +83,9 @@ async fn publishes_and_receives_through_functions() {
     assert_eq!(m.data, json!({"text": "😡 HELLO!!! 😡"}));
 
     let history = alice.history("angry", 0, 10).await.unwrap();
-    assert_eq!(history.len(), 1);
-    assert_eq!(history[0].data, m.data);
+    assert_eq!(history.messages.len(), 1);
+    assert_eq!(history.messages[0].data, m.data);
+    assert!(!history.more);
     alice.ping().await.unwrap();
     assert_eq!(alice.state(), State::Open);
 }

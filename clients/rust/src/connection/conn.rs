@@ -11,7 +11,7 @@ use super::{Command, Reply, Ws};
 use crate::error::Error;
 use crate::published::Published;
 use crate::subscription::Subscription;
-use crate::wire::Message;
+use crate::wire::HistoryPage;
 
 /// A request waiting for a reply addressed by channel.
 pub(super) enum Waiter {
@@ -27,7 +27,7 @@ pub(super) enum Waiter {
     History {
         since: u64,
         limit: u32,
-        reply: Reply<Vec<Message>>,
+        reply: Reply<HistoryPage>,
     },
     /// A history page read to fill a gap in a subscription.
     Fill,

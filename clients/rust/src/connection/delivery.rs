@@ -26,16 +26,16 @@ pub(super) struct Sub {
 }
 
 impl Task {
-    /// Echo said `seq` is the channel's latest: when that is beyond what a replay carries, read
-    /// the rest from history.
-    pub(super) async fn caught_up(&mut self, channel: &str, seq: u64) {
+    /// Echo said `seq` is the channel's latest and that the replay which follows ends at
+    /// `replay_to`: when that is short of `seq`, read the rest from history.
+    pub(super) async fn caught_up(&mut self, channel: &str, seq: u64, replay_to: Option<u64>) {
         let Some(sub) = self.subs.get_mut(channel) else {
             return;
         };
         sub.latest = sub.latest.max(seq);
-        if sub.filling.is_none() && seq > sub.last_seq + u64::from(HISTORY_PAGE) {
-            // The replay that follows lands in the buffer; the page read covers it too, so it
-            // does not matter which arrives first.
+        if sub.filling.is_none() && replay_to.is_some_and(|to| to < seq) {
+            // The replay that follows lands in the buffer; the pages read from the last seq
+            // delivered cover it too, so it does not matter which arrives first.
             sub.filling = Some(BTreeMap::new());
             let since = sub.last_seq;
             self.fill(channel, since).await;
@@ -77,14 +77,13 @@ impl Task {
 
     /// A history page for a gap arrived: deliver what is now contiguous; ask for the next page,
     /// or report what history no longer has.
-    pub(super) async fn filled(&mut self, channel: &str, page: Vec<Message>) {
+    pub(super) async fn filled(&mut self, channel: &str, page: Vec<Message>, more: bool) {
         let Some(sub) = self.subs.get_mut(channel) else {
             return;
         };
         let Some(mut waiting) = sub.filling.take() else {
             return;
         };
-        let more = page.len() >= HISTORY_PAGE as usize;
         for m in page {
             if m.seq > sub.last_seq {
                 sub.latest = sub.latest.max(m.seq);

@@ -41,7 +41,7 @@ use crate::options::Options;
 use crate::published::Published;
 use crate::subscription::Subscription;
 use crate::token::Token;
-use crate::wire::{self, Message, ServerFrame};
+use crate::wire::{self, HistoryPage, ServerFrame};
 use conn::{Conn, Waiter};
 use delivery::Sub;
 use socket::open;
@@ -69,7 +69,7 @@ pub(crate) enum Command {
         channel: String,
         since: u64,
         limit: u32,
-        reply: Reply<Vec<Message>>,
+        reply: Reply<HistoryPage>,
     },
     Ping {
         reply: Reply<()>,

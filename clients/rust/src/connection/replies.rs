@@ -9,13 +9,17 @@ use crate::error::Error;
 use crate::events::Event;
 use crate::published::Published;
 use crate::subscription::Subscription;
-use crate::wire::ServerFrame;
+use crate::wire::{HistoryPage, ServerFrame};
 
 impl Task {
     pub(super) async fn frame(&mut self, which: Which, frame: ServerFrame) {
         match frame {
             ServerFrame::Message(message) => self.deliver(message).await,
-            ServerFrame::Subscribed { channel, seq } => {
+            ServerFrame::Subscribed {
+                channel,
+                seq,
+                replay_to,
+            } => {
                 match self.conn_mut(which).and_then(|c| c.pop(&channel)) {
                     Some(Waiter::Subscribe { since, reply }) => {
                         let (tx, rx) = mpsc::channel(self.setup.options.subscription_buffer.max(1));
@@ -40,7 +44,7 @@ impl Task {
                         return;
                     }
                 }
-                self.caught_up(&channel, seq).await;
+                self.caught_up(&channel, seq, replay_to).await;
             }
             ServerFrame::Unsubscribed { channel } => {
                 match self.conn_mut(which).and_then(|c| c.pop(&channel)) {
@@ -67,16 +71,18 @@ impl Task {
                     }));
                 }
             }
-            ServerFrame::History { channel, messages } => {
-                match self.conn_mut(which).and_then(|c| c.pop(&channel)) {
-                    Some(Waiter::History { reply, .. }) => {
-                        let _ = reply.send(Ok(messages));
-                    }
-                    Some(Waiter::Fill) => self.filled(&channel, messages).await,
-                    None => {}
-                    Some(other) => self.unexpected(which, &channel, other, "history"),
+            ServerFrame::History {
+                channel,
+                messages,
+                more,
+            } => match self.conn_mut(which).and_then(|c| c.pop(&channel)) {
+                Some(Waiter::History { reply, .. }) => {
+                    let _ = reply.send(Ok(HistoryPage { messages, more }));
                 }
-            }
+                Some(Waiter::Fill) => self.filled(&channel, messages, more).await,
+                None => {}
+                Some(other) => self.unexpected(which, &channel, other, "history"),
+            },
             ServerFrame::Pong => {
                 if let Some(Some(reply)) = self.conn_mut(which).and_then(|c| c.pings.pop_front()) {
                     let _ = reply.send(Ok(()));
@@ -122,7 +128,7 @@ impl Task {
                             channel: Some(channel.clone()),
                             error,
                         });
-                        self.filled(&channel, Vec::new()).await;
+                        self.filled(&channel, Vec::new(), false).await;
                     }
                     Some(Waiter::Unsubscribe { reply: None }) | None => self.emit(Event::Error {
                         channel: Some(channel),
