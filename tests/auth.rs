@@ -152,3 +152,70 @@ async fn status_is_for_admins_and_reports_presence() {
     assert_eq!(admin.recv().await["data"]["event"], "disconnected");
     other_app_admin.silent_for(200).await;
 }
+
+/// A token that expires within the connect-time tolerance: accepted, then, once expired, every
+/// frame but `refresh` and `ping` is refused with `token_expired`; `refresh` with a new token
+/// for the same user keeps the connection going.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_token_is_refused_after_connect_and_refresh_renews_it() {
+    let edge = TestEdge::start().await;
+    let now = SystemClock.now_secs();
+    // Accepted at connect (5 s of tolerated skew) and expired 2 s later.
+    let mut expiring = TestEdge::claims("chat-demo", "alice");
+    expiring.exp = now - 3;
+    let mut c = edge.connect(&edge.token_for(&expiring)).await;
+    let mut watcher = edge.connect(&edge.token("chat-demo", "w")).await;
+    watcher.subscribe("boring").await;
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+
+    let refused = c.publish("boring", json!("late"), "late").await;
+    assert_eq!(refused["code"], "token_expired", "{refused}");
+    watcher.silent_for(200).await;
+    c.send(json!({"action": "ping"})).await;
+    assert_eq!(c.recv().await["type"], "pong");
+
+    let other_user = edge.token("chat-demo", "mallory");
+    c.send(json!({"action": "refresh", "token": other_user}))
+        .await;
+    assert_eq!(c.recv().await["code"], "forbidden");
+
+    let fresh = edge.token("chat-demo", "alice");
+    c.send(json!({"action": "refresh", "token": fresh})).await;
+    let refreshed = c.recv().await;
+    assert_eq!(refreshed["type"], "refreshed", "{refreshed}");
+    assert!(refreshed["exp"].as_u64().unwrap() > now + 60);
+    let ack = c.publish("boring", json!("on time"), "ok").await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    assert_eq!(watcher.recv().await["data"], "on time");
+}
+
+/// Past the grace after expiry the connection's record is gone: it receives nothing more, and
+/// its next frame is answered `unauthorized` and closes it.
+#[tokio::test(flavor = "multi_thread")]
+async fn past_the_grace_an_expired_connection_gets_nothing_and_is_closed() {
+    let edge = TestEdge::start_with(
+        |c| c.limits.token_grace_secs = 1,
+        echo_edge::invoker::InProcess::demo(),
+    )
+    .await;
+    let now = SystemClock.now_secs();
+    let mut expiring = TestEdge::claims("chat-demo", "alice");
+    expiring.exp = now - 3;
+    let mut c = edge.connect(&edge.token_for(&expiring)).await;
+    c.subscribe("boring").await;
+    let mut publisher = edge.connect(&edge.token("chat-demo", "p")).await;
+    publisher.publish("boring", json!(1), "m1").await;
+    assert_eq!(
+        c.recv().await["data"],
+        1,
+        "delivered while the token is valid"
+    );
+
+    tokio::time::sleep(std::time::Duration::from_millis(3_500)).await;
+    publisher.publish("boring", json!(2), "m2").await;
+    c.silent_for(300).await;
+    c.send(json!({"action": "history", "channel": "boring"}))
+        .await;
+    assert_eq!(c.recv().await["code"], "unauthorized");
+    assert_eq!(c.closed().await, Some(4500));
+}

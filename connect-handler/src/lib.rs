@@ -72,9 +72,9 @@ async fn connect(
     };
     let record = ConnectionRecord {
         id: id.clone(),
+        expires_at: deps.limits.record_expiry(now_ms, claims.exp),
         claims,
         connected_at: now_ms,
-        expires_at: now_ms / 1000 + deps.limits.max_connection_age_secs,
     };
     let (app, user) = (record.claims.app.clone(), record.claims.sub.clone());
     if let Err(e) = deps.connections.put_connection(record).await {
@@ -157,7 +157,7 @@ mod tests {
         }
     }
 
-    fn deps(store: &Arc<MemoryStore>, now_ms: u64) -> Deps {
+    fn deps(store: &Arc<MemoryStore>, clock: &ManualClock) -> Deps {
         let dispatcher = fanout::Inline(fanout::Deps {
             connections: store.clone(),
             gateway: Arc::new(NoGateway),
@@ -166,7 +166,7 @@ mod tests {
             verifier: TokenVerifier::new(SECRET).unwrap(),
             connections: store.clone(),
             publisher: Arc::new(Publisher::new(store.clone(), Arc::new(dispatcher))),
-            clock: Arc::new(ManualClock::new(now_ms)),
+            clock: Arc::new(clock.clone()),
             limits: Limits::default(),
         }
     }
@@ -190,14 +190,19 @@ mod tests {
 
     #[tokio::test]
     async fn connect_and_disconnect_fixtures() {
-        let store = Arc::new(MemoryStore::new());
-        let deps = deps(&store, 1_700_000_000_000);
+        let clock = ManualClock::new(1_700_000_000_000);
+        let store = Arc::new(MemoryStore::with_clock(Arc::new(clock.clone())));
+        let deps = deps(&store, &clock);
         let connect = with_token(fixture("apigw-websocket-connect.json"), 1_700_000_100);
         let id = ConnectionId::from(connect.request_context.connection_id.as_deref().unwrap());
         assert_eq!(handle(&deps, &connect).await.status_code, 200);
         let record = store.get_connection(&id).await.unwrap().unwrap();
         assert_eq!(record.claims.sub, "alice");
-        assert_eq!(record.expires_at, 1_700_000_000 + 7200);
+        assert_eq!(
+            record.expires_at,
+            1_700_000_100 + 5 + 30,
+            "the record lives until the token's expiry and grace, within the 2 h age"
+        );
         let status = ChannelKey::new(AppId::new("chat-demo").unwrap(), ChannelName::status());
         assert_eq!(
             store.latest_seq(&status).await.unwrap(),
@@ -223,8 +228,9 @@ mod tests {
 
     #[tokio::test]
     async fn bad_tokens_get_401() {
-        let store = Arc::new(MemoryStore::new());
-        let deps = deps(&store, 1_700_000_000_000);
+        let clock = ManualClock::new(1_700_000_000_000);
+        let store = Arc::new(MemoryStore::with_clock(Arc::new(clock.clone())));
+        let deps = deps(&store, &clock);
         let expired = with_token(fixture("apigw-websocket-connect.json"), 1_600_000_000);
         let r = handle(&deps, &expired).await;
         assert_eq!(r.status_code, 401);
@@ -248,8 +254,9 @@ mod tests {
 
     #[tokio::test]
     async fn message_events_are_refused() {
-        let store = Arc::new(MemoryStore::new());
-        let deps = deps(&store, 0);
+        let clock = ManualClock::new(0);
+        let store = Arc::new(MemoryStore::with_clock(Arc::new(clock.clone())));
+        let deps = deps(&store, &clock);
         assert_eq!(
             handle(&deps, &fixture("apigw-websocket-message.json"))
                 .await

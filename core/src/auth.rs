@@ -115,7 +115,7 @@ impl TokenVerifier {
             },
         )?;
         let claims = data.claims;
-        if claims.exp + LEEWAY_SECS <= now_secs {
+        if claims.expired_at(now_secs) {
             return Err(AuthError::Expired);
         }
         if let Some(nbf) = claims.nbf
@@ -174,6 +174,12 @@ impl TokenIssuer {
 }
 
 impl Claims {
+    /// Whether the token has expired at `now_secs`, with the same tolerance for clock skew as
+    /// at connect.
+    pub fn expired_at(&self, now_secs: u64) -> bool {
+        self.exp + LEEWAY_SECS <= now_secs
+    }
+
     /// A user token's claims for `sub` in `app`, valid until `exp`, with no channel limits.
     pub fn new(app: AppId, sub: impl Into<String>, exp: u64) -> Self {
         Self {

@@ -234,7 +234,7 @@ impl Gateway for LocalGateway {
 
     async fn close(&self, id: &ConnectionId) -> Result<(), GatewayError> {
         let handle = self.get(id).ok_or(GatewayError::Gone)?;
-        handle.close(CloseCode::ClosedByServer, "closed by the management API");
+        handle.close(CloseCode::ClosedByServer, "closed by the server");
         Ok(())
     }
 

@@ -164,7 +164,7 @@ pub async fn start_with(
     let store = Arc::new(store);
     let store_weak = Arc::downgrade(&store);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let connections = Arc::new(MemoryStore::new());
+    let connections = Arc::new(MemoryStore::with_clock(clock.clone()));
     let gateway = Arc::new(LocalGateway::new(
         clock.clone(),
         config.outbound_queue,
@@ -261,6 +261,7 @@ pub async fn start_with(
                         limits: config.limits,
                         metrics: Arc::new(echo_core::metrics::NoMetrics),
                         limiter: limiter.clone(),
+                        verifier: TokenVerifier::new(&config.jwt_secret)?,
                     },
                 }))
             }

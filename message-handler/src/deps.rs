@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use echo_core::associations::AssociationsSource;
+use echo_core::auth::TokenVerifier;
 use echo_core::clock::Clock;
 use echo_core::function::FunctionInvoker;
 use echo_core::gateway::Gateway;
@@ -24,4 +25,6 @@ pub struct Deps {
     pub metrics: Arc<dyn Metrics>,
     /// Publishes per connection (the local edge); API Gateway's stage throttling on AWS.
     pub limiter: Arc<dyn RateLimiter>,
+    /// Checks the tokens `refresh` presents (the secret the connect handler verifies with).
+    pub verifier: TokenVerifier,
 }

@@ -11,10 +11,16 @@
 //! - `subscription`: `subscribe` and `unsubscribe`.
 //! - `publish`: the channel's functions, the commit and the ack.
 //! - `history`: stored messages.
+//! - `refresh`: a new token on the same connection.
+//!
+//! A connection whose token has expired may only `refresh` (and `ping`); everything else is
+//! refused with `token_expired`. Once the grace after expiry has passed, its record is gone: its
+//! next frame is answered `unauthorized` and the connection is closed.
 
 mod deps;
 mod history;
 mod publish;
+mod refresh;
 mod reply;
 mod subscription;
 #[cfg(test)]
@@ -25,6 +31,7 @@ pub use reply::Reply;
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::encodings::Body;
+use echo_core::gateway::Frame;
 use echo_core::ids::{ConnectionId, random_hex};
 use echo_core::protocol::{ClientFrame, ErrorCode, ProtocolError, ServerFrame};
 
@@ -95,17 +102,9 @@ pub async fn start_frame(deps: &Deps, id: &ConnectionId, body: &str, is_binary: 
         Ok(f) => f,
         Err(e) => return Reply::Ready(Some(e.to_frame())),
     };
-    let claims = match deps.connections.get_connection(id).await {
-        Ok(Some(record)) => record.claims,
-        Ok(None) => {
-            return Reply::Ready(Some(
-                ProtocolError::new(
-                    ErrorCode::Unauthorized,
-                    "this connection is not registered (it may have expired): reconnect",
-                )
-                .to_frame(),
-            ));
-        }
+    let record = match deps.connections.get_connection(id).await {
+        Ok(Some(record)) => record,
+        Ok(None) => return Reply::Ready(forget(deps, id).await),
         Err(e) => {
             return Reply::Ready(Some(
                 internal(id, "could not load the connection", &e).to_frame(),
@@ -113,6 +112,19 @@ pub async fn start_frame(deps: &Deps, id: &ConnectionId, body: &str, is_binary: 
         }
     };
     let action = frame.action();
+    if !matches!(frame, ClientFrame::Refresh { .. })
+        && record.claims.expired_at(deps.clock.now_secs())
+    {
+        let e = ProtocolError::new(
+            ErrorCode::TokenExpired,
+            format!(
+                "this connection's token expired at {}: send refresh with a new token within {} s, or reconnect",
+                record.claims.exp, deps.limits.token_grace_secs
+            ),
+        );
+        return Reply::Ready(Some(refusal_of(e, &frame).to_frame()));
+    }
+    let claims = record.claims.clone();
     let result = match frame {
         // Answered above, without a store read: keepalives are frequent.
         ClientFrame::Ping => Ok(Reply::Ready(Some(ServerFrame::Pong))),
@@ -146,6 +158,9 @@ pub async fn start_frame(deps: &Deps, id: &ConnectionId, body: &str, is_binary: 
             .await
             .map(Reply::Ready)
             .map_err(|e| e.with_channel(&channel)),
+        ClientFrame::Refresh { token } => refresh::refresh(deps, id, record, &token)
+            .await
+            .map(Reply::Ready),
     };
     match result {
         Ok(reply) => reply,
@@ -154,6 +169,35 @@ pub async fn start_frame(deps: &Deps, id: &ConnectionId, body: &str, is_binary: 
             Reply::Ready(Some(e.to_frame()))
         }
     }
+}
+
+/// `e` naming what `frame` named: the channel, and a publish's id.
+fn refusal_of(e: ProtocolError, frame: &ClientFrame) -> ProtocolError {
+    match frame {
+        ClientFrame::Publish { channel, id, .. } => e.with_channel(channel).with_id(id.clone()),
+        ClientFrame::Subscribe { channel, .. }
+        | ClientFrame::Unsubscribe { channel }
+        | ClientFrame::History { channel, .. } => e.with_channel(channel),
+        ClientFrame::Ping | ClientFrame::Refresh { .. } => e,
+    }
+}
+
+/// A frame from a connection without a record: it expired (its token's grace ran out, or its
+/// maximum age) or was removed. Nothing it sends can succeed, so after saying so the connection
+/// is closed; the error goes out through the gateway, since a reply would come after the close.
+async fn forget(deps: &Deps, id: &ConnectionId) -> Option<ServerFrame> {
+    let frame = ProtocolError::new(
+        ErrorCode::Unauthorized,
+        "this connection is not registered (its token or its maximum age expired): reconnect",
+    )
+    .to_frame();
+    if let Err(e) = deps.gateway.post(id, &Frame::text(frame.to_json())).await {
+        tracing::debug!(connection_id = %id, error = %e, "could not post to a forgotten connection");
+    }
+    if let Err(e) = deps.gateway.close(id).await {
+        tracing::debug!(connection_id = %id, error = %e, "could not close a forgotten connection");
+    }
+    None
 }
 
 #[cfg(test)]

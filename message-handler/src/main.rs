@@ -10,6 +10,7 @@ use echo_aws::dispatcher::LambdaFanout;
 use echo_aws::invoker::LambdaInvoker;
 use echo_aws::lambda::Resources;
 use echo_aws::metrics::Emf;
+use echo_core::auth::TokenVerifier;
 use echo_core::clock::SystemClock;
 use echo_core::limits::Limits;
 use echo_core::publish::Publisher;
@@ -17,7 +18,12 @@ use lambda_runtime::{LambdaEvent, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let r = Resources::load(&["ECHO_FANOUT_FUNCTION", "ECHO_MANAGEMENT_ENDPOINT"]).await?;
+    let r = Resources::load(&[
+        "ECHO_JWT_SECRET",
+        "ECHO_FANOUT_FUNCTION",
+        "ECHO_MANAGEMENT_ENDPOINT",
+    ])
+    .await?;
     let (config, store, lambda) = (&r.config, r.store.clone(), r.lambda());
     let fanout = LambdaFanout::new(lambda.clone(), config.fanout_function.clone());
     let deps = message_handler::Deps {
@@ -37,6 +43,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         }),
         // API Gateway's stage throttling limits publishes on AWS.
         limiter: Arc::new(echo_core::rate::Unlimited),
+        verifier: TokenVerifier::new(config.jwt_secret.as_bytes())?,
     };
     let deps = &deps;
     lambda_runtime::run(service_fn(

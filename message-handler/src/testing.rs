@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use echo_core::associations::{Associations, LiveAssociations};
-use echo_core::auth::{Claims, Permissions};
+use echo_core::auth::{Claims, Permissions, TokenIssuer, TokenVerifier};
 use echo_core::channel::{AppId, ChannelKey, ChannelName, ChannelPattern};
 use echo_core::clock::ManualClock;
 use echo_core::function::{
@@ -29,11 +29,19 @@ use crate::deps::Deps;
 pub const APP: &str = "chat-demo";
 /// The time the manual clock starts at, in milliseconds.
 pub const NOW_MS: u64 = 1_707_502_324_187;
+/// The secret the harness's tokens are signed with.
+pub const SECRET: &[u8] = b"harness-secret-harness-secret-harness";
+
+/// A token for `claims`, signed with [`SECRET`].
+pub fn token(claims: &Claims) -> String {
+    TokenIssuer::new(SECRET).unwrap().issue(claims).unwrap()
+}
 
 /// Records what was posted, dispatched and measured.
 #[derive(Default)]
 pub struct Recorder {
     pub posted: Mutex<Vec<(ConnectionId, String)>>,
+    pub closed: Mutex<Vec<ConnectionId>>,
     pub dispatched: Mutex<Vec<(String, u64)>>,
     pub metrics: Mutex<Vec<String>>,
 }
@@ -58,7 +66,8 @@ impl Gateway for Recorder {
             .push((id.clone(), frame.as_str().to_owned()));
         Ok(())
     }
-    async fn close(&self, _: &ConnectionId) -> Result<(), GatewayError> {
+    async fn close(&self, id: &ConnectionId) -> Result<(), GatewayError> {
+        self.closed.lock().unwrap().push(id.clone());
         Ok(())
     }
     async fn info(&self, _: &ConnectionId) -> Result<ConnectionInfo, GatewayError> {
@@ -123,9 +132,9 @@ impl Harness {
     }
 
     pub fn with(limits: Limits, limiter: Arc<dyn RateLimiter>) -> Self {
-        let store = Arc::new(MemoryStore::new());
-        let recorder = Arc::new(Recorder::default());
         let clock = ManualClock::new(NOW_MS);
+        let store = Arc::new(MemoryStore::with_clock(Arc::new(clock.clone())));
+        let recorder = Arc::new(Recorder::default());
         let associations = Associations::parse(ASSOCIATIONS, &|n| Functions.knows(n)).unwrap();
         let deps = Deps {
             connections: store.clone(),
@@ -137,6 +146,7 @@ impl Harness {
             limits,
             metrics: recorder.clone(),
             limiter,
+            verifier: TokenVerifier::new(SECRET).unwrap(),
         };
         Self {
             deps,
@@ -153,9 +163,9 @@ impl Harness {
         self.store
             .put_connection(ConnectionRecord {
                 id: id.clone(),
+                expires_at: self.deps.limits.record_expiry(NOW_MS, claims.exp),
                 claims,
                 connected_at: NOW_MS,
-                expires_at: 4_000_000_000,
             })
             .await
             .unwrap();

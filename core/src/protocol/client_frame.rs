@@ -18,7 +18,14 @@ pub const DEFAULT_HISTORY_LIMIT: u32 = 100;
 
 /// The actions a client may send. These are also the route keys of the WebSocket API; anything
 /// else goes to `$default`.
-pub const ACTIONS: [&str; 5] = ["subscribe", "unsubscribe", "publish", "history", "ping"];
+pub const ACTIONS: [&str; 6] = [
+    "subscribe",
+    "unsubscribe",
+    "publish",
+    "history",
+    "ping",
+    "refresh",
+];
 
 /// A frame from a client, parsed and validated.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,6 +53,11 @@ pub enum ClientFrame {
         limit: u32,
     },
     Ping,
+    /// Replace the connection's token with a new one for the same app and user, before or
+    /// shortly after the old one expires, without reconnecting.
+    Refresh {
+        token: String,
+    },
 }
 
 impl ClientFrame {
@@ -69,6 +81,7 @@ impl ClientFrame {
             Self::Publish { .. } => "publish",
             Self::History { .. } => "history",
             Self::Ping => "ping",
+            Self::Refresh { .. } => "refresh",
         }
     }
 
@@ -92,7 +105,7 @@ impl ClientFrame {
             Some(_) => return Err(ProtocolError::bad_request("\"action\" must be a string")),
             None => {
                 return Err(ProtocolError::bad_request(
-                    "frame has no \"action\"; expected one of subscribe, unsubscribe, publish, history, ping",
+                    "frame has no \"action\"; expected one of subscribe, unsubscribe, publish, history, ping, refresh",
                 ));
             }
         };
@@ -144,9 +157,13 @@ impl ClientFrame {
                 let _: NoFields = fields(obj)?;
                 Self::Ping
             }
+            "refresh" => {
+                let f: RefreshFields = fields(obj)?;
+                Self::Refresh { token: f.token }
+            }
             other => {
                 return Err(ProtocolError::bad_request(format!(
-                    "unknown action {:?}; expected one of subscribe, unsubscribe, publish, history, ping",
+                    "unknown action {:?}; expected one of subscribe, unsubscribe, publish, history, ping, refresh",
                     truncate(other, 64)
                 )));
             }
@@ -196,6 +213,12 @@ struct PublishFields {
 
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
     Value::deserialize(d).map(Some)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshFields {
+    token: String,
 }
 
 #[derive(Deserialize)]

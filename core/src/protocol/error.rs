@@ -13,7 +13,8 @@ pub enum ErrorCode {
     /// The frame is malformed, names an unknown action, lacks or mistypes a field, or names an
     /// invalid channel. Fix the frame; do not resend it as is.
     BadRequest,
-    /// The token is missing, invalid or expired. Only seen when connecting (as HTTP 401).
+    /// The token is missing, invalid or expired (at connect, as HTTP 401); a `refresh` token
+    /// that is not valid; or the connection's record is gone.
     Unauthorized,
     /// The token does not allow this (channel permissions, `$status` for non-admins, publishing
     /// to a reserved channel). Do not retry with the same token.
@@ -31,11 +32,14 @@ pub enum ErrorCode {
     /// Echo failed (storage, delivery). The frame may be retried; publishes are not known to be
     /// delivered.
     Internal,
+    /// The connection's token has expired: nothing but `refresh` and `ping` is accepted. Send
+    /// `refresh` with a new token within the grace period, or reconnect with one.
+    TokenExpired,
 }
 
 impl ErrorCode {
     /// Every error code, in the order of the enum.
-    pub const ALL: [ErrorCode; 8] = [
+    pub const ALL: [ErrorCode; 9] = [
         Self::BadRequest,
         Self::Unauthorized,
         Self::Forbidden,
@@ -44,6 +48,7 @@ impl ErrorCode {
         Self::LimitExceeded,
         Self::FunctionFailed,
         Self::Internal,
+        Self::TokenExpired,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -56,6 +61,7 @@ impl ErrorCode {
             Self::LimitExceeded => "limit_exceeded",
             Self::FunctionFailed => "function_failed",
             Self::Internal => "internal",
+            Self::TokenExpired => "token_expired",
         }
     }
 }

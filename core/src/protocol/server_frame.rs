@@ -34,6 +34,11 @@ pub enum ServerFrame {
         more: bool,
     },
     Pong,
+    /// A `refresh` was accepted: the connection now runs on the new token, until `exp`
+    /// (seconds since the epoch).
+    Refreshed {
+        exp: u64,
+    },
     Error(ErrorFrame),
 }
 

@@ -175,6 +175,55 @@ pub async fn connection_store(store: &dyn ConnectionStore) {
     );
     assert!(store.get_connection(&a).await.expect("get").is_none());
     store.remove_connection(&b).await.expect("remove b");
+
+    renewal_and_expiry(store, &app).await;
+}
+
+/// `renew` replaces the claims and moves the expiry of the record and its subscriptions; a
+/// record whose expiry has passed is gone, and nothing lists it as a subscriber.
+async fn renewal_and_expiry(store: &dyn ConnectionStore, app: &AppId) {
+    let c = ConnectionId::from(format!("{app}-c").as_str());
+    let room = key(app, "lobby");
+    assert!(
+        !store
+            .renew(&c, Claims::new(app.clone(), "u-c", 1), 1)
+            .await
+            .expect("renew unknown"),
+        "an unknown connection is not renewed"
+    );
+    let rc = record(app, c.as_str());
+    store.put_connection(rc.clone()).await.expect("put c");
+    store.subscribe(&c, &room, 10).await.expect("sub c");
+    let mut claims = rc.claims.clone();
+    claims.exp += 3600;
+    let later = rc.expires_at + 3600;
+    assert!(store.renew(&c, claims.clone(), later).await.expect("renew"));
+    let renewed = store
+        .get_connection(&c)
+        .await
+        .expect("get")
+        .expect("renewed c");
+    assert_eq!(
+        (renewed.claims, renewed.expires_at),
+        (claims.clone(), later)
+    );
+    assert_eq!(
+        store.subscribers(&room).await.expect("subscribers"),
+        vec![c.clone()],
+        "a renewed connection keeps its subscriptions"
+    );
+    // Renewed to an expiry already past: gone, for frames and for fan-out alike.
+    assert!(store.renew(&c, claims, 1).await.expect("renew to the past"));
+    assert_eq!(store.get_connection(&c).await.expect("get"), None);
+    assert!(
+        store
+            .subscribers(&room)
+            .await
+            .expect("subscribers")
+            .is_empty(),
+        "an expired connection is no subscriber"
+    );
+    store.remove_connection(&c).await.expect("remove c");
 }
 
 fn app_other(app: &AppId) -> AppId {

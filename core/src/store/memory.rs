@@ -1,8 +1,9 @@
 //! Everything in memory: for tests, and for the local edge's connections and subscriptions (which
-//! die with the process anyway).
+//! die with the process anyway). A connection whose record's `expires_at` has passed is gone, as
+//! DynamoDB's TTL makes it on AWS: it is not returned and nothing is delivered to it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
@@ -10,23 +11,32 @@ use super::{
     AssociationsStore, ConnectionRecord, ConnectionStore, HistoryPage, HistoryStore, PageBuilder,
     PageLimit, StoreError, StoreResult, Subscribed,
 };
+use crate::auth::Claims;
 use crate::channel::ChannelKey;
+use crate::clock::{Clock, SystemClock};
 use crate::ids::ConnectionId;
 use crate::message::{NewMessage, StoredMessage};
 
 #[derive(Default)]
 struct State {
     connections: HashMap<ConnectionId, (ConnectionRecord, HashSet<ChannelKey>)>,
-    subscribers: HashMap<ChannelKey, HashSet<ConnectionId>>,
+    /// Each channel's subscribers, with their records' `expires_at`.
+    subscribers: HashMap<ChannelKey, HashMap<ConnectionId, u64>>,
     seqs: HashMap<ChannelKey, u64>,
     history: HashMap<ChannelKey, BTreeMap<u64, StoredMessage>>,
     associations: Option<String>,
 }
 
 /// A store that keeps everything in one process's memory.
-#[derive(Default)]
 pub struct MemoryStore {
     state: Mutex<State>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::with_clock(Arc::new(SystemClock))
+    }
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -38,6 +48,14 @@ impl std::fmt::Debug for MemoryStore {
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A store that tells expired connections by `clock`.
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            state: Mutex::new(State::default()),
+            clock,
+        }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -61,7 +79,13 @@ impl ConnectionStore for MemoryStore {
     }
 
     async fn get_connection(&self, id: &ConnectionId) -> StoreResult<Option<ConnectionRecord>> {
-        Ok(self.state().connections.get(id).map(|(r, _)| r.clone()))
+        let now = self.clock.now_secs();
+        Ok(self
+            .state()
+            .connections
+            .get(id)
+            .filter(|(r, _)| r.expires_at > now)
+            .map(|(r, _)| r.clone()))
     }
 
     async fn remove_connection(
@@ -89,8 +113,13 @@ impl ConnectionStore for MemoryStore {
         key: &ChannelKey,
         max: usize,
     ) -> StoreResult<Subscribed> {
+        let now = self.clock.now_secs();
         let mut s = self.state();
-        let Some((_, subs)) = s.connections.get_mut(id) else {
+        let Some((record, subs)) = s
+            .connections
+            .get_mut(id)
+            .filter(|(r, _)| r.expires_at > now)
+        else {
             return Err(StoreError::UnknownConnection(id.clone()));
         };
         if subs.contains(key) {
@@ -100,10 +129,11 @@ impl ConnectionStore for MemoryStore {
             return Err(StoreError::TooManySubscriptions { max });
         }
         subs.insert(key.clone());
+        let expires_at = record.expires_at;
         s.subscribers
             .entry(key.clone())
             .or_default()
-            .insert(id.clone());
+            .insert(id.clone(), expires_at);
         Ok(Subscribed::Added)
     }
 
@@ -123,12 +153,40 @@ impl ConnectionStore for MemoryStore {
     }
 
     async fn subscribers(&self, key: &ChannelKey) -> StoreResult<Vec<ConnectionId>> {
+        let now = self.clock.now_secs();
         Ok(self
             .state()
             .subscribers
             .get(key)
-            .map(|s| s.iter().cloned().collect())
+            .map(|s| {
+                s.iter()
+                    .filter(|&(_, &expires_at)| expires_at > now)
+                    .map(|(id, _)| id.clone())
+                    .collect()
+            })
             .unwrap_or_default())
+    }
+
+    async fn renew(&self, id: &ConnectionId, claims: Claims, expires_at: u64) -> StoreResult<bool> {
+        let now = self.clock.now_secs();
+        let mut s = self.state();
+        let State {
+            connections,
+            subscribers,
+            ..
+        } = &mut *s;
+        let Some((record, subs)) = connections.get_mut(id).filter(|(r, _)| r.expires_at > now)
+        else {
+            return Ok(false);
+        };
+        record.claims = claims;
+        record.expires_at = expires_at;
+        for key in subs.iter() {
+            if let Some(at) = subscribers.get_mut(key).and_then(|s| s.get_mut(id)) {
+                *at = expires_at;
+            }
+        }
+        Ok(true)
     }
 
     async fn subscriptions(&self, id: &ConnectionId) -> StoreResult<Vec<ChannelKey>> {

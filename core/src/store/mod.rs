@@ -70,6 +70,9 @@ pub enum Subscribed {
 
 /// Connections and their subscriptions.
 ///
+/// A record whose `expires_at` (seconds) has passed is gone: `get_connection` does not return it
+/// and `subscribers` does not list it.
+///
 /// Guarantees every implementation keeps: `subscribe` and `unsubscribe` are idempotent;
 /// `remove_connection` removes the connection's subscriptions with it and returns what it removed
 /// only once; `subscribers` never returns a connection after its `remove_connection` returned.
@@ -97,8 +100,14 @@ pub trait ConnectionStore: Send + Sync + 'static {
     /// Returns whether the subscription existed.
     async fn unsubscribe(&self, id: &ConnectionId, key: &ChannelKey) -> StoreResult<bool>;
 
-    /// The connections subscribed to `key`, in no particular order.
+    /// The connections subscribed to `key`, in no particular order; never one whose record has
+    /// expired.
     async fn subscribers(&self, key: &ChannelKey) -> StoreResult<Vec<ConnectionId>>;
+
+    /// Replaces the connection's claims (a refreshed token) and moves its record's and its
+    /// subscriptions' expiry to `expires_at`. `false` when the connection is not known (or its
+    /// record expired).
+    async fn renew(&self, id: &ConnectionId, claims: Claims, expires_at: u64) -> StoreResult<bool>;
 
     /// The channels `id` is subscribed to.
     async fn subscriptions(&self, id: &ConnectionId) -> StoreResult<Vec<ChannelKey>>;

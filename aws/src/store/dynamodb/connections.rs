@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::Select;
+use echo_core::auth::Claims;
 use echo_core::channel::ChannelKey;
 use echo_core::ids::ConnectionId;
 use echo_core::store::{ConnectionRecord, ConnectionStore, StoreError, StoreResult, Subscribed};
@@ -178,6 +179,67 @@ impl ConnectionStore for DynamoStore {
             );
         }
         Ok(ids)
+    }
+
+    /// The record is replaced only while it exists (a conditional put), then each subscription's
+    /// two items get the new TTL: 1 + 2 × subscriptions writes, once per refresh.
+    async fn renew(&self, id: &ConnectionId, claims: Claims, expires_at: u64) -> StoreResult<bool> {
+        let Some((mut record, _)) = self.live_record(id).await? else {
+            return Ok(false);
+        };
+        record.claims = claims;
+        record.expires_at = expires_at;
+        let json = serde_json::to_string(&record).map_err(StoreError::backend)?;
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.tables.connections)
+            .item("pk", s(conn_pk(id)))
+            .item("sk", s(META_SK))
+            .item("record", s(json))
+            .item("ttl", n(expires_at))
+            .condition_expression("attribute_exists(pk)")
+            .send()
+            .await;
+        match put {
+            Ok(_) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                return Ok(false);
+            }
+            Err(e) => return Err(StoreError::backend(e)),
+        }
+        for key in self.subscriptions(id).await? {
+            for (pk, sk) in [
+                (conn_pk(id), sub_sk(&key)),
+                (self.channel_pk(&key, self.shard(id)), id.to_string()),
+            ] {
+                // Conditional: an update would otherwise bring back a subscription removed
+                // meanwhile.
+                let updated = self
+                    .client
+                    .update_item()
+                    .table_name(&self.tables.connections)
+                    .key("pk", s(pk))
+                    .key("sk", s(sk))
+                    .update_expression("SET #t = :t")
+                    .condition_expression("attribute_exists(pk)")
+                    .expression_attribute_names("#t", "ttl")
+                    .expression_attribute_values(":t", n(expires_at))
+                    .send()
+                    .await;
+                match updated {
+                    Ok(_) => {}
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+                    Err(e) => return Err(StoreError::backend(e)),
+                }
+            }
+        }
+        Ok(true)
     }
 
     async fn subscriptions(&self, id: &ConnectionId) -> StoreResult<Vec<ChannelKey>> {
