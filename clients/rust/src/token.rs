@@ -23,6 +23,26 @@ impl Token {
             Self::Provider(f) => f().await.map_err(Error::Token),
         }
     }
+
+    /// Whether a new token can be had (to `refresh` the connection with).
+    pub(crate) fn renewable(&self) -> bool {
+        matches!(self, Self::Provider(_))
+    }
+}
+
+/// The `exp` claim of a JWT (seconds since the epoch), read without checking the signature:
+/// the client only needs to know when to refresh. `None` for a token that is not a JWT.
+pub(crate) fn expiry(token: &str) -> Option<u64> {
+    use base64::Engine;
+    #[derive(serde::Deserialize)]
+    struct Exp {
+        exp: u64,
+    }
+    let payload = token.split('.').nth(1)?;
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    serde_json::from_slice::<Exp>(&json).ok().map(|c| c.exp)
 }
 
 impl fmt::Debug for Token {
@@ -51,6 +71,15 @@ pub(crate) fn url_with_token(url: &str, token: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_expiry_is_read_from_the_payload() {
+        // {"alg":"HS256"} . {"sub":"a","exp":1700000000} . signature
+        let token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIiwiZXhwIjoxNzAwMDAwMDAwfQ.c2ln";
+        assert_eq!(expiry(token), Some(1_700_000_000));
+        assert_eq!(expiry("opaque"), None);
+        assert_eq!(expiry("a.!!!.c"), None);
+    }
 
     #[test]
     fn token_goes_in_the_query() {

@@ -43,6 +43,8 @@ pub enum ErrorCode {
     LimitExceeded,
     FunctionFailed,
     Internal,
+    /// The connection's token expired; the client refreshes it when it has a token provider.
+    TokenExpired,
     #[serde(other)]
     Other,
 }
@@ -58,6 +60,7 @@ impl fmt::Display for ErrorCode {
             Self::LimitExceeded => "limit_exceeded",
             Self::FunctionFailed => "function_failed",
             Self::Internal => "internal",
+            Self::TokenExpired => "token_expired",
             Self::Other => "other",
         })
     }
@@ -92,6 +95,9 @@ pub(crate) enum ServerFrame {
         more: bool,
     },
     Pong,
+    Refreshed {
+        exp: u64,
+    },
     Error {
         code: ErrorCode,
         message: String,
@@ -125,6 +131,10 @@ pub(crate) fn publish(channel: &str, data: &Value, id: &str) -> String {
 
 pub(crate) fn history(channel: &str, since: u64, limit: u32) -> String {
     json!({"action": "history", "channel": channel, "since": since, "limit": limit}).to_string()
+}
+
+pub(crate) fn refresh(token: &str) -> String {
+    json!({"action": "refresh", "token": token}).to_string()
 }
 
 pub(crate) fn ping() -> String {
@@ -191,6 +201,7 @@ mod tests {
             ErrorCode::LimitExceeded,
             ErrorCode::FunctionFailed,
             ErrorCode::Internal,
+            ErrorCode::TokenExpired,
         ];
         assert_eq!(variants.len(), names.len());
     }

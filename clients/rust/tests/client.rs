@@ -391,3 +391,51 @@ async fn a_message_delivered_twice_is_handed_over_once() {
             .is_err()
     );
 }
+
+/// With a token provider, the client presents a new token (`refresh`) ahead of the old one's
+/// expiry: past that expiry it goes on publishing on the same connection.
+#[tokio::test]
+async fn a_token_is_refreshed_ahead_of_its_expiry_without_reconnecting() {
+    let edge = TestEdge::start().await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    // The first token is accepted at connect (5 s of tolerated skew) and expired 2 s later.
+    let mut expiring = TestEdge::claims("chat-demo", "refresher");
+    expiring.exp = now - 3;
+    let tokens = [
+        edge.token_for(&expiring),
+        edge.token("chat-demo", "refresher"),
+    ];
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let client = Client::builder(base(edge.edge.addr))
+        .token_provider({
+            let asked = asked.clone();
+            move || {
+                let n = asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let token = tokens[n.min(1)].clone();
+                async move { Ok(token) }
+            }
+        })
+        .options(quick())
+        .connect()
+        .await
+        .unwrap();
+    let mut events = client.events();
+    let mut boring = client.subscribe("boring").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(
+        client
+            .publish("boring", json!("after expiry"))
+            .await
+            .unwrap(),
+        Published::Stored { seq: 1 }
+    );
+    assert_eq!(next(&mut boring).await.data, json!("after expiry"));
+    assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert!(
+        events.try_recv().is_err(),
+        "no reconnect, no error: the same connection carried on"
+    );
+}

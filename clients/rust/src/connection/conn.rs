@@ -38,6 +38,10 @@ pub(super) struct Conn {
     pub(super) ws: Ws,
     pub(super) last_sent: Instant,
     pub(super) renew_at: Instant,
+    /// When to present a new token (`refresh`): ahead of the current one's expiry.
+    pub(super) refresh_at: Option<Instant>,
+    /// A `refresh` was sent and its answer has not come.
+    pub(super) refreshing: bool,
     pub(super) waiters: HashMap<String, VecDeque<Waiter>>,
     pub(super) pings: VecDeque<Option<Reply<()>>>,
     pub(super) publishes: HashMap<String, Reply<Published>>,
@@ -50,6 +54,8 @@ impl Conn {
             ws,
             last_sent: now,
             renew_at: now + renew_after,
+            refresh_at: None,
+            refreshing: false,
             waiters: HashMap::new(),
             pings: VecDeque::new(),
             publishes: HashMap::new(),

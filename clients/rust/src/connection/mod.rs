@@ -12,6 +12,7 @@
 //! - `delivery`: messages in seq order, gaps filled from history.
 //! - `reconnect`: a lost connection and the next one.
 //! - `renewal`: a replacement opened before the maximum age.
+//! - `refresh`: a new token presented on the open connection ahead of the old one's expiry.
 //! - `conn`: one WebSocket and the requests waiting on it.
 //! - `socket`: opening the WebSocket.
 
@@ -30,6 +31,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 mod conn;
 mod delivery;
 mod reconnect;
+mod refresh;
 mod renewal;
 mod replies;
 mod requests;
@@ -102,7 +104,7 @@ pub(crate) struct Setup {
 
 /// Opens the first connection, then runs the connection task in the background.
 pub(crate) async fn start(setup: Setup, commands: mpsc::Receiver<Command>) -> Result<(), Error> {
-    let ws = open(&setup.url, &setup.token, setup.options.connect_timeout).await?;
+    let (ws, exp) = open(&setup.url, &setup.token, setup.options.connect_timeout).await?;
     let mut task = Task {
         setup,
         commands,
@@ -114,7 +116,7 @@ pub(crate) async fn start(setup: Setup, commands: mpsc::Receiver<Command>) -> Re
         next_id: 0,
         dropped: (None, String::new()),
     };
-    task.install(ws, false).await;
+    task.install(ws, exp, false).await;
     tokio::spawn(task.run());
     Ok(())
 }
@@ -159,6 +161,7 @@ impl Task {
             };
             let ping_at = conn.last_sent + self.setup.options.ping_interval;
             let renew_at = conn.renew_at;
+            let refresh_at = conn.refresh_at;
             let draining = self.draining.is_some();
             let drain_until = self.drain_until;
             let running = tokio::select! {
@@ -180,6 +183,10 @@ impl Task {
                 }
                 () = sleep_until(renew_at) => {
                     self.renew().await;
+                    true
+                }
+                () = sleep_until(refresh_at.unwrap_or(renew_at)), if refresh_at.is_some() => {
+                    self.refresh().await;
                     true
                 }
                 () = sleep_until(drain_until), if draining => {
@@ -205,8 +212,12 @@ impl Task {
     }
 
     /// Makes `ws` the current connection, renews the subscriptions on it and sends what waited.
-    async fn install(&mut self, ws: Ws, planned: bool) {
+    /// `exp` is its token's expiry, when known: a refresh is planned ahead of it.
+    async fn install(&mut self, ws: Ws, exp: Option<u64>, planned: bool) {
         let mut conn = Conn::new(ws, self.setup.options.renew_after);
+        if self.setup.token.renewable() {
+            conn.refresh_at = exp.map(refresh::ahead_of);
+        }
         for (channel, sub) in &self.subs {
             conn.wait(channel, Waiter::Resubscribe);
             conn.send(wire::subscribe(channel, Some(sub.last_seq)))

@@ -52,8 +52,8 @@ impl Task {
                 }
             }
             match open(&self.setup.url, &self.setup.token, options.connect_timeout).await {
-                Ok(ws) => {
-                    self.install(ws, false).await;
+                Ok((ws, exp)) => {
+                    self.install(ws, exp, false).await;
                     return true;
                 }
                 Err(Error::Unauthorized) if matches!(self.setup.token, Token::Static(_)) => {

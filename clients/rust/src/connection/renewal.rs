@@ -18,7 +18,7 @@ impl Task {
         )
         .await
         {
-            Ok(ws) => self.install(ws, true).await,
+            Ok((ws, exp)) => self.install(ws, exp, true).await,
             Err(e) => {
                 tracing::warn!(error = %e, "could not open a replacement connection; retrying");
                 if let Some(conn) = &mut self.conn {

@@ -9,7 +9,7 @@ use crate::error::Error;
 use crate::events::Event;
 use crate::published::Published;
 use crate::subscription::Subscription;
-use crate::wire::{HistoryPage, ServerFrame};
+use crate::wire::{ErrorCode, HistoryPage, ServerFrame};
 
 impl Task {
     pub(super) async fn frame(&mut self, which: Which, frame: ServerFrame) {
@@ -83,6 +83,7 @@ impl Task {
                 None => {}
                 Some(other) => self.unexpected(which, &channel, other, "history"),
             },
+            ServerFrame::Refreshed { exp } => self.refreshed(exp),
             ServerFrame::Pong => {
                 if let Some(Some(reply)) = self.conn_mut(which).and_then(|c| c.pings.pop_front()) {
                     let _ = reply.send(Ok(()));
@@ -94,6 +95,9 @@ impl Task {
                 id,
                 channel,
             } => {
+                if code == ErrorCode::TokenExpired {
+                    self.token_expired();
+                }
                 let error = Error::Server { code, message };
                 if let Some(reply) = id
                     .as_ref()
@@ -103,6 +107,7 @@ impl Task {
                     return;
                 }
                 let Some(channel) = channel else {
+                    self.refresh_failed();
                     self.emit(Event::Error {
                         channel: None,
                         error,

@@ -8,15 +8,22 @@ use super::Ws;
 use crate::error::Error;
 use crate::token::Token;
 
-pub(super) async fn open(url: &str, token: &Token, timeout: Duration) -> Result<Ws, Error> {
-    let url = crate::token::url_with_token(url, &token.get().await?);
+/// Opens the WebSocket with a token from `token`; returns it with the token's expiry, when the
+/// token says.
+pub(super) async fn open(
+    url: &str,
+    token: &Token,
+    timeout: Duration,
+) -> Result<(Ws, Option<u64>), Error> {
+    let token = token.get().await?;
+    let url = crate::token::url_with_token(url, &token);
     match tokio::time::timeout(timeout, connect(url)).await {
         Err(_) => Err(Error::Connect(format!("no answer within {timeout:?}"))),
         Ok(Err(tungstenite::Error::Http(response))) if response.status() == 401 => {
             Err(Error::Unauthorized)
         }
         Ok(Err(e)) => Err(Error::Connect(e.to_string())),
-        Ok(Ok(ws)) => Ok(ws),
+        Ok(Ok(ws)) => Ok((ws, crate::token::expiry(&token))),
     }
 }
 
