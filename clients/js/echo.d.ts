@@ -9,7 +9,8 @@ export type ProtocolErrorCode =
   | "rate_limited"
   | "limit_exceeded"
   | "function_failed"
-  | "internal";
+  | "internal"
+  | "token_expired";
 
 /**
  * Codes of errors the client raises itself:
@@ -19,6 +20,7 @@ export type ProtocolErrorCode =
  * - `closed`: the client is closed (by `close()`, or by a close code it does not reconnect after).
  * - `queue_full`: `maxQueuedPublishes` publishes are already waiting for a connection.
  * - `connect_failed`: a connection attempt failed (refused token, unreachable edge, tokenProvider threw).
+ * - `refresh_failed`: tokenProvider threw when the token was due for a refresh (tried again in 5 s).
  * - `unsubscribed`: `unsubscribe()` was called before the subscription was confirmed.
  * - `handler_failed`: a subscription's handler threw (reported as an `error` event).
  * - `protocol`: Echo sent a frame that is not JSON.
@@ -31,7 +33,8 @@ export type ClientErrorCode =
   | "connect_failed"
   | "unsubscribed"
   | "handler_failed"
-  | "protocol";
+  | "protocol"
+  | "refresh_failed";
 
 export type EchoErrorCode = ProtocolErrorCode | ClientErrorCode;
 
@@ -103,6 +106,7 @@ export interface EchoClientOptions {
   /** A JWT, used for every connection. Give this or `tokenProvider`. */
   token?: string;
   /** Called before every connection attempt (first connect, reconnects, renewals) for a fresh token. */
+  /** Called before every connection attempt, and ahead of the token's expiry to `refresh` it. */
   tokenProvider?: () => string | Promise<string>;
   /** WebSocket implementation; default `globalThis.WebSocket` (browsers, Node.js 22, Node.js 20 with `--experimental-websocket`). */
   WebSocket?: WebSocketConstructor;

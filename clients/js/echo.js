@@ -36,6 +36,7 @@ export const PROTOCOL_ERROR_CODES = Object.freeze([
   "limit_exceeded",
   "function_failed",
   "internal",
+  "token_expired",
 ]);
 
 /**
@@ -683,6 +684,7 @@ export class EchoClient {
       return;
     }
     if (link.done) return;
+    link.tokenExp = tokenExpiry(token);
     const url = new URL(this._opts.url);
     url.searchParams.set("token", token);
     link.start(this._opts.WebSocket, url.toString(), this._opts.url);
@@ -916,6 +918,21 @@ export class EchoClient {
   }
 }
 
+/** How long after a failed refresh it is tried again, while the old token lasts. */
+const REFRESH_RETRY_MS = 5000;
+
+/** The `exp` claim of a JWT (seconds), read without checking the signature; undefined otherwise. */
+function tokenExpiry(token) {
+  try {
+    const part = token.split(".")[1];
+    const json = atob(part.replace(/-/g, "+").replace(/_/g, "/"));
+    const exp = JSON.parse(json).exp;
+    return Number.isFinite(exp) ? exp : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function normalizeMessages(channel, messages) {
   if (!Array.isArray(messages)) return [];
   return messages.map((m) => ({ channel, seq: m.seq, id: m.id, data: m.data, from: m.from, ts: m.ts }));
@@ -942,7 +959,9 @@ class Link {
     this.subs = new Map();
     /** Channels paging history after a long replay (see EchoClient._catchUp). */
     this.catchup = new Map();
-    this.timers = { ping: null, connect: null, retire: null };
+    this.timers = { ping: null, connect: null, retire: null, refresh: null };
+    /** The `exp` of the token this connection runs on (seconds), when the token says. */
+    this.tokenExp = undefined;
     this.handover = null;
     this.manual = false;
     this.onIdle = null;
@@ -996,6 +1015,7 @@ class Link {
     this.opened = true;
     this.openedAt = this.lastSent = Date.now();
     this._schedulePing();
+    this._scheduleRefresh(this.tokenExp);
     this.client._linkOpened(this);
   }
 
@@ -1064,6 +1084,9 @@ class Link {
       case "pong":
         entry = this._take((e) => e.kind === "ping");
         break;
+      case "refreshed":
+        entry = this._take((e) => e.kind === "refresh");
+        break;
       case "error":
         this._error(f);
         return;
@@ -1085,6 +1108,7 @@ class Link {
     if (!entry && f.id === undefined && f.channel === undefined) entry = this._take(() => true);
     if (entry) this._settle(entry, null, err);
     else this.client._emit("error", err);
+    if (err.code === "token_expired") this._refreshSoon(0);
     if (err.code === "unauthorized") {
       // The connection's record is gone: only a new connection helps.
       this.shut(1000, "unauthorized", { code: 1006, reason: "Echo no longer knows this connection" });
@@ -1123,6 +1147,51 @@ class Link {
       }
       this._schedulePing();
     }, wait);
+  }
+
+  /**
+   * With a token provider, presents a new token (`refresh`) once four fifths of the current
+   * one's remaining life (`exp`, seconds) have passed; not sooner than a second from now unless
+   * it is already out, so a provider that hands back the same token is not asked ever more often.
+   */
+  _scheduleRefresh(exp) {
+    if (!this.opts.tokenProvider || !Number.isFinite(exp)) return;
+    const left = Math.max(0, exp * 1000 - Date.now());
+    this._refreshSoon(Math.max(left * 0.8, Math.min(left, 1000)));
+  }
+
+  _refreshSoon(delay) {
+    if (!this.opts.tokenProvider || this.done || this.pending("refresh", undefined)) return;
+    clearTimeout(this.timers.refresh);
+    this.timers.refresh = setTimeout(() => this._refresh(), delay);
+  }
+
+  async _refresh() {
+    let token;
+    try {
+      token = await this.opts.tokenProvider();
+      if (typeof token !== "string" || !token) throw new TypeError("tokenProvider did not return a token (a non-empty string)");
+    } catch (err) {
+      this.client._emit("error", new EchoError("refresh_failed", `could not get a token to refresh with: ${err?.message ?? err}`, { cause: err }));
+      this._refreshSoon(REFRESH_RETRY_MS);
+      return;
+    }
+    if (this.done) return;
+    const retry = (err) => {
+      if (err) this.client._emit("error", err);
+      this._refreshSoon(REFRESH_RETRY_MS);
+    };
+    this.request({
+      kind: "refresh",
+      text: JSON.stringify({ action: "refresh", token }),
+      reply: (f) => {
+        this.tokenExp = f.exp;
+        this._scheduleRefresh(f.exp);
+      },
+      error: retry,
+      lost: () => {},
+      timeout: () => retry(new EchoError("timeout", `no answer to refresh within ${this.opts.requestTimeout} ms`)),
+    });
   }
 
   /** Replaced by a newer connection: close once every request here is answered. */

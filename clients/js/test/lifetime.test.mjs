@@ -121,4 +121,33 @@ describe("connection lifetime", { timeout: 40_000 }, () => {
     await waitFor(() => got.length === 1, "the message");
     assert.deepEqual(got, ["still here?"]);
   });
+
+  test("tokens shorter than the session are refreshed on the same connection", async () => {
+    const edge = await edgeWith([]);
+    const app = unique("app");
+    let asked = 0;
+    // Each token lives one second; Echo refuses a connection's frames 5 s after its token's exp.
+    const alice = client(edge, app, "alice", {
+      tokenProvider: () => {
+        asked += 1;
+        return edge.token(app, "alice", { ttl: 1 });
+      },
+    });
+    const fixed = client(edge, app, "fixed", { tokenProvider: undefined, token: await edge.token(app, "fixed", { ttl: 1 }) });
+    const aliceLog = record(alice);
+    const errors = [];
+    fixed.on("error", (e) => errors.push(e.code));
+    await Promise.all([alice.connect(), fixed.connect()]);
+    const got = [];
+    await alice.subscribe("room", (m) => got.push(m.data));
+    await sleep(6500);
+
+    const ack = await alice.publish("room", "past the first token");
+    assert.equal(typeof ack.seq, "number");
+    await waitFor(() => got.length === 1, "the message");
+    assert.deepEqual(aliceLog.states, ["connecting", "open"], "no reconnect: refreshed in place");
+    assert.ok(asked >= 4, `the provider was asked for each refresh (${asked} times)`);
+    // A fixed token cannot be refreshed: its connection's frames are refused once it expired.
+    await assert.rejects(fixed.publish("room", "too late"), { code: "token_expired" });
+  });
 });
