@@ -25,6 +25,9 @@ use crate::channel::{AppId, ChannelName, ChannelPattern};
 pub const DEFAULT_TIMEOUT_MS: u64 = 1000;
 /// Largest per-function timeout (API Gateway gives an integration 29 s in all).
 pub const MAX_TIMEOUT_MS: u64 = 25_000;
+/// The most a channel's functions take together on one message, whatever their number and
+/// timeouts: API Gateway gives the whole integration 29 s, and the commit needs the rest.
+pub const MAX_CHAIN_MS: u64 = 25_000;
 /// Longest chain on one channel.
 pub const MAX_FUNCTIONS: usize = 10;
 

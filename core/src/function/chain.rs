@@ -1,12 +1,13 @@
-//! A channel's functions, run one after another on a message, each under the channel's timeout,
-//! with its failure policy applied to the first failure.
+//! A channel's functions, run one after another on a message, each under the channel's timeout
+//! and all of them within [`MAX_CHAIN_MS`], with its failure policy applied to the first failure
+//! (running out of the chain's time is one).
 
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use super::{FunctionInput, FunctionInvoker, FunctionOutput, InvokeError};
-use crate::associations::{ChannelPolicy, OnError};
+use crate::associations::{ChannelPolicy, MAX_CHAIN_MS, OnError};
 
 /// How a chain ended.
 #[derive(Debug)]
@@ -44,12 +45,19 @@ pub async fn run_chain(
     max_bytes: usize,
     runs: &mut Vec<FunctionRun>,
 ) -> ChainOutcome {
+    let budget = Duration::from_millis(MAX_CHAIN_MS);
+    let deadline = tokio::time::Instant::now() + budget;
     for name in &policy.functions {
         let started = Instant::now();
-        let result = match tokio::time::timeout(policy.timeout, invoker.invoke(name, &input)).await
-        {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let (limit, late) = if left < policy.timeout {
+            (left, InvokeError::ChainOutOfTime(budget))
+        } else {
+            (policy.timeout, InvokeError::TimedOut(policy.timeout))
+        };
+        let result = match tokio::time::timeout(limit, invoker.invoke(name, &input)).await {
             Ok(r) => r,
-            Err(_) => Err(InvokeError::TimedOut(policy.timeout)),
+            Err(_) => Err(late),
         }
         .and_then(|out| check_size(out, max_bytes));
         runs.push(FunctionRun {
@@ -125,6 +133,10 @@ mod tests {
                 "fail" => Err(InvokeError::Failed("boom".into())),
                 "huge" => Ok(FunctionOutput::cont(json!("x".repeat(100)))),
                 "hang" => std::future::pending().await,
+                "slow" => {
+                    tokio::time::sleep(Duration::from_secs(10)).await;
+                    Ok(FunctionOutput::cont(json!(format!("{text}."))))
+                }
                 other => Err(InvokeError::Unknown(other.into())),
             }
         }
@@ -166,6 +178,37 @@ mod tests {
         }
         match run(&["bang", "upper"], OnError::Reject).await {
             ChainOutcome::Deliver { data, .. } => assert_eq!(data, json!("HI!")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Three functions of 10 s each under a 20 s timeout: the third runs out of the chain's
+    /// 25 s, and the channel's policy decides what happens then.
+    #[tokio::test(start_paused = true)]
+    async fn the_chain_as_a_whole_is_bounded() {
+        let policy = |on_error| ChannelPolicy {
+            functions: vec!["slow".into(), "slow".into(), "slow".into()],
+            on_error,
+            timeout: Duration::from_secs(20),
+        };
+        let started = tokio::time::Instant::now();
+        let outcome = run_chain(&Fns, &policy(OnError::Reject), input(), 64, &mut Vec::new()).await;
+        assert_eq!(started.elapsed(), Duration::from_millis(MAX_CHAIN_MS));
+        assert!(
+            matches!(
+                outcome,
+                ChainOutcome::Failed {
+                    error: InvokeError::ChainOutOfTime(_),
+                    ..
+                }
+            ),
+            "{outcome:?}"
+        );
+        match run_chain(&Fns, &policy(OnError::Pass), input(), 64, &mut Vec::new()).await {
+            ChainOutcome::Deliver {
+                data,
+                degraded: Some((_, InvokeError::ChainOutOfTime(_))),
+            } => assert_eq!(data, json!("hi..")),
             other => panic!("{other:?}"),
         }
     }

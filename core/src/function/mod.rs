@@ -87,6 +87,10 @@ pub enum InvokeError {
     Failed(String),
     #[error("function did not answer within {0:?}")]
     TimedOut(Duration),
+    /// The chain's functions together used up [`MAX_CHAIN_MS`](crate::associations::MAX_CHAIN_MS)
+    /// before this one answered (or began).
+    #[error("the channel's functions ran out of their {0:?} together")]
+    ChainOutOfTime(Duration),
     #[error("function answered something that is not a valid function output: {0}")]
     InvalidOutput(String),
     #[error("function output is {size} bytes, over the {max}-byte message limit")]
