@@ -20,6 +20,10 @@ pub struct Options {
     pub publish_queue: usize,
     /// Messages buffered per subscription; when full, reading from the socket waits.
     pub subscription_buffer: usize,
+    /// How long a message that arrives after a gap in seq waits for the messages before it
+    /// (fan-out on AWS may deliver a channel's messages in either order) before they are read
+    /// from history.
+    pub reorder_hold: Duration,
     /// Largest publish frame sent (Echo's and API Gateway's limit is 128 KB); larger ones fail
     /// with [`Error::TooLarge`] without being sent.
     pub max_message_bytes: usize,
@@ -36,6 +40,7 @@ impl Default for Options {
             backoff_max: Duration::from_secs(30),
             publish_queue: 1000,
             subscription_buffer: 1024,
+            reorder_hold: Duration::from_millis(250),
             max_message_bytes: 128 * 1024,
         }
     }

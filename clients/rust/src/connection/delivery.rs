@@ -1,16 +1,22 @@
-//! Delivery in seq order, each message once: duplicates dropped, gaps filled from history page
-//! by page, and what history no longer has reported as a gap.
+//! Delivery in seq order, each message once: duplicates dropped, early arrivals held briefly for
+//! the messages before them, gaps then filled from history page by page, and what history no
+//! longer has reported as a gap.
+//!
+//! On AWS each message is fanned out by its own invocation, so two messages of a channel can
+//! arrive in either order; a moment's wait usually brings the missing one. Only when it does not
+//! (the hold runs out) is history asked.
 
 use std::collections::BTreeMap;
 
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use super::Task;
 use super::conn::Waiter;
 use crate::events::Event;
 use crate::wire::{self, Message};
 
-/// The most messages one history request returns, as Echo caps it.
+/// The most messages one history request asks for, as Echo caps it.
 pub(super) const HISTORY_PAGE: u32 = 1000;
 
 /// A subscription as the connection task keeps it.
@@ -18,11 +24,53 @@ pub(super) struct Sub {
     pub(super) messages: mpsc::Sender<Message>,
     /// The last seq delivered: anything at or below it is a duplicate, anything beyond `+ 1` a gap.
     pub(super) last_seq: u64,
-    /// The highest seq known to exist (from `subscribed` and from messages): a replay capped at
-    /// a page leaves the rest to read from history.
+    /// The highest seq known to exist (from `subscribed` and from messages): a replay cut short
+    /// leaves the rest to read from history.
     pub(super) latest: u64,
-    /// While a gap is being filled from history, messages that arrived after it.
-    pub(super) filling: Option<BTreeMap<u64, Message>>,
+    /// Messages that came after a gap, waiting for it to close.
+    pub(super) waiting: BTreeMap<u64, Message>,
+    /// Since when a gap has been waited for, before asking history.
+    pub(super) held_since: Option<Instant>,
+    /// A history page to fill the gap has been asked for.
+    pub(super) filling: bool,
+}
+
+impl Sub {
+    pub(super) fn new(messages: mpsc::Sender<Message>, last_seq: u64, latest: u64) -> Self {
+        Self {
+            messages,
+            last_seq,
+            latest,
+            waiting: BTreeMap::new(),
+            held_since: None,
+            filling: false,
+        }
+    }
+
+    /// Forgets what waits: the connection is gone and the resubscription replays from
+    /// `last_seq`.
+    pub(super) fn reset(&mut self) {
+        self.waiting.clear();
+        self.held_since = None;
+        self.filling = false;
+    }
+
+    /// Takes the messages that now follow `last_seq` without a gap.
+    fn contiguous(&mut self) -> Vec<Message> {
+        let mut ready = Vec::new();
+        while let Some(entry) = self.waiting.first_entry() {
+            let seq = *entry.key();
+            if seq <= self.last_seq {
+                entry.remove();
+            } else if seq == self.last_seq + 1 {
+                self.last_seq = seq;
+                ready.push(entry.remove());
+            } else {
+                break;
+            }
+        }
+        ready
+    }
 }
 
 impl Task {
@@ -33,10 +81,11 @@ impl Task {
             return;
         };
         sub.latest = sub.latest.max(seq);
-        if sub.filling.is_none() && replay_to.is_some_and(|to| to < seq) {
+        if !sub.filling && replay_to.is_some_and(|to| to < seq) {
             // The replay that follows lands in the buffer; the pages read from the last seq
             // delivered cover it too, so it does not matter which arrives first.
-            sub.filling = Some(BTreeMap::new());
+            sub.filling = true;
+            sub.held_since = None;
             let since = sub.last_seq;
             self.fill(channel, since).await;
         }
@@ -46,6 +95,33 @@ impl Task {
         if let Some(conn) = &mut self.conn {
             conn.wait(channel, Waiter::Fill);
             conn.send(wire::history(channel, since, HISTORY_PAGE)).await;
+        }
+    }
+
+    /// When the earliest hold runs out, if any subscription is holding.
+    pub(super) fn hold_deadline(&self) -> Option<Instant> {
+        let hold = self.setup.options.reorder_hold;
+        self.subs
+            .values()
+            .filter_map(|s| s.held_since)
+            .min()
+            .map(|t| t + hold)
+    }
+
+    /// Holds that ran out: the missing messages did not come, so history is asked.
+    pub(super) async fn holds_expired(&mut self) {
+        let hold = self.setup.options.reorder_hold;
+        let now = Instant::now();
+        let mut due = Vec::new();
+        for (channel, sub) in &mut self.subs {
+            if sub.held_since.is_some_and(|t| t + hold <= now) {
+                sub.held_since = None;
+                sub.filling = true;
+                due.push((channel.clone(), sub.last_seq));
+            }
+        }
+        for (channel, since) in due {
+            self.fill(&channel, since).await;
         }
     }
 
@@ -59,20 +135,20 @@ impl Task {
         if message.seq <= sub.last_seq {
             return;
         }
-        if let Some(waiting) = &mut sub.filling {
-            waiting.insert(message.seq, message);
-            return;
-        }
-        if message.seq > sub.last_seq + 1 {
-            let since = sub.last_seq;
-            sub.filling = Some(BTreeMap::from([(message.seq, message)]));
-            self.fill(&channel, since).await;
+        if sub.filling || message.seq > sub.last_seq + 1 {
+            sub.waiting.insert(message.seq, message);
+            if !sub.filling && sub.held_since.is_none() {
+                sub.held_since = Some(Instant::now());
+            }
             return;
         }
         sub.last_seq = message.seq;
-        if sub.messages.send(message).await.is_err() {
-            self.forget(&channel).await;
+        let mut ready = vec![message];
+        ready.extend(sub.contiguous());
+        if sub.waiting.is_empty() {
+            sub.held_since = None;
         }
+        self.hand_over(&channel, ready).await;
     }
 
     /// A history page for a gap arrived: deliver what is now contiguous; ask for the next page,
@@ -81,43 +157,37 @@ impl Task {
         let Some(sub) = self.subs.get_mut(channel) else {
             return;
         };
-        let Some(mut waiting) = sub.filling.take() else {
+        if !sub.filling {
             return;
+        }
+        // The page holds every stored message after the seq asked for up to its last one: what
+        // is missing in that range is gone. Without `more`, that is everything. (A page that
+        // says `more` but is empty would be asked again forever; it counts as the end.)
+        let covered = match page.last() {
+            Some(last) if more => last.seq,
+            _ => u64::MAX,
         };
+        let more = more && !page.is_empty();
         for m in page {
             if m.seq > sub.last_seq {
                 sub.latest = sub.latest.max(m.seq);
-                waiting.insert(m.seq, m);
+                sub.waiting.insert(m.seq, m);
             }
         }
-        let mut ready = Vec::new();
+        let mut ready = sub.contiguous();
         let mut gaps = Vec::new();
-        while let Some(entry) = waiting.first_entry() {
-            let seq = *entry.key();
-            if seq <= sub.last_seq {
-                entry.remove();
-                continue;
-            }
-            if seq > sub.last_seq + 1 {
-                if more {
-                    break;
-                }
-                gaps.push((sub.last_seq + 1, seq - 1));
-            }
-            ready.push(entry.remove());
-            sub.last_seq = seq;
+        while let Some(&next) = sub.waiting.keys().next().filter(|&&next| next <= covered) {
+            gaps.push((sub.last_seq + 1, next - 1));
+            sub.last_seq = next - 1;
+            ready.extend(sub.contiguous());
         }
-        if waiting.is_empty() && sub.last_seq < sub.latest && !more {
-            // History no longer has the end of the gap.
+        if !more && sub.last_seq < sub.latest {
+            // History ends before the latest seq known to exist: the rest is gone too.
             gaps.push((sub.last_seq + 1, sub.latest));
             sub.last_seq = sub.latest;
         }
         let since = sub.last_seq;
-        let still_filling = !waiting.is_empty() || sub.last_seq < sub.latest;
-        if still_filling {
-            sub.filling = Some(waiting);
-        }
-        let messages = sub.messages.clone();
+        sub.filling = more && (!sub.waiting.is_empty() || sub.last_seq < sub.latest);
         for (from, to) in gaps {
             self.emit(Event::Gap {
                 channel: channel.to_owned(),
@@ -125,14 +195,23 @@ impl Task {
                 to,
             });
         }
+        self.hand_over(channel, ready).await;
+        if self.subs.get(channel).is_some_and(|s| s.filling) {
+            self.fill(channel, since).await;
+        }
+    }
+
+    /// Hands messages in order to the subscription's receiver; a receiver that is gone ends the
+    /// subscription.
+    async fn hand_over(&mut self, channel: &str, ready: Vec<Message>) {
+        let Some(messages) = self.subs.get(channel).map(|s| s.messages.clone()) else {
+            return;
+        };
         for m in ready {
             if messages.send(m).await.is_err() {
                 self.forget(channel).await;
                 return;
             }
-        }
-        if still_filling {
-            self.fill(channel, since).await;
         }
     }
 

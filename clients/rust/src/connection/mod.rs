@@ -162,6 +162,7 @@ impl Task {
             let ping_at = conn.last_sent + self.setup.options.ping_interval;
             let renew_at = conn.renew_at;
             let refresh_at = conn.refresh_at;
+            let hold_at = self.hold_deadline();
             let draining = self.draining.is_some();
             let drain_until = self.drain_until;
             let running = tokio::select! {
@@ -187,6 +188,10 @@ impl Task {
                 }
                 () = sleep_until(refresh_at.unwrap_or(renew_at)), if refresh_at.is_some() => {
                     self.refresh().await;
+                    true
+                }
+                () = sleep_until(hold_at.unwrap_or(renew_at)), if hold_at.is_some() => {
+                    self.holds_expired().await;
                     true
                 }
                 () = sleep_until(drain_until), if draining => {

@@ -89,7 +89,7 @@ impl Task {
         }
         // Gap fills were asked on the lost connection; the resubscribe replays from last_seq.
         for sub in self.subs.values_mut() {
-            sub.filling = None;
+            sub.reset();
         }
         tracing::debug!(?code, %reason, "connection lost");
         if code.is_some_and(|c| !wire::reconnects_after(c)) {

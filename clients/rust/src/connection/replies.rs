@@ -25,12 +25,7 @@ impl Task {
                         let (tx, rx) = mpsc::channel(self.setup.options.subscription_buffer.max(1));
                         self.subs.insert(
                             channel.clone(),
-                            Sub {
-                                messages: tx,
-                                last_seq: since.map_or(seq, |s| s.min(seq)),
-                                latest: seq,
-                                filling: None,
-                            },
+                            Sub::new(tx, since.map_or(seq, |s| s.min(seq)), seq),
                         );
                         let _ = reply.send(Ok(Subscription {
                             channel: channel.clone(),

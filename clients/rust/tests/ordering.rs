@@ -1,0 +1,197 @@
+//! Delivery order against a server that reorders and withholds messages: a test double speaking
+//! Echo's protocol, so that every arrival order can be scripted. Early arrivals are held until
+//! the messages before them come; what does not come is read from history; what history no
+//! longer has is a `Gap` event; a message delivered twice is handed over once.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use echo_client::{Client, Event, Options};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+/// The server's end: frames from the client arrive on `from_client`; `send` posts frames to it.
+struct Script {
+    from_client: mpsc::UnboundedReceiver<Value>,
+    to_client: mpsc::UnboundedSender<Value>,
+}
+
+impl Script {
+    async fn start() -> (Self, String) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/", listener.local_addr().unwrap());
+        let (in_tx, from_client) = mpsc::unbounded_channel();
+        let (to_client, mut out_rx) = mpsc::unbounded_channel::<Value>();
+        tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+            loop {
+                tokio::select! {
+                    frame = ws.next() => match frame {
+                        Some(Ok(WsMessage::Text(t))) => {
+                            let _ = in_tx.send(serde_json::from_str(t.as_str()).unwrap());
+                        }
+                        Some(Ok(_)) => {}
+                        _ => return,
+                    },
+                    out = out_rx.recv() => match out {
+                        Some(v) => ws.send(WsMessage::text(v.to_string())).await.unwrap(),
+                        None => return,
+                    },
+                }
+            }
+        });
+        (
+            Self {
+                from_client,
+                to_client,
+            },
+            url,
+        )
+    }
+
+    fn send(&self, v: Value) {
+        self.to_client.send(v).unwrap();
+    }
+
+    fn message(&self, seq: u64) {
+        self.send(message(seq));
+    }
+
+    /// The next frame from the client.
+    async fn recv(&mut self) -> Value {
+        timeout(WAIT, self.from_client.recv())
+            .await
+            .expect("a frame from the client")
+            .unwrap()
+    }
+
+    /// Asserts the client sends nothing for `ms`.
+    async fn quiet_for(&mut self, ms: u64) {
+        if let Ok(Some(v)) = timeout(Duration::from_millis(ms), self.from_client.recv()).await {
+            panic!("expected nothing from the client, got {v}");
+        }
+    }
+}
+
+/// Subscribes the client to `room`, the server answering at seq 0.
+async fn subscribed(client: &Client, server: &mut Script) -> echo_client::Subscription {
+    let (room, ()) = tokio::join!(client.subscribe("room"), async {
+        assert_eq!(server.recv().await["action"], "subscribe");
+        server.send(json!({"type": "subscribed", "channel": "room", "seq": 0}));
+    });
+    room.unwrap()
+}
+
+fn message(seq: u64) -> Value {
+    json!({"type": "message", "channel": "room", "seq": seq, "id": format!("m{seq}"),
+        "data": seq, "from": "u", "ts": 1})
+}
+
+#[tokio::test]
+async fn reordered_withheld_and_repeated_messages_come_out_in_order_once() {
+    let (mut server, url) = Script::start().await;
+    let options = Options {
+        reorder_hold: Duration::from_millis(150),
+        ..Options::default()
+    };
+    let client = Client::builder(url)
+        .token("t")
+        .options(options)
+        .connect()
+        .await
+        .unwrap();
+    let mut events = client.events();
+    let mut room = subscribed(&client, &mut server).await;
+
+    // 2 and 3 before 1, within the hold: no history needed.
+    server.message(2);
+    server.message(3);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    server.message(1);
+    server.quiet_for(300).await;
+
+    // 5 without 4: once the hold runs out, history fills it.
+    server.message(5);
+    let ask = server.recv().await;
+    assert_eq!(
+        (&ask["action"], &ask["since"]),
+        (&json!("history"), &json!(3))
+    );
+    server.send(json!({"type": "history", "channel": "room", "messages": [message(4), message(5)], "more": false}));
+
+    // 8 without 6 and 7; history has 7 but no longer 6.
+    server.message(8);
+    let ask = server.recv().await;
+    assert_eq!(ask["since"], 5);
+    server.send(json!({"type": "history", "channel": "room", "messages": [message(7), message(8)], "more": false}));
+    // A repeat (a retried fan-out) is dropped.
+    server.message(8);
+    server.message(9);
+
+    let mut seqs = Vec::new();
+    while seqs.len() < 8 {
+        let m = timeout(WAIT, room.recv()).await.unwrap().unwrap();
+        seqs.push(m.seq);
+    }
+    assert_eq!(seqs, [1, 2, 3, 4, 5, 7, 8, 9]);
+    let gap = timeout(WAIT, async {
+        loop {
+            if let Ok(e @ Event::Gap { .. }) = events.recv().await {
+                return e;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        gap,
+        Event::Gap {
+            channel: "room".into(),
+            from: 6,
+            to: 6
+        }
+    );
+    assert!(
+        timeout(Duration::from_millis(200), room.recv())
+            .await
+            .is_err(),
+        "nothing more: no repeat"
+    );
+}
+
+/// History pages of one frame each: a long gap is read page by page, following `more`.
+#[tokio::test]
+async fn a_gap_is_filled_page_by_page() {
+    let (mut server, url) = Script::start().await;
+    let options = Options {
+        reorder_hold: Duration::from_millis(50),
+        ..Options::default()
+    };
+    let client = Client::builder(url)
+        .token("t")
+        .options(options)
+        .connect()
+        .await
+        .unwrap();
+    let mut room = subscribed(&client, &mut server).await;
+    server.message(4);
+    for (since, page, more) in [(0, vec![1, 2], true), (2, vec![3, 4], false)] {
+        let ask = server.recv().await;
+        assert_eq!(ask["since"], since);
+        let messages: Vec<Value> = page.into_iter().map(message).collect();
+        server.send(json!({"type": "history", "channel": "room", "messages": messages, "more": more}));
+    }
+    let mut seqs = Vec::new();
+    while seqs.len() < 4 {
+        seqs.push(timeout(WAIT, room.recv()).await.unwrap().unwrap().seq);
+    }
+    assert_eq!(seqs, [1, 2, 3, 4]);
+}
