@@ -132,6 +132,8 @@ export interface EchoClientOptions {
   maxConnectionAge?: number;
   /** Renew the connection this long (plus up to 20 % jitter) before `maxConnectionAge`. Default 300 000 (5 min). */
   renewBefore?: number;
+  /** How long (ms) a message that came after a gap in seq waits for the earlier ones before they are read from history (default 250). */
+  reorderHold?: number;
 }
 
 export type ConnectionState = "connecting" | "open" | "reconnecting" | "closed";
@@ -152,6 +154,8 @@ export interface EchoClientEvents {
   retry: { attempt: number; delay: number; error?: EchoError };
   /** The connection was replaced (make-before-break) without a gap. */
   renewed: {};
+  /** Messages `from`..`to` of `channel` could not be recovered (history no longer has them). */
+  gap: { channel: string; from: number; to: number };
   error: EchoError;
 }
 

@@ -60,6 +60,7 @@ const DEFAULTS = Object.freeze({
   pingInterval: 5 * 60_000,
   maxConnectionAge: 2 * 60 * 60_000,
   renewBefore: 5 * 60_000,
+  reorderHold: 250,
 });
 
 const OPEN = 1;
@@ -199,6 +200,7 @@ export class EchoClient {
       pingInterval: positive(o.pingInterval, "pingInterval", { zeroOk: true }),
       maxConnectionAge: positive(o.maxConnectionAge, "maxConnectionAge", { zeroOk: true }),
       renewBefore: positive(o.renewBefore, "renewBefore", { zeroOk: true }),
+      reorderHold: positive(o.reorderHold, "reorderHold", { zeroOk: true }),
     };
 
     this._state = "closed";
@@ -340,9 +342,15 @@ export class EchoClient {
       lastSeq: options.since,
       /** Echo has confirmed the subscription at least once. */
       confirmed: false,
-      /** The channel's latest seq in the last `subscribed` answer. */
+      /** The highest seq known to exist (from `subscribed` and from messages). */
       latest: 0,
       waiters: [],
+      /** Messages after a gap in seq, by seq, waiting for it to close. */
+      waiting: new Map(),
+      /** While a gap is waited for, the timer after which history is asked. */
+      holdTimer: null,
+      /** The connection a history page for the gap was asked on, while it is awaited. */
+      filling: null,
     };
     this._subs.set(channel, sub);
     const promise = new Promise((resolve, reject) => sub.waiters.push({ resolve, reject }));
@@ -364,7 +372,7 @@ export class EchoClient {
       const err = new EchoError("unsubscribed", `unsubscribed from ${channel} before Echo confirmed`, { channel });
       for (const w of sub.waiters.splice(0)) w.reject(err);
     }
-    for (const link of this._links) link.catchup.delete(channel);
+    if (sub) clearTimeout(sub.holdTimer);
     const link = this._primary;
     if (!link?.opened || link.done) return Promise.resolve();
     if (!link.subs.has(channel) && !link.pending("subscribe", channel)) return Promise.resolve();
@@ -514,6 +522,8 @@ export class EchoClient {
 
   _sendSubscribe(link, sub, after) {
     const since = sub.lastSeq;
+    // What waited for a gap is replayed from `since` on this connection.
+    this._resetOrder(sub);
     const frame = { action: "subscribe", channel: sub.channel };
     if (since !== undefined) frame.since = since;
     link.request({
@@ -574,11 +584,13 @@ export class EchoClient {
     link.subs.set(channel, sub);
     if (this._subs.get(channel) !== sub) return;
     const latest = Number.isSafeInteger(frame.seq) ? frame.seq : 0;
+    sub.latest = Math.max(sub.latest, latest);
     if (sub.lastSeq === undefined) sub.lastSeq = latest;
     else if (since !== undefined && Number.isSafeInteger(frame.replayTo) && frame.replayTo < latest) {
-      this._catchUp(link, sub, frame.replayTo, latest);
+      // The replay stops short of the latest seq: page the rest from history. The pages are
+      // read from the last seq delivered, so they cover the replay too, whichever comes first.
+      this._fill(link, sub);
     }
-    sub.latest = latest;
     sub.confirmed = true;
     for (const w of sub.waiters.splice(0)) w.resolve({ channel, seq: latest });
     // A subscription confirmed on a connection being retired must also exist on its successor.
@@ -593,65 +605,131 @@ export class EchoClient {
     if (waiters.length === 0) this._emit("error", err);
   }
 
-  /**
-   * The replay after `subscribe` with `since` stops at `replayTo` (at most 1,000 messages and
-   * 1 MiB). Pages the rest (up to `target`, the channel's latest seq when subscribed) with
-   * `history`, holding back live messages (seq > target) arriving on this connection meanwhile.
-   */
-  _catchUp(link, sub, replayTo, target) {
-    const channel = sub.channel;
-    const state = { target, buffer: [] };
-    link.catchup.set(channel, state);
-    const finish = () => {
-      if (link.catchup.get(channel) !== state) return;
-      link.catchup.delete(channel);
-      for (const m of state.buffer) this._deliver(sub, m);
-    };
-    const page = (from) => {
-      link.request({
-        kind: "history",
-        channel,
-        text: JSON.stringify({ action: "history", channel, since: from, limit: HISTORY_PAGE }),
-        reply: (f) => {
-          if (link.catchup.get(channel) !== state) return;
-          const messages = Array.isArray(f.messages) ? f.messages : [];
-          for (const m of messages) this._deliver(sub, { ...m, channel });
-          const last = sub.lastSeq ?? from;
-          if (f.more === true && last < target) page(last);
-          else finish();
-        },
-        error: (err) => {
-          this._emit("error", err);
-          finish();
-        },
-        lost: () => {},
-        timeout: () => {
-          this._emit("error", new EchoError("timeout", `no answer to history within ${this._opts.requestTimeout} ms`, { channel }));
-          finish();
-        },
-      });
-    };
-    // Messages up to replayTo come with the replay, which arrives before this answer.
-    page(replayTo);
-  }
-
   // ------------------------------------------------------------------ incoming messages
+  //
+  // Each subscription's messages are handed over in strictly increasing seq, once. On AWS each
+  // message is fanned out by its own invocation, so a channel's messages may arrive in either
+  // order: one that comes after a gap is held (`reorderHold`) for the ones before it. If they do
+  // not come, history is read from the last seq delivered, page by page; what history no longer
+  // has is reported with a `gap` event {channel, from, to} and skipped.
 
   _message(link, frame) {
     const sub = this._subs.get(frame.channel);
     if (!sub || link.subs.get(frame.channel) !== sub || !Number.isSafeInteger(frame.seq)) return;
-    const cu = link.catchup.get(frame.channel);
-    if (cu && frame.seq > cu.target) {
-      cu.buffer.push(frame);
-      return;
-    }
-    this._deliver(sub, frame);
+    this._accept(link, sub, frame);
   }
 
-  /** Hands a message to the subscription's handler unless it was delivered already. */
-  _deliver(sub, m) {
-    if (!Number.isSafeInteger(m.seq)) return;
+  _accept(link, sub, m) {
     if (sub.lastSeq !== undefined && m.seq <= sub.lastSeq) return;
+    sub.latest = Math.max(sub.latest, m.seq);
+    if (sub.filling || (sub.lastSeq !== undefined && m.seq > sub.lastSeq + 1)) {
+      sub.waiting.set(m.seq, m);
+      if (!sub.filling && !sub.holdTimer) {
+        sub.holdTimer = setTimeout(() => {
+          sub.holdTimer = null;
+          if (this._subs.get(sub.channel) === sub && !link.done) this._fill(link, sub);
+        }, this._opts.reorderHold);
+      }
+      return;
+    }
+    this._deliver(sub, m);
+    this._drain(sub);
+  }
+
+  /** Delivers what waits and now follows the last seq delivered. */
+  _drain(sub) {
+    for (;;) {
+      const next = sub.waiting.get(sub.lastSeq + 1);
+      if (!next) break;
+      sub.waiting.delete(next.seq);
+      this._deliver(sub, next);
+    }
+    for (const seq of sub.waiting.keys()) if (seq <= sub.lastSeq) sub.waiting.delete(seq);
+    if (sub.waiting.size === 0) {
+      clearTimeout(sub.holdTimer);
+      sub.holdTimer = null;
+    }
+  }
+
+  _resetOrder(sub) {
+    clearTimeout(sub.holdTimer);
+    sub.holdTimer = null;
+    sub.waiting.clear();
+    sub.filling = null;
+  }
+
+  /** Reads the next page of history after the last seq delivered, to close a gap. */
+  _fill(link, sub) {
+    clearTimeout(sub.holdTimer);
+    sub.holdTimer = null;
+    sub.filling = link;
+    const channel = sub.channel;
+    const since = sub.lastSeq ?? 0;
+    const current = () => this._subs.get(channel) === sub && sub.filling === link;
+    const retry = (err) => {
+      if (!current()) return;
+      this._emit("error", err);
+      sub.filling = null;
+      // Try again after a hold, unless the gap closes by itself meanwhile.
+      if (sub.waiting.size > 0 || sub.lastSeq < sub.latest) {
+        sub.holdTimer = setTimeout(() => {
+          sub.holdTimer = null;
+          if (this._subs.get(channel) === sub && !link.done) this._fill(link, sub);
+        }, this._opts.reorderHold);
+      }
+    };
+    link.request({
+      kind: "history",
+      channel,
+      text: JSON.stringify({ action: "history", channel, since, limit: HISTORY_PAGE }),
+      reply: (f) => {
+        if (current()) this._filled(link, sub, f);
+      },
+      error: retry,
+      // The resubscription on the next connection replays from the last seq delivered.
+      lost: () => {
+        if (current()) sub.filling = null;
+      },
+      timeout: () => retry(new EchoError("timeout", `no answer to history within ${this._opts.requestTimeout} ms`, { channel })),
+    });
+  }
+
+  /** A history page for a gap: deliver what is now contiguous; read on, or report what is gone. */
+  _filled(link, sub, f) {
+    const page = normalizeMessages(sub.channel, f.messages);
+    const more = f.more === true && page.length > 0;
+    // The page holds every stored message after the seq asked for up to its last one: what is
+    // missing in that range is gone. Without `more`, that is everything.
+    const covered = more ? page[page.length - 1].seq : Infinity;
+    for (const m of page) {
+      if (m.seq > sub.lastSeq) {
+        sub.latest = Math.max(sub.latest, m.seq);
+        sub.waiting.set(m.seq, m);
+      }
+    }
+    this._drain(sub);
+    for (;;) {
+      const next = Math.min(...sub.waiting.keys());
+      if (!Number.isFinite(next) || next > covered) break;
+      this._gap(sub, sub.lastSeq + 1, next - 1);
+      sub.lastSeq = next - 1;
+      this._drain(sub);
+    }
+    if (!more && sub.lastSeq < sub.latest) {
+      // History ends before the latest seq known to exist: the rest is gone too.
+      this._gap(sub, sub.lastSeq + 1, sub.latest);
+      sub.lastSeq = sub.latest;
+    }
+    sub.filling = null;
+    if (more && (sub.waiting.size > 0 || sub.lastSeq < sub.latest)) this._fill(link, sub);
+  }
+
+  _gap(sub, from, to) {
+    this._emit("gap", { channel: sub.channel, from, to });
+  }
+
+  /** Hands a message to the subscription's handler; its seq becomes the last delivered. */
+  _deliver(sub, m) {
     sub.lastSeq = m.seq;
     try {
       sub.handler({ channel: sub.channel, seq: m.seq, id: m.id, data: m.data, from: m.from, ts: m.ts });
@@ -957,8 +1035,6 @@ class Link {
     this.inflight = [];
     /** Channels Echo confirmed on this connection, with the subscription they were made for. */
     this.subs = new Map();
-    /** Channels paging history after a long replay (see EchoClient._catchUp). */
-    this.catchup = new Map();
     this.timers = { ping: null, connect: null, retire: null, refresh: null };
     /** The `exp` of the token this connection runs on (seconds), when the token says. */
     this.tokenExp = undefined;
@@ -1237,7 +1313,6 @@ class Link {
     for (const t of Object.values(this.timers)) clearTimeout(t);
     if (this.ws) this.ws.onopen = this.ws.onmessage = this.ws.onerror = this.ws.onclose = null;
     this.client._links.delete(this);
-    this.catchup.clear();
     for (const entry of this.inflight.splice(0)) {
       clearTimeout(entry.timer);
       if (!entry.expired) entry.lost();
