@@ -80,4 +80,4 @@ done
 
 echo "==> edge (faithful mode)"
 cargo run -q -p echoctl -- dev --port "$PORT" --manage-port "$MANAGE_PORT" --data-dir "$DATA_DIR" \
-  --faithful "http://127.0.0.1:$LAMBDA_PORT"
+  --faithful "http://127.0.0.1:$LAMBDA_PORT" --concurrent-frames

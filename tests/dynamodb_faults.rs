@@ -189,6 +189,7 @@ async fn persistent_throttling_gives_the_publisher_a_clear_error() {
         metrics: Arc::new(echo_core::metrics::NoMetrics),
         limiter: Arc::new(echo_core::rate::Unlimited),
         verifier: echo_core::auth::TokenVerifier::new(&[7; 32]).unwrap(),
+        frames_in_order: true,
     };
     let reply = message_handler::handle_frame(
         &deps,

@@ -22,52 +22,83 @@ use serde_json::json;
 /// Subscribers per fan-out invocation: small, so a handful of clients spans several invocations.
 const BATCH: usize = 2;
 
+/// dynalite, the Lambdas under `cargo lambda watch` and the edge in front of them.
+struct Faithful {
+    edge: TestEdge,
+    store: Arc<DynamoStore>,
+    _lambdas: services::Service,
+    _dynamo: services::Service,
+}
+
+impl Faithful {
+    /// With `associations` stored, the Lambdas in `warm` built and answering, and the edge
+    /// configured further by `configure`.
+    async fn start(
+        associations: &str,
+        warm: &[&str],
+        configure: impl FnOnce(&mut echo_edge::EdgeConfig),
+    ) -> Self {
+        let dynamo = services::dynalite().await;
+        let store = Arc::new(DynamoStore::new(
+            services::dynamodb_client(&dynamo.endpoint),
+            Tables {
+                connections: "echo-connections".into(),
+                history: "echo-history".into(),
+                subscriber_shards: 4,
+                history_ttl_secs: 86_400,
+            },
+        ));
+        store.create_tables().await.unwrap();
+        store.save_associations(associations).await.unwrap();
+
+        let manage_port = services::free_port();
+        // The Lambdas call the Lambda API (functions, fan-out) at the same watch they run
+        // under; its port is only known once it runs, so they find it through a fixed one.
+        let lambda_port = services::free_port();
+        let env: Vec<(&str, String)> = vec![
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ACCESS_KEY_ID", MANAGE_TOKEN.into()),
+            ("AWS_SECRET_ACCESS_KEY", "local".into()),
+            ("AWS_ENDPOINT_URL_DYNAMODB", dynamo.endpoint.clone()),
+            ("ECHO_JWT_SECRET", SECRET.into()),
+            ("ECHO_CONNECTIONS_TABLE", "echo-connections".into()),
+            ("ECHO_HISTORY_TABLE", "echo-history".into()),
+            ("ECHO_SUBSCRIBER_SHARDS", "4".into()),
+            ("ECHO_FANOUT_FUNCTION", "fanout".into()),
+            ("ECHO_FANOUT_BATCH_SIZE", BATCH.to_string()),
+            (
+                "ECHO_MANAGEMENT_ENDPOINT",
+                format!("http://127.0.0.1:{manage_port}/local"),
+            ),
+            (
+                "AWS_ENDPOINT_URL_LAMBDA",
+                format!("http://127.0.0.1:{lambda_port}"),
+            ),
+        ];
+        let lambdas = services::lambda_watch_on(lambda_port, &env, warm).await;
+        let endpoint = lambdas.endpoint.clone();
+        let edge = TestEdge::start_with(
+            |c| {
+                c.faithful = Some(endpoint);
+                c.manage_listen = format!("127.0.0.1:{manage_port}").parse().unwrap();
+                configure(c);
+            },
+            InProcess::default(),
+        )
+        .await;
+        Self {
+            edge,
+            store,
+            _lambdas: lambdas,
+            _dynamo: dynamo,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_aws_code_path_works_end_to_end() {
-    let dynamo = services::dynalite().await;
-    let store = Arc::new(DynamoStore::new(
-        services::dynamodb_client(&dynamo.endpoint),
-        Tables {
-            connections: "echo-connections".into(),
-            history: "echo-history".into(),
-            subscriber_shards: 4,
-            history_ttl_secs: 86_400,
-        },
-    ));
-    store.create_tables().await.unwrap();
-    store
-        .save_associations(include_str!("../apps/chat/associations.json"))
-        .await
-        .unwrap();
-
-    let manage_port = services::free_port();
-    let env: Vec<(&str, String)> = vec![
-        ("AWS_REGION", "us-east-1".into()),
-        ("AWS_ACCESS_KEY_ID", MANAGE_TOKEN.into()),
-        ("AWS_SECRET_ACCESS_KEY", "local".into()),
-        ("AWS_ENDPOINT_URL_DYNAMODB", dynamo.endpoint.clone()),
-        ("ECHO_JWT_SECRET", SECRET.into()),
-        ("ECHO_CONNECTIONS_TABLE", "echo-connections".into()),
-        ("ECHO_HISTORY_TABLE", "echo-history".into()),
-        ("ECHO_SUBSCRIBER_SHARDS", "4".into()),
-        ("ECHO_FANOUT_FUNCTION", "fanout".into()),
-        ("ECHO_FANOUT_BATCH_SIZE", BATCH.to_string()),
-        (
-            "ECHO_MANAGEMENT_ENDPOINT",
-            format!("http://127.0.0.1:{manage_port}/local"),
-        ),
-    ];
-    // The Lambdas call the Lambda API (functions, fan-out) at the same watch they run under; its
-    // port is only known once it runs, so they find it through a fixed one chosen here.
-    let lambda_port = services::free_port();
-    let mut env = env;
-    env.push((
-        "AWS_ENDPOINT_URL_LAMBDA",
-        format!("http://127.0.0.1:{lambda_port}"),
-    ));
-    let lambdas = services::lambda_watch_on(
-        lambda_port,
-        &env,
+    let f = Faithful::start(
+        include_str!("../apps/chat/associations.json"),
         &[
             "connect-handler",
             "message-handler",
@@ -75,17 +106,10 @@ async fn the_aws_code_path_works_end_to_end() {
             "angry",
             "emojify",
         ],
+        |_| {},
     )
     .await;
-
-    let edge = TestEdge::start_with(
-        |c| {
-            c.faithful = Some(lambdas.endpoint.clone());
-            c.manage_listen = format!("127.0.0.1:{manage_port}").parse().unwrap();
-        },
-        InProcess::default(),
-    )
-    .await;
+    let (edge, store) = (&f.edge, &f.store);
 
     // Two clients on `angry` get the transformed message.
     let mut a = edge.connect(&edge.token("chat-demo", "alice")).await;
@@ -145,5 +169,76 @@ async fn the_aws_code_path_works_end_to_end() {
         let (m, _) = c.recv_until("message").await;
         assert_eq!(m["data"]["text"], "to all");
     }
-    edge.edge.shutdown().await;
+    f.edge.edge.shutdown().await;
+}
+
+/// Two publishers send 150 publishes each, up to 16 at a time without waiting for acks, through
+/// a function that sleeps for some of them, with the edge handing frames to the handler Lambdas
+/// at once as API Gateway may: every message is committed once, each publisher's in the order
+/// it sent them, and both subscribers get every one.
+#[tokio::test(flavor = "multi_thread")]
+async fn each_publishers_order_holds_through_concurrent_invocations() {
+    let f = Faithful::start(
+        r#"{"apps":{"chat-demo":{"channels":{"ordered":{"functions":["sleepy"],"timeoutMs":5000}}}}}"#,
+        &["connect-handler", "message-handler", "fanout", "sleepy"],
+        |c| c.concurrent_frames = true,
+    )
+    .await;
+    let edge = &f.edge;
+    let mut subscribers = Vec::new();
+    for name in ["s1", "s2"] {
+        let mut s = edge.connect(&edge.token("chat-demo", name)).await;
+        s.subscribe("ordered").await;
+        subscribers.push(s);
+    }
+    const EACH: u64 = 150;
+    let mut p0 = edge.connect(&edge.token("chat-demo", "p0")).await;
+    let mut p1 = edge.connect(&edge.token("chat-demo", "p1")).await;
+    tokio::join!(publish_windowed(&mut p0, 0, EACH), publish_windowed(&mut p1, 1, EACH));
+    for s in &mut subscribers {
+        let mut by_seq = std::collections::BTreeMap::new();
+        while by_seq.len() < (2 * EACH) as usize {
+            let m = s.recv().await;
+            assert_eq!(m["type"], "message", "{m}");
+            let seq = m["seq"].as_u64().unwrap();
+            assert!(by_seq.insert(seq, m["data"].clone()).is_none(), "seq {seq} twice");
+        }
+        assert_eq!(
+            by_seq.keys().copied().collect::<Vec<_>>(),
+            (1..=2 * EACH).collect::<Vec<_>>(),
+            "every seq once"
+        );
+        for p in 0..2u64 {
+            let sent_order: Vec<u64> = by_seq
+                .values()
+                .filter(|d| d["p"] == p)
+                .map(|d| d["i"].as_u64().unwrap())
+                .collect();
+            assert_eq!(
+                sent_order,
+                (0..EACH).collect::<Vec<_>>(),
+                "publisher {p}'s messages were committed in the order sent"
+            );
+        }
+    }
+    f.edge.edge.shutdown().await;
+}
+
+/// Publishes `each` messages on `ordered` numbered with `order`, keeping up to 16 unacknowledged.
+/// Every third one sleeps in its function longer than the two after it take.
+async fn publish_windowed(c: &mut echo_tests::Client, p: u64, each: u64) {
+    const WINDOW: u64 = 16;
+    let (mut sent, mut acked) = (0, 0);
+    while acked < each {
+        while sent < each && sent - acked < WINDOW {
+            let sleep_ms = if sent % 3 == 0 { 60 } else { 0 };
+            c.send(json!({"action": "publish", "channel": "ordered", "id": format!("{p}-{sent}"),
+                "order": sent + 1, "data": {"p": p, "i": sent, "sleepMs": sleep_ms}}))
+                .await;
+            sent += 1;
+        }
+        let v = c.recv().await;
+        assert_eq!(v["type"], "ack", "{v}");
+        acked += 1;
+    }
 }

@@ -1038,6 +1038,8 @@ class Link {
     this.timers = { ping: null, connect: null, retire: null, refresh: null };
     /** The `exp` of the token this connection runs on (seconds), when the token says. */
     this.tokenExp = undefined;
+    /** The `order` of the last publish sent on each channel on this connection. */
+    this.orders = new Map();
     this.handover = null;
     this.manual = false;
     this.onIdle = null;
@@ -1108,10 +1110,19 @@ class Link {
 
   /** `entry`: {kind, channel?, id?, text, reply, error, lost, timeout, late?}. */
   request(entry) {
-    if (!this.send(entry.text)) {
+    let text = entry.text;
+    let order;
+    if (entry.kind === "publish") {
+      // Numbered per connection and channel, so that Echo commits them in the order sent even
+      // where their frames are handled at once (API Gateway).
+      order = (this.orders.get(entry.channel) ?? 0) + 1;
+      text = `${text.slice(0, -1)},"order":${order}}`;
+    }
+    if (!this.send(text)) {
       entry.lost();
       return;
     }
+    if (order !== undefined) this.orders.set(entry.channel, order);
     entry.expired = false;
     entry.timer = setTimeout(() => {
       entry.expired = true;

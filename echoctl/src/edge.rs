@@ -60,6 +60,10 @@ pub struct EdgeArgs {
         default_missing_value = "http://127.0.0.1:9000"
     )]
     faithful: Option<String>,
+    /// Faithful mode: hand a connection's frames to the handler Lambdas as they come, without
+    /// waiting for the previous answer, as API Gateway may (publishes keep their `order`).
+    #[arg(long, env = "ECHO_CONCURRENT_FRAMES", requires = "faithful")]
+    concurrent_frames: bool,
     /// Frames queued per connection before it is dropped as a slow consumer.
     #[arg(long, default_value_t = echo_edge::config::DEFAULT_OUTBOUND_QUEUE)]
     outbound_queue: usize,
@@ -237,6 +241,7 @@ async fn serve(args: EdgeArgs, dev: bool) -> Result<(), Box<dyn std::error::Erro
     config.history_retention = args.history_retention;
     config.outbound_queue = args.outbound_queue;
     config.faithful = args.faithful;
+    config.concurrent_frames = args.concurrent_frames;
     config.manage_latency = args.manage_latency;
     config.publish_rate = args.publish_rate;
     config.publish_burst = args.publish_burst;

@@ -49,6 +49,9 @@ pub struct EdgeConfig {
     /// Faithful mode: send API Gateway events to the handler Lambdas at this Lambda Invoke API
     /// endpoint (`cargo lambda watch`) instead of running the handlers in-process.
     pub faithful: Option<String>,
+    /// Faithful mode: hand a connection's frames to the handler Lambdas as they come, without
+    /// waiting for the previous one's answer, as API Gateway may; otherwise one at a time.
+    pub concurrent_frames: bool,
     /// How long each management API request waits before it is served, to emulate API
     /// Gateway's management API, whose posts take tens of milliseconds (benchmarks of the AWS
     /// delivery path use it). Zero by default. A thread of its own ends each wait
@@ -79,6 +82,7 @@ impl std::fmt::Debug for EdgeConfig {
             .field("outbound_queue", &self.outbound_queue)
             .field("history_retention", &self.history_retention)
             .field("faithful", &self.faithful)
+            .field("concurrent_frames", &self.concurrent_frames)
             .field("manage_latency", &self.manage_latency)
             .field("publish_rate", &self.publish_rate)
             .field("publish_burst", &self.publish_burst)
@@ -107,6 +111,7 @@ impl EdgeConfig {
             outbound_queue: DEFAULT_OUTBOUND_QUEUE,
             history_retention: DEFAULT_HISTORY_RETENTION,
             faithful: None,
+            concurrent_frames: false,
             manage_latency: Duration::ZERO,
             publish_rate: DEFAULT_PUBLISH_RATE,
             publish_burst: DEFAULT_PUBLISH_BURST,

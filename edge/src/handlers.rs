@@ -26,6 +26,8 @@ pub enum Handlers {
     Lambda {
         endpoint: String,
         client: reqwest::Client,
+        /// Frames of a connection are invoked as they come, not one after another.
+        concurrent: bool,
     },
 }
 
@@ -37,16 +39,18 @@ impl Handlers {
     ) -> ApiGatewayProxyResponse {
         match self {
             Self::InProcess(h) => connect_handler::handle(&h.connect, event).await,
-            Self::Lambda { endpoint, client } => {
-                invoke(client, endpoint, CONNECT_FUNCTION, event).await
-            }
+            Self::Lambda {
+                endpoint, client, ..
+            } => invoke(client, endpoint, CONNECT_FUNCTION, event).await,
         }
     }
 
     /// Starts handling a `MESSAGE` event and returns its reply text, to be awaited later. In
     /// process, a publish is handed to the store before this returns and only its ack is left
     /// to wait for: a connection's next frame can start meanwhile, and its messages still get
-    /// seqs in the order sent. Lambdas are invoked to completion, as API Gateway does.
+    /// seqs in the order sent. Lambdas are invoked to completion before the next frame is read,
+    /// or, with `concurrent`, the invocation is the pending reply and the next frame goes to
+    /// the Lambda at once, as API Gateway may hand them over.
     pub async fn start_message(&self, event: &ApiGatewayWebsocketProxyRequest) -> PendingReply {
         let text = |frame: Option<ServerFrame>| frame.map(|f| f.to_json());
         match self {
@@ -64,6 +68,16 @@ impl Handlers {
                     Reply::Pending(pending) => Box::pin(async move { text(pending.await) }),
                 }
             }
+            Self::Lambda {
+                endpoint,
+                client,
+                concurrent: true,
+            } => {
+                let (endpoint, client, event) = (endpoint.clone(), client.clone(), event.clone());
+                Box::pin(async move {
+                    body_text(invoke(&client, &endpoint, MESSAGE_FUNCTION, &event).await)
+                })
+            }
             Self::Lambda { .. } => {
                 let r = self.message(event).await;
                 Box::pin(std::future::ready(body_text(r)))
@@ -78,9 +92,9 @@ impl Handlers {
     ) -> ApiGatewayProxyResponse {
         match self {
             Self::InProcess(h) => message_handler::handle(&h.message, event).await,
-            Self::Lambda { endpoint, client } => {
-                invoke(client, endpoint, MESSAGE_FUNCTION, event).await
-            }
+            Self::Lambda {
+                endpoint, client, ..
+            } => invoke(client, endpoint, MESSAGE_FUNCTION, event).await,
         }
     }
 }

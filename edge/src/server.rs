@@ -262,12 +262,15 @@ pub async fn start_with(
                         metrics: Arc::new(echo_core::metrics::NoMetrics),
                         limiter: limiter.clone(),
                         verifier: TokenVerifier::new(&config.jwt_secret)?,
+                        // A connection's frames are handed to the handler one at a time.
+                        frames_in_order: true,
                     },
                 }))
             }
             Some(endpoint) => crate::handlers::Handlers::Lambda {
                 endpoint: endpoint.clone(),
                 client: reqwest::Client::new(),
+                concurrent: config.concurrent_frames,
             },
         },
         config,

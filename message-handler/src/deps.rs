@@ -27,4 +27,8 @@ pub struct Deps {
     pub limiter: Arc<dyn RateLimiter>,
     /// Checks the tokens `refresh` presents (the secret the connect handler verifies with).
     pub verifier: TokenVerifier,
+    /// Whether the gateway hands a connection's frames over one at a time, in the order sent
+    /// (the local edge does). API Gateway may hand them to concurrent invocations; then a
+    /// publish's `order` is kept through the store.
+    pub frames_in_order: bool,
 }

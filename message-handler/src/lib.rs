@@ -10,6 +10,7 @@
 //! - `deps`: what the handler needs; `reply`: the answer to a frame.
 //! - `subscription`: `subscribe` and `unsubscribe`.
 //! - `publish`: the channel's functions, the commit and the ack.
+//! - `order`: a connection's publishes on a channel committed in the order it numbered them.
 //! - `history`: stored messages.
 //! - `refresh`: a new token on the same connection.
 //!
@@ -19,6 +20,7 @@
 
 mod deps;
 mod history;
+mod order;
 mod publish;
 mod refresh;
 mod reply;
@@ -102,8 +104,25 @@ pub async fn start_frame(deps: &Deps, id: &ConnectionId, body: &str, is_binary: 
         Ok(f) => f,
         Err(e) => return Reply::Ready(Some(e.to_frame())),
     };
-    let record = match deps.connections.get_connection(id).await {
-        Ok(Some(record)) => record,
+    // A publish that must take its turn reads what is settled with the record, in one read.
+    let ordered = match &frame {
+        ClientFrame::Publish {
+            channel,
+            order: Some(n),
+            ..
+        } if !deps.frames_in_order => Some((channel.clone(), *n)),
+        _ => None,
+    };
+    let read = match &ordered {
+        Some((channel, _)) => deps.connections.get_publisher(id, channel).await,
+        None => deps
+            .connections
+            .get_connection(id)
+            .await
+            .map(|r| r.map(|r| (r, 0))),
+    };
+    let (record, settled) = match read {
+        Ok(Some(read)) => read,
         Ok(None) => return Reply::Ready(forget(deps, id).await),
         Err(e) => {
             return Reply::Ready(Some(
@@ -144,9 +163,11 @@ pub async fn start_frame(deps: &Deps, id: &ConnectionId, body: &str, is_binary: 
             channel,
             data,
             id: msg_id,
+            ..
         } => {
             let msg_id = msg_id.unwrap_or_else(|| random_hex(8));
-            publish::publish(deps, id, &claims, &channel, data, msg_id.clone())
+            let order = ordered.map(|(_, n)| order::Order { n, settled });
+            publish::publish(deps, id, &claims, &channel, data, msg_id.clone(), order)
                 .await
                 .map_err(|e| e.with_channel(&channel).with_id(Some(msg_id)))
         }

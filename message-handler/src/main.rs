@@ -44,6 +44,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         // API Gateway's stage throttling limits publishes on AWS.
         limiter: Arc::new(echo_core::rate::Unlimited),
         verifier: TokenVerifier::new(config.jwt_secret.as_bytes())?,
+        // API Gateway may invoke the handler for one connection's frames at once.
+        frames_in_order: false,
     };
     let deps = &deps;
     lambda_runtime::run(service_fn(

@@ -1,4 +1,5 @@
-//! `publish`: the channel's functions, then the commit; the ack once the message is stored.
+//! `publish`: the channel's functions, then the commit; the ack once the message is stored. A
+//! publish with an `order` takes its turn after the connection's earlier ones (see `order`).
 
 use echo_core::auth::Claims;
 use echo_core::channel::{ChannelKey, ChannelName};
@@ -11,6 +12,7 @@ use echo_core::protocol::{Ack, ErrorCode, ProtocolError, ServerFrame};
 use serde_json::Value;
 
 use crate::deps::Deps;
+use crate::order::Order;
 use crate::reply::{Reply, internal};
 
 pub(crate) async fn publish(
@@ -20,7 +22,50 @@ pub(crate) async fn publish(
     channel: &ChannelName,
     data: Value,
     msg_id: String,
+    order: Option<Order>,
 ) -> Result<Reply, ProtocolError> {
+    let started = tokio::time::Instant::now();
+    let prepared = prepare(deps, id, claims, channel, data, msg_id.clone()).await;
+    let Some(order) = order else {
+        return match prepared? {
+            Prepared::Commit(key, message) => commit(deps, id, channel, key, message, msg_id).await,
+            Prepared::Answered(reply) => Ok(reply),
+        };
+    };
+    order.wait_turn(deps, id, channel, started).await;
+    let reply = match prepared {
+        Ok(Prepared::Commit(key, message)) => {
+            match commit(deps, id, channel, key, message, msg_id).await {
+                // The next publish may commit once this one is stored.
+                Ok(pending) => Ok(Reply::Ready(pending.resolve().await)),
+                Err(e) => Err(e),
+            }
+        }
+        Ok(Prepared::Answered(reply)) => Ok(reply),
+        Err(e) => Err(e),
+    };
+    order.settle(deps, id, channel).await;
+    reply
+}
+
+/// What is left of a publish once its functions ran.
+enum Prepared {
+    /// Store this message on this channel.
+    Commit(ChannelKey, NewMessage),
+    /// Nothing to store (a function dropped it): this is the answer.
+    Answered(Reply),
+}
+
+/// Everything before the commit: permission, rate, the channel's functions, the size of the
+/// frame that will carry the message.
+async fn prepare(
+    deps: &Deps,
+    id: &ConnectionId,
+    claims: &Claims,
+    channel: &ChannelName,
+    data: Value,
+    msg_id: String,
+) -> Result<Prepared, ProtocolError> {
     claims.authorize_publish(channel)?;
     let ts = deps.clock.now_ms();
     if let Err(retry_ms) = deps.limiter.check(id, ts) {
@@ -68,13 +113,13 @@ pub(crate) async fn publish(
                 ChainOutcome::Dropped { function, reason } => {
                     deps.metrics.record(Metric::MessageDropped);
                     tracing::info!(connection_id = %id, channel = %channel, message_id = %msg_id, function, "message dropped");
-                    return Ok(Reply::Ready(Some(ServerFrame::Ack(Ack {
+                    return Ok(Prepared::Answered(Reply::Ready(Some(ServerFrame::Ack(Ack {
                         id: msg_id,
                         channel: channel.clone(),
                         seq: None,
                         dropped: true,
                         reason: Some(reason.unwrap_or_else(|| format!("dropped by {function}"))),
-                    }))));
+                    })))));
                 }
                 ChainOutcome::Failed { function, error } => {
                     return Err(ProtocolError::new(
@@ -104,6 +149,18 @@ pub(crate) async fn publish(
             ),
         ));
     }
+    Ok(Prepared::Commit(key, message))
+}
+
+/// Hands the message to the store; the reply is the ack once it is stored.
+async fn commit(
+    deps: &Deps,
+    id: &ConnectionId,
+    channel: &ChannelName,
+    key: ChannelKey,
+    message: NewMessage,
+    msg_id: String,
+) -> Result<Reply, ProtocolError> {
     let committing = deps
         .publisher
         .begin(&key, message)

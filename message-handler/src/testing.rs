@@ -100,18 +100,24 @@ impl FunctionInvoker for Functions {
             ))),
             "quiet" => Ok(FunctionOutput::drop("too quiet")),
             "broken" => Err(InvokeError::Failed(FunctionError::new("it broke").0)),
+            "sleepy" => {
+                let ms = input.message.data["sleepMs"].as_u64().unwrap_or(0);
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                Ok(FunctionOutput::cont(input.message.data.clone()))
+            }
             other => Err(InvokeError::Unknown(other.to_owned())),
         }
     }
 
     fn knows(&self, name: &str) -> bool {
-        ["shout", "quiet", "broken"].contains(&name)
+        ["shout", "quiet", "broken", "sleepy"].contains(&name)
     }
 }
 
-/// Channels `angry` and `loud` (shout), `hushed` (quiet) and `fragile` (broken, rejecting) of
-/// [`APP`].
+/// Channels `angry` and `loud` (shout), `hushed` (quiet), `fragile` (broken, rejecting) and
+/// `sleepy` (waits `data.sleepMs`) of [`APP`].
 pub const ASSOCIATIONS: &str = r#"{"apps":{"chat-demo":{"channels":{
+    "sleepy":{"functions":["sleepy"],"timeoutMs":5000},
     "angry":{"functions":["shout"]},
     "loud":{"functions":["shout"]},
     "hushed":{"functions":["quiet"]},
@@ -147,6 +153,7 @@ impl Harness {
             metrics: recorder.clone(),
             limiter,
             verifier: TokenVerifier::new(SECRET).unwrap(),
+            frames_in_order: true,
         };
         Self {
             deps,

@@ -116,4 +116,21 @@ describe("delivery order", { timeout: 20_000 }, () => {
     socket.serve(page([1, 2, 3, 4], false));
     assert.deepEqual(got, [1, 2, 3, 4]);
   });
+
+  test("publishes are numbered per connection and channel with order", async () => {
+    const { c, socket } = await subscribed({});
+    const acks = [c.publish("room", 1, { id: "a" }), c.publish("room", 2, { id: "b" }), c.publish("other", 3, { id: "c" })];
+    const sent = socket.sent.filter((f) => f.action === "publish").map((f) => [f.channel, f.order]);
+    assert.deepEqual(sent, [
+      ["room", 1],
+      ["room", 2],
+      ["other", 1],
+    ]);
+    socket.serve(
+      { type: "ack", id: "a", channel: "room", seq: 1 },
+      { type: "ack", id: "b", channel: "room", seq: 2 },
+      { type: "ack", id: "c", channel: "other", seq: 1 },
+    );
+    await Promise.all(acks);
+  });
 });

@@ -125,8 +125,9 @@ pub(crate) fn unsubscribe(channel: &str) -> String {
     json!({"action": "unsubscribe", "channel": channel}).to_string()
 }
 
-pub(crate) fn publish(channel: &str, data: &Value, id: &str) -> String {
-    json!({"action": "publish", "channel": channel, "data": data, "id": id}).to_string()
+pub(crate) fn publish(channel: &str, data: &Value, id: &str, order: u64) -> String {
+    json!({"action": "publish", "channel": channel, "data": data, "id": id, "order": order})
+        .to_string()
 }
 
 pub(crate) fn history(channel: &str, since: u64, limit: u32) -> String {

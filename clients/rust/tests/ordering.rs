@@ -195,3 +195,34 @@ async fn a_gap_is_filled_page_by_page() {
     }
     assert_eq!(seqs, [1, 2, 3, 4]);
 }
+
+/// Publishes carry `order`, counted per connection and channel, so that Echo commits them in the
+/// order sent where their frames are handled at once.
+#[tokio::test]
+async fn publishes_are_numbered_per_channel() {
+    let (mut server, url) = Script::start().await;
+    let client = Client::builder(url).token("t").connect().await.unwrap();
+    let publishing = async {
+        for channel in ["room", "room", "other"] {
+            client.publish(channel, json!(1)).await.unwrap();
+        }
+    };
+    let serving = async {
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let p = server.recv().await;
+            seen.push((p["channel"].as_str().unwrap().to_owned(), p["order"].as_u64()));
+            server.send(json!({"type": "ack", "id": p["id"], "channel": p["channel"], "seq": 1}));
+        }
+        seen
+    };
+    let ((), seen) = tokio::join!(publishing, serving);
+    assert_eq!(
+        seen,
+        [
+            ("room".to_owned(), Some(1)),
+            ("room".to_owned(), Some(2)),
+            ("other".to_owned(), Some(1))
+        ]
+    );
+}

@@ -41,10 +41,13 @@ pub enum ClientFrame {
     },
     /// Publish `data` (any JSON) through the channel's functions to its subscribers. `id` is the
     /// client's own id for the message, echoed in the ack; Echo makes one up when absent.
+    /// `order` numbers the connection's publishes on the channel from 1: Echo commits them in
+    /// that order even when their frames are handled at once (as API Gateway may).
     Publish {
         channel: ChannelName,
         data: Value,
         id: Option<String>,
+        order: Option<u64>,
     },
     /// Stored messages with seq greater than `since` (default 0), oldest first, at most `limit`.
     History {
@@ -133,10 +136,17 @@ impl ClientFrame {
                 let Some(data) = f.data else {
                     return Err(ProtocolError::bad_request("publish needs \"data\"").with_id(id));
                 };
+                if f.order == Some(0) {
+                    return Err(ProtocolError::bad_request(
+                        "\"order\" counts a connection's publishes on a channel from 1",
+                    )
+                    .with_id(id));
+                }
                 Self::Publish {
                     channel: f.channel,
                     data,
                     id: f.id,
+                    order: f.order,
                 }
             }
             "history" => {
@@ -209,6 +219,7 @@ struct PublishFields {
     #[serde(default, deserialize_with = "present")]
     data: Option<Value>,
     id: Option<String>,
+    order: Option<u64>,
 }
 
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
@@ -252,8 +263,23 @@ mod tests {
             ClientFrame::Publish {
                 channel: ChannelName::new("a").unwrap(),
                 data: Value::Null,
-                id: None
+                id: None,
+                order: None,
             }
+        );
+        assert_eq!(
+            ClientFrame::parse(r#"{"action":"publish","channel":"a","data":1,"order":7}"#)
+                .unwrap(),
+            ClientFrame::Publish {
+                channel: ChannelName::new("a").unwrap(),
+                data: Value::from(1),
+                id: None,
+                order: Some(7),
+            }
+        );
+        assert!(
+            ClientFrame::parse(r#"{"action":"publish","channel":"a","data":1,"order":0}"#)
+                .is_err()
         );
         assert_eq!(
             ClientFrame::parse(r#"{"action":"history","channel":"a"}"#).unwrap(),

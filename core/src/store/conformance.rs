@@ -177,6 +177,47 @@ pub async fn connection_store(store: &dyn ConnectionStore) {
     store.remove_connection(&b).await.expect("remove b");
 
     renewal_and_expiry(store, &app).await;
+    publish_orders(store, &app).await;
+}
+
+/// Settled publish orders: per connection and channel, only rising, read with the record, kept
+/// across a renewal, and nothing for a connection that is not known.
+async fn publish_orders(store: &dyn ConnectionStore, app: &AppId) {
+    let p = ConnectionId::from(format!("{app}-p").as_str());
+    let (room, other) = (
+        ChannelName::new("ordered").unwrap(),
+        ChannelName::new("elsewhere").unwrap(),
+    );
+    store.settle_order(&p, &room, 3).await.expect("settle unknown");
+    assert_eq!(store.settled_order(&p, &room).await.expect("settled"), 0);
+    assert_eq!(store.get_publisher(&p, &room).await.expect("get"), None);
+    let rp = record(app, p.as_str());
+    store.put_connection(rp.clone()).await.expect("put p");
+    assert_eq!(
+        store.get_publisher(&p, &room).await.expect("get"),
+        Some((rp.clone(), 0))
+    );
+    for (order, settled) in [(1, 1), (3, 3), (2, 3)] {
+        store.settle_order(&p, &room, order).await.expect("settle");
+        assert_eq!(
+            store.settled_order(&p, &room).await.expect("settled"),
+            settled,
+            "settled orders only rise"
+        );
+    }
+    assert_eq!(store.settled_order(&p, &other).await.expect("settled"), 0);
+    store
+        .renew(&p, rp.claims.clone(), rp.expires_at + 60)
+        .await
+        .expect("renew");
+    let (renewed, settled) = store
+        .get_publisher(&p, &room)
+        .await
+        .expect("get")
+        .expect("p");
+    assert_eq!((renewed.expires_at, settled), (rp.expires_at + 60, 3));
+    store.remove_connection(&p).await.expect("remove p");
+    assert_eq!(store.settled_order(&p, &room).await.expect("settled"), 0);
 }
 
 /// `renew` replaces the claims and moves the expiry of the record and its subscriptions; a

@@ -12,7 +12,7 @@ use super::{
     PageLimit, StoreError, StoreResult, Subscribed,
 };
 use crate::auth::Claims;
-use crate::channel::ChannelKey;
+use crate::channel::{ChannelKey, ChannelName};
 use crate::clock::{Clock, SystemClock};
 use crate::ids::ConnectionId;
 use crate::message::{NewMessage, StoredMessage};
@@ -22,6 +22,8 @@ struct State {
     connections: HashMap<ConnectionId, (ConnectionRecord, HashSet<ChannelKey>)>,
     /// Each channel's subscribers, with their records' `expires_at`.
     subscribers: HashMap<ChannelKey, HashMap<ConnectionId, u64>>,
+    /// Each connection's highest settled publish `order` per channel.
+    orders: HashMap<ConnectionId, HashMap<ChannelName, u64>>,
     seqs: HashMap<ChannelKey, u64>,
     history: HashMap<ChannelKey, BTreeMap<u64, StoredMessage>>,
     associations: Option<String>,
@@ -93,6 +95,7 @@ impl ConnectionStore for MemoryStore {
         id: &ConnectionId,
     ) -> StoreResult<Option<(ConnectionRecord, Vec<ChannelKey>)>> {
         let mut s = self.state();
+        s.orders.remove(id);
         let Some((record, subs)) = s.connections.remove(id) else {
             return Ok(None);
         };
@@ -187,6 +190,45 @@ impl ConnectionStore for MemoryStore {
             }
         }
         Ok(true)
+    }
+
+    async fn get_publisher(
+        &self,
+        id: &ConnectionId,
+        channel: &ChannelName,
+    ) -> StoreResult<Option<(ConnectionRecord, u64)>> {
+        let settled = self.settled_order(id, channel).await?;
+        Ok(self.get_connection(id).await?.map(|r| (r, settled)))
+    }
+
+    async fn settled_order(&self, id: &ConnectionId, channel: &ChannelName) -> StoreResult<u64> {
+        Ok(self
+            .state()
+            .orders
+            .get(id)
+            .and_then(|o| o.get(channel))
+            .copied()
+            .unwrap_or(0))
+    }
+
+    async fn settle_order(
+        &self,
+        id: &ConnectionId,
+        channel: &ChannelName,
+        order: u64,
+    ) -> StoreResult<()> {
+        let mut s = self.state();
+        if !s.connections.contains_key(id) {
+            return Ok(());
+        }
+        let settled = s
+            .orders
+            .entry(id.clone())
+            .or_default()
+            .entry(channel.clone())
+            .or_insert(0);
+        *settled = (*settled).max(order);
+        Ok(())
     }
 
     async fn subscriptions(&self, id: &ConnectionId) -> StoreResult<Vec<ChannelKey>> {

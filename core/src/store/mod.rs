@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::auth::Claims;
-use crate::channel::ChannelKey;
+use crate::channel::{ChannelKey, ChannelName};
 use crate::ids::ConnectionId;
 use crate::message::{NewMessage, StoredMessage};
 
@@ -111,6 +111,27 @@ pub trait ConnectionStore: Send + Sync + 'static {
 
     /// The channels `id` is subscribed to.
     async fn subscriptions(&self, id: &ConnectionId) -> StoreResult<Vec<ChannelKey>>;
+
+    /// The connection's record with the highest publish `order` settled on `channel` (0 if none),
+    /// read together: what a publish that carries an `order` starts with.
+    async fn get_publisher(
+        &self,
+        id: &ConnectionId,
+        channel: &ChannelName,
+    ) -> StoreResult<Option<(ConnectionRecord, u64)>>;
+
+    /// The highest publish `order` of `id` on `channel` (of the connection's app) that is
+    /// settled (committed, dropped or refused); 0 if none, or if the connection is not known.
+    async fn settled_order(&self, id: &ConnectionId, channel: &ChannelName) -> StoreResult<u64>;
+
+    /// Records that `id`'s publish `order` on `channel` is settled. Never lowers what is
+    /// recorded; a connection that is not known is left alone.
+    async fn settle_order(
+        &self,
+        id: &ConnectionId,
+        channel: &ChannelName,
+        order: u64,
+    ) -> StoreResult<()>;
 }
 
 /// Channel sequence numbers and stored messages.

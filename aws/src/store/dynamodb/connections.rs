@@ -2,13 +2,15 @@
 //! ways, the channel's subscriber shards.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::Select;
+use aws_sdk_dynamodb::types::{AttributeValue, Select};
 use echo_core::auth::Claims;
-use echo_core::channel::ChannelKey;
+use echo_core::channel::{ChannelKey, ChannelName};
 use echo_core::ids::ConnectionId;
 use echo_core::store::{ConnectionRecord, ConnectionStore, StoreError, StoreResult, Subscribed};
 
-use super::{DynamoStore, META_SK, conn_pk, expired, get_s, n, now_secs, s, sub_sk};
+use super::{
+    DynamoStore, META_SK, conn_pk, expired, get_s, n, now_secs, record_of, s, settled_in, sub_sk,
+};
 
 #[async_trait]
 impl ConnectionStore for DynamoStore {
@@ -21,6 +23,8 @@ impl ConnectionStore for DynamoStore {
             .item("sk", s(META_SK))
             .item("record", s(json))
             .item("ttl", n(record.expires_at))
+            // Settled publish orders by channel, filled in by `settle_order`.
+            .item("ord", AttributeValue::M(Default::default()))
             .send()
             .await
             .map_err(StoreError::backend)?;
@@ -190,15 +194,19 @@ impl ConnectionStore for DynamoStore {
         record.claims = claims;
         record.expires_at = expires_at;
         let json = serde_json::to_string(&record).map_err(StoreError::backend)?;
+        // An update, not a put: the item's settled publish orders stay.
         let put = self
             .client
-            .put_item()
+            .update_item()
             .table_name(&self.tables.connections)
-            .item("pk", s(conn_pk(id)))
-            .item("sk", s(META_SK))
-            .item("record", s(json))
-            .item("ttl", n(expires_at))
+            .key("pk", s(conn_pk(id)))
+            .key("sk", s(META_SK))
+            .update_expression("SET #r = :r, #t = :t")
             .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#r", "record")
+            .expression_attribute_names("#t", "ttl")
+            .expression_attribute_values(":r", s(json))
+            .expression_attribute_values(":t", n(expires_at))
             .send()
             .await;
         match put {
@@ -240,6 +248,59 @@ impl ConnectionStore for DynamoStore {
             }
         }
         Ok(true)
+    }
+
+    async fn get_publisher(
+        &self,
+        id: &ConnectionId,
+        channel: &ChannelName,
+    ) -> StoreResult<Option<(ConnectionRecord, u64)>> {
+        let Some(item) = self.live_item(id).await? else {
+            return Ok(None);
+        };
+        let (record, _) = record_of(id, &item)?;
+        Ok(Some((record, settled_in(&item, channel.as_str()))))
+    }
+
+    async fn settled_order(&self, id: &ConnectionId, channel: &ChannelName) -> StoreResult<u64> {
+        Ok(self
+            .live_item(id)
+            .await?
+            .map_or(0, |item| settled_in(&item, channel.as_str())))
+    }
+
+    /// One conditional update of the connection's item: the order only ever rises, and a
+    /// connection that is gone is not brought back.
+    async fn settle_order(
+        &self,
+        id: &ConnectionId,
+        channel: &ChannelName,
+        order: u64,
+    ) -> StoreResult<()> {
+        let updated = self
+            .client
+            .update_item()
+            .table_name(&self.tables.connections)
+            .key("pk", s(conn_pk(id)))
+            .key("sk", s(META_SK))
+            .update_expression("SET ord.#c = :n")
+            .condition_expression(
+                "attribute_exists(pk) AND (attribute_not_exists(ord.#c) OR ord.#c < :n)",
+            )
+            .expression_attribute_names("#c", channel.as_str())
+            .expression_attribute_values(":n", n(order))
+            .send()
+            .await;
+        match updated {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(StoreError::backend(e)),
+        }
     }
 
     async fn subscriptions(&self, id: &ConnectionId) -> StoreResult<Vec<ChannelKey>> {

@@ -237,6 +237,14 @@ impl DynamoStore {
     }
 
     async fn live_record(&self, id: &ConnectionId) -> StoreResult<Option<(ConnectionRecord, u64)>> {
+        match self.live_item(id).await? {
+            Some(item) => record_of(id, &item).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The connection's item (record, TTL, settled publish orders), unless it expired.
+    async fn live_item(&self, id: &ConnectionId) -> StoreResult<Option<Item>> {
         let out = self
             .client
             .get_item()
@@ -247,17 +255,26 @@ impl DynamoStore {
             .send()
             .await
             .map_err(StoreError::backend)?;
-        let Some(item) = out.item() else {
-            return Ok(None);
-        };
-        if expired(item, now_secs()) {
-            return Ok(None);
-        }
-        let record = get_s(item, "record")
-            .ok_or_else(|| StoreError::Corrupt(format!("connection {id} has no record")))?;
-        let record: ConnectionRecord =
-            serde_json::from_str(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let ttl = get_n(item, "ttl").unwrap_or(record.expires_at);
-        Ok(Some((record, ttl)))
+        Ok(out.item.filter(|item| !expired(item, now_secs())))
     }
+}
+
+/// The record in a connection's item, with its TTL.
+fn record_of(id: &ConnectionId, item: &Item) -> StoreResult<(ConnectionRecord, u64)> {
+    let record = get_s(item, "record")
+        .ok_or_else(|| StoreError::Corrupt(format!("connection {id} has no record")))?;
+    let record: ConnectionRecord =
+        serde_json::from_str(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let ttl = get_n(item, "ttl").unwrap_or(record.expires_at);
+    Ok((record, ttl))
+}
+
+/// The highest settled publish order on `channel` in a connection's item (its `ord` map).
+fn settled_in(item: &Item, channel: &str) -> u64 {
+    item.get("ord")
+        .and_then(|o| o.as_m().ok())
+        .and_then(|m| m.get(channel))
+        .and_then(|n| n.as_n().ok())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }

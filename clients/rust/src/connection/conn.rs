@@ -45,6 +45,8 @@ pub(super) struct Conn {
     pub(super) waiters: HashMap<String, VecDeque<Waiter>>,
     pub(super) pings: VecDeque<Option<Reply<()>>>,
     pub(super) publishes: HashMap<String, Reply<Published>>,
+    /// The `order` of the last publish sent on each channel on this connection.
+    pub(super) orders: HashMap<String, u64>,
 }
 
 impl Conn {
@@ -59,6 +61,7 @@ impl Conn {
             waiters: HashMap::new(),
             pings: VecDeque::new(),
             publishes: HashMap::new(),
+            orders: HashMap::new(),
         }
     }
 

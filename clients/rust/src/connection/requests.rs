@@ -86,25 +86,32 @@ impl Task {
                     self.next_id += 1;
                     format!("r{}", self.next_id)
                 });
-                let frame = wire::publish(&channel, &data, &id);
                 let max = self.setup.options.max_message_bytes;
+                let Some(conn) = &mut self.conn else {
+                    return true;
+                };
+                // Numbered per connection and channel, so that Echo commits them in the order
+                // sent even where their frames are handled at once (API Gateway).
+                let order = conn.orders.get(&channel).copied().unwrap_or(0) + 1;
+                let frame = wire::publish(&channel, &data, &id, order);
                 if frame.len() > max {
                     let _ = reply.send(Err(Error::TooLarge {
                         size: frame.len(),
                         max,
                     }));
-                } else if let Some(conn) = &mut self.conn {
-                    match conn.publishes.entry(id) {
-                        Entry::Occupied(e) => {
-                            let _ = reply.send(Err(Error::Encode(format!(
-                                "a publish with id {:?} is already waiting for its ack",
-                                e.key()
-                            ))));
-                        }
-                        Entry::Vacant(e) => {
-                            e.insert(reply);
-                            conn.send(frame).await;
-                        }
+                    return true;
+                }
+                match conn.publishes.entry(id) {
+                    Entry::Occupied(e) => {
+                        let _ = reply.send(Err(Error::Encode(format!(
+                            "a publish with id {:?} is already waiting for its ack",
+                            e.key()
+                        ))));
+                    }
+                    Entry::Vacant(e) => {
+                        e.insert(reply);
+                        conn.orders.insert(channel, order);
+                        conn.send(frame).await;
                     }
                 }
             }
