@@ -188,6 +188,7 @@ async fn persistent_throttling_gives_the_publisher_a_clear_error() {
         limits: Limits::default(),
         metrics: Arc::new(echo_core::metrics::NoMetrics),
         limiter: Arc::new(echo_core::rate::Unlimited),
+        store_rate: None,
         verifier: echo_core::auth::TokenVerifier::new(&[7; 32]).unwrap(),
         frames_in_order: true,
     };

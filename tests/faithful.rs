@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use echo_aws::store::dynamodb::{DynamoStore, Tables};
 use echo_core::auth::Claims;
 use echo_core::channel::{AppId, ChannelKey, ChannelName};
+use echo_core::clock::{Clock, SystemClock};
 use echo_core::ids::ConnectionId;
 use echo_core::store::{AssociationsStore, ConnectionRecord, ConnectionStore};
 use echo_edge::invoker::InProcess;
@@ -31,11 +32,12 @@ struct Faithful {
 }
 
 impl Faithful {
-    /// With `associations` stored, the Lambdas in `warm` built and answering, and the edge
-    /// configured further by `configure`.
+    /// With `associations` stored, the Lambdas in `warm` built and answering with `extra` in
+    /// their environment, and the edge configured further by `configure`.
     async fn start(
         associations: &str,
         warm: &[&str],
+        extra: &[(&'static str, &str)],
         configure: impl FnOnce(&mut echo_edge::EdgeConfig),
     ) -> Self {
         let dynamo = services::dynalite().await;
@@ -55,7 +57,7 @@ impl Faithful {
         // The Lambdas call the Lambda API (functions, fan-out) at the same watch they run
         // under; its port is only known once it runs, so they find it through a fixed one.
         let lambda_port = services::free_port();
-        let env: Vec<(&str, String)> = vec![
+        let mut env: Vec<(&str, String)> = vec![
             ("AWS_REGION", "us-east-1".into()),
             ("AWS_ACCESS_KEY_ID", MANAGE_TOKEN.into()),
             ("AWS_SECRET_ACCESS_KEY", "local".into()),
@@ -75,6 +77,7 @@ impl Faithful {
                 format!("http://127.0.0.1:{lambda_port}"),
             ),
         ];
+        env.extend(extra.iter().map(|&(k, v)| (k, v.to_owned())));
         let lambdas = services::lambda_watch_on(lambda_port, &env, warm).await;
         let endpoint = lambdas.endpoint.clone();
         let edge = TestEdge::start_with(
@@ -106,6 +109,7 @@ async fn the_aws_code_path_works_end_to_end() {
             "angry",
             "emojify",
         ],
+        &[],
         |_| {},
     )
     .await;
@@ -181,6 +185,7 @@ async fn each_publishers_order_holds_through_concurrent_invocations() {
     let f = Faithful::start(
         r#"{"apps":{"chat-demo":{"channels":{"ordered":{"functions":["sleepy"],"timeoutMs":5000}}}}}"#,
         &["connect-handler", "message-handler", "fanout", "sleepy"],
+        &[],
         |c| c.concurrent_frames = true,
     )
     .await;
@@ -194,14 +199,20 @@ async fn each_publishers_order_holds_through_concurrent_invocations() {
     const EACH: u64 = 150;
     let mut p0 = edge.connect(&edge.token("chat-demo", "p0")).await;
     let mut p1 = edge.connect(&edge.token("chat-demo", "p1")).await;
-    tokio::join!(publish_windowed(&mut p0, 0, EACH), publish_windowed(&mut p1, 1, EACH));
+    tokio::join!(
+        publish_windowed(&mut p0, 0, EACH),
+        publish_windowed(&mut p1, 1, EACH)
+    );
     for s in &mut subscribers {
         let mut by_seq = std::collections::BTreeMap::new();
         while by_seq.len() < (2 * EACH) as usize {
             let m = s.recv().await;
             assert_eq!(m["type"], "message", "{m}");
             let seq = m["seq"].as_u64().unwrap();
-            assert!(by_seq.insert(seq, m["data"].clone()).is_none(), "seq {seq} twice");
+            assert!(
+                by_seq.insert(seq, m["data"].clone()).is_none(),
+                "seq {seq} twice"
+            );
         }
         assert_eq!(
             by_seq.keys().copied().collect::<Vec<_>>(),
@@ -232,13 +243,63 @@ async fn publish_windowed(c: &mut echo_tests::Client, p: u64, each: u64) {
     while acked < each {
         while sent < each && sent - acked < WINDOW {
             let sleep_ms = if sent % 3 == 0 { 60 } else { 0 };
-            c.send(json!({"action": "publish", "channel": "ordered", "id": format!("{p}-{sent}"),
-                "order": sent + 1, "data": {"p": p, "i": sent, "sleepMs": sleep_ms}}))
-                .await;
+            c.send(
+                json!({"action": "publish", "channel": "ordered", "id": format!("{p}-{sent}"),
+                "order": sent + 1, "data": {"p": p, "i": sent, "sleepMs": sleep_ms}}),
+            )
+            .await;
             sent += 1;
         }
         let v = c.recv().await;
         assert_eq!(v["type"], "ack", "{v}");
         acked += 1;
     }
+}
+
+/// The per-connection publish allowance holds across concurrent invocations: it is counted with
+/// the connection's record in DynamoDB. One a second with bursts of 20 is windows of 20 s holding
+/// 20 each; sixty publishes sent at once get 20 acks per window they span, the rest
+/// `rate_limited` with when to retry, and another connection is not held back.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_publish_rate_holds_across_concurrent_invocations() {
+    let f = Faithful::start(
+        r#"{"apps":{}}"#,
+        &["connect-handler", "message-handler", "fanout"],
+        &[("ECHO_PUBLISH_RATE", "1"), ("ECHO_PUBLISH_BURST", "20")],
+        |c| c.concurrent_frames = true,
+    )
+    .await;
+    let edge = &f.edge;
+    let mut flood = edge.connect(&edge.token("chat-demo", "flood")).await;
+    let window = || SystemClock.now_ms() / 20_000;
+    let first = window();
+    for i in 0..60 {
+        flood
+            .send(
+                json!({"action": "publish", "channel": "boring", "id": format!("f{i}"), "data": i}),
+            )
+            .await;
+    }
+    let (mut acked, mut limited) = (0, 0);
+    for _ in 0..60 {
+        let v = flood.recv().await;
+        match v["type"].as_str() {
+            Some("ack") => acked += 1,
+            _ => {
+                assert_eq!(v["code"], "rate_limited", "{v}");
+                assert!(v["message"].as_str().unwrap().contains("retry in"), "{v}");
+                limited += 1;
+            }
+        }
+    }
+    let windows = (window() - first + 1) as usize;
+    assert!(
+        (20..=20 * windows).contains(&acked),
+        "{acked} acks in {windows} windows of 20"
+    );
+    assert_eq!(acked + limited, 60);
+    let mut other = edge.connect(&edge.token("chat-demo", "other")).await;
+    let ack = other.publish("boring", json!("me too"), "o1").await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    f.edge.edge.shutdown().await;
 }

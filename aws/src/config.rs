@@ -45,6 +45,11 @@ pub struct Config {
     pub fanout_batch_size: usize,
     /// `ECHO_JWT_SECRET`: the HS256 secret tokens are signed with (the connect handler's).
     pub jwt_secret: String,
+    /// `ECHO_PUBLISH_RATE` (default 100, 0 for no limit): publishes per second one connection
+    /// may sustain.
+    pub publish_rate: u32,
+    /// `ECHO_PUBLISH_BURST` (default 200): publishes one connection may make at once.
+    pub publish_burst: u32,
 }
 
 /// Reads variables through a function, so tests need not touch the process environment.
@@ -135,6 +140,18 @@ impl Config {
                 "a number from 1 to 100000",
             )?,
             jwt_secret: (env.0)("ECHO_JWT_SECRET").unwrap_or_default(),
+            publish_rate: env.number(
+                "ECHO_PUBLISH_RATE",
+                100,
+                |n: &u32| *n <= 100_000,
+                "0 to 100000 publishes a second",
+            )?,
+            publish_burst: env.number(
+                "ECHO_PUBLISH_BURST",
+                200,
+                |n: &u32| (1..=100_000).contains(n),
+                "1 to 100000 publishes",
+            )?,
         })
     }
 
@@ -188,6 +205,8 @@ impl std::fmt::Debug for Config {
             .field("associations_cache", &self.associations_cache)
             .field("fanout_concurrency", &self.fanout_concurrency)
             .field("fanout_batch_size", &self.fanout_batch_size)
+            .field("publish_rate", &self.publish_rate)
+            .field("publish_burst", &self.publish_burst)
             .field("jwt_secret", &Secret(&self.jwt_secret))
             .finish()
     }

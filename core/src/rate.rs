@@ -2,13 +2,47 @@
 //! `burst`. A publish over the limit is refused with `rate_limited` and the time after which one
 //! will be accepted; the connection stays open.
 //!
-//! The local edge keeps the buckets in memory. On AWS, API Gateway's stage throttling (the
-//! template's `ThrottlingRateLimit` and `ThrottlingBurstLimit`) limits the whole API instead.
+//! The local edge keeps the buckets in memory. On AWS, where each frame may be handled by another
+//! invocation, the allowance is kept with the connection's record instead ([`Allowance`], counted
+//! by [`ConnectionStore::take_publish`](crate::store::ConnectionStore::take_publish)): fixed
+//! windows of `burst / rate` seconds holding `burst` publishes each, the same sustained rate and
+//! burst, counted in one conditional write that also reads the record.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::ids::ConnectionId;
+
+/// A connection's publish allowance as a store counts it: at most `limit` publishes in each fixed
+/// window of `window_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Allowance {
+    pub limit: u32,
+    pub window_ms: u64,
+}
+
+impl Allowance {
+    /// `rate` publishes per second sustained, `burst` at once: windows of `burst / rate`
+    /// seconds (at least one) holding `burst` each. `None` when `rate` is 0 (no limit).
+    pub fn new(rate: u32, burst: u32) -> Option<Self> {
+        if rate == 0 {
+            return None;
+        }
+        let limit = burst.max(rate);
+        Some(Self {
+            limit,
+            window_ms: (u64::from(limit) * 1000)
+                .div_ceil(u64::from(rate))
+                .max(1000),
+        })
+    }
+
+    /// The window `now_ms` falls in, and the milliseconds until the next one.
+    pub fn window(&self, now_ms: u64) -> (u64, u64) {
+        let w = now_ms / self.window_ms;
+        (w, (w + 1) * self.window_ms - now_ms)
+    }
+}
 
 /// Decides whether a connection may publish now.
 pub trait RateLimiter: Send + Sync + 'static {
@@ -88,6 +122,21 @@ impl RateLimiter for TokenBuckets {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_allowance_keeps_the_rate_and_the_burst() {
+        let a = Allowance::new(100, 200).unwrap();
+        assert_eq!((a.limit, a.window_ms), (200, 2000));
+        assert_eq!(a.window(5_500), (2, 500));
+        assert_eq!(
+            Allowance::new(10, 3).unwrap(),
+            Allowance {
+                limit: 10,
+                window_ms: 1000
+            }
+        );
+        assert_eq!(Allowance::new(0, 10), None);
+    }
 
     #[test]
     fn a_burst_then_the_sustained_rate() {

@@ -261,6 +261,8 @@ pub async fn start_with(
                         limits: config.limits,
                         metrics: Arc::new(echo_core::metrics::NoMetrics),
                         limiter: limiter.clone(),
+                        // One process holds each connection: the buckets above count.
+                        store_rate: None,
                         verifier: TokenVerifier::new(&config.jwt_secret)?,
                         // A connection's frames are handed to the handler one at a time.
                         frames_in_order: true,

@@ -10,7 +10,7 @@ use echo_core::gateway::Gateway;
 use echo_core::limits::Limits;
 use echo_core::metrics::Metrics;
 use echo_core::publish::Publisher;
-use echo_core::rate::RateLimiter;
+use echo_core::rate::{Allowance, RateLimiter};
 use echo_core::store::ConnectionStore;
 
 /// What the message handler needs.
@@ -23,8 +23,12 @@ pub struct Deps {
     pub clock: Arc<dyn Clock>,
     pub limits: Limits,
     pub metrics: Arc<dyn Metrics>,
-    /// Publishes per connection (the local edge); API Gateway's stage throttling on AWS.
+    /// Publishes per connection, counted in this process (the local edge, whose connection
+    /// lives in one process).
     pub limiter: Arc<dyn RateLimiter>,
+    /// Publishes per connection, counted in the connection store, so that the allowance holds
+    /// across concurrent invocations (AWS). `None`: only `limiter` counts.
+    pub store_rate: Option<Allowance>,
     /// Checks the tokens `refresh` presents (the secret the connect handler verifies with).
     pub verifier: TokenVerifier,
     /// Whether the gateway hands a connection's frames over one at a time, in the order sent

@@ -36,6 +36,7 @@ use aws_lambda_events::encodings::Body;
 use echo_core::gateway::Frame;
 use echo_core::ids::{ConnectionId, random_hex};
 use echo_core::protocol::{ClientFrame, ErrorCode, ProtocolError, ServerFrame};
+use echo_core::store::PublishGrant;
 
 use reply::internal;
 
@@ -104,7 +105,8 @@ pub async fn start_frame(deps: &Deps, id: &ConnectionId, body: &str, is_binary: 
         Ok(f) => f,
         Err(e) => return Reply::Ready(Some(e.to_frame())),
     };
-    // A publish that must take its turn reads what is settled with the record, in one read.
+    // A publish that must take its turn reads what is settled with the record, and one counted
+    // in the store is counted in the same request.
     let ordered = match &frame {
         ClientFrame::Publish {
             channel,
@@ -113,14 +115,42 @@ pub async fn start_frame(deps: &Deps, id: &ConnectionId, body: &str, is_binary: 
         } if !deps.frames_in_order => Some((channel.clone(), *n)),
         _ => None,
     };
-    let read = match &ordered {
-        Some((channel, _)) => deps.connections.get_publisher(id, channel).await,
-        None => deps
+    let mut limited = None;
+    let read = match (&frame, deps.store_rate) {
+        (ClientFrame::Publish { channel, .. }, Some(allowance)) => deps
             .connections
-            .get_connection(id)
+            .take_publish(id, channel, deps.clock.now_ms(), allowance)
             .await
-            .map(|r| r.map(|r| (r, 0))),
+            .map(|grant| match grant {
+                PublishGrant::Granted { record, settled } => Some((record, settled)),
+                PublishGrant::Limited { retry_ms } => {
+                    limited = Some(retry_ms);
+                    None
+                }
+                PublishGrant::Unknown => None,
+            }),
+        _ => match &ordered {
+            Some((channel, _)) => deps.connections.get_publisher(id, channel).await,
+            None => deps
+                .connections
+                .get_connection(id)
+                .await
+                .map(|r| r.map(|r| (r, 0))),
+        },
     };
+    if let Some(retry_ms) = limited {
+        // Refused, and settled in its turn so that the connection's next publish may go.
+        if let Some((channel, n)) = &ordered {
+            let order = order::Order { n: *n, settled: 0 };
+            order
+                .wait_turn(deps, id, channel, tokio::time::Instant::now())
+                .await;
+            order.settle(deps, id, channel).await;
+        }
+        return Reply::Ready(Some(
+            refusal_of(publish::rate_limited(retry_ms), &frame).to_frame(),
+        ));
+    }
     let (record, settled) = match read {
         Ok(Some(read)) => read,
         Ok(None) => return Reply::Ready(forget(deps, id).await),
@@ -251,9 +281,13 @@ mod tests {
         let event = fixture();
         let id = event.request_context.connection_id.as_deref().unwrap();
 
-        // Unknown connection: refused, nothing stored.
+        // Unknown connection: refused (through the gateway, then closed), nothing stored.
         let r = handle(&h.deps, &event).await;
-        assert!(body(r).contains(r#""code":"unauthorized""#));
+        assert_eq!(r.body, None);
+        let unknown = ConnectionId::from(id);
+        assert_eq!(h.posted_to(&unknown)[0]["code"], "unauthorized");
+        assert_eq!(*h.recorder.closed.lock().unwrap(), vec![unknown]);
+        h.recorder.posted.lock().unwrap().clear();
 
         h.connect(id, |c| c).await;
         let r = handle(&h.deps, &event).await;
@@ -301,10 +335,12 @@ mod tests {
         let unknown = ConnectionId::from("nobody");
         let reply = h
             .send(&unknown, json!({"action": "subscribe", "channel": "a"}))
-            .await
-            .unwrap();
-        assert_eq!(reply["code"], "unauthorized", "{reply}");
-        assert!(h.posted_to(&unknown).is_empty());
+            .await;
+        assert_eq!(reply, None, "the answer goes out before the close");
+        let posted = h.posted_to(&unknown);
+        assert_eq!(posted.len(), 1);
+        assert_eq!(posted[0]["code"], "unauthorized", "{posted:?}");
+        assert_eq!(*h.recorder.closed.lock().unwrap(), vec![unknown]);
     }
 
     #[tokio::test]

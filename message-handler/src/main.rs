@@ -14,6 +14,7 @@ use echo_core::auth::TokenVerifier;
 use echo_core::clock::SystemClock;
 use echo_core::limits::Limits;
 use echo_core::publish::Publisher;
+use echo_core::rate::Allowance;
 use lambda_runtime::{LambdaEvent, service_fn};
 
 #[tokio::main]
@@ -41,8 +42,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         metrics: Arc::new(Emf {
             service: "message-handler",
         }),
-        // API Gateway's stage throttling limits publishes on AWS.
+        // Invocations share nothing: the allowance is counted with the connection's record.
         limiter: Arc::new(echo_core::rate::Unlimited),
+        store_rate: Allowance::new(config.publish_rate, config.publish_burst),
         verifier: TokenVerifier::new(config.jwt_secret.as_bytes())?,
         // API Gateway may invoke the handler for one connection's frames at once.
         frames_in_order: false,

@@ -114,7 +114,8 @@ mod tests {
         let h = concurrent();
         let id = h.connect("c1", publish_to_rooms_only).await;
         let started = tokio::time::Instant::now();
-        let refused = json!({"action": "publish", "channel": "secret", "id": "p1", "order": 1, "data": 1});
+        let refused =
+            json!({"action": "publish", "channel": "secret", "id": "p1", "order": 1, "data": 1});
         let (refused, next) = tokio::join!(
             h.send(&id, refused),
             h.send(

@@ -48,6 +48,14 @@ pub(crate) async fn publish(
     reply
 }
 
+/// The refusal of a publish over the connection's allowance.
+pub(crate) fn rate_limited(retry_ms: u64) -> ProtocolError {
+    ProtocolError::new(
+        ErrorCode::RateLimited,
+        format!("this connection publishes faster than allowed; retry in {retry_ms} ms"),
+    )
+}
+
 /// What is left of a publish once its functions ran.
 enum Prepared {
     /// Store this message on this channel.
@@ -69,10 +77,7 @@ async fn prepare(
     claims.authorize_publish(channel)?;
     let ts = deps.clock.now_ms();
     if let Err(retry_ms) = deps.limiter.check(id, ts) {
-        return Err(ProtocolError::new(
-            ErrorCode::RateLimited,
-            format!("this connection publishes faster than allowed; retry in {retry_ms} ms"),
-        ));
+        return Err(rate_limited(retry_ms));
     }
     let associations = deps
         .associations
@@ -113,13 +118,17 @@ async fn prepare(
                 ChainOutcome::Dropped { function, reason } => {
                     deps.metrics.record(Metric::MessageDropped);
                     tracing::info!(connection_id = %id, channel = %channel, message_id = %msg_id, function, "message dropped");
-                    return Ok(Prepared::Answered(Reply::Ready(Some(ServerFrame::Ack(Ack {
-                        id: msg_id,
-                        channel: channel.clone(),
-                        seq: None,
-                        dropped: true,
-                        reason: Some(reason.unwrap_or_else(|| format!("dropped by {function}"))),
-                    })))));
+                    return Ok(Prepared::Answered(Reply::Ready(Some(ServerFrame::Ack(
+                        Ack {
+                            id: msg_id,
+                            channel: channel.clone(),
+                            seq: None,
+                            dropped: true,
+                            reason: Some(
+                                reason.unwrap_or_else(|| format!("dropped by {function}")),
+                            ),
+                        },
+                    )))));
                 }
                 ChainOutcome::Failed { function, error } => {
                     return Err(ProtocolError::new(

@@ -152,6 +152,7 @@ impl Harness {
             limits,
             metrics: recorder.clone(),
             limiter,
+            store_rate: None,
             verifier: TokenVerifier::new(SECRET).unwrap(),
             frames_in_order: true,
         };

@@ -187,7 +187,9 @@ async fn a_gap_is_filled_page_by_page() {
         let ask = server.recv().await;
         assert_eq!(ask["since"], since);
         let messages: Vec<Value> = page.into_iter().map(message).collect();
-        server.send(json!({"type": "history", "channel": "room", "messages": messages, "more": more}));
+        server.send(
+            json!({"type": "history", "channel": "room", "messages": messages, "more": more}),
+        );
     }
     let mut seqs = Vec::new();
     while seqs.len() < 4 {
@@ -211,7 +213,10 @@ async fn publishes_are_numbered_per_channel() {
         let mut seen = Vec::new();
         for _ in 0..3 {
             let p = server.recv().await;
-            seen.push((p["channel"].as_str().unwrap().to_owned(), p["order"].as_u64()));
+            seen.push((
+                p["channel"].as_str().unwrap().to_owned(),
+                p["order"].as_u64(),
+            ));
             server.send(json!({"type": "ack", "id": p["id"], "channel": p["channel"], "seq": 1}));
         }
         seen

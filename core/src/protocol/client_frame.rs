@@ -268,8 +268,7 @@ mod tests {
             }
         );
         assert_eq!(
-            ClientFrame::parse(r#"{"action":"publish","channel":"a","data":1,"order":7}"#)
-                .unwrap(),
+            ClientFrame::parse(r#"{"action":"publish","channel":"a","data":1,"order":7}"#).unwrap(),
             ClientFrame::Publish {
                 channel: ChannelName::new("a").unwrap(),
                 data: Value::from(1),
@@ -278,8 +277,7 @@ mod tests {
             }
         );
         assert!(
-            ClientFrame::parse(r#"{"action":"publish","channel":"a","data":1,"order":0}"#)
-                .is_err()
+            ClientFrame::parse(r#"{"action":"publish","channel":"a","data":1,"order":0}"#).is_err()
         );
         assert_eq!(
             ClientFrame::parse(r#"{"action":"history","channel":"a"}"#).unwrap(),

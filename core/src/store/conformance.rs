@@ -16,12 +16,13 @@ use serde_json::json;
 
 use super::{
     AssociationsStore, ConnectionRecord, ConnectionStore, HistoryPage, HistoryStore, PageLimit,
-    Subscribed,
+    PublishGrant, Subscribed,
 };
 use crate::auth::Claims;
 use crate::channel::{AppId, ChannelKey, ChannelName};
 use crate::ids::{ConnectionId, random_hex};
 use crate::message::NewMessage;
+use crate::rate::Allowance;
 use crate::store::StoreError;
 
 fn app() -> AppId {
@@ -188,7 +189,10 @@ async fn publish_orders(store: &dyn ConnectionStore, app: &AppId) {
         ChannelName::new("ordered").unwrap(),
         ChannelName::new("elsewhere").unwrap(),
     );
-    store.settle_order(&p, &room, 3).await.expect("settle unknown");
+    store
+        .settle_order(&p, &room, 3)
+        .await
+        .expect("settle unknown");
     assert_eq!(store.settled_order(&p, &room).await.expect("settled"), 0);
     assert_eq!(store.get_publisher(&p, &room).await.expect("get"), None);
     let rp = record(app, p.as_str());
@@ -216,8 +220,49 @@ async fn publish_orders(store: &dyn ConnectionStore, app: &AppId) {
         .expect("get")
         .expect("p");
     assert_eq!((renewed.expires_at, settled), (rp.expires_at + 60, 3));
+    publish_allowance(store, &p, &room).await;
     store.remove_connection(&p).await.expect("remove p");
     assert_eq!(store.settled_order(&p, &room).await.expect("settled"), 0);
+}
+
+/// `take_publish`: the allowance per window holds, also for concurrent calls, and a new window
+/// starts a new count.
+async fn publish_allowance(store: &dyn ConnectionStore, p: &ConnectionId, room: &ChannelName) {
+    let allowance = Allowance {
+        limit: 4,
+        window_ms: 1000,
+    };
+    let t = 7_000_000_250;
+    let takes =
+        futures_util::future::join_all((0..10).map(|_| store.take_publish(p, room, t, allowance)))
+            .await;
+    let granted = takes
+        .iter()
+        .filter(|g| matches!(g, Ok(PublishGrant::Granted { settled: 3, .. })))
+        .count();
+    assert_eq!(
+        granted, 4,
+        "concurrent publishes beyond the allowance: {takes:?}"
+    );
+    assert!(
+        takes.iter().all(|g| matches!(
+            g,
+            Ok(PublishGrant::Granted { .. } | PublishGrant::Limited { retry_ms: 750 })
+        )),
+        "{takes:?}"
+    );
+    assert!(matches!(
+        store.take_publish(p, room, t + 1000, allowance).await,
+        Ok(PublishGrant::Granted { .. })
+    ));
+    let stranger = ConnectionId::from("never-connected");
+    assert_eq!(
+        store
+            .take_publish(&stranger, room, t, allowance)
+            .await
+            .expect("take"),
+        PublishGrant::Unknown
+    );
 }
 
 /// `renew` replaces the claims and moves the expiry of the record and its subscriptions; a

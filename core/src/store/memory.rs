@@ -9,13 +9,14 @@ use async_trait::async_trait;
 
 use super::{
     AssociationsStore, ConnectionRecord, ConnectionStore, HistoryPage, HistoryStore, PageBuilder,
-    PageLimit, StoreError, StoreResult, Subscribed,
+    PageLimit, PublishGrant, StoreError, StoreResult, Subscribed,
 };
 use crate::auth::Claims;
 use crate::channel::{ChannelKey, ChannelName};
 use crate::clock::{Clock, SystemClock};
 use crate::ids::ConnectionId;
 use crate::message::{NewMessage, StoredMessage};
+use crate::rate::Allowance;
 
 #[derive(Default)]
 struct State {
@@ -24,6 +25,8 @@ struct State {
     subscribers: HashMap<ChannelKey, HashMap<ConnectionId, u64>>,
     /// Each connection's highest settled publish `order` per channel.
     orders: HashMap<ConnectionId, HashMap<ChannelName, u64>>,
+    /// Each connection's publish window and the publishes counted in it.
+    windows: HashMap<ConnectionId, (u64, u32)>,
     seqs: HashMap<ChannelKey, u64>,
     history: HashMap<ChannelKey, BTreeMap<u64, StoredMessage>>,
     associations: Option<String>,
@@ -96,6 +99,7 @@ impl ConnectionStore for MemoryStore {
     ) -> StoreResult<Option<(ConnectionRecord, Vec<ChannelKey>)>> {
         let mut s = self.state();
         s.orders.remove(id);
+        s.windows.remove(id);
         let Some((record, subs)) = s.connections.remove(id) else {
             return Ok(None);
         };
@@ -199,6 +203,30 @@ impl ConnectionStore for MemoryStore {
     ) -> StoreResult<Option<(ConnectionRecord, u64)>> {
         let settled = self.settled_order(id, channel).await?;
         Ok(self.get_connection(id).await?.map(|r| (r, settled)))
+    }
+
+    async fn take_publish(
+        &self,
+        id: &ConnectionId,
+        channel: &ChannelName,
+        now_ms: u64,
+        allowance: Allowance,
+    ) -> StoreResult<PublishGrant> {
+        let Some(record) = self.get_connection(id).await? else {
+            return Ok(PublishGrant::Unknown);
+        };
+        let settled = self.settled_order(id, channel).await?;
+        let (window, retry_ms) = allowance.window(now_ms);
+        let mut s = self.state();
+        let counted = s.windows.entry(id.clone()).or_insert((window, 0));
+        if counted.0 != window {
+            *counted = (window, 0);
+        }
+        if counted.1 >= allowance.limit {
+            return Ok(PublishGrant::Limited { retry_ms });
+        }
+        counted.1 += 1;
+        Ok(PublishGrant::Granted { record, settled })
     }
 
     async fn settled_order(&self, id: &ConnectionId, channel: &ChannelName) -> StoreResult<u64> {

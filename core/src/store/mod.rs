@@ -19,6 +19,7 @@ use crate::auth::Claims;
 use crate::channel::{ChannelKey, ChannelName};
 use crate::ids::ConnectionId;
 use crate::message::{NewMessage, StoredMessage};
+use crate::rate::Allowance;
 
 pub use memory::MemoryStore;
 pub use page::{HistoryPage, PageBuilder, PageLimit};
@@ -59,6 +60,20 @@ pub struct ConnectionRecord {
     /// When the record may be forgotten even without a `$disconnect` (API Gateway closes every
     /// connection after 2 hours), seconds since the Unix epoch; DynamoDB's TTL attribute.
     pub expires_at: u64,
+}
+
+/// What a publish's first read says ([`ConnectionStore::take_publish`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum PublishGrant {
+    /// Counted against the allowance: the record, and the order settled on the channel.
+    Granted {
+        record: ConnectionRecord,
+        settled: u64,
+    },
+    /// Over the allowance: nothing counted; a publish is allowed again in `retry_ms`.
+    Limited { retry_ms: u64 },
+    /// No such connection (or its record expired).
+    Unknown,
 }
 
 /// The result of a subscribe.
@@ -119,6 +134,17 @@ pub trait ConnectionStore: Send + Sync + 'static {
         id: &ConnectionId,
         channel: &ChannelName,
     ) -> StoreResult<Option<(ConnectionRecord, u64)>>;
+
+    /// Counts a publish of `id` against `allowance` at `now_ms` and reads its record with the
+    /// order settled on `channel`, in one step where the store can (one conditional write on
+    /// DynamoDB). Concurrent calls for one connection never let more than the allowance through.
+    async fn take_publish(
+        &self,
+        id: &ConnectionId,
+        channel: &ChannelName,
+        now_ms: u64,
+        allowance: Allowance,
+    ) -> StoreResult<PublishGrant>;
 
     /// The highest publish `order` of `id` on `channel` (of the connection's app) that is
     /// settled (committed, dropped or refused); 0 if none, or if the connection is not known.

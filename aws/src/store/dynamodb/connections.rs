@@ -2,11 +2,14 @@
 //! ways, the channel's subscriber shards.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, Select};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, Select};
 use echo_core::auth::Claims;
 use echo_core::channel::{ChannelKey, ChannelName};
 use echo_core::ids::ConnectionId;
-use echo_core::store::{ConnectionRecord, ConnectionStore, StoreError, StoreResult, Subscribed};
+use echo_core::rate::Allowance;
+use echo_core::store::{
+    ConnectionRecord, ConnectionStore, PublishGrant, StoreError, StoreResult, Subscribed,
+};
 
 use super::{
     DynamoStore, META_SK, conn_pk, expired, get_s, n, now_secs, record_of, s, settled_in, sub_sk,
@@ -260,6 +263,68 @@ impl ConnectionStore for DynamoStore {
         };
         let (record, _) = record_of(id, &item)?;
         Ok(Some((record, settled_in(&item, channel.as_str()))))
+    }
+
+    /// A conditional update of the connection's item counts the publish in the current window
+    /// and returns the item: one request when the window already has publishes, two at the
+    /// first publish of a window (the count is restarted; three when another invocation started
+    /// it meanwhile), and a read to tell a refusal from a connection that is gone. Concurrent invocations cannot both take the last publish: the
+    /// count is checked and raised in the same write.
+    async fn take_publish(
+        &self,
+        id: &ConnectionId,
+        channel: &ChannelName,
+        now_ms: u64,
+        allowance: Allowance,
+    ) -> StoreResult<PublishGrant> {
+        let (window, retry_ms) = allowance.window(now_ms);
+        // This window's publishes so far, under the limit.
+        let same = (
+            "SET rc = rc + :one",
+            "attribute_exists(pk) AND rw = :w AND rc < :max",
+        );
+        // The first publish of a window; when a concurrent one started it meanwhile, the count
+        // is tried again.
+        let first = (
+            "SET rw = :w, rc = :one",
+            "attribute_exists(pk) AND (attribute_not_exists(rw) OR rw < :w)",
+        );
+        let attempts = [same, first, same];
+        for (update, condition) in attempts {
+            let mut request = self
+                .client
+                .update_item()
+                .table_name(&self.tables.connections)
+                .key("pk", s(conn_pk(id)))
+                .key("sk", s(META_SK))
+                .update_expression(update)
+                .condition_expression(condition)
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":w", n(window))
+                .return_values(ReturnValue::AllNew);
+            if condition.contains(":max") {
+                request = request.expression_attribute_values(":max", n(allowance.limit.into()));
+            }
+            match request.send().await {
+                Ok(out) => {
+                    let item = out.attributes.unwrap_or_default();
+                    if expired(&item, now_secs()) {
+                        return Ok(PublishGrant::Unknown);
+                    }
+                    let (record, _) = record_of(id, &item)?;
+                    let settled = settled_in(&item, channel.as_str());
+                    return Ok(PublishGrant::Granted { record, settled });
+                }
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+                Err(e) => return Err(StoreError::backend(e)),
+            }
+        }
+        Ok(match self.live_item(id).await? {
+            Some(_) => PublishGrant::Limited { retry_ms },
+            None => PublishGrant::Unknown,
+        })
     }
 
     async fn settled_order(&self, id: &ConnectionId, channel: &ChannelName) -> StoreResult<u64> {
