@@ -3,18 +3,14 @@
 //! absorbed; when DynamoDB keeps refusing, the publisher gets a clear `internal` error and
 //! nothing is delivered.
 //!
-//! A small HTTP front answers DynamoDB's throttling error for the first N requests of each kind
-//! it is told to throttle and passes everything else to dynalite.
+//! A small HTTP front (`echo_tests::dynamo_front`) answers DynamoDB's throttling error for the
+//! first N requests of the kind it is told to throttle and passes everything else to dynalite.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
 use echo_aws::store::dynamodb::{DynamoStore, Tables};
 use echo_core::associations::{Associations, LiveAssociations};
 use echo_core::auth::Claims;
@@ -27,79 +23,20 @@ use echo_core::protocol::ServerFrame;
 use echo_core::publish::Publisher;
 use echo_core::store::memory::MemoryStore;
 use echo_core::store::{ConnectionRecord, ConnectionStore, HistoryStore};
+use echo_tests::dynamo_front::Front;
 use echo_tests::services;
 
-/// Throttles the next `remaining` requests whose `x-amz-target` ends with `target`.
-struct Front {
-    dynalite: String,
-    target: &'static str,
-    remaining: AtomicUsize,
-    throttled: AtomicUsize,
-    http: reqwest::Client,
-}
-
-async fn front(State(f): State<Arc<Front>>, headers: HeaderMap, body: Bytes) -> Response {
-    let target = headers
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    if target.ends_with(f.target)
-        && f.remaining
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
-    {
-        f.throttled.fetch_add(1, Ordering::SeqCst);
-        return (
-            StatusCode::BAD_REQUEST,
-            [("content-type", "application/x-amz-json-1.0")],
-            r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"The level of configured provisioned throughput for the table was exceeded."}"#,
-        )
-            .into_response();
-    }
-    let mut forward = f
-        .http
-        .post(&f.dynalite)
-        .header("x-amz-target", target)
-        .header("content-type", "application/x-amz-json-1.0");
-    for name in ["authorization", "x-amz-date"] {
-        if let Some(v) = headers.get(name).and_then(|v| v.to_str().ok()) {
-            forward = forward.header(name, v);
-        }
-    }
-    let r = forward.body(body).send().await.unwrap();
-    let status = StatusCode::from_u16(r.status().as_u16()).unwrap();
-    (
-        status,
-        [("content-type", "application/x-amz-json-1.0")],
-        r.bytes().await.unwrap(),
-    )
-        .into_response()
-}
-
+/// A front for `dynalite` with its tables created (unthrottled), then throttling the next
+/// `throttle` requests for `operation`.
 async fn start_front(
     dynalite: &str,
-    target: &'static str,
+    operation: &'static str,
     throttle: usize,
 ) -> (String, Arc<Front>) {
-    let f = Arc::new(Front {
-        dynalite: dynalite.to_owned(),
-        target,
-        remaining: AtomicUsize::new(0),
-        throttled: AtomicUsize::new(0),
-        http: reqwest::Client::new(),
-    });
-    let app = axum::Router::new()
-        .route("/", axum::routing::post(front))
-        .with_state(f.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    // Tables are created unthrottled; throttling starts once armed.
-    let store = store(&format!("http://{addr}"));
-    store.create_tables().await.unwrap();
-    f.remaining.store(throttle, Ordering::SeqCst);
-    (format!("http://{addr}"), f)
+    let (endpoint, front) = Front::start(dynalite).await;
+    store(&endpoint).create_tables().await.unwrap();
+    front.throttle(operation, throttle);
+    (endpoint, front)
 }
 
 fn store(endpoint: &str) -> DynamoStore {

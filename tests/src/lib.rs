@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod dynamo_front;
 pub mod proxy;
 pub mod services;
 

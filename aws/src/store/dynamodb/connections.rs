@@ -266,10 +266,12 @@ impl ConnectionStore for DynamoStore {
     }
 
     /// A conditional update of the connection's item counts the publish in the current window
-    /// and returns the item: one request when the window already has publishes, two at the
-    /// first publish of a window (the count is restarted; three when another invocation started
-    /// it meanwhile), and a read to tell a refusal from a connection that is gone. Concurrent invocations cannot both take the last publish: the
-    /// count is checked and raised in the same write.
+    /// and returns the item. There are two: one that adds to the window's count, one that starts
+    /// a window; which is tried first follows what this process last saw of the connection, so
+    /// a publish usually costs one request, two when the guess is wrong (another invocation
+    /// counted the connection meanwhile), and a read to tell a refusal from a connection that
+    /// is gone. Concurrent invocations cannot both take the last publish: the count is checked
+    /// and raised in the same write.
     async fn take_publish(
         &self,
         id: &ConnectionId,
@@ -289,7 +291,11 @@ impl ConnectionStore for DynamoStore {
             "SET rw = :w, rc = :one",
             "attribute_exists(pk) AND (attribute_not_exists(rw) OR rw < :w)",
         );
-        let attempts = [same, first, same];
+        let attempts = if self.counted_in(id, window) {
+            vec![same, first, same]
+        } else {
+            vec![first, same]
+        };
         for (update, condition) in attempts {
             let mut request = self
                 .client

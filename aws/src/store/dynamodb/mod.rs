@@ -58,7 +58,13 @@ pub struct Tables {
 pub struct DynamoStore {
     client: Client,
     tables: Tables,
+    /// The publish window this process last counted each connection in: which of the two
+    /// conditional writes of `take_publish` to try first (a guess; a wrong one costs a request).
+    windows: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<ConnectionId, u64>>>,
 }
+
+/// Connections whose last publish window a process remembers; past this it forgets them all.
+const REMEMBERED_WINDOWS: usize = 4096;
 
 fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
@@ -104,7 +110,20 @@ const META_SK: &str = "#meta";
 
 impl DynamoStore {
     pub fn new(client: Client, tables: Tables) -> Self {
-        Self { client, tables }
+        Self {
+            client,
+            tables,
+            windows: Default::default(),
+        }
+    }
+
+    /// Whether this process counted `id` in `window` already, and remembers it did now.
+    fn counted_in(&self, id: &ConnectionId, window: u64) -> bool {
+        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        if windows.len() >= REMEMBERED_WINDOWS && !windows.contains_key(id) {
+            windows.clear();
+        }
+        windows.insert(id.clone(), window) == Some(window)
     }
 
     fn shard(&self, id: &ConnectionId) -> u32 {

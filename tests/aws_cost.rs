@@ -1,0 +1,158 @@
+//! What a publish asks of DynamoDB on the AWS path: the message handler over the DynamoDB store
+//! (dynalite), every request counted by operation. A publish reads nothing it did not before:
+//! the per-connection allowance is counted in the write that reads the record, and `order`
+//! adds one write.
+//!
+//! The figures are printed as well as checked; `docs/aws.md` and `bench/README.md` quote them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use echo_aws::store::dynamodb::{DynamoStore, Tables};
+use echo_core::associations::{Associations, LiveAssociations};
+use echo_core::auth::{Claims, TokenVerifier};
+use echo_core::channel::{AppId, ChannelKey};
+use echo_core::clock::{Clock, ManualClock, SystemClock};
+use echo_core::ids::ConnectionId;
+use echo_core::limits::Limits;
+use echo_core::message::StoredMessage;
+use echo_core::publish::{DispatchError, Dispatcher, Publisher};
+use echo_core::rate::Allowance;
+use echo_core::store::{ConnectionRecord, ConnectionStore};
+use echo_tests::dynamo_front::Front;
+use echo_tests::services;
+use serde_json::json;
+
+/// Fan-out is its own Lambda on AWS; its requests are not the publish's.
+struct NoFanout;
+
+#[async_trait]
+impl Dispatcher for NoFanout {
+    async fn dispatch(&self, _: &ChannelKey, _: &StoredMessage) -> Result<(), DispatchError> {
+        Ok(())
+    }
+}
+
+/// Requests per publish, by operation, over `n` publishes.
+fn per_publish(counts: &BTreeMap<String, usize>, n: usize) -> BTreeMap<String, f64> {
+    counts
+        .iter()
+        .map(|(op, c)| (op.clone(), *c as f64 / n as f64))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_publish_costs_one_more_write_with_order_and_nothing_more_for_the_rate() {
+    let db = services::dynalite().await;
+    let (endpoint, front) = Front::start(&db.endpoint).await;
+    let store = Arc::new(DynamoStore::new(
+        services::dynamodb_client(&endpoint),
+        Tables {
+            connections: "echo-connections".into(),
+            history: "echo-history".into(),
+            subscriber_shards: 2,
+            history_ttl_secs: 86_400,
+        },
+    ));
+    store.create_tables().await.unwrap();
+    let clock = ManualClock::new(SystemClock.now_ms() / 10_000 * 10_000);
+    let app = AppId::new("chat-demo").unwrap();
+    for id in ["steady", "plain", "sporadic"] {
+        store
+            .put_connection(ConnectionRecord {
+                id: ConnectionId::from(id),
+                claims: Claims::new(app.clone(), id, SystemClock.now_secs() + 3600),
+                connected_at: clock.now_ms(),
+                expires_at: SystemClock.now_secs() + 3600,
+            })
+            .await
+            .unwrap();
+    }
+    let deps = message_handler::Deps {
+        connections: store.clone(),
+        publisher: Arc::new(Publisher::new(store.clone(), Arc::new(NoFanout))),
+        associations: Arc::new(LiveAssociations::new(
+            Associations::parse(r#"{"apps":{}}"#, &|_| true).unwrap(),
+        )),
+        invoker: Arc::new(echo_edge::invoker::InProcess::demo()),
+        gateway: Arc::new(echo_edge::gateway::LocalGateway::new(
+            Arc::new(SystemClock),
+            16,
+            echo_core::limits::DEFAULT_MAX_MESSAGE_BYTES,
+        )),
+        clock: Arc::new(clock.clone()),
+        limits: Limits::default(),
+        metrics: Arc::new(echo_core::metrics::NoMetrics),
+        limiter: Arc::new(echo_core::rate::Unlimited),
+        store_rate: Allowance::new(100, 200),
+        verifier: TokenVerifier::new(&[7; 32]).unwrap(),
+        frames_in_order: false,
+    };
+    let publish = |id: &'static str, n: u64, order: bool| {
+        let deps = &deps;
+        async move {
+            let frame = if order {
+                json!({"action": "publish", "channel": id, "data": n, "id": format!("{id}{n}"), "order": n})
+            } else {
+                json!({"action": "publish", "channel": id, "data": n, "id": format!("{id}{n}")})
+            };
+            let reply = message_handler::handle_frame(
+                deps,
+                &ConnectionId::from(id),
+                &frame.to_string(),
+                false,
+            )
+            .await
+            .unwrap();
+            assert!(reply.to_json().contains(r#""type":"ack""#), "{}", reply.to_json());
+        }
+    };
+    const N: u64 = 20;
+
+    // The first publish of the window, then publishes within it.
+    publish("steady", 1, true).await;
+    let mark = front.mark();
+    for n in 2..=N {
+        publish("steady", n, true).await;
+    }
+    let steady = front.counts_since(mark);
+    publish("plain", 1, false).await;
+    let mark = front.mark();
+    for n in 2..=N {
+        publish("plain", n, false).await;
+    }
+    let plain = front.counts_since(mark);
+    // One publish per window: each one starts a window's count.
+    let mark = front.mark();
+    for n in 1..=N {
+        clock.advance_ms(2_000);
+        publish("sporadic", n, true).await;
+    }
+    let sporadic = front.counts_since(mark);
+
+    let n = (N - 1) as usize;
+    println!("DynamoDB requests per publish (publishes within one window):");
+    println!("  without order: {:?}", per_publish(&plain, n));
+    println!("  with order:    {:?}", per_publish(&steady, n));
+    println!(
+        "  with order, one publish per window: {:?}",
+        per_publish(&sporadic, N as usize)
+    );
+    let ops = |c: &BTreeMap<String, usize>| c.values().sum::<usize>();
+    // The rate check, the seq, the message: what a publish cost before (a GetItem for the
+    // record, the seq's UpdateItem, the message's PutItem), the read now being the count.
+    assert_eq!(
+        plain,
+        BTreeMap::from([("PutItem".into(), n), ("UpdateItem".into(), 2 * n)])
+    );
+    assert_eq!(ops(&steady), ops(&plain) + n, "order adds one write");
+    assert_eq!(
+        ops(&sporadic),
+        ops(&steady) / n * N as usize,
+        "the first publish of a window starts it in its one write: the process knows the last"
+    );
+    assert!(!steady.contains_key("GetItem"), "no read waits for its turn");
+}
