@@ -39,7 +39,7 @@ async fn connections_api_posts_reads_and_closes() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
     assert_eq!(
         c.recv().await,
         json!({"type": "notice", "text": "from the backend"})

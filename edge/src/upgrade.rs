@@ -1,7 +1,6 @@
 //! The WebSocket upgrade at `/`: a place in the edge's capacity, `$connect`, then the
 //! connection's task. A request that is not an upgrade gets the demo page.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
@@ -12,6 +11,7 @@ use echo_core::gateway::Identity;
 use echo_core::ids::ConnectionId;
 use echo_core::protocol::{ErrorCode, ProtocolError};
 
+use crate::client_socket::Peer;
 use crate::events::{self, ConnectionContext};
 use crate::state::State;
 
@@ -25,7 +25,7 @@ const WRITE_BUFFER: usize = 64 * 1024;
 pub async fn root(
     AxState(state): AxState<Arc<State>>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -33,6 +33,9 @@ pub async fn root(
     let Ok(ws) = ws else {
         return crate::demo::index();
     };
+    // A whole upgrade request came: the handshake time is met (`$connect` may take longer).
+    peer.upgraded();
+    let peer = peer.addr;
     if state.shutdown.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
     }
@@ -85,11 +88,19 @@ pub async fn root(
         return (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
     }
     let transport_max = (state.config.limits.max_message_bytes * 4).max(1 << 20);
+    // In the table before the upgrade completes: `$connect` has announced the connection, and a
+    // post made on hearing of it waits in the outbox rather than finding no connection.
+    let identity = Identity {
+        source_ip: ctx.source_ip.clone(),
+        user_agent: ctx.user_agent.clone(),
+    };
+    let handle = state.gateway.register(ctx.connection_id.clone(), identity);
     let on_fail = {
         let state = state.clone();
         let ctx = ctx.clone();
         move |e: axum::Error| {
             tracing::info!(connection_id = %ctx.connection_id, error = %e, "upgrade failed");
+            state.gateway.unregister(&ctx.connection_id);
             let event = events::disconnect(&ctx, 1006, "upgrade failed", state.clock.now_ms());
             tokio::spawn(async move {
                 state.handlers.connect(&event).await;
@@ -105,11 +116,6 @@ pub async fn root(
         .write_buffer_size(WRITE_BUFFER)
         .on_failed_upgrade(on_fail)
         .on_upgrade(move |socket| {
-            let identity = Identity {
-                source_ip: ctx.source_ip.clone(),
-                user_agent: ctx.user_agent.clone(),
-            };
-            let handle = state.gateway.register(ctx.connection_id.clone(), identity);
             tracker.track_future(crate::connection::run(socket, state, ctx, handle, slot))
         })
 }
