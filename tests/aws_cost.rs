@@ -107,7 +107,11 @@ async fn a_publish_costs_one_more_write_with_order_and_nothing_more_for_the_rate
             )
             .await
             .unwrap();
-            assert!(reply.to_json().contains(r#""type":"ack""#), "{}", reply.to_json());
+            assert!(
+                reply.to_json().contains(r#""type":"ack""#),
+                "{}",
+                reply.to_json()
+            );
         }
     };
     const N: u64 = 20;
@@ -154,5 +158,8 @@ async fn a_publish_costs_one_more_write_with_order_and_nothing_more_for_the_rate
         ops(&steady) / n * N as usize,
         "the first publish of a window starts it in its one write: the process knows the last"
     );
-    assert!(!steady.contains_key("GetItem"), "no read waits for its turn");
+    assert!(
+        !steady.contains_key("GetItem"),
+        "no read waits for its turn"
+    );
 }

@@ -279,3 +279,105 @@ async fn large_history_and_replay_come_in_frames_api_gateway_carries() {
     a.publish("boring", json!({"i": 42}), "p42").await;
     assert_eq!(b.recv().await["seq"], 42, "the refused message took no seq");
 }
+
+/// Sockets that never become WebSockets: silent ones and one that drips its request a header at
+/// a time. Each takes a place in the socket capacity (the WebSockets allowed plus room for
+/// handshakes) and is closed once the handshake time passes; past the capacity a socket is
+/// closed at once. The management API answers all along, and a client gets in once the room is
+/// back.
+#[tokio::test(flavor = "multi_thread")]
+async fn sockets_that_are_not_websockets_are_bounded_and_closed_in_time() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let edge = TestEdge::start_with(
+        |c| {
+            c.max_connections = Some(4);
+            c.handshake_timeout = Duration::from_millis(800);
+        },
+        InProcess::demo(),
+    )
+    .await;
+    let (_, sockets) = echo_edge::capacity::limits(Some(4), None);
+    let started = tokio::time::Instant::now();
+    let mut silent = Vec::new();
+    for _ in 0..sockets + 10 {
+        silent.push(
+            tokio::net::TcpStream::connect(edge.edge.addr)
+                .await
+                .unwrap(),
+        );
+    }
+    let mut drip = tokio::net::TcpStream::connect(edge.edge.addr)
+        .await
+        .unwrap();
+
+    // Past the capacity, closed at once (the drip-feeder is among those).
+    let mut closed_at_once = 0;
+    for s in &mut silent {
+        let mut b = [0u8; 1];
+        if let Ok(Ok(0) | Err(_)) =
+            tokio::time::timeout(Duration::from_millis(100), s.read(&mut b)).await
+        {
+            closed_at_once += 1;
+        }
+    }
+    assert!(closed_at_once >= 10, "{closed_at_once} closed at once");
+    // The management API is not held up.
+    let r = edge
+        .http()
+        .get(edge.manage_url("/associations"))
+        .bearer_auth(echo_tests::MANAGE_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // Every held socket is closed within the handshake time (and a little).
+    for s in &mut silent {
+        let mut b = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(5), s.read(&mut b)).await;
+        assert!(matches!(read, Ok(Ok(0) | Err(_))), "{read:?}");
+    }
+    assert!(started.elapsed() < Duration::from_secs(3));
+    drop(silent);
+
+    // A request dripped a header every 200 ms is cut off at the handshake time.
+    let mut drip_started = tokio::time::Instant::now();
+    loop {
+        // The first attempt may have landed past the capacity; once there is room it is held.
+        if drip.write_all(b"GET / HTTP/1.1\r\n").await.is_ok() {
+            let mut b = [0u8; 1];
+            if tokio::time::timeout(Duration::from_millis(50), drip.read(&mut b))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        drip = tokio::net::TcpStream::connect(edge.edge.addr)
+            .await
+            .unwrap();
+        drip_started = tokio::time::Instant::now();
+    }
+    let cut = loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if drip.write_all(b"X-Slow: 1\r\n").await.is_err() {
+            break drip_started.elapsed();
+        }
+        let mut b = [0u8; 1];
+        if let Ok(Ok(0) | Err(_)) =
+            tokio::time::timeout(Duration::from_millis(10), drip.read(&mut b)).await
+        {
+            break drip_started.elapsed();
+        }
+        assert!(
+            drip_started.elapsed() < Duration::from_secs(5),
+            "never cut off"
+        );
+    };
+    assert!(cut >= Duration::from_millis(700), "cut after {cut:?}");
+
+    // And a client gets in.
+    let mut c = edge.connect(&edge.token("chat-demo", "late")).await;
+    c.send(json!({"action": "ping"})).await;
+    assert_eq!(c.recv().await["type"], "pong");
+}

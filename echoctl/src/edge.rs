@@ -81,6 +81,10 @@ pub struct EdgeArgs {
     /// open-file limit leaves room for, which also caps a larger value).
     #[arg(long, env = "ECHO_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
+    /// Close a client socket that is not a WebSocket this long after it was accepted (a silent
+    /// or slow request, an idle keep-alive).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    handshake_timeout: Duration,
 }
 
 impl EdgeArgs {
@@ -246,6 +250,7 @@ async fn serve(args: EdgeArgs, dev: bool) -> Result<(), Box<dyn std::error::Erro
     config.publish_rate = args.publish_rate;
     config.publish_burst = args.publish_burst;
     config.max_connections = args.max_connections;
+    config.handshake_timeout = args.handshake_timeout;
 
     let edge = echo_edge::start(config).await?;
     let host = match edge.addr.ip() {

@@ -56,6 +56,26 @@ pub fn max_connections(configured: Option<usize>, open_files: Option<u64>) -> us
     }
 }
 
+/// Sockets kept beyond the most WebSockets, for requests and upgrades in progress: a sixteenth,
+/// between 16 and 1,024.
+pub fn handshake_room(websockets: usize) -> usize {
+    (websockets / 16).clamp(16, 1024)
+}
+
+/// The most WebSockets and the most client sockets to hold: `configured` WebSockets (or what the
+/// open-file limit leaves room for), and room for handshakes beside them, all within the
+/// open-file limit less its reserve (which keeps the management API, the store and function
+/// calls in files).
+pub fn limits(configured: Option<usize>, open_files: Option<u64>) -> (usize, usize) {
+    let room = open_files.map_or(usize::MAX, connections_for);
+    let mut websockets = max_connections(configured, open_files);
+    let extra = handshake_room(websockets);
+    if websockets.saturating_add(extra) > room {
+        websockets = room.saturating_sub(extra).max(room / 2);
+    }
+    (websockets, websockets.saturating_add(extra).min(room))
+}
+
 /// The connections held, against the most allowed.
 #[derive(Debug)]
 pub struct Capacity {
@@ -122,6 +142,14 @@ mod tests {
         drop(a);
         let _c = capacity.try_take().unwrap();
         assert!(capacity.try_take().is_none());
+    }
+
+    #[test]
+    fn sockets_leave_room_for_handshakes_within_the_open_files() {
+        assert_eq!(limits(Some(100), Some(20_000)), (100, 116));
+        assert_eq!(limits(Some(20_000), Some(20_000)), (17_726, 18_750));
+        assert_eq!(limits(None, Some(20_000)), (17_726, 18_750));
+        assert_eq!(limits(Some(5), None), (5, 21));
     }
 
     #[test]

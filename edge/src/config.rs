@@ -15,6 +15,8 @@ pub const DEFAULT_OUTBOUND_QUEUE: usize = 4096;
 pub const DEFAULT_PUBLISH_RATE: u32 = 100;
 /// Publishes one connection may make at once by default.
 pub const DEFAULT_PUBLISH_BURST: u32 = 200;
+/// How long a client socket may take to become a WebSocket.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_HISTORY_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Everything the edge needs to start.
@@ -61,6 +63,9 @@ pub struct EdgeConfig {
     pub publish_rate: u32,
     /// Publishes one connection may make at once after a quiet period.
     pub publish_burst: u32,
+    /// How long a client socket may take to become a WebSocket (a request in full, or an idle
+    /// keep-alive after the demo page) before it is closed.
+    pub handshake_timeout: Duration,
     /// Client connections held at once; further upgrades get 503. `None`: as many as the
     /// process's open-file limit leaves room for ([`crate::capacity::connections_for`]), which is
     /// also the most a set value is allowed.
@@ -87,6 +92,7 @@ impl std::fmt::Debug for EdgeConfig {
             .field("publish_rate", &self.publish_rate)
             .field("publish_burst", &self.publish_burst)
             .field("max_connections", &self.max_connections)
+            .field("handshake_timeout", &self.handshake_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -116,6 +122,7 @@ impl EdgeConfig {
             publish_rate: DEFAULT_PUBLISH_RATE,
             publish_burst: DEFAULT_PUBLISH_BURST,
             max_connections: None,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
         }
     }
 }

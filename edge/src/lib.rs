@@ -30,6 +30,7 @@
 pub mod associations;
 pub mod capacity;
 pub mod client_routes;
+pub mod client_socket;
 pub mod config;
 pub mod connection;
 pub mod data_dir;

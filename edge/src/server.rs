@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use echo_core::associations::LiveAssociations;
 use echo_core::auth::{TokenIssuer, TokenVerifier};
 use echo_core::clock::{Clock, SystemClock};
@@ -21,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::capacity::Capacity;
+use crate::client_socket::{ClientListener, Peer};
 use crate::config::EdgeConfig;
 use crate::gateway::LocalGateway;
 use crate::invoker::{InProcess, Invoker, LambdaInvokeApi};
@@ -227,10 +227,9 @@ pub async fn start_with(
         })?;
 
     let open_files = crate::capacity::raise_open_files_limit();
-    let capacity = Capacity::new(crate::capacity::max_connections(
-        config.max_connections,
-        open_files,
-    ));
+    let (websockets, sockets) = crate::capacity::limits(config.max_connections, open_files);
+    let capacity = Capacity::new(websockets);
+    let sockets = Capacity::new(sockets);
     let limiter: Arc<dyn RateLimiter> = match config.publish_rate {
         0 => Arc::new(Unlimited),
         rate => Arc::new(TokenBuckets::new(rate, config.publish_burst)),
@@ -292,18 +291,10 @@ pub async fn start_with(
     let mut tasks = Vec::new();
     let app = crate::client_routes::routes(state.clone());
     let stop = shutdown.clone();
+    let listener = ClientListener::new(listener, sockets, state.config.handshake_timeout);
     tasks.push(tokio::spawn(async move {
-        // Small frames go out at once: a delivery never waits for the previous one's ACK.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "could not set TCP_NODELAY");
-            }
-        });
-        let serve = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { stop.cancelled().await });
+        let serve = axum::serve(listener, app.into_make_service_with_connect_info::<Peer>())
+            .with_graceful_shutdown(async move { stop.cancelled().await });
         if let Err(e) = serve.await {
             tracing::error!(error = %e, "client listener failed");
         }
