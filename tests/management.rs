@@ -141,6 +141,32 @@ async fn dev_tokens_only_in_dev_mode() {
         "{body}"
     );
 
+    // A page elsewhere whose name resolves to this machine (DNS rebinding) sends its own Host.
+    let http = edge.http();
+    let url = format!(
+        "http://{}/dev/token?app=chat-demo&role=admin",
+        edge.edge.addr
+    );
+    for (host, status) in [
+        ("evil.example:8080".to_owned(), 403),
+        (format!("localhost:{}", edge.edge.addr.port()), 200),
+    ] {
+        let r = http
+            .get(&url)
+            .header("host", host.as_str())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "Host {host}");
+        if status == 403 {
+            let body: Value = r.json().await.unwrap();
+            assert!(
+                body["error"].as_str().unwrap().contains("localhost"),
+                "{body}"
+            );
+        }
+    }
+
     let prod = TestEdge::start_with(
         |c| c.dev_mode = false,
         echo_edge::invoker::InProcess::demo(),

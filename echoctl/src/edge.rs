@@ -81,6 +81,10 @@ pub struct EdgeArgs {
     /// open-file limit leaves room for, which also caps a larger value).
     #[arg(long, env = "ECHO_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
+    /// In dev mode on an address beyond loopback, also hand `/dev/token` tokens (admin ones
+    /// included) to other machines, by IP address; otherwise only this machine gets them.
+    #[arg(long)]
+    dev_tokens_for_network: bool,
     /// Close a client socket that is not a WebSocket this long after it was accepted (a silent
     /// or slow request, an idle keep-alive).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
@@ -237,6 +241,7 @@ async fn serve(args: EdgeArgs, dev: bool) -> Result<(), Box<dyn std::error::Erro
     config.associations_file = args.associations;
     config.functions_endpoint = args.functions_endpoint;
     config.dev_mode = dev;
+    config.dev_tokens_for_network = dev && args.dev_tokens_for_network;
     config.limits.max_message_bytes = args.max_message_bytes;
     config.limits.max_subscriptions = args.max_subscriptions;
     config.limits.max_connection_age_secs = args.max_connection_age.as_secs();
@@ -274,6 +279,24 @@ async fn serve(args: EdgeArgs, dev: bool) -> Result<(), Box<dyn std::error::Erro
     match edge.state.capacity.max() {
         usize::MAX => println!("  connections     no limit ({open_files})"),
         max => println!("  connections     up to {max} ({open_files})"),
+    }
+    if dev && !edge.addr.ip().is_loopback() {
+        let who = if args.dev_tokens_for_network {
+            "ANYONE ON THE NETWORK who can reach this address"
+        } else {
+            "this machine only (--dev-tokens-for-network widens that)"
+        };
+        eprintln!();
+        eprintln!(
+            "  WARNING: dev mode on {}, beyond loopback.",
+            edge.addr.ip()
+        );
+        eprintln!(
+            "  /dev/token hands out tokens for any app and user, admin ones included, to {who}."
+        );
+        eprintln!("  Use `echoctl serve` with real tokens for anything others can reach.");
+        eprintln!();
+        tracing::warn!(addr = %edge.addr, for_network = args.dev_tokens_for_network, "dev mode beyond loopback: /dev/token serves tokens for any app and user");
     }
     if dev {
         if generated {

@@ -41,6 +41,9 @@ pub struct EdgeConfig {
     pub manage_token: String,
     /// Serves `/dev/token`, which hands out tokens to anyone who asks: for a laptop only.
     pub dev_mode: bool,
+    /// In dev mode, also serves dev tokens to peers on the network (when listening beyond
+    /// loopback); otherwise only this machine gets them.
+    pub dev_tokens_for_network: bool,
     pub limits: Limits,
     /// Closes a connection that sent nothing for this long (API Gateway: 10 minutes).
     pub idle_timeout: Duration,
@@ -118,6 +121,7 @@ impl EdgeConfig {
             history_retention: DEFAULT_HISTORY_RETENTION,
             faithful: None,
             concurrent_frames: false,
+            dev_tokens_for_network: false,
             manage_latency: Duration::ZERO,
             publish_rate: DEFAULT_PUBLISH_RATE,
             publish_burst: DEFAULT_PUBLISH_BURST,
