@@ -54,7 +54,13 @@ async fn subscriptions_per_connection_are_capped() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_subscriber_that_stops_reading_is_dropped_and_others_get_everything() {
-    let edge = TestEdge::start_with(|c| c.outbound_queue = 16, InProcess::demo()).await;
+    // Bound by frames, then by bytes (four 64 KB messages) with room for many frames.
+    slow_consumer_is_dropped(|c| c.outbound_queue = 16).await;
+    slow_consumer_is_dropped(|c| c.outbound_queue_bytes = 256 * 1024).await;
+}
+
+async fn slow_consumer_is_dropped(configure: impl FnOnce(&mut echo_edge::EdgeConfig)) {
+    let edge = TestEdge::start_with(configure, InProcess::demo()).await;
     let mut stalled = edge.connect(&edge.token("chat-demo", "stalled")).await;
     let mut reader = edge.connect(&edge.token("chat-demo", "reader")).await;
     let mut publisher = edge.connect(&edge.token("chat-demo", "pub")).await;

@@ -67,6 +67,9 @@ pub struct EdgeArgs {
     /// Frames queued per connection before it is dropped as a slow consumer.
     #[arg(long, default_value_t = echo_edge::config::DEFAULT_OUTBOUND_QUEUE)]
     outbound_queue: usize,
+    /// Bytes of frames queued per connection before it is dropped as a slow consumer.
+    #[arg(long, default_value_t = echo_edge::config::DEFAULT_OUTBOUND_QUEUE_BYTES)]
+    outbound_queue_bytes: usize,
     /// Delay every management API request this long, as API Gateway's management API takes tens
     /// of milliseconds per post (for measuring the AWS delivery path locally).
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
@@ -249,6 +252,7 @@ async fn serve(args: EdgeArgs, dev: bool) -> Result<(), Box<dyn std::error::Erro
     config.max_connection_age = args.max_connection_age;
     config.history_retention = args.history_retention;
     config.outbound_queue = args.outbound_queue;
+    config.outbound_queue_bytes = args.outbound_queue_bytes;
     config.faithful = args.faithful;
     config.concurrent_frames = args.concurrent_frames;
     config.manage_latency = args.manage_latency;
@@ -276,9 +280,11 @@ async fn serve(args: EdgeArgs, dev: bool) -> Result<(), Box<dyn std::error::Erro
     let open_files = edge
         .open_files
         .map_or_else(|| "no limit read".to_owned(), |n| format!("open files {n}"));
-    match edge.state.capacity.max() {
-        usize::MAX => println!("  connections     no limit ({open_files})"),
-        max => println!("  connections     up to {max} ({open_files})"),
+    match (edge.state.capacity.max(), edge.sockets) {
+        (usize::MAX, _) => println!("  connections     no limit ({open_files})"),
+        (max, sockets) => println!(
+            "  connections     up to {max}, {sockets} sockets with handshakes ({open_files})"
+        ),
     }
     if dev && !edge.addr.ip().is_loopback() {
         let who = if args.dev_tokens_for_network {

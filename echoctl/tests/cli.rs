@@ -166,15 +166,22 @@ fn the_edge_raises_its_open_file_limit_and_says_how_many_connections_it_holds() 
     let hard = open_files_field("/proc/self/limits", 4);
     let (line, open_files) = banner_line_and_open_files(&[], "connections");
     assert_eq!(open_files, hard, "the soft limit is raised to the hard one");
-    let room = echo_edge::capacity::connections_for(hard);
+    let (websockets, sockets) = echo_edge::capacity::limits(None, Some(hard));
+    assert_eq!(
+        sockets,
+        echo_edge::capacity::connections_for(hard),
+        "sockets take what the open files leave room for"
+    );
     assert_eq!(
         line.trim(),
-        format!("connections     up to {room} (open files {hard})")
+        format!(
+            "connections     up to {websockets}, {sockets} sockets with handshakes (open files {hard})"
+        )
     );
 
     let (line, _) = banner_line_and_open_files(&["--max-connections", "3"], "connections");
     assert_eq!(
         line.trim(),
-        format!("connections     up to 3 (open files {hard})")
+        format!("connections     up to 3, 19 sockets with handshakes (open files {hard})")
     );
 }

@@ -10,6 +10,9 @@ use echo_core::limits::Limits;
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// Frames queued for one connection before it counts as a slow consumer.
 pub const DEFAULT_OUTBOUND_QUEUE: usize = 4096;
+/// Bytes of frames queued per connection before it is dropped as a slow consumer: 32 frames at
+/// the 128 KB message limit.
+pub const DEFAULT_OUTBOUND_QUEUE_BYTES: usize = 4 * 1024 * 1024;
 /// How long stored messages are kept.
 /// Publishes per second one connection may sustain by default.
 pub const DEFAULT_PUBLISH_RATE: u32 = 100;
@@ -50,6 +53,8 @@ pub struct EdgeConfig {
     /// Closes a connection this old (API Gateway: 2 hours).
     pub max_connection_age: Duration,
     pub outbound_queue: usize,
+    /// Bytes of frames queued per connection before it is dropped as a slow consumer.
+    pub outbound_queue_bytes: usize,
     pub history_retention: Duration,
     /// Faithful mode: send API Gateway events to the handler Lambdas at this Lambda Invoke API
     /// endpoint (`cargo lambda watch`) instead of running the handlers in-process.
@@ -88,6 +93,7 @@ impl std::fmt::Debug for EdgeConfig {
             .field("idle_timeout", &self.idle_timeout)
             .field("max_connection_age", &self.max_connection_age)
             .field("outbound_queue", &self.outbound_queue)
+            .field("outbound_queue_bytes", &self.outbound_queue_bytes)
             .field("history_retention", &self.history_retention)
             .field("faithful", &self.faithful)
             .field("concurrent_frames", &self.concurrent_frames)
@@ -118,6 +124,7 @@ impl EdgeConfig {
             max_connection_age: Duration::from_secs(limits.max_connection_age_secs),
             limits,
             outbound_queue: DEFAULT_OUTBOUND_QUEUE,
+            outbound_queue_bytes: DEFAULT_OUTBOUND_QUEUE_BYTES,
             history_retention: DEFAULT_HISTORY_RETENTION,
             faithful: None,
             concurrent_frames: false,

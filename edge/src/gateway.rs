@@ -65,7 +65,7 @@ impl ConnHandle {
 
     fn send_all(
         &self,
-        messages: impl ExactSizeIterator<Item = Message>,
+        messages: impl ExactSizeIterator<Item = Message> + Clone,
     ) -> Result<(), GatewayError> {
         self.sent(self.outbox.push_all(messages))
     }
@@ -90,6 +90,7 @@ pub struct LocalGateway {
     conns: RwLock<HashMap<ConnectionId, Arc<ConnHandle>>>,
     clock: Arc<dyn Clock>,
     queue: usize,
+    queue_bytes: usize,
     max_frame: usize,
 }
 
@@ -101,8 +102,15 @@ impl LocalGateway {
             conns: RwLock::new(HashMap::new()),
             clock,
             queue: queue.max(1),
+            queue_bytes: crate::config::DEFAULT_OUTBOUND_QUEUE_BYTES,
             max_frame,
         }
+    }
+
+    /// At most `bytes` of frames wait for each connection (besides the frame bound).
+    pub fn with_queue_bytes(mut self, bytes: usize) -> Self {
+        self.queue_bytes = bytes;
+        self
     }
 
     /// Refuses a frame API Gateway would not carry. Echo builds none; should one appear, it is
@@ -123,7 +131,7 @@ impl LocalGateway {
     pub fn register(&self, id: ConnectionId, identity: Identity) -> Arc<ConnHandle> {
         let now = self.clock.now_ms();
         let handle = Arc::new(ConnHandle {
-            outbox: Outbox::new(self.queue),
+            outbox: Outbox::new(self.queue, self.queue_bytes),
             close_reason: Mutex::new(None),
             connected_at: now,
             last_active: AtomicU64::new(now),

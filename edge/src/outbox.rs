@@ -1,4 +1,6 @@
-//! A connection's outbound queue: bounded, many posters, one writer.
+//! A connection's outbound queue: bounded in frames and in bytes, many posters, one writer. The
+//! bytes bound what a client that stops reading can pin: at the frame bound alone, 4,096 frames
+//! of 127 KB held half a gigabyte for one slow subscriber.
 //!
 //! Most connections are idle most of the time, so the queue holds no allocation while it is
 //! empty: an idle connection costs the size of this struct, where a channel would keep a block
@@ -15,10 +17,13 @@ pub struct Outbox {
     state: Mutex<State>,
     ready: Notify,
     capacity: usize,
+    max_bytes: usize,
 }
 
 struct State {
     queue: VecDeque<Message>,
+    /// The payload bytes of what is queued.
+    bytes: usize,
     /// The edge is closing the connection: the writer stops waiting for messages.
     interrupted: bool,
     /// The writer has stopped: nothing more is accepted.
@@ -29,6 +34,9 @@ impl State {
     /// The next message; an emptied queue gives its memory back.
     fn take(&mut self) -> Option<Message> {
         let message = self.queue.pop_front();
+        if let Some(m) = &message {
+            self.bytes -= size(m);
+        }
         if self.queue.is_empty() && self.queue.capacity() > 0 {
             self.queue = VecDeque::new();
         }
@@ -36,26 +44,44 @@ impl State {
     }
 }
 
+/// The bytes a message holds while queued.
+fn size(m: &Message) -> usize {
+    match m {
+        Message::Text(t) => t.len(),
+        Message::Binary(b) | Message::Ping(b) | Message::Pong(b) => b.len(),
+        Message::Close(_) => 0,
+    }
+}
+
 /// Why a message was not queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PushError {
-    /// `capacity` messages are already waiting.
+    /// `capacity` messages, or `max_bytes`, are already waiting.
     Full,
     /// The writer has stopped.
     Closed,
 }
 
 impl Outbox {
-    pub fn new(capacity: usize) -> Self {
+    /// At most `capacity` messages and `max_bytes` of them; a first message is always taken.
+    pub fn new(capacity: usize, max_bytes: usize) -> Self {
         Self {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
+                bytes: 0,
                 interrupted: false,
                 closed: false,
             }),
             ready: Notify::new(),
             capacity: capacity.max(1),
+            max_bytes,
         }
+    }
+
+    /// Whether `count` more messages of `bytes` in all fit.
+    fn fits(&self, s: &State, count: usize, bytes: usize) -> bool {
+        s.queue.is_empty()
+            || (s.queue.len() + count <= self.capacity && s.bytes + bytes <= self.max_bytes)
     }
 
     /// Queues `message` without waiting.
@@ -65,9 +91,11 @@ impl Outbox {
             if s.closed {
                 return Err(PushError::Closed);
             }
-            if s.queue.len() >= self.capacity {
+            let bytes = size(&message);
+            if !self.fits(&s, 1, bytes) {
                 return Err(PushError::Full);
             }
+            s.bytes += bytes;
             s.queue.push_back(message);
         }
         self.ready.notify_one();
@@ -77,16 +105,18 @@ impl Outbox {
     /// Queues all of `messages`, in order, or none of them.
     pub fn push_all(
         &self,
-        messages: impl ExactSizeIterator<Item = Message>,
+        messages: impl ExactSizeIterator<Item = Message> + Clone,
     ) -> Result<(), PushError> {
         {
             let mut s = self.lock();
             if s.closed {
                 return Err(PushError::Closed);
             }
-            if s.queue.len() + messages.len() > self.capacity {
+            let bytes: usize = messages.clone().map(|m| size(&m)).sum();
+            if !self.fits(&s, messages.len(), bytes) {
                 return Err(PushError::Full);
             }
+            s.bytes += bytes;
             s.queue.extend(messages);
         }
         self.ready.notify_one();
@@ -150,7 +180,7 @@ mod tests {
 
     #[tokio::test]
     async fn delivers_in_order_and_refuses_past_capacity() {
-        let outbox = Outbox::new(2);
+        let outbox = Outbox::new(2, usize::MAX);
         outbox.push(text("a")).unwrap();
         outbox.push(text("b")).unwrap();
         assert_eq!(outbox.push(text("c")), Err(PushError::Full));
@@ -171,9 +201,22 @@ mod tests {
         assert_eq!(outbox.push(text("d")), Err(PushError::Closed));
     }
 
+    #[test]
+    fn the_bytes_queued_are_bounded_too() {
+        let outbox = Outbox::new(100, 10);
+        outbox.push(text("123456")).unwrap();
+        assert_eq!(outbox.push(text("12345")), Err(PushError::Full));
+        outbox.push(text("1234")).unwrap();
+        assert_eq!(outbox.try_pop(), Some(text("123456")));
+        outbox.push(text("12345")).unwrap();
+        while outbox.try_pop().is_some() {}
+        // An empty queue takes any one message, whatever its size.
+        outbox.push(text(&"x".repeat(50))).unwrap();
+    }
+
     #[tokio::test]
     async fn a_waiting_writer_wakes_for_a_push() {
-        let outbox = std::sync::Arc::new(Outbox::new(8));
+        let outbox = std::sync::Arc::new(Outbox::new(8, usize::MAX));
         let writer = tokio::spawn({
             let outbox = outbox.clone();
             async move { outbox.pop().await }
@@ -185,7 +228,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_interrupt_stops_the_writer_and_keeps_the_queue() {
-        let outbox = std::sync::Arc::new(Outbox::new(8));
+        let outbox = std::sync::Arc::new(Outbox::new(8, usize::MAX));
         let writer = tokio::spawn({
             let outbox = outbox.clone();
             async move {
@@ -202,7 +245,7 @@ mod tests {
 
     #[test]
     fn an_emptied_queue_gives_back_its_memory() {
-        let outbox = Outbox::new(1000);
+        let outbox = Outbox::new(1000, usize::MAX);
         for i in 0..5 {
             outbox.push(text(&i.to_string())).unwrap();
         }

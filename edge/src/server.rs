@@ -73,6 +73,8 @@ pub struct RunningEdge {
     pub manage_addr: SocketAddr,
     /// The process's open-file limit, as raised at start (`None` where there is none to read).
     pub open_files: Option<u64>,
+    /// Client sockets held at once: the WebSockets allowed and room for handshakes.
+    pub sockets: usize,
     pub state: Arc<State>,
     tasks: Vec<JoinHandle<()>>,
     /// The embedded store, to know when the last user of it is gone.
@@ -165,11 +167,14 @@ pub async fn start_with(
     let store_weak = Arc::downgrade(&store);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let connections = Arc::new(MemoryStore::with_clock(clock.clone()));
-    let gateway = Arc::new(LocalGateway::new(
-        clock.clone(),
-        config.outbound_queue,
-        config.limits.max_message_bytes,
-    ));
+    let gateway = Arc::new(
+        LocalGateway::new(
+            clock.clone(),
+            config.outbound_queue,
+            config.limits.max_message_bytes,
+        )
+        .with_queue_bytes(config.outbound_queue_bytes),
+    );
     let invoker: Arc<dyn FunctionInvoker> = Arc::new(Invoker {
         local: functions,
         remote: config
@@ -229,6 +234,7 @@ pub async fn start_with(
     let open_files = crate::capacity::raise_open_files_limit();
     let (websockets, sockets) = crate::capacity::limits(config.max_connections, open_files);
     let capacity = Capacity::new(websockets);
+    let socket_count = sockets;
     let sockets = Capacity::new(sockets);
     let limiter: Arc<dyn RateLimiter> = match config.publish_rate {
         0 => Arc::new(Unlimited),
@@ -333,6 +339,7 @@ pub async fn start_with(
         addr,
         manage_addr,
         open_files,
+        sockets: socket_count,
         state,
         tasks,
         store: store_weak,
