@@ -387,3 +387,45 @@ async fn sockets_that_are_not_websockets_are_bounded_and_closed_in_time() {
     c.send(json!({"action": "ping"})).await;
     assert_eq!(c.recv().await["type"], "pong");
 }
+
+/// Subscribes and unsubscribes share the connection's allowance with publishes: a flood of them
+/// is refused past it, so a client cannot grow `$status` (one event per subscription change)
+/// faster than that.
+#[tokio::test(flavor = "multi_thread")]
+async fn subscribe_floods_are_rate_limited_and_status_stays_small() {
+    let edge = TestEdge::start_with(
+        |c| {
+            c.publish_rate = 5;
+            c.publish_burst = 10;
+        },
+        InProcess::demo(),
+    )
+    .await;
+    let mut c = edge.connect(&edge.token("chat-demo", "flood")).await;
+    for i in 0..40 {
+        let action = if i % 2 == 0 { "subscribe" } else { "unsubscribe" };
+        c.send(json!({"action": action, "channel": "boring"})).await;
+    }
+    let (mut answered, mut limited) = (0, 0);
+    while answered + limited < 40 {
+        let v = c.recv().await;
+        match v["type"].as_str() {
+            Some("subscribed" | "unsubscribed") => answered += 1,
+            _ => {
+                assert_eq!(v["code"], "rate_limited", "{v}");
+                assert_eq!(v["channel"], "boring", "{v}");
+                limited += 1;
+            }
+        }
+    }
+    assert!(answered <= 12, "{answered} went through");
+    assert!(limited >= 28, "{limited} refused");
+
+    let mut admin = edge.connect(&edge.admin_token("chat-demo")).await;
+    admin
+        .send(json!({"action": "history", "channel": "$status", "limit": 1000}))
+        .await;
+    let status = admin.recv().await;
+    let events = status["messages"].as_array().unwrap().len();
+    assert!(events <= 14, "{events} $status events for {answered} changes");
+}

@@ -115,9 +115,17 @@ pub async fn start_frame(deps: &Deps, id: &ConnectionId, body: &str, is_binary: 
         } if !deps.frames_in_order => Some((channel.clone(), *n)),
         _ => None,
     };
+    // Publishes, subscribes and unsubscribes share the connection's allowance: each subscribe
+    // or unsubscribe is store work and a `$status` event.
+    let counted = match &frame {
+        ClientFrame::Publish { channel, .. }
+        | ClientFrame::Subscribe { channel, .. }
+        | ClientFrame::Unsubscribe { channel } => Some(channel),
+        _ => None,
+    };
     let mut limited = None;
-    let read = match (&frame, deps.store_rate) {
-        (ClientFrame::Publish { channel, .. }, Some(allowance)) => deps
+    let read = match (counted, deps.store_rate) {
+        (Some(channel), Some(allowance)) => deps
             .connections
             .take_publish(id, channel, deps.clock.now_ms(), allowance)
             .await

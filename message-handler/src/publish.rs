@@ -48,11 +48,13 @@ pub(crate) async fn publish(
     reply
 }
 
-/// The refusal of a publish over the connection's allowance.
+/// The refusal of a frame over the connection's allowance.
 pub(crate) fn rate_limited(retry_ms: u64) -> ProtocolError {
     ProtocolError::new(
         ErrorCode::RateLimited,
-        format!("this connection publishes faster than allowed; retry in {retry_ms} ms"),
+        format!(
+            "this connection publishes, subscribes and unsubscribes faster than allowed; retry in {retry_ms} ms"
+        ),
     )
 }
 

@@ -8,7 +8,7 @@ use echo_core::store::ConnectionRecord;
 
 use crate::deps::Deps;
 use crate::reply::internal;
-use crate::subscription::unsubscribe;
+use crate::subscription::end;
 
 /// Verifies `token` and puts it in place of the connection's: its claims apply to every frame
 /// from now on, and the record (with its subscriptions) lives until the new token's expiry plus
@@ -52,7 +52,7 @@ pub(crate) async fn refresh(
         if claims.authorize_subscribe(&key.channel).is_ok() {
             continue;
         }
-        match unsubscribe(deps, id, &claims, &key.channel).await {
+        match end(deps, id, &claims, &key.channel).await {
             Ok(Some(frame)) => {
                 if let Err(e) = deps.gateway.post(id, &Frame::text(frame.to_json())).await {
                     tracing::info!(connection_id = %id, error = %e, "could not post to subscriber");

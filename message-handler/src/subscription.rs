@@ -21,6 +21,7 @@ pub(crate) async fn subscribe(
     since: Option<u64>,
 ) -> Result<Option<ServerFrame>, ProtocolError> {
     claims.authorize_subscribe(channel)?;
+    allowed(deps, id)?;
     let key = ChannelKey::new(claims.app.clone(), channel.clone());
     {
         // No message is dispatched to the channel while the subscription is put in place and the
@@ -120,7 +121,26 @@ async fn replay(
     Ok((frames, Some(replay_to)))
 }
 
+/// Counts the frame against the connection's allowance in this process (the local edge; on AWS
+/// the store counted it with the record).
+fn allowed(deps: &Deps, id: &ConnectionId) -> Result<(), ProtocolError> {
+    deps.limiter
+        .check(id, deps.clock.now_ms())
+        .map_err(crate::publish::rate_limited)
+}
+
 pub(crate) async fn unsubscribe(
+    deps: &Deps,
+    id: &ConnectionId,
+    claims: &Claims,
+    channel: &ChannelName,
+) -> Result<Option<ServerFrame>, ProtocolError> {
+    allowed(deps, id)?;
+    end(deps, id, claims, channel).await
+}
+
+/// Ends the subscription (a client's unsubscribe, or one a refreshed token no longer allows).
+pub(crate) async fn end(
     deps: &Deps,
     id: &ConnectionId,
     claims: &Claims,
