@@ -403,7 +403,11 @@ async fn subscribe_floods_are_rate_limited_and_status_stays_small() {
     .await;
     let mut c = edge.connect(&edge.token("chat-demo", "flood")).await;
     for i in 0..40 {
-        let action = if i % 2 == 0 { "subscribe" } else { "unsubscribe" };
+        let action = if i % 2 == 0 {
+            "subscribe"
+        } else {
+            "unsubscribe"
+        };
         c.send(json!({"action": action, "channel": "boring"})).await;
     }
     let (mut answered, mut limited) = (0, 0);
@@ -427,5 +431,8 @@ async fn subscribe_floods_are_rate_limited_and_status_stays_small() {
         .await;
     let status = admin.recv().await;
     let events = status["messages"].as_array().unwrap().len();
-    assert!(events <= 14, "{events} $status events for {answered} changes");
+    assert!(
+        events <= 14,
+        "{events} $status events for {answered} changes"
+    );
 }

@@ -14,6 +14,7 @@
 
 mod fanout_path;
 mod load;
+mod memory;
 mod report;
 mod results;
 mod startup;
@@ -44,12 +45,15 @@ enum Command {
     Fanout(fanout_path::FanoutArgs),
     /// Start-up of each Lambda binary under `cargo lambda watch`.
     Startup(startup::StartupArgs),
+    /// The edge's memory before, at the peak of and after a slow-consumer flood and large
+    /// history reads.
+    Memory(memory::MemoryArgs),
     /// Everything, side by side; writes docs/benchmarks.md.
     Suite(suite::SuiteArgs),
 }
 
 #[derive(Args)]
-struct TargetArgs {
+pub(crate) struct TargetArgs {
     #[arg(long, value_enum)]
     system: target::System,
     /// The system's address.
@@ -66,7 +70,7 @@ struct TargetArgs {
 }
 
 impl TargetArgs {
-    fn endpoint(&self) -> target::Endpoint {
+    pub(crate) fn endpoint(&self) -> target::Endpoint {
         target::Endpoint {
             system: self.system,
             addr: self.addr,
@@ -139,6 +143,7 @@ async fn run(cli: Cli) -> Result {
         }
         Command::Fanout(a) => fanout_path::run(a).await?,
         Command::Startup(a) => startup::run(a).await?,
+        Command::Memory(a) => memory::run(&a).await?,
         Command::Suite(a) => suite::run(a).await?,
     }
     Ok(())
