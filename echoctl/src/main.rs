@@ -10,6 +10,7 @@
 //! Modules: `config` (layering), `edge`, `jwt`, `secrets`, `init`, `functions`,
 //! `associations`, `aws` (SAM and stack state), `hash` (content hashes of function code).
 
+mod allocator;
 mod associations;
 mod aws;
 mod config;
@@ -77,6 +78,7 @@ struct ConfigArgs {
 }
 
 fn main() -> ExitCode {
+    allocator::configure();
     let matches = Cli::command().get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,

@@ -77,9 +77,14 @@ impl Listener for ClientListener {
 pub struct ClientSocket {
     tcp: TcpStream,
     _slot: Slot,
+    /// Until it is a WebSocket: whether the request said it is one, and when the socket is
+    /// closed otherwise. Both dropped once it is, so that an idle WebSocket keeps neither.
+    handshake: Option<Handshake>,
+}
+
+struct Handshake {
     upgraded: Arc<AtomicBool>,
-    /// Until it is a WebSocket: when it is closed. Dropped once upgraded.
-    deadline: Option<Pin<Box<Sleep>>>,
+    deadline: Pin<Box<Sleep>>,
 }
 
 impl ClientSocket {
@@ -87,8 +92,10 @@ impl ClientSocket {
         Self {
             tcp,
             _slot: slot,
-            upgraded: Arc::new(AtomicBool::new(false)),
-            deadline: Some(Box::pin(tokio::time::sleep(handshake))),
+            handshake: Some(Handshake {
+                upgraded: Arc::new(AtomicBool::new(false)),
+                deadline: Box::pin(tokio::time::sleep(handshake)),
+            }),
         }
     }
 }
@@ -100,10 +107,10 @@ impl AsyncRead for ClientSocket {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        if let Some(deadline) = &mut this.deadline {
-            if this.upgraded.load(Ordering::Relaxed) {
-                this.deadline = None;
-            } else if deadline.as_mut().poll(cx).is_ready() {
+        if let Some(handshake) = &mut this.handshake {
+            if handshake.upgraded.load(Ordering::Relaxed) {
+                this.handshake = None;
+            } else if handshake.deadline.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     "not a WebSocket within the handshake time",
@@ -160,9 +167,14 @@ impl Peer {
 
 impl Connected<IncomingStream<'_, ClientListener>> for Peer {
     fn connect_info(stream: IncomingStream<'_, ClientListener>) -> Self {
+        let upgraded = match &stream.io().handshake {
+            Some(h) => h.upgraded.clone(),
+            // Already a WebSocket: nothing to say.
+            None => Arc::new(AtomicBool::new(true)),
+        };
         Self {
             addr: *stream.remote_addr(),
-            upgraded: stream.io().upgraded.clone(),
+            upgraded,
         }
     }
 }
