@@ -4,6 +4,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { EchoClient, EchoError } from "../echo.js";
 import { sleep, startEdge, unique } from "../test-support/edge.mjs";
+import { ScriptedSocket as SilentSocket } from "../test-support/scripted-socket.mjs";
 
 const MAX_SUBSCRIPTIONS = 3;
 let edge;
@@ -28,28 +29,6 @@ function client(options = {}) {
   });
   clients.push(c);
   return c;
-}
-
-/** A WebSocket that opens and then never answers anything. */
-class SilentSocket {
-  static instances = [];
-  constructor(url) {
-    this.url = url;
-    this.readyState = 0;
-    this.sent = [];
-    SilentSocket.instances.push(this);
-    setTimeout(() => {
-      this.readyState = 1;
-      this.onopen?.({});
-    }, 0);
-  }
-  send(text) {
-    this.sent.push(JSON.parse(text));
-  }
-  close(code = 1005, reason = "") {
-    this.readyState = 3;
-    setTimeout(() => this.onclose?.({ code, reason }), 0);
-  }
 }
 
 describe("errors", { timeout: 30_000 }, () => {
@@ -122,7 +101,7 @@ describe("errors", { timeout: 30_000 }, () => {
     const c = new EchoClient({ url: "ws://silent.invalid/", token: "t", WebSocket: SilentSocket, requestTimeout: 200 });
     clients.push(c);
     await c.connect();
-    const socket = SilentSocket.instances.at(-1);
+    const socket = SilentSocket.all.at(-1);
     assert.equal(socket.url, "ws://silent.invalid/?token=t");
     const started = Date.now();
     await assert.rejects(c.publish("ch", 1), (err) => err.code === "timeout" && /may or may not/.test(err.message));

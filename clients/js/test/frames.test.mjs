@@ -5,37 +5,7 @@ import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { EchoClient } from "../echo.js";
 import { waitFor } from "../test-support/edge.mjs";
-
-/** A WebSocket whose server side is the test: `sent` holds client frames, `serve()` answers. */
-class ScriptedSocket {
-  static all = [];
-  constructor(url) {
-    this.url = url;
-    this.readyState = 0;
-    this.sent = [];
-    this.closedWith = null;
-    ScriptedSocket.all.push(this);
-    setTimeout(() => {
-      this.readyState = 1;
-      this.onopen?.({});
-    }, 0);
-  }
-  send(text) {
-    this.sent.push(JSON.parse(text));
-  }
-  close(code = 1005, reason = "") {
-    this.closedWith = { code, reason };
-    this.readyState = 3;
-    setTimeout(() => this.onclose?.({ code, reason }), 0);
-  }
-  serve(...frames) {
-    for (const f of frames) this.onmessage?.({ data: JSON.stringify(f) });
-  }
-  /** The last frame sent with this action. */
-  last(action) {
-    return this.sent.findLast((f) => f.action === action);
-  }
-}
+import { ScriptedSocket } from "../test-support/scripted-socket.mjs";
 
 const clients = [];
 after(() => Promise.all(clients.map((c) => c.close())));

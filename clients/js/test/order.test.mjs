@@ -6,34 +6,7 @@ import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { EchoClient } from "../echo.js";
 import { sleep, waitFor } from "../test-support/edge.mjs";
-
-/** A WebSocket whose server side is the test: `sent` holds client frames, `serve()` answers. */
-class ScriptedSocket {
-  static all = [];
-  constructor(url) {
-    this.url = url;
-    this.readyState = 0;
-    this.sent = [];
-    ScriptedSocket.all.push(this);
-    setTimeout(() => {
-      this.readyState = 1;
-      this.onopen?.({});
-    }, 0);
-  }
-  send(text) {
-    this.sent.push(JSON.parse(text));
-  }
-  close(code = 1005, reason = "") {
-    this.readyState = 3;
-    setTimeout(() => this.onclose?.({ code, reason }), 0);
-  }
-  serve(...frames) {
-    for (const f of frames) this.onmessage?.({ data: JSON.stringify(f) });
-  }
-  histories() {
-    return this.sent.filter((f) => f.action === "history");
-  }
-}
+import { ScriptedSocket } from "../test-support/scripted-socket.mjs";
 
 const clients = [];
 after(() => Promise.all(clients.map((c) => c.close())));
@@ -67,19 +40,19 @@ describe("delivery order", { timeout: 20_000 }, () => {
     socket.serve(msg(1));
     assert.deepEqual(got, [1, 2, 3]);
     await sleep(250);
-    assert.equal(socket.histories().length, 0, "nothing was asked of history");
+    assert.equal(socket.frames("history").length, 0, "nothing was asked of history");
 
     // 5 without 4: once the hold runs out, history fills it.
     socket.serve(msg(5));
-    await waitFor(() => socket.histories().length === 1, "a history request");
-    assert.equal(socket.histories()[0].since, 3);
+    await waitFor(() => socket.frames("history").length === 1, "a history request");
+    assert.equal(socket.frames("history")[0].since, 3);
     socket.serve(page([4, 5], false));
     assert.deepEqual(got, [1, 2, 3, 4, 5]);
 
     // 8 without 6 and 7; history has 7 but no longer 6.
     socket.serve(msg(8));
-    await waitFor(() => socket.histories().length === 2, "a second history request");
-    assert.equal(socket.histories()[1].since, 5);
+    await waitFor(() => socket.frames("history").length === 2, "a second history request");
+    assert.equal(socket.frames("history")[1].since, 5);
     socket.serve(page([7, 8], false));
     // A repeat (a retried fan-out) is dropped.
     socket.serve(msg(8), msg(9));
@@ -90,11 +63,11 @@ describe("delivery order", { timeout: 20_000 }, () => {
   test("a gap is filled page by page, following more", async () => {
     const { socket, got, gaps } = await subscribed({ reorderHold: 20 });
     socket.serve(msg(4));
-    await waitFor(() => socket.histories().length === 1, "a history request");
-    assert.equal(socket.histories()[0].since, 0);
+    await waitFor(() => socket.frames("history").length === 1, "a history request");
+    assert.equal(socket.frames("history")[0].since, 0);
     socket.serve(page([1, 2], true));
-    await waitFor(() => socket.histories().length === 2, "the next page");
-    assert.equal(socket.histories()[1].since, 2);
+    await waitFor(() => socket.frames("history").length === 2, "the next page");
+    assert.equal(socket.frames("history")[1].since, 2);
     // Live messages that come meanwhile wait their turn.
     socket.serve(msg(5));
     socket.serve(page([3, 4], false));
@@ -112,7 +85,7 @@ describe("delivery order", { timeout: 20_000 }, () => {
     const subscribing = c.subscribe("room", (m) => got.push(m.seq), { since: 0 });
     socket.serve({ type: "subscribed", channel: "room", seq: 4, replayTo: 2 }, msg(1), msg(2));
     await subscribing;
-    await waitFor(() => socket.histories().length === 1, "a history request");
+    await waitFor(() => socket.frames("history").length === 1, "a history request");
     socket.serve(page([1, 2, 3, 4], false));
     assert.deepEqual(got, [1, 2, 3, 4]);
   });
