@@ -118,15 +118,20 @@ mod tests {
         assert_eq!(reply["code"], "bad_request", "{reply}");
     }
 
-    #[tokio::test]
-    async fn pages_are_cut_to_fit_one_frame_and_say_more() {
-        let h = Harness::with(
+    /// A handler whose frames are at most 2,000 bytes.
+    fn small_frames() -> Harness {
+        Harness::with(
             Limits {
                 max_message_bytes: 2_000,
                 ..Limits::default()
             },
             Arc::new(Unlimited),
-        );
+        )
+    }
+
+    #[tokio::test]
+    async fn pages_are_cut_to_fit_one_frame_and_say_more() {
+        let h = small_frames();
         let id = h.connect("c1", |c| c).await;
         for n in 1..=5 {
             let ack = h
@@ -173,13 +178,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_stored_message_too_large_for_a_frame_is_named_not_sent() {
-        let h = Harness::with(
-            Limits {
-                max_message_bytes: 2_000,
-                ..Limits::default()
-            },
-            Arc::new(Unlimited),
-        );
+        let h = small_frames();
         let id = h.connect("c1", |c| c).await;
         // Stored under a larger limit than the one in force now.
         let message = NewMessage {

@@ -81,6 +81,22 @@ impl Script {
     }
 }
 
+/// A scripted server and a client of it that holds early arrivals for `hold_ms`.
+async fn client_holding(hold_ms: u64) -> (Script, Client) {
+    let (server, url) = Script::start().await;
+    let options = Options {
+        reorder_hold: Duration::from_millis(hold_ms),
+        ..Options::default()
+    };
+    let client = Client::builder(url)
+        .token("t")
+        .options(options)
+        .connect()
+        .await
+        .unwrap();
+    (server, client)
+}
+
 /// Subscribes the client to `room`, the server answering at seq 0.
 async fn subscribed(client: &Client, server: &mut Script) -> echo_client::Subscription {
     let (room, ()) = tokio::join!(client.subscribe("room"), async {
@@ -97,17 +113,7 @@ fn message(seq: u64) -> Value {
 
 #[tokio::test]
 async fn reordered_withheld_and_repeated_messages_come_out_in_order_once() {
-    let (mut server, url) = Script::start().await;
-    let options = Options {
-        reorder_hold: Duration::from_millis(150),
-        ..Options::default()
-    };
-    let client = Client::builder(url)
-        .token("t")
-        .options(options)
-        .connect()
-        .await
-        .unwrap();
+    let (mut server, client) = client_holding(150).await;
     let mut events = client.events();
     let mut room = subscribed(&client, &mut server).await;
 
@@ -170,17 +176,7 @@ async fn reordered_withheld_and_repeated_messages_come_out_in_order_once() {
 /// History pages of one frame each: a long gap is read page by page, following `more`.
 #[tokio::test]
 async fn a_gap_is_filled_page_by_page() {
-    let (mut server, url) = Script::start().await;
-    let options = Options {
-        reorder_hold: Duration::from_millis(50),
-        ..Options::default()
-    };
-    let client = Client::builder(url)
-        .token("t")
-        .options(options)
-        .connect()
-        .await
-        .unwrap();
+    let (mut server, client) = client_holding(50).await;
     let mut room = subscribed(&client, &mut server).await;
     server.message(4);
     for (since, page, more) in [(0, vec![1, 2], true), (2, vec![3, 4], false)] {
