@@ -12,7 +12,8 @@ use echo_core::store::{
 };
 
 use super::{
-    DynamoStore, META_SK, conn_pk, expired, get_s, n, now_secs, record_of, s, settled_in, sub_sk,
+    DynamoStore, META_SK, condition_held, conn_pk, expired, get_s, n, now_secs, record_of, s,
+    settled_in, sub_sk,
 };
 
 #[async_trait]
@@ -188,7 +189,7 @@ impl ConnectionStore for DynamoStore {
         Ok(ids)
     }
 
-    /// The record is replaced only while it exists (a conditional put), then each subscription's
+    /// The record is replaced only while it exists (a conditional update), then each subscription's
     /// two items get the new TTL: 1 + 2 × subscriptions writes, once per refresh.
     async fn renew(&self, id: &ConnectionId, claims: Claims, expires_at: u64) -> StoreResult<bool> {
         let Some((mut record, _)) = self.live_record(id).await? else {
@@ -212,15 +213,8 @@ impl ConnectionStore for DynamoStore {
             .expression_attribute_values(":t", n(expires_at))
             .send()
             .await;
-        match put {
-            Ok(_) => {}
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                return Ok(false);
-            }
-            Err(e) => return Err(StoreError::backend(e)),
+        if condition_held(put)?.is_none() {
+            return Ok(false);
         }
         for key in self.subscriptions(id).await? {
             for (pk, sk) in [
@@ -241,13 +235,7 @@ impl ConnectionStore for DynamoStore {
                     .expression_attribute_values(":t", n(expires_at))
                     .send()
                     .await;
-                match updated {
-                    Ok(_) => {}
-                    Err(e)
-                        if e.as_service_error()
-                            .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
-                    Err(e) => return Err(StoreError::backend(e)),
-                }
+                condition_held(updated)?;
             }
         }
         Ok(true)
@@ -311,20 +299,14 @@ impl ConnectionStore for DynamoStore {
             if condition.contains(":max") {
                 request = request.expression_attribute_values(":max", n(allowance.limit.into()));
             }
-            match request.send().await {
-                Ok(out) => {
-                    let item = out.attributes.unwrap_or_default();
-                    if expired(&item, now_secs()) {
-                        return Ok(PublishGrant::Unknown);
-                    }
-                    let (record, _) = record_of(id, &item)?;
-                    let settled = settled_in(&item, channel.as_str());
-                    return Ok(PublishGrant::Granted { record, settled });
+            if let Some(out) = condition_held(request.send().await)? {
+                let item = out.attributes.unwrap_or_default();
+                if expired(&item, now_secs()) {
+                    return Ok(PublishGrant::Unknown);
                 }
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
-                Err(e) => return Err(StoreError::backend(e)),
+                let (record, _) = record_of(id, &item)?;
+                let settled = settled_in(&item, channel.as_str());
+                return Ok(PublishGrant::Granted { record, settled });
             }
         }
         Ok(match self.live_item(id).await? {
@@ -362,16 +344,7 @@ impl ConnectionStore for DynamoStore {
             .expression_attribute_values(":n", n(order))
             .send()
             .await;
-        match updated {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(StoreError::backend(e)),
-        }
+        condition_held(updated).map(|_| ())
     }
 
     async fn subscriptions(&self, id: &ConnectionId) -> StoreResult<Vec<ChannelKey>> {

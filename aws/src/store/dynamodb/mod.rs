@@ -278,6 +278,28 @@ impl DynamoStore {
     }
 }
 
+/// The answer to a conditional `UpdateItem`: `None` when its condition did not hold (nothing was
+/// written), which the callers take as an answer rather than a failure.
+fn condition_held(
+    result: Result<
+        aws_sdk_dynamodb::operation::update_item::UpdateItemOutput,
+        aws_sdk_dynamodb::error::SdkError<
+            aws_sdk_dynamodb::operation::update_item::UpdateItemError,
+        >,
+    >,
+) -> StoreResult<Option<aws_sdk_dynamodb::operation::update_item::UpdateItemOutput>> {
+    match result {
+        Ok(out) => Ok(Some(out)),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(StoreError::backend(e)),
+    }
+}
+
 /// The record in a connection's item, with its TTL.
 fn record_of(id: &ConnectionId, item: &Item) -> StoreResult<(ConnectionRecord, u64)> {
     let record = get_s(item, "record")
