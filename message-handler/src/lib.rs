@@ -147,17 +147,15 @@ pub async fn start_frame(deps: &Deps, id: &ConnectionId, body: &str, is_binary: 
         },
     };
     if let Some(retry_ms) = limited {
-        // Refused, and settled in its turn so that the connection's next publish may go.
-        if let Some((channel, n)) = &ordered {
-            let order = order::Order { n: *n, settled: 0 };
-            order
-                .wait_turn(deps, id, channel, tokio::time::Instant::now())
-                .await;
-            order.settle(deps, id, channel).await;
-        }
-        return Reply::Ready(Some(
-            refusal_of(publish::rate_limited(retry_ms), &frame).to_frame(),
-        ));
+        return refuse(
+            deps,
+            id,
+            &frame,
+            &ordered,
+            0,
+            publish::rate_limited(retry_ms),
+        )
+        .await;
     }
     let (record, settled) = match read {
         Ok(Some(read)) => read,
@@ -179,7 +177,7 @@ pub async fn start_frame(deps: &Deps, id: &ConnectionId, body: &str, is_binary: 
                 record.claims.exp, deps.limits.token_grace_secs
             ),
         );
-        return Reply::Ready(Some(refusal_of(e, &frame).to_frame()));
+        return refuse(deps, id, &frame, &ordered, settled, e).await;
     }
     let claims = record.claims.clone();
     let result = match frame {
@@ -228,6 +226,26 @@ pub async fn start_frame(deps: &Deps, id: &ConnectionId, body: &str, is_binary: 
             Reply::Ready(Some(e.to_frame()))
         }
     }
+}
+
+/// Refuses `frame` with `e` before it is handled. A publish with an `order` is settled in its
+/// turn first, so that the connection's next publish does not wait for it.
+async fn refuse(
+    deps: &Deps,
+    id: &ConnectionId,
+    frame: &ClientFrame,
+    ordered: &Option<(echo_core::channel::ChannelName, u64)>,
+    settled: u64,
+    e: ProtocolError,
+) -> Reply {
+    if let Some((channel, n)) = ordered {
+        let order = order::Order { n: *n, settled };
+        order
+            .wait_turn(deps, id, channel, tokio::time::Instant::now())
+            .await;
+        order.settle(deps, id, channel).await;
+    }
+    Reply::Ready(Some(refusal_of(e, frame).to_frame()))
 }
 
 /// `e` naming what `frame` named: the channel, and a publish's id.

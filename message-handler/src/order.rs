@@ -129,6 +129,35 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_publish_refused_for_an_expired_token_still_takes_its_turn() {
+        let h = concurrent();
+        let now = crate::testing::NOW_MS / 1000;
+        let id = h
+            .connect("c1", |mut c| {
+                c.exp = now + 1;
+                c
+            })
+            .await;
+        h.clock.advance_ms(10_000);
+        let refused = h.send(&id, publish(1, 0)).await.unwrap();
+        assert_eq!(refused["code"], "token_expired", "{refused}");
+        let fresh = crate::testing::token(&echo_core::auth::Claims::new(
+            crate::testing::app(),
+            "alice",
+            now + 3600,
+        ));
+        h.send(&id, json!({"action": "refresh", "token": fresh}))
+            .await;
+        let started = tokio::time::Instant::now();
+        let ack = h.send(&id, publish(2, 0)).await.unwrap();
+        assert_eq!(ack["seq"], 1, "{ack}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "the next publish did not wait for the refused one"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_publish_whose_predecessor_never_comes_goes_ahead_at_the_bound() {
         let h = concurrent();
         let id = h.connect("c1", |c| c).await;
