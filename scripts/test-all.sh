@@ -25,9 +25,18 @@ if [ -z "${CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
 fi
 export CHROMIUM="${CHROMIUM:-$(command -v chromium)}"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
-# cargo-lambda serves functions on the Lambda Invoke API for the edge to call.
+# cargo-lambda serves functions on the Lambda Invoke API for the edge to call, and `sam build`
+# compiles the Lambdas with it. pip puts its binary in the interpreter's scripts directory, which
+# need not be on PATH (pyenv, for one, shows it only after a rehash): put that directory there.
 if ! cargo lambda --version >/dev/null 2>&1; then
-  if [ "$(id -u)" -eq 0 ]; then python3 -m pip install -q cargo-lambda; else python3 -m pip install -q --user cargo-lambda; fi
+  if [ "$(id -u)" -eq 0 ]; then
+    python3 -m pip install -q cargo-lambda
+    export PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
+  else
+    python3 -m pip install -q --user cargo-lambda
+    export PATH="$(python3 -m site --user-base)/bin:$PATH"
+  fi
+  cargo lambda --version >/dev/null || { echo "cargo-lambda was installed but is not on PATH" >&2; exit 1; }
 fi
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 # redis-server and the socket.io baseline: the benchmark smoke runs Echo against them.
