@@ -33,6 +33,22 @@ pub struct FunctionInput {
     pub message: FunctionMessage,
 }
 
+impl FunctionInput {
+    /// An input from a sample's JSON, as `echoctl functions test` and a function's `--input`
+    /// take it: a whole input (`{"app","channel","message"}`), or just the message's `data`, the
+    /// rest then being `test`.
+    pub fn from_sample(value: Value) -> Result<Self, serde_json::Error> {
+        if value.get("message").is_some() && value.get("app").is_some() {
+            return serde_json::from_value(value);
+        }
+        serde_json::from_value(serde_json::json!({
+            "app": "test",
+            "channel": "test",
+            "message": {"id": "test", "data": value, "from": "test", "ts": 0}
+        }))
+    }
+}
+
 /// The message as a function sees it: `data` is the output of the previous function in the chain.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FunctionMessage {

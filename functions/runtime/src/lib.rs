@@ -54,16 +54,7 @@ pub fn run_once(
     transform: fn(FunctionInput) -> Result<FunctionOutput, FunctionError>,
     text: &str,
 ) -> Result<FunctionOutput, Error> {
-    let value: serde_json::Value = serde_json::from_str(text)?;
-    let input: FunctionInput = if value.get("message").is_some() && value.get("app").is_some() {
-        serde_json::from_value(value)?
-    } else {
-        serde_json::from_value(serde_json::json!({
-            "app": "test",
-            "channel": "test",
-            "message": {"id": "test", "data": value, "from": "test", "ts": 0}
-        }))?
-    };
+    let input = FunctionInput::from_sample(serde_json::from_str(text)?)?;
     Ok(transform(input).map_err(|e| e.0)?)
 }
 
