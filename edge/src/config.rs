@@ -1,5 +1,6 @@
 //! The edge's configuration.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -38,6 +39,10 @@ pub struct EdgeConfig {
     pub associations_poll: Duration,
     /// Lambda Invoke API endpoint for functions not built in (`cargo lambda watch`: port 9000).
     pub functions_endpoint: Option<String>,
+    /// Functions served at a Lambda Invoke API endpoint of their own, by name: a project's
+    /// JavaScript functions, which echoctl runs in Node.js. They come before the built-in ones
+    /// and `functions_endpoint`, so a project's function may take a demo function's name.
+    pub function_endpoints: BTreeMap<String, String>,
     /// HS256 secret tokens are signed with.
     pub jwt_secret: Vec<u8>,
     /// Bearer token the management API requires.
@@ -88,6 +93,7 @@ impl std::fmt::Debug for EdgeConfig {
             .field("data_dir", &self.data_dir)
             .field("associations_file", &self.associations_file)
             .field("functions_endpoint", &self.functions_endpoint)
+            .field("function_endpoints", &self.function_endpoints)
             .field("dev_mode", &self.dev_mode)
             .field("limits", &self.limits)
             .field("idle_timeout", &self.idle_timeout)
@@ -117,6 +123,7 @@ impl EdgeConfig {
             associations_file: None,
             associations_poll: Duration::from_secs(1),
             functions_endpoint: None,
+            function_endpoints: BTreeMap::new(),
             jwt_secret,
             manage_token,
             dev_mode: false,

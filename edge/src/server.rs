@@ -176,6 +176,11 @@ pub async fn start_with(
         .with_queue_bytes(config.outbound_queue_bytes),
     );
     let invoker: Arc<dyn FunctionInvoker> = Arc::new(Invoker {
+        routes: config
+            .function_endpoints
+            .iter()
+            .map(|(name, endpoint)| (name.clone(), LambdaInvokeApi::new(endpoint)))
+            .collect(),
         local: functions,
         remote: config
             .functions_endpoint

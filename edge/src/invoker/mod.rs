@@ -3,15 +3,19 @@
 pub mod http;
 pub mod in_process;
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use echo_core::function::{FunctionInput, FunctionInvoker, FunctionOutput, InvokeError};
 
 pub use http::LambdaInvokeApi;
 pub use in_process::InProcess;
 
-/// In-process functions first; any other name goes to the Lambda Invoke API when an endpoint is
-/// configured (what `cargo lambda watch` serves), and is unknown otherwise.
+/// Functions with an endpoint of their own first (a project's JavaScript functions, which
+/// echoctl serves), then in-process functions; any other name goes to the Lambda Invoke API when
+/// an endpoint is configured (what `cargo lambda watch` serves), and is unknown otherwise.
 pub struct Invoker {
+    pub routes: HashMap<String, LambdaInvokeApi>,
     pub local: InProcess,
     pub remote: Option<LambdaInvokeApi>,
 }
@@ -23,6 +27,9 @@ impl FunctionInvoker for Invoker {
         name: &str,
         input: &FunctionInput,
     ) -> Result<FunctionOutput, InvokeError> {
+        if let Some(route) = self.routes.get(name) {
+            return route.invoke(name, input).await;
+        }
         if self.local.knows(name) {
             return self.local.invoke(name, input).await;
         }
@@ -33,6 +40,6 @@ impl FunctionInvoker for Invoker {
     }
 
     fn knows(&self, name: &str) -> bool {
-        self.local.knows(name) || self.remote.is_some()
+        self.routes.contains_key(name) || self.local.knows(name) || self.remote.is_some()
     }
 }
