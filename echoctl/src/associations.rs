@@ -143,19 +143,17 @@ fn read(path: &Path, known: &dyn Fn(&str) -> bool) -> Result<(String, Associatio
     Ok((text, parsed))
 }
 
-/// The demo functions, the crates in the functions folder, and `--functions`.
+/// The demo functions, the functions in the functions folder (Rust or JavaScript), and
+/// `--functions`.
 fn known_functions(args: &NameArgs, loaded: &Loaded) -> BTreeSet<String> {
     let dir = crate::functions::functions_dir(args.functions_dir.clone(), loaded);
-    let crates = std::fs::read_dir(&dir)
+    let project = crate::functions::in_folder(&dir)
         .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.path().join("Cargo.toml").is_file())
-        .map(|e| e.file_name().to_string_lossy().into_owned());
+        .map(|(name, _)| name);
     InProcess::demo()
         .names()
         .into_iter()
-        .chain(crates)
+        .chain(project)
         .chain(args.functions.iter().cloned())
         .collect()
 }

@@ -11,6 +11,8 @@ use echo_core::clock::{Clock, SystemClock};
 use echo_edge::EdgeConfig;
 
 use crate::config::{ConfigError, Loaded, Row, copy};
+use crate::functions::node::{NodeError, NodeRunner};
+use crate::functions::{self, Runtime};
 use crate::layer;
 
 #[derive(Args)]
@@ -224,14 +226,20 @@ impl EdgeArgs {
     }
 }
 
-pub fn run(args: EdgeArgs, dev: bool) -> Result<(), Box<dyn std::error::Error>> {
+/// Runs the edge until Ctrl-C or SIGTERM, with the JavaScript functions of the `functions`
+/// folder served by Node.js beside it.
+pub fn run(args: EdgeArgs, functions: &Path, dev: bool) -> Result<(), Box<dyn std::error::Error>> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(serve(args, dev))
+    runtime.block_on(serve(args, functions, dev))
 }
 
-async fn serve(args: EdgeArgs, dev: bool) -> Result<(), Box<dyn std::error::Error>> {
+async fn serve(
+    args: EdgeArgs,
+    functions: &Path,
+    dev: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
     let (secret, generated) = crate::secrets::jwt_secret(&args.data_dir, dev)?;
     let manage_token = crate::secrets::manage_token(&args.data_dir)?;
     let mut config = EdgeConfig::new(
@@ -260,6 +268,18 @@ async fn serve(args: EdgeArgs, dev: bool) -> Result<(), Box<dyn std::error::Erro
     config.publish_burst = args.publish_burst;
     config.max_connections = args.max_connections;
     config.handshake_timeout = args.handshake_timeout;
+    // In faithful mode the handler Lambdas call functions themselves, not the edge.
+    let node = match config.faithful {
+        Some(_) => None,
+        None => node_functions(functions)?,
+    };
+    if let Some((runner, names)) = &node {
+        for name in names {
+            config
+                .function_endpoints
+                .insert(name.clone(), runner.endpoint().to_owned());
+        }
+    }
 
     let edge = echo_edge::start(config).await?;
     let host = match edge.addr.ip() {
@@ -277,6 +297,13 @@ async fn serve(args: EdgeArgs, dev: bool) -> Result<(), Box<dyn std::error::Erro
             .join(crate::secrets::MANAGE_TOKEN_FILE)
             .display()
     );
+    if let Some((runner, names)) = &node {
+        println!(
+            "  node functions  {} (Node.js, Lambda Invoke API on {})",
+            names.join(", "),
+            runner.endpoint()
+        );
+    }
     let open_files = edge
         .open_files
         .map_or_else(|| "no limit read".to_owned(), |n| format!("open files {n}"));
@@ -325,6 +352,19 @@ async fn serve(args: EdgeArgs, dev: bool) -> Result<(), Box<dyn std::error::Erro
     }
     edge.serve_until(shutdown_signal()).await;
     Ok(())
+}
+
+/// Node.js serving the JavaScript functions in `dir`, if it has any, and their names.
+fn node_functions(dir: &Path) -> Result<Option<(NodeRunner, Vec<String>)>, NodeError> {
+    let names: Vec<String> = functions::in_folder(dir)
+        .into_iter()
+        .filter(|(_, runtime)| *runtime == Runtime::Node)
+        .map(|(name, _)| name)
+        .collect();
+    if names.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some((NodeRunner::start(dir, &names)?, names)))
 }
 
 async fn shutdown_signal() {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use echo_core::channel::AppId;
 
-use crate::functions::{echo_source, scaffold};
+use crate::functions::{Runtime, echo_source, node, rust};
 
 #[derive(Args)]
 pub struct InitArgs {
@@ -18,6 +18,9 @@ pub struct InitArgs {
     /// The first function's name.
     #[arg(long, default_value = "tidy")]
     function: String,
+    /// The language of the first function.
+    #[arg(long, value_enum, default_value_t = Runtime::Rust)]
+    runtime: Runtime,
     /// A checkout of Echo whose crates functions depend on (default: the one echoctl was built
     /// from, else the git repository).
     #[arg(long, env = "ECHO_SOURCE")]
@@ -67,11 +70,11 @@ pub fn run(args: InitArgs) -> crate::Result {
         let path = dir.join(file);
         std::fs::write(&path, contents).map_err(|source| write_err(&path, source))?;
     }
-    let function = scaffold(
-        &dir.join("functions"),
-        &args.function,
-        &echo_source(args.echo_path),
-    )?;
+    let functions = dir.join("functions");
+    let function = match args.runtime {
+        Runtime::Rust => rust::scaffold(&functions, &args.function, &echo_source(args.echo_path))?,
+        Runtime::Node => node::scaffold(&functions, &args.function)?.0,
+    };
     println!("created an Echo project in {}", dir.display());
     println!("  echo.toml          settings for echoctl (edge, aws, functions)");
     println!(
@@ -86,8 +89,14 @@ pub fn run(args: InitArgs) -> crate::Result {
         "  echoctl functions test {} --input functions/{}/sample.json",
         args.function, args.function
     );
-    println!("  cargo lambda watch            # serves the functions on http://127.0.0.1:9000");
-    println!("  echoctl dev                   # the edge, with this project's echo.toml");
+    if args.runtime == Runtime::Rust {
+        println!(
+            "  cargo lambda watch            # serves the Rust functions on http://127.0.0.1:9000"
+        );
+    }
+    println!(
+        "  echoctl dev                   # the edge and the JavaScript functions, with echo.toml"
+    );
     Ok(())
 }
 
@@ -101,6 +110,8 @@ fn write_err(path: &Path, source: std::io::Error) -> InitError {
 const WORKSPACE: &str = r#"[workspace]
 resolver = "3"
 members = ["functions/*"]
+# JavaScript functions are not crates; `echoctl functions new --runtime node` adds them here.
+exclude = []
 "#;
 
 fn echo_toml() -> String {
@@ -113,7 +124,8 @@ manage-port = 8081
 data-dir = ".echo"
 # Reloaded when it changes; `echoctl associations push` replaces it on a running edge.
 associations = "associations.json"
-# Functions that are not built in are invoked here: `cargo lambda watch` serves them.
+# Rust functions are invoked here: `cargo lambda watch` serves them. echoctl runs the
+# JavaScript functions of the functions folder itself, in Node.js.
 functions-endpoint = "http://127.0.0.1:9000"
 
 [functions]
@@ -148,16 +160,18 @@ fn readme(app: &str, function: &str) -> String {
 An Echo project: real-time channels with middleware functions.
 
 - `associations.json`: which functions run on which channel (`chat` runs `{function}`).
-- `functions/{function}/`: a function crate (`src/lib.rs` is the logic, with tests).
+- `functions/{function}/`: your first function. A Rust one is a crate (`src/lib.rs` is the logic,
+  with tests); a JavaScript one a module (`index.mjs`, tested by `index.test.mjs`).
 - `echo.toml`: echoctl's settings.
 
 ```sh
 echoctl functions test {function} --input functions/{function}/sample.json
-cargo lambda watch          # serves the functions on the Lambda Invoke API, port 9000
-echoctl dev                 # the local edge, using echo.toml
+cargo lambda watch          # serves the Rust functions on the Lambda Invoke API, port 9000
+echoctl dev                 # the local edge and the JavaScript functions, using echo.toml
 echoctl jwt {app} --endpoint ws://127.0.0.1:8080/
 echoctl associations validate associations.json
-echoctl functions new another-function
+echoctl functions new another-function                  # in Rust
+echoctl functions new another-function --runtime node   # in JavaScript
 ```
 "#
     )

@@ -108,11 +108,11 @@ fn run(cli: Cli, m: &ArgMatches) -> Result {
     match cli.command {
         Command::Dev(mut args) => {
             args.layer(m, &loaded)?;
-            edge::run(args, true)
+            edge::run(args, &functions::functions_dir(None, &loaded), true)
         }
         Command::Serve(mut args) => {
             args.layer(m, &loaded)?;
-            edge::run(args, false)
+            edge::run(args, &functions::functions_dir(None, &loaded), false)
         }
         Command::Jwt(args) => jwt::run(args),
         Command::Init(args) => init::run(args),

@@ -7,23 +7,13 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
-use serde_json::{Value, json};
+use futures_util::SinkExt;
+use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
 mod common;
 
-use common::{Ws, connect, demo_token as token, start_unlimited as start};
-
-async fn next_json(ws: &mut Ws) -> Option<Value> {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
-            Ok(Some(Ok(Message::Text(t)))) => return serde_json::from_str(t.as_str()).ok(),
-            Ok(Some(Ok(_))) => continue,
-            _ => return None,
-        }
-    }
-}
+use common::{connect, demo_token as token, next_json, start_unlimited as start};
 
 /// Publishes until the connection dies; returns the acks (id to seq).
 async fn publish_until_killed(addr: String, token: String, name: usize) -> HashMap<String, u64> {

@@ -1,39 +1,50 @@
-//! `echoctl functions new|test`: middleware function crates.
+//! `echoctl functions new|test`: a project's middleware functions, in Rust or JavaScript.
 //!
-//! A function crate is a library with a `transform` and a one-line Lambda binary over
-//! `echo-function-runtime`: it builds with `cargo lambda build`, serves with `cargo lambda watch`,
-//! and runs once on a file with `--input FILE`, which `functions test` uses.
+//! Each function is a folder of the functions folder, named as associations refer to it. Its
+//! runtime shows in its files: a `Cargo.toml` makes it a Rust crate ([`rust`]), an `index.mjs` a
+//! Node.js module ([`node`]). Both speak the same JSON contract (`echo_core::function`) and are
+//! called over the Lambda Invoke API locally, as Lambda invokes them on AWS.
+
+pub mod node;
+pub mod rust;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 use echo_core::associations::valid_function_name;
 
 use crate::config::Loaded;
 
-/// Where echoctl's own sources were when it was built: function crates depend on Echo's crates
-/// there when they are present.
-const BUILT_FROM: &str = env!("CARGO_MANIFEST_DIR");
-/// Otherwise they depend on the repository.
-const REPOSITORY: &str = env!("CARGO_PKG_REPOSITORY");
+pub use rust::echo_source;
 
 #[derive(Subcommand)]
 pub enum FunctionsCommand {
-    /// Create a function crate in the functions folder.
+    /// Create a function in the functions folder.
     New(NewArgs),
-    /// Build a function and run it once on a sample message.
+    /// Run a function once on a sample message (Rust functions are built first).
     Test(TestArgs),
+}
+
+/// The languages a function may be written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Runtime {
+    /// A Rust crate, a Lambda on `provided.al2023`.
+    Rust,
+    /// A JavaScript module for Node.js 20 or later, a Lambda on `nodejs20.x`.
+    Node,
 }
 
 #[derive(Args)]
 pub struct NewArgs {
     /// The function's name, as associations refer to it (a-z, 0-9, -, _; starts with a letter).
     name: String,
+    /// The language to write it in.
+    #[arg(long, value_enum, default_value_t = Runtime::Rust)]
+    runtime: Runtime,
     /// The functions folder (default: [functions] dir in echo.toml, else ./functions).
     #[arg(long)]
     dir: Option<PathBuf>,
-    /// A checkout of Echo whose crates the function depends on (default: the one echoctl was
+    /// A checkout of Echo whose crates a Rust function depends on (default: the one echoctl was
     /// built from, else the git repository).
     #[arg(long, env = "ECHO_SOURCE")]
     echo_path: Option<PathBuf>,
@@ -59,6 +70,16 @@ pub enum FunctionsError {
     Exists(PathBuf),
     #[error("no function {name:?} in {dir} (create it with `echoctl functions new {name}`)")]
     Missing { name: String, dir: PathBuf },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not JSON: {source}")]
+    Sample {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
@@ -68,38 +89,66 @@ pub enum FunctionsError {
     Cargo(std::io::Error),
     #[error("the function failed or did not build (exit code {0:?})")]
     Failed(Option<i32>),
+    #[error(transparent)]
+    Node(#[from] node::NodeError),
 }
 
 pub fn run(command: FunctionsCommand, loaded: &Loaded) -> crate::Result {
     match command {
         FunctionsCommand::New(args) => {
             let dir = functions_dir(args.dir, loaded);
-            let echo = echo_source(args.echo_path.or_else(|| {
-                loaded
-                    .file
-                    .functions
-                    .echo_path
-                    .as_deref()
-                    .map(|p| loaded.resolve(p))
-            }));
-            let path = scaffold(&dir, &args.name, &echo)?;
+            let (path, workspace) = match args.runtime {
+                Runtime::Rust => {
+                    let echo = echo_source(args.echo_path.or_else(|| {
+                        loaded
+                            .file
+                            .functions
+                            .echo_path
+                            .as_deref()
+                            .map(|p| loaded.resolve(p))
+                    }));
+                    let path = rust::scaffold(&dir, &args.name, &echo)?;
+                    let hint = rust::workspace_hint(&path);
+                    (path, hint)
+                }
+                Runtime::Node => node::scaffold(&dir, &args.name)?,
+            };
             println!("created {}", path.display());
-            if let Some(hint) = workspace_hint(&path) {
-                println!("{hint}");
+            if let Some(workspace) = workspace {
+                println!("{workspace}");
             }
             println!(
                 "try it:  echoctl functions test {} --input {}/sample.json",
                 args.name,
                 path.display()
             );
-            println!(
-                "serve it: cargo lambda watch (in {}), then point the edge at it with --functions-endpoint http://127.0.0.1:9000",
-                path.display()
-            );
+            match args.runtime {
+                Runtime::Rust => println!(
+                    "serve it: cargo lambda watch (in {}), then point the edge at it with --functions-endpoint http://127.0.0.1:9000",
+                    path.display()
+                ),
+                Runtime::Node => println!(
+                    "unit tests: npm test (in {}); echoctl dev runs it when it is in the project's functions folder",
+                    path.display()
+                ),
+            }
             Ok(())
         }
         FunctionsCommand::Test(args) => {
-            test(&functions_dir(args.dir, loaded), &args.name, &args.input)
+            let dir = functions_dir(args.dir, loaded);
+            let runtime = runtime_of(&dir, &args.name).ok_or_else(|| FunctionsError::Missing {
+                name: args.name.clone(),
+                dir: dir.clone(),
+            })?;
+            let input =
+                std::fs::canonicalize(&args.input).map_err(|source| FunctionsError::Read {
+                    path: args.input.clone(),
+                    source,
+                })?;
+            match runtime {
+                Runtime::Rust => rust::test(&dir, &args.name, &input),
+                Runtime::Node => node::test(&dir, &args.name, &input),
+            }
         }
     }
 }
@@ -117,147 +166,55 @@ pub fn functions_dir(flag: Option<PathBuf>, loaded: &Loaded) -> PathBuf {
     .unwrap_or_else(|| PathBuf::from("functions"))
 }
 
-/// How a function crate refers to Echo's crates.
-#[derive(Debug, Clone, PartialEq)]
-pub enum EchoSource {
-    Path(PathBuf),
-    Git(String),
-}
-
-impl EchoSource {
-    fn dependency(&self, krate: &str, subdir: &str) -> String {
-        match self {
-            Self::Path(root) => format!(
-                "{krate} = {{ path = {:?} }}",
-                root.join(subdir).display().to_string()
-            ),
-            Self::Git(url) => format!("{krate} = {{ git = {url:?} }}"),
-        }
+/// What `dir/name` is written in, if it is a function.
+pub fn runtime_of(dir: &Path, name: &str) -> Option<Runtime> {
+    let root = dir.join(name);
+    if root.join("Cargo.toml").is_file() {
+        Some(Runtime::Rust)
+    } else if root.join(node::ENTRY).is_file() {
+        Some(Runtime::Node)
+    } else {
+        None
     }
 }
 
-pub fn echo_source(explicit: Option<PathBuf>) -> EchoSource {
-    let checkout = explicit.or_else(|| Path::new(BUILT_FROM).parent().map(Path::to_path_buf));
-    match checkout {
-        Some(root) if root.join("core/Cargo.toml").is_file() => {
-            EchoSource::Path(std::fs::canonicalize(&root).unwrap_or(root))
-        }
-        _ => EchoSource::Git(REPOSITORY.to_owned()),
-    }
+/// The functions in `dir` (none when it does not exist), by name.
+pub fn in_folder(dir: &Path) -> Vec<(String, Runtime)> {
+    let mut found: Vec<_> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_str()?.to_owned();
+            let runtime = runtime_of(dir, &name)?;
+            valid_name(&name).then_some((name, runtime))
+        })
+        .collect();
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    found
 }
 
-fn valid_crate_name(name: &str) -> bool {
+/// A name that suits associations, crates, npm packages and Lambda function names alike.
+fn valid_name(name: &str) -> bool {
     valid_function_name(name)
         && name.starts_with(|c: char| c.is_ascii_lowercase())
         && !name.contains(|c: char| c.is_ascii_uppercase())
 }
 
-/// Writes `dir/name`: Cargo.toml, src/lib.rs (the transform, with tests), src/main.rs (the
-/// Lambda) and sample.json.
-pub fn scaffold(dir: &Path, name: &str, echo: &EchoSource) -> Result<PathBuf, FunctionsError> {
-    if !valid_crate_name(name) {
+/// `dir/name` for a new function: the name checked, nothing there yet.
+fn new_function_dir(dir: &Path, name: &str) -> Result<PathBuf, FunctionsError> {
+    if !valid_name(name) {
         return Err(FunctionsError::Name(name.to_owned()));
     }
     let root = dir.join(name);
     if root.exists() {
         return Err(FunctionsError::Exists(root));
     }
-    let lib = name.replace('-', "_");
-    // A crate outside any workspace gets its own, so that it builds where it is.
-    let standalone = find_workspace(dir).is_none();
-    let files = [
-        (
-            "Cargo.toml",
-            format!(
-                r#"[package]
-name = "{name}"
-description = "Echo function {name}"
-version = "0.1.0"
-edition = "2024"
-publish = false
+    Ok(root)
+}
 
-[lib]
-name = "{lib}"
-
-[[bin]]
-name = "{name}"
-path = "src/main.rs"
-
-[dependencies]
-{core}
-{runtime}
-serde_json = "1"
-tokio = {{ version = "1", features = ["macros", "rt-multi-thread"] }}
-{workspace}"#,
-                core = echo.dependency("echo-core", "core"),
-                runtime = echo.dependency("echo-function-runtime", "functions/runtime"),
-                workspace = if standalone { "\n[workspace]\n" } else { "" },
-            ),
-        ),
-        (
-            "src/lib.rs",
-            format!(
-                r#"//! The `{name}` Echo function: it gets each message published on the channels that list it
-//! in their associations, and passes new data on (`continue`) or stops the message (`drop`).
-
-use echo_core::function::{{FunctionError, FunctionInput, FunctionOutput, map_text}};
-
-/// Trims `data.text`; drops messages whose text is left empty.
-pub fn transform(input: FunctionInput) -> Result<FunctionOutput, FunctionError> {{
-    let data = map_text(input.message.data, |text| text.trim().to_owned());
-    if data.get("text").and_then(|t| t.as_str()) == Some("") {{
-        return Ok(FunctionOutput::drop("empty message"));
-    }}
-    Ok(FunctionOutput::cont(data))
-}}
-
-#[cfg(test)]
-mod tests {{
-    use super::*;
-    use serde_json::json;
-
-    fn input(data: serde_json::Value) -> FunctionInput {{
-        serde_json::from_value(json!({{
-            "app": "my-app",
-            "channel": "chat",
-            "message": {{"id": "m1", "data": data, "from": "alice", "ts": 0}}
-        }}))
-        .unwrap()
-    }}
-
-    #[test]
-    fn trims_and_drops_empty_messages() {{
-        assert_eq!(
-            transform(input(json!({{"text": "  hi  "}}))).unwrap(),
-            FunctionOutput::cont(json!({{"text": "hi"}}))
-        );
-        assert!(matches!(
-            transform(input(json!({{"text": "   "}}))).unwrap(),
-            FunctionOutput::Drop {{ .. }}
-        ));
-    }}
-}}
-"#
-            ),
-        ),
-        (
-            "src/main.rs",
-            format!(
-                r#"//! `{name}` as a Lambda (`cargo lambda build --release --arm64`; `cargo lambda watch` serves
-//! it locally). With `--input FILE` it runs once on the file and prints the answer.
-
-#[tokio::main]
-async fn main() -> Result<(), echo_function_runtime::Error> {{
-    echo_function_runtime::run({lib}::transform).await
-}}
-"#
-            ),
-        ),
-        (
-            "sample.json",
-            "{\"text\": \"  hello from echoctl  \"}\n".to_owned(),
-        ),
-    ];
+/// Writes each `(relative path, contents)` under `root`, creating folders as needed.
+fn write_files(root: &Path, files: &[(&str, String)]) -> Result<(), FunctionsError> {
     for (file, contents) in files {
         let path = root.join(file);
         if let Some(parent) = path.parent() {
@@ -268,70 +225,7 @@ async fn main() -> Result<(), echo_function_runtime::Error> {{
         }
         std::fs::write(&path, contents).map_err(|source| FunctionsError::Write { path, source })?;
     }
-    Ok(root)
-}
-
-/// The nearest Cargo.toml above `dir` with a `[workspace]` table.
-fn find_workspace(dir: &Path) -> Option<PathBuf> {
-    let start = std::fs::canonicalize(dir)
-        .or_else(|_| std::env::current_dir().map(|c| c.join(dir)))
-        .ok()?;
-    start.ancestors().find_map(|d| {
-        let manifest = d.join("Cargo.toml");
-        let text = std::fs::read_to_string(&manifest).ok()?;
-        text.lines()
-            .any(|l| l.trim() == "[workspace]")
-            .then_some(manifest)
-    })
-}
-
-/// What to add to the enclosing workspace, unless its members already cover the crate.
-fn workspace_hint(crate_dir: &Path) -> Option<String> {
-    let manifest = find_workspace(crate_dir.parent()?)?;
-    let text = std::fs::read_to_string(&manifest).ok()?;
-    let folder = crate_dir
-        .parent()?
-        .file_name()?
-        .to_string_lossy()
-        .into_owned();
-    let name = crate_dir.file_name()?.to_string_lossy().into_owned();
-    let covered =
-        text.contains(&format!("\"{folder}/*\"")) || text.contains(&format!("\"{folder}/{name}\""));
-    (!covered).then(|| {
-        format!(
-            "add \"{folder}/{name}\" to the members of the workspace in {}",
-            manifest.display()
-        )
-    })
-}
-
-/// Builds `dir/name` and runs its binary once on `input`.
-fn test(dir: &Path, name: &str, input: &Path) -> crate::Result {
-    let manifest = dir.join(name).join("Cargo.toml");
-    if !manifest.is_file() {
-        return Err(FunctionsError::Missing {
-            name: name.to_owned(),
-            dir: dir.to_path_buf(),
-        }
-        .into());
-    }
-    let input = std::fs::canonicalize(input).map_err(|source| FunctionsError::Write {
-        path: input.to_path_buf(),
-        source,
-    })?;
-    eprintln!("building {name} and running it on {}", input.display());
-    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .args(["run", "--quiet", "--manifest-path"])
-        .arg(&manifest)
-        .args(["--bin", name, "--", "--input"])
-        .arg(&input)
-        .status()
-        .map_err(FunctionsError::Cargo)?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(FunctionsError::Failed(status.code()).into())
-    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -339,29 +233,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_must_suit_crates_and_lambdas() {
-        assert!(valid_crate_name("shout"));
-        assert!(valid_crate_name("geo-filter_2"));
+    fn names_must_suit_crates_packages_and_lambdas() {
+        assert!(valid_name("shout"));
+        assert!(valid_name("geo-filter_2"));
         for bad in ["", "Shout", "2fast", "-x", "a b", "a/b", &"x".repeat(65)] {
-            assert!(!valid_crate_name(bad), "{bad}");
+            assert!(!valid_name(bad), "{bad}");
         }
     }
 
     #[test]
-    fn scaffold_refuses_to_overwrite() {
+    fn the_folder_lists_functions_of_either_runtime() {
         let dir = tempfile::tempdir().unwrap();
-        let echo = EchoSource::Git("https://example.invalid/echo".into());
-        let made = scaffold(dir.path(), "shout", &echo).unwrap();
-        assert!(made.join("src/lib.rs").is_file());
-        let manifest = std::fs::read_to_string(made.join("Cargo.toml")).unwrap();
-        assert!(manifest.contains("echo-core = { git = \"https://example.invalid/echo\" }"));
+        rust::scaffold(
+            dir.path(),
+            "trim",
+            &rust::EchoSource::Git("https://example.invalid/echo".into()),
+        )
+        .unwrap();
+        let (_, workspace) = node::scaffold(dir.path(), "shout").unwrap();
+        assert_eq!(workspace, None, "no workspace around it");
+        std::fs::create_dir(dir.path().join("notes")).unwrap();
+        assert_eq!(
+            in_folder(dir.path()),
+            [
+                ("shout".to_owned(), Runtime::Node),
+                ("trim".to_owned(), Runtime::Rust)
+            ]
+        );
         assert!(matches!(
-            scaffold(dir.path(), "shout", &echo),
+            node::scaffold(dir.path(), "trim"),
             Err(FunctionsError::Exists(_))
         ));
-        assert!(matches!(
-            scaffold(dir.path(), "Bad", &echo),
-            Err(FunctionsError::Name(_))
-        ));
+        assert!(in_folder(&dir.path().join("missing")).is_empty());
     }
 }

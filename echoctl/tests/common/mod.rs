@@ -20,7 +20,13 @@ pub struct Dev {
 /// `echoctl dev` on free ports and `data_dir`, with `args` added and no ECHO_JWT_SECRET (the dev
 /// secret is generated in `data_dir`).
 pub fn start_dev(data_dir: &Path, args: &[&str]) -> Dev {
+    start_dev_in(Path::new("."), data_dir, args)
+}
+
+/// [`start_dev`] in the folder `cwd`, whose `echo.toml` and functions it then uses.
+pub fn start_dev_in(cwd: &Path, data_dir: &Path, args: &[&str]) -> Dev {
     let mut child = Command::new(ECHOCTL)
+        .current_dir(cwd)
         .args(["dev", "--port", "0", "--manage-port", "0", "--data-dir"])
         .arg(data_dir)
         .args(args)
@@ -91,4 +97,18 @@ pub async fn connect(addr: &str, token: &str) -> Ws {
         .await
         .unwrap()
         .0
+}
+
+/// The next text frame as JSON, skipping others; `None` when the socket ends or stays silent
+/// for 10 s.
+pub async fn next_json(ws: &mut Ws) -> Option<serde_json::Value> {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(10), ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => return serde_json::from_str(t.as_str()).ok(),
+            Ok(Some(Ok(_))) => continue,
+            _ => return None,
+        }
+    }
 }

@@ -1,0 +1,372 @@
+//! A project's own functions in JavaScript and Rust, as a user makes and runs them: `init`,
+//! `functions new --runtime node`, `functions test`, and `echoctl dev` running a channel through
+//! a Rust function (under `cargo lambda watch`) and a JavaScript one (in Node.js) in turn.
+//!
+//! Needs Node.js and cargo-lambda on PATH (the `services` feature; `scripts/test-all.sh`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use futures_util::SinkExt;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+mod common;
+
+use common::{ECHOCTL, Ws, connect, next_json, start_dev_in, token};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// echoctl in `dir`, with no ECHO_* settings from the environment.
+fn echoctl(dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(ECHOCTL);
+    c.args(args).current_dir(dir);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("ECHO_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+fn failed(out: Output) -> String {
+    assert_eq!(out.status.code(), Some(1), "stdout: {}", text(&out.stdout));
+    text(&out.stderr)
+}
+
+/// A project made by `echoctl init` whose first function is `function`, in `runtime`.
+fn project(tmp: &Path, function: &str, runtime: &str) -> PathBuf {
+    ok(echoctl(
+        tmp,
+        &[
+            "init",
+            "proj",
+            "--app",
+            "shop",
+            "--function",
+            function,
+            "--runtime",
+            runtime,
+        ],
+    )
+    .output()
+    .unwrap());
+    tmp.join("proj")
+}
+
+#[test]
+fn a_javascript_function_is_made_tested_and_fails_clearly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let proj = project(tmp.path(), "shout", "node");
+    let function = proj.join("functions/shout");
+    for f in ["package.json", "index.mjs", "index.test.mjs", "sample.json"] {
+        assert!(function.join(f).is_file(), "{f}");
+    }
+    // Not a crate: the project's Cargo workspace leaves it out, so cargo still works there.
+    let manifest = std::fs::read_to_string(proj.join("Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains(r#"exclude = ["functions/shout"]"#),
+        "{manifest}"
+    );
+    ok(echoctl(&proj, &["functions", "new", "tidy"])
+        .output()
+        .unwrap());
+    let metadata = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .current_dir(&proj)
+        .output()
+        .unwrap();
+    let members: Value = serde_json::from_str(&ok(metadata)).unwrap();
+    let names: Vec<&str> = members["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["tidy"]);
+
+    // Its own unit tests pass as scaffolded.
+    ok(Command::new("node")
+        .arg("--test")
+        .current_dir(&function)
+        .output()
+        .unwrap());
+
+    let test_command = || {
+        echoctl(
+            &proj,
+            &[
+                "functions",
+                "test",
+                "shout",
+                "--input",
+                "functions/shout/sample.json",
+            ],
+        )
+    };
+    let test = || test_command().output().unwrap();
+    let out = ok(test());
+    let answer: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        answer,
+        json!({"action": "continue", "data": {"text": "hello from echoctl"}})
+    );
+    let out = ok(
+        echoctl(&proj, &["associations", "validate", "associations.json"])
+            .output()
+            .unwrap(),
+    );
+    assert!(out.contains("functions: shout"), "{out}");
+
+    std::fs::write(
+        function.join("index.mjs"),
+        "export async function handler() { throw new RangeError('no shouting today'); }\n",
+    )
+    .unwrap();
+    let err = failed(test());
+    assert!(
+        err.contains("shout: function failed") && err.contains("no shouting today"),
+        "{err}"
+    );
+    std::fs::write(
+        function.join("index.mjs"),
+        "export async function handler(event) { return { ok: true }; }\n",
+    )
+    .unwrap();
+    let err = failed(test());
+    assert!(err.contains("not a valid function output"), "{err}");
+    std::fs::write(function.join("index.mjs"), "export const handle = 1;\n").unwrap();
+    let err = failed(test());
+    assert!(
+        err.contains("does not export a function named handler"),
+        "{err}"
+    );
+
+    let err = failed(
+        test_command()
+            .env("ECHO_NODE", "/nonexistent/node")
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains("need Node.js 20 or later"), "{err}");
+    // A runtime that is not offered is a usage error (exit 2) naming the ones that are.
+    let out = echoctl(&proj, &["functions", "new", "again", "--runtime", "python"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("possible values: rust, node"), "{err}");
+}
+
+/// `cargo lambda watch` in `dir` on a free port, answering once `function` does; killed with its
+/// process group when dropped.
+struct Watch {
+    child: std::process::Child,
+    endpoint: String,
+}
+
+impl Watch {
+    async fn start(dir: &Path, function: &str) -> Self {
+        use std::os::unix::process::CommandExt;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        // The target directory the other tests that build project functions use.
+        let target = workspace().join("target/lambda-watch");
+        std::fs::create_dir_all(&target).unwrap();
+        let log = std::fs::File::create(target.join(format!("project-watch-{port}.log"))).unwrap();
+        let child = Command::new("cargo")
+            .args([
+                "lambda",
+                "watch",
+                "--ignore-changes",
+                "-P",
+                &port.to_string(),
+            ])
+            .current_dir(dir)
+            .env("CARGO_TARGET_DIR", &target)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .expect("`cargo lambda` is installed (pip install cargo-lambda)");
+        let watch = Self {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        let url = format!(
+            "{}/2015-03-31/functions/{function}/invocations",
+            watch.endpoint
+        );
+        let started = Instant::now();
+        loop {
+            // The first invocation builds the function; any answer from it will do.
+            let sample = json!({"app": "shop", "channel": "chat",
+                "message": {"id": "warm", "data": {"text": "x"}, "from": "t", "ts": 0}});
+            let attempt = reqwest::Client::new()
+                .post(&url)
+                .json(&sample)
+                .timeout(Duration::from_secs(60));
+            if let Ok(r) = attempt.send().await
+                && r.status().is_success()
+            {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(900),
+                "cargo lambda watch did not serve {function}"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        watch
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        // cargo-lambda does not stop on SIGTERM; the whole group goes, functions included.
+        let _ = Command::new("kill")
+            .args(["-s", "KILL", "--", &format!("-{}", self.child.id())])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+async fn send(ws: &mut Ws, frame: Value) {
+    ws.send(Message::text(frame.to_string())).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_channel_runs_a_rust_and_a_javascript_function_in_turn() {
+    let tmp = tempfile::tempdir().unwrap();
+    let proj = project(tmp.path(), "tidy", "rust");
+    ok(
+        echoctl(&proj, &["functions", "new", "shout", "--runtime", "node"])
+            .output()
+            .unwrap(),
+    );
+    std::fs::write(
+        proj.join("functions/shout/index.mjs"),
+        r#"export async function handler(event) {
+  const data = event.message.data;
+  if (data.text === 'fail') throw new Error('asked to fail');
+  return { action: 'continue', data: { ...data, text: data.text.toUpperCase(), by: event.channel } };
+}
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        proj.join("associations.json"),
+        r#"{"apps": {"shop": {"channels": {
+  "chat": {"functions": ["tidy", "shout"], "onError": "reject", "timeoutMs": 5000}
+}}}}"#,
+    )
+    .unwrap();
+
+    let watch = Watch::start(&proj, "tidy").await;
+    let data = tmp.path().join("data");
+    let mut dev = start_dev_in(
+        &proj,
+        &data,
+        &["--functions-endpoint", watch.endpoint.as_str()],
+    );
+    let mut ws = connect(&dev.addr, &token(&data, "shop", "alice")).await;
+    send(&mut ws, json!({"action": "subscribe", "channel": "chat"})).await;
+    send(
+        &mut ws,
+        json!({"action": "publish", "channel": "chat", "id": "p1",
+        "data": {"text": "  hello shop  "}}),
+    )
+    .await;
+    send(
+        &mut ws,
+        json!({"action": "publish", "channel": "chat", "id": "p2",
+        "data": {"text": "   "}}),
+    )
+    .await;
+    send(
+        &mut ws,
+        json!({"action": "publish", "channel": "chat", "id": "p3",
+        "data": {"text": "fail"}}),
+    )
+    .await;
+    let mut frames = Vec::new();
+    while frames.len() < 5 {
+        frames.push(next_json(&mut ws).await.expect("a frame"));
+    }
+    let of = |ty: &str, id: &str| {
+        frames
+            .iter()
+            .find(|f| f["type"] == ty && f["id"] == id)
+            .unwrap_or_else(|| panic!("no {ty} {id} in {frames:?}"))
+            .clone()
+    };
+    assert!(
+        frames
+            .iter()
+            .any(|f| f["type"] == "subscribed" && f["channel"] == "chat"),
+        "{frames:?}"
+    );
+    // Trimmed by the Rust function, then shouted by the JavaScript one.
+    assert_eq!(
+        of("message", "p1")["data"],
+        json!({"text": "HELLO SHOP", "by": "chat"})
+    );
+    assert_eq!(of("ack", "p1")["type"], "ack");
+    // The Rust function dropped the blank one before the JavaScript one saw it.
+    assert_eq!(of("ack", "p2")["dropped"], true, "{frames:?}");
+    // The JavaScript function's throw rejects the message under onError "reject".
+    let error = of("error", "p3");
+    assert_eq!(error["code"], "function_failed", "{error}");
+    assert!(
+        !frames
+            .iter()
+            .any(|f| f["type"] == "message" && f["id"] != "p1"),
+        "{frames:?}"
+    );
+
+    // An edit to the module applies to the next message, without restarting anything.
+    std::fs::write(
+        proj.join("functions/shout/index.mjs"),
+        "export const handler = async (e) => ({ action: 'continue', data: { whisper: e.message.data.text.toLowerCase() } });\n",
+    )
+    .unwrap();
+    send(
+        &mut ws,
+        json!({"action": "publish", "channel": "chat", "id": "p4",
+        "data": {"text": " Quiet Please "}}),
+    )
+    .await;
+    let mut message = None;
+    while message.is_none() {
+        let frame = next_json(&mut ws).await.expect("a frame");
+        if frame["type"] == "message" {
+            message = Some(frame);
+        }
+    }
+    assert_eq!(message.unwrap()["data"], json!({"whisper": "quiet please"}));
+    dev.child.kill().unwrap();
+    dev.child.wait().unwrap();
+}
