@@ -133,7 +133,9 @@ dir = "functions"
 
 [aws]
 stack-name = "echo"
-template = "template.yaml"
+# Echo's own stack: by default the template of the Echo checkout echoctl was built from (or
+# [functions] echo-path); the project's functions deploy beside it as <stack-name>-functions.
+# template = "../echo/template.yaml"
 "#
     .to_owned()
 }

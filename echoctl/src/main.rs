@@ -103,6 +103,21 @@ fn main() -> ExitCode {
     }
 }
 
+/// The AWS settings layered, Echo's template found, and the project's own functions.
+fn project(
+    aws: &mut aws::AwsArgs,
+    m: &ArgMatches,
+    loaded: &config::Loaded,
+) -> Result<aws::Project> {
+    aws.layer(m, loaded)?;
+    let echo = functions::echo_checkout(loaded);
+    aws.fall_back_to_echo(echo.as_deref());
+    Ok(aws::Project::load(
+        &functions::functions_dir(None, loaded),
+        echo.as_deref(),
+    ))
+}
+
 fn run(cli: Cli, m: &ArgMatches) -> Result {
     let loaded = config::Loaded::load(cli.config.as_deref())?;
     match cli.command {
@@ -122,16 +137,16 @@ fn run(cli: Cli, m: &ArgMatches) -> Result {
             associations::run(command, m, &loaded)
         }
         Command::Deploy(mut args) => {
-            args.aws.layer(m, &loaded)?;
-            aws::deploy(args)
+            let project = project(&mut args.aws, m, &loaded)?;
+            aws::deploy(args, &project)
         }
         Command::Status(mut args) => {
-            args.aws.layer(m, &loaded)?;
+            project(&mut args.aws, m, &loaded)?;
             aws::status(args)
         }
         Command::Teardown(mut args) => {
-            args.aws.layer(m, &loaded)?;
-            aws::teardown(args)
+            let project = project(&mut args.aws, m, &loaded)?;
+            aws::teardown(args, &project)
         }
         Command::Config(mut args) => {
             let edge = args.edge.layer(m, &loaded)?;

@@ -370,3 +370,108 @@ async fn a_channel_runs_a_rust_and_a_javascript_function_in_turn() {
     dev.child.kill().unwrap();
     dev.child.wait().unwrap();
 }
+
+/// The virtualenv with the SAM CLI and cfn-lint (`scripts/test-all.sh` fills `.venv-sam`; a
+/// relative `ECHO_MOTO_VENV` is relative to the repository).
+fn sam_venv() -> PathBuf {
+    workspace().join(
+        std::env::var_os("ECHO_MOTO_VENV")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(".venv-sam")),
+    )
+}
+
+#[test]
+fn a_project_deploys_its_functions_beside_echo() {
+    let tmp = tempfile::tempdir().unwrap();
+    let proj = std::fs::canonicalize(project(tmp.path(), "tidy", "rust")).unwrap();
+    ok(
+        echoctl(&proj, &["functions", "new", "shout", "--runtime", "node"])
+            .output()
+            .unwrap(),
+    );
+    let sam = sam_venv().join("bin/sam");
+    let aws = |args: &[&str]| {
+        echoctl(&proj, args)
+            .env("ECHO_SAM", &sam)
+            .env("ECHO_JWT_SECRET", "a-very-secret-value-a-very-secret-value")
+            .output()
+            .unwrap()
+    };
+    let out = ok(aws(&[
+        "deploy",
+        "--dry-run",
+        "--stack-name",
+        "shop",
+        "--region",
+        "eu-west-1",
+    ]));
+    let echo = std::fs::canonicalize(workspace()).unwrap();
+    let (sam, work, echo) = (sam.display(), proj.join(".echo/aws"), echo.display());
+    let work = work.display();
+    let deploy = "--capabilities CAPABILITY_IAM --resolve-s3 --no-confirm-changeset \
+                  --no-fail-on-empty-changeset --region eu-west-1 --parameter-overrides";
+    let expected = format!(
+        "wrote the template of the project's functions, shout (JavaScript), tidy (Rust), to {work}/functions.yaml\n\
+         echoctl deploy would run:\n  \
+         {sam} build --template {work}/functions.yaml --build-dir {work}/functions-build\n  \
+         {sam} build --template {echo}/template.yaml --build-dir {echo}/.aws-sam/build\n  \
+         {sam} deploy --template-file {work}/functions-build/template.yaml --stack-name shop-functions {deploy} EchoStackName=shop\n  \
+         then read the FunctionArns output of shop-functions (sam list stack-outputs)\n  \
+         {sam} deploy --template-file {echo}/.aws-sam/build/template.yaml --stack-name shop {deploy} JwtSecret=**** ProjectFunctionArns=<the FunctionArns output of shop-functions>\n  \
+         then tag each function with echo:source-hash (its local code hash)\n"
+    );
+    assert_eq!(out, expected);
+    let out = ok(aws(&["teardown", "--dry-run", "--stack-name", "shop"]));
+    assert_eq!(
+        out,
+        format!(
+            "echoctl teardown would run:\n  \
+             {sam} delete --stack-name shop --no-prompts\n  \
+             {sam} delete --stack-name shop-functions --no-prompts\n"
+        )
+    );
+
+    // The template passes the linters and builds: the Rust function with cargo-lambda for arm64,
+    // the JavaScript one with npm.
+    let template = proj.join(".echo/aws/functions.yaml");
+    let tool = |name: &str| {
+        let mut c = Command::new(sam_venv().join("bin").join(name));
+        c.env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("SAM_CLI_TELEMETRY", "0")
+            .current_dir(&proj);
+        c
+    };
+    ok(tool("cfn-lint")
+        .args(["--non-zero-exit-code", "warning", "--"])
+        .arg(&template)
+        .output()
+        .unwrap());
+    ok(tool("sam")
+        .args(["validate", "--lint", "--template"])
+        .arg(&template)
+        .output()
+        .unwrap());
+    let build = proj.join(".echo/aws/functions-build");
+    ok(tool("sam")
+        .args(["build", "--template"])
+        .arg(&template)
+        .arg("--build-dir")
+        .arg(&build)
+        .output()
+        .unwrap());
+    assert!(build.join("TidyFunction/bootstrap").is_file());
+    assert!(build.join("ShoutFunction/index.mjs").is_file());
+
+    // A function may not take the name of one of Echo's own Lambdas.
+    ok(
+        echoctl(&proj, &["functions", "new", "fanout", "--runtime", "node"])
+            .output()
+            .unwrap(),
+    );
+    let err = failed(aws(&["deploy", "--dry-run", "--stack-name", "shop"]));
+    assert!(
+        err.contains("function \"fanout\" has the name of one of Echo's own Lambdas"),
+        "{err}"
+    );
+}

@@ -4,12 +4,15 @@
 use echo_core::associations::Associations;
 
 use super::associations::push_associations;
-use super::sam::{Step, check_sam, print_outputs};
+use std::path::Path;
+
+use super::project::Project;
+use super::sam::{Step, check_sam, print_outputs, stack_outputs};
 use super::{AwsArgs, AwsError, DeployArgs, SOURCE_HASH_TAG, has_credentials};
 #[cfg(feature = "aws")]
 use super::{local_hashes, sdk};
 
-pub fn deploy(args: DeployArgs) -> crate::Result {
+pub fn deploy(args: DeployArgs, project: &Project) -> crate::Result {
     let aws = &args.aws;
     if !aws.template.is_file() {
         return Err(AwsError::NoTemplate(aws.template.clone()).into());
@@ -19,43 +22,67 @@ pub fn deploy(args: DeployArgs) -> crate::Result {
         .clone()
         .unwrap_or_else(|| "$ECHO_JWT_SECRET".to_owned());
     let sam = aws.sam();
-    let build_dir = aws.template_dir().join(".aws-sam/build");
-    let mut build = vec!["build".to_owned(), "--template".to_owned()];
-    build.push(aws.template.display().to_string());
-    build.extend(["--build-dir".to_owned(), build_dir.display().to_string()]);
-    let mut deploy = vec![
-        "deploy".to_owned(),
-        "--template-file".to_owned(),
-        build_dir.join("template.yaml").display().to_string(),
-        "--stack-name".to_owned(),
-        aws.stack_name.clone(),
-        "--capabilities".to_owned(),
-        "CAPABILITY_IAM".to_owned(),
-        "--resolve-s3".to_owned(),
-        "--no-confirm-changeset".to_owned(),
-        "--no-fail-on-empty-changeset".to_owned(),
-        "--parameter-overrides".to_owned(),
-        format!("JwtSecret={secret_shown}"),
-    ];
-    deploy.extend(aws.region_args());
-    let steps = [
-        Step::new(
-            "building every Lambda for arm64 (sam build; several minutes the first time)",
+    let functions_stack = Project::stack_name(&aws.stack_name);
+    let has_functions = !project.functions.is_empty();
+    let mut steps = Vec::new();
+    if has_functions {
+        let template = project.write_template()?;
+        println!(
+            "wrote the template of the project's functions, {}, to {}",
+            project.describe(),
+            template.display()
+        );
+        let build_dir = project.work_dir().join("functions-build");
+        steps.push(Planned::Run(Box::new(Step::new(
+            "building the project's functions for arm64 (sam build)",
             &sam,
-            &build,
+            &sam_build(&template, &build_dir),
             None,
-        ),
-        Step::new(
-            "deploying the stack (sam deploy)",
+        ))));
+    }
+    let build_dir = aws.template_dir().join(".aws-sam/build");
+    steps.push(Planned::Run(Box::new(Step::new(
+        "building every Lambda of Echo's stack for arm64 (sam build; several minutes the first time)",
+        &sam,
+        &sam_build(&aws.template, &build_dir),
+        None,
+    ))));
+    if has_functions {
+        let build_dir = project.work_dir().join("functions-build");
+        let mut deploy = sam_deploy(&build_dir, &functions_stack, aws);
+        deploy.push(format!("EchoStackName={}", aws.stack_name));
+        steps.push(Planned::Run(Box::new(Step::new(
+            &format!(
+                "deploying the project's functions: {} (sam deploy)",
+                project.describe()
+            ),
             &sam,
             &deploy,
-            secret.as_deref(),
-        ),
-    ];
+            None,
+        ))));
+        steps.push(Planned::ReadArns);
+    }
+    let mut deploy = sam_deploy(&build_dir, &aws.stack_name, aws);
+    deploy.push(format!("JwtSecret={secret_shown}"));
+    if has_functions {
+        deploy.push(format!(
+            "ProjectFunctionArns=<the FunctionArns output of {functions_stack}>"
+        ));
+    }
+    steps.push(Planned::EchoDeploy(deploy));
+    let total = steps.len() + 1 + usize::from(args.associations.is_some());
     if args.dry_run {
         println!("echoctl deploy would run:");
         for s in &steps {
-            println!("  {}", s.shown);
+            match s {
+                Planned::Run(step) => println!("  {}", step.shown),
+                Planned::ReadArns => println!(
+                    "  then read the FunctionArns output of {functions_stack} (sam list stack-outputs)"
+                ),
+                Planned::EchoDeploy(args) => {
+                    println!("  {}", Step::new("", &sam, args, secret.as_deref()).shown)
+                }
+            }
         }
         println!("  then tag each function with {SOURCE_HASH_TAG} (its local code hash)");
         if let Some(file) = &args.associations {
@@ -74,20 +101,98 @@ pub fn deploy(args: DeployArgs) -> crate::Result {
         _ => return Err(AwsError::NoSecret.into()),
     }
     check_sam(&sam)?;
-    let total = 3 + usize::from(args.associations.is_some());
+    let mut arns = None;
     for (i, step) in steps.into_iter().enumerate() {
-        step.run(i + 1, total)?;
+        match step {
+            Planned::Run(step) => step.run(i + 1, total)?,
+            Planned::ReadArns => {
+                eprintln!("==> [{}/{total}] reading the functions' ARNs", i + 1);
+                arns = Some(function_arns(aws, &functions_stack)?);
+            }
+            Planned::EchoDeploy(mut args) => {
+                if let (Some(arns), Some(last)) = (&arns, args.last_mut()) {
+                    *last = format!("ProjectFunctionArns={arns}");
+                }
+                let step = Step::new(
+                    "deploying Echo's stack (sam deploy)",
+                    &sam,
+                    &args,
+                    secret.as_deref(),
+                );
+                step.run(i + 1, total).map_err(|e| {
+                    if has_functions {
+                        format!(
+                            "{e}; the project's functions are deployed in {functions_stack}, but Echo's stack does not invoke them yet: run echoctl deploy again"
+                        )
+                        .into()
+                    } else {
+                        Box::<dyn std::error::Error>::from(e)
+                    }
+                })?;
+            }
+        }
     }
-    eprintln!("==> [3/{total}] recording the code hash of each function");
+    let n = total - usize::from(args.associations.is_some());
+    eprintln!("==> [{n}/{total}] recording the code hash of each function");
     record_hashes(aws)?;
     if let Some(file) = &args.associations {
-        eprintln!("==> [4/{total}] storing {}", file.display());
+        eprintln!("==> [{total}/{total}] storing {}", file.display());
         let text = std::fs::read_to_string(file)?;
         let parsed = Associations::parse(&text, &|_| true)
             .map_err(|e| format!("{}: {e}", file.display()))?;
         push_associations(aws, file, &parsed, false)?;
     }
     print_outputs(aws)
+}
+
+/// A step of a deploy; Echo's own `sam deploy` takes the functions' ARNs read before it.
+enum Planned {
+    Run(Box<Step>),
+    ReadArns,
+    EchoDeploy(Vec<String>),
+}
+
+fn sam_build(template: &Path, build_dir: &Path) -> Vec<String> {
+    vec![
+        "build".to_owned(),
+        "--template".to_owned(),
+        template.display().to_string(),
+        "--build-dir".to_owned(),
+        build_dir.display().to_string(),
+    ]
+}
+
+/// `sam deploy` of what `build_dir` holds as `stack`, up to `--parameter-overrides`, whose values
+/// the caller adds.
+fn sam_deploy(build_dir: &Path, stack: &str, aws: &AwsArgs) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "deploy",
+        "--template-file",
+        &build_dir.join("template.yaml").display().to_string(),
+        "--stack-name",
+        stack,
+        "--capabilities",
+        "CAPABILITY_IAM",
+        "--resolve-s3",
+        "--no-confirm-changeset",
+        "--no-fail-on-empty-changeset",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    args.extend(aws.region_args());
+    args.push("--parameter-overrides".to_owned());
+    args
+}
+
+/// The FunctionArns output of the functions stack.
+fn function_arns(aws: &AwsArgs, functions_stack: &str) -> Result<String, AwsError> {
+    let mut stack = aws.clone();
+    stack.stack_name = functions_stack.to_owned();
+    stack_outputs(&stack)?
+        .into_iter()
+        .find(|(key, _)| key == "FunctionArns")
+        .map(|(_, value)| value)
+        .ok_or_else(|| AwsError::Outputs(format!("{functions_stack} has no FunctionArns output")))
 }
 
 #[cfg(feature = "aws")]

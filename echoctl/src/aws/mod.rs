@@ -8,11 +8,13 @@
 //! - this file: the settings every AWS command shares, its errors, the credentials check.
 //! - `deploy`, `status`, `teardown`: the commands; `associations`: `associations push --target
 //!   aws`.
+//! - `project`: a project's own functions, as a stack beside Echo's.
 //! - `sam`: the SAM CLI's commands and what `sam list` says.
 //! - `sdk` (the `aws` feature): code hashes and associations through the AWS SDK.
 
 mod associations;
 mod deploy;
+mod project;
 mod sam;
 #[cfg(feature = "aws")]
 mod sdk;
@@ -21,6 +23,7 @@ mod teardown;
 
 pub use associations::push_associations;
 pub use deploy::deploy;
+pub use project::Project;
 pub use status::status;
 pub use teardown::teardown;
 
@@ -93,6 +96,16 @@ impl AwsArgs {
         })
     }
 
+    /// In a project, which has no template of Echo's stack: the one of Echo's checkout (`echo`).
+    pub fn fall_back_to_echo(&mut self, echo: Option<&Path>) {
+        if let Some(template) = echo.map(|root| root.join("template.yaml"))
+            && !self.template.is_file()
+            && template.is_file()
+        {
+            self.template = template;
+        }
+    }
+
     fn region_args(&self) -> Vec<String> {
         self.region
             .iter()
@@ -152,7 +165,9 @@ pub enum AwsError {
     NoSam(PathBuf),
     #[error("{0} failed with exit code {1:?}")]
     Step(String, Option<i32>),
-    #[error("no template at {0}: run from the folder with template.yaml or pass --template")]
+    #[error(
+        "no template at {0}: run from a checkout of Echo or a project, pass --template, or name Echo's checkout in ECHO_SOURCE or [functions] echo-path"
+    )]
     NoTemplate(PathBuf),
     #[error("ECHO_JWT_SECRET must be set to the stack's JWT secret (at least 32 bytes)")]
     NoSecret,

@@ -30,7 +30,7 @@ pub enum FunctionsCommand {
 pub enum Runtime {
     /// A Rust crate, a Lambda on `provided.al2023`.
     Rust,
-    /// A JavaScript module for Node.js 20 or later, a Lambda on `nodejs20.x`.
+    /// A JavaScript module for Node.js 20 or later, a Lambda on `nodejs24.x`.
     Node,
 }
 
@@ -164,6 +164,25 @@ pub fn functions_dir(flag: Option<PathBuf>, loaded: &Loaded) -> PathBuf {
             .map(|p| loaded.resolve(p))
     })
     .unwrap_or_else(|| PathBuf::from("functions"))
+}
+
+/// Echo's checkout, whose template and Lambdas a deploy builds: `ECHO_SOURCE`, else `[functions]
+/// echo-path`, else the one echoctl was built from, if it is still there.
+pub fn echo_checkout(loaded: &Loaded) -> Option<PathBuf> {
+    let explicit = std::env::var_os("ECHO_SOURCE")
+        .map(PathBuf::from)
+        .or_else(|| {
+            loaded
+                .file
+                .functions
+                .echo_path
+                .as_deref()
+                .map(|p| loaded.resolve(p))
+        });
+    match echo_source(explicit) {
+        rust::EchoSource::Path(root) => Some(root),
+        rust::EchoSource::Git(_) => None,
+    }
 }
 
 /// What `dir/name` is written in, if it is a function.

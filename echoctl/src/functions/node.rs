@@ -1,5 +1,5 @@
 //! Functions in JavaScript: a Node.js module exporting `handler(event, context)`, as Lambda's
-//! `nodejs20.x` runtime calls it, with the same JSON contract as Rust functions.
+//! `nodejs24.x` runtime calls it, with the same JSON contract as Rust functions.
 //!
 //! Locally they run in one Node.js process that serves them on the Lambda Invoke API
 //! (`node_runner.mjs`, started by [`NodeRunner`]), the way `cargo lambda watch` serves Rust ones:
