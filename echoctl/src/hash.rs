@@ -169,33 +169,47 @@ impl Workspace {
                 }
             }
         }
-        let mut hasher = Sha256::new();
         let root = &self.meta.workspace_root;
         let mut files = Vec::new();
         for dir in &dirs {
             collect(dir, &mut files)?;
         }
         files.push(root.join("Cargo.lock"));
-        files.sort();
-        files.dedup();
-        for file in files {
-            let bytes = match std::fs::read(&file) {
-                Ok(b) => b,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(source) => return Err(HashError::Read { path: file, source }),
-            };
-            let name = file.strip_prefix(root).unwrap_or(&file);
-            hasher.update(name.to_string_lossy().as_bytes());
-            hasher.update([0]);
-            hasher.update((bytes.len() as u64).to_le_bytes());
-            hasher.update(&bytes);
-        }
-        Ok(hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect())
+        hash_files(root, files)
     }
+}
+
+/// The hex SHA-256 of every file under `dir` (a JavaScript function: its installed
+/// `node_modules` left out, as the build installs them anew from `package.json`).
+pub fn hash_folder(dir: &Path) -> Result<String, HashError> {
+    let mut files = Vec::new();
+    collect(dir, &mut files)?;
+    hash_files(dir, files)
+}
+
+/// The hex SHA-256 of `files`: each one's path under `root`, length and bytes, in path order. A
+/// file that is gone is left out.
+fn hash_files(root: &Path, mut files: Vec<PathBuf>) -> Result<String, HashError> {
+    files.sort();
+    files.dedup();
+    let mut hasher = Sha256::new();
+    for file in files {
+        let bytes = match std::fs::read(&file) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => return Err(HashError::Read { path: file, source }),
+        };
+        let name = file.strip_prefix(root).unwrap_or(&file);
+        hasher.update(name.to_string_lossy().as_bytes());
+        hasher.update([0]);
+        hasher.update((bytes.len() as u64).to_le_bytes());
+        hasher.update(&bytes);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 /// Every file under `dir` except build output, VCS data, and nested packages' own folders.

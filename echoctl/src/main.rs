@@ -4,7 +4,8 @@
 //! - `jwt`: tokens;
 //! - `init`, `functions new|test`: a project and its function crates;
 //! - `associations validate|push`: check and replace associations, locally or on AWS;
-//! - `deploy`, `status`, `teardown`: the AWS stack, through the SAM CLI;
+//! - `deploy`, `update`, `status`, `teardown`: the AWS stacks (Echo's, and a project's
+//!   functions), through the SAM CLI;
 //! - `config`: the effective settings (defaults, `echo.toml`, `ECHO_*` variables, flags).
 //!
 //! Modules: `config` (layering), `edge`, `jwt`, `secrets`, `init`, `functions`,
@@ -61,6 +62,8 @@ enum Command {
     Associations(associations::AssociationsCommand),
     /// Build and deploy the stack to AWS (sam build, sam deploy).
     Deploy(aws::DeployArgs),
+    /// Deploy only the project's functions whose code changed (or FN), without a stack update.
+    Update(aws::UpdateArgs),
     /// Show the deployed stack and whether each function matches the local code.
     Status(aws::StatusArgs),
     /// Delete the stack from AWS (sam delete).
@@ -140,9 +143,13 @@ fn run(cli: Cli, m: &ArgMatches) -> Result {
             let project = project(&mut args.aws, m, &loaded)?;
             aws::deploy(args, &project)
         }
+        Command::Update(mut args) => {
+            let project = project(&mut args.aws, m, &loaded)?;
+            aws::update(args, &project)
+        }
         Command::Status(mut args) => {
-            project(&mut args.aws, m, &loaded)?;
-            aws::status(args)
+            let project = project(&mut args.aws, m, &loaded)?;
+            aws::status(args, &project)
         }
         Command::Teardown(mut args) => {
             let project = project(&mut args.aws, m, &loaded)?;

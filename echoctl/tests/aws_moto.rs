@@ -189,3 +189,136 @@ print(" ".join(str(i) for i in items))
     );
     assert!(stored.contains("emojify"), "{stored}");
 }
+
+/// A project made by `echoctl init` with the JavaScript function `shout`.
+fn node_project(tmp: &Path) -> PathBuf {
+    ok(Command::new(ECHOCTL)
+        .args([
+            "init",
+            "proj",
+            "--app",
+            "shop",
+            "--function",
+            "shout",
+            "--runtime",
+            "node",
+        ])
+        .current_dir(tmp)
+        .output()
+        .unwrap());
+    tmp.join("proj")
+}
+
+/// The row of `logical` in status output: its columns after the name.
+fn row(out: &str, logical: &str) -> Vec<String> {
+    out.lines()
+        .rev()
+        .find(|l| l.split_whitespace().next() == Some(logical))
+        .unwrap_or_else(|| panic!("no {logical} in {out}"))
+        .split_whitespace()
+        .skip(1)
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn update_deploys_only_changed_functions_and_status_and_teardown_see_the_project() {
+    let (_moto, endpoint) = start_moto();
+    let tmp = tempfile::tempdir().unwrap();
+    let proj = node_project(tmp.path());
+    // Echo's stack, and the project's functions stack as `echoctl deploy` leaves it: shout from
+    // other code, and a function the project no longer has.
+    python(
+        &endpoint,
+        r#"
+import boto3, json
+def fn(name): return {"Type": "AWS::Lambda::Function", "Properties": {"FunctionName": name,
+    "Runtime": "nodejs20.x", "Handler": "index.handler", "Role": {"Fn::GetAtt": ["Role", "Arn"]},
+    "Code": {"ZipFile": "exports.handler = async () => null;"}}}
+role = {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": []}}}
+cf = boto3.client("cloudformation")
+cf.create_stack(StackName="shop", TemplateBody=json.dumps({"Resources": {"Role": role},
+    "Outputs": {"WebSocketUrl": {"Value": "wss://example/prod"}}}))
+cf.create_stack(StackName="shop-functions", TemplateBody=json.dumps({"Resources": {"Role": role,
+    "ShoutFunction": fn("shop-shout"), "OldFunction": fn("shop-old")}}))
+lam = boto3.client("lambda")
+arn = lam.get_function(FunctionName="shop-shout")["Configuration"]["FunctionArn"]
+lam.tag_resource(Resource=arn, Tags={"echo:source-hash": "0" * 64, "echo:code-sha256": "x"})
+"#,
+    );
+    let echoctl = |args: &[&str]| {
+        let mut c = aws(Path::new(ECHOCTL), &endpoint);
+        c.args(args).current_dir(&proj);
+        c.output().unwrap()
+    };
+
+    let out = ok(echoctl(&["update", "--stack-name", "shop"]));
+    let local = row(&out, "shout")[3].clone();
+    assert_eq!(
+        row(&out, "shout"),
+        ["updated", "000000000000", "->", local.as_str()]
+    );
+    assert!(out.contains("updated 1 function(s): shout"), "{out}");
+    // The code Lambda now runs is the built package, tagged with its hashes.
+    let deployed = python(
+        &endpoint,
+        r#"
+import boto3
+f = boto3.client("lambda").get_function(FunctionName="shop-shout")
+print(f["Tags"]["echo:source-hash"], f["Tags"]["echo:code-sha256"] == f["Configuration"]["CodeSha256"])
+"#,
+    );
+    let (hash, same) = deployed.trim().split_once(' ').unwrap();
+    assert!(hash.starts_with(&local), "{deployed}");
+    assert_eq!(same, "True");
+
+    let out = ok(echoctl(&["update", "--stack-name", "shop"]));
+    assert!(
+        out.contains("nothing to update") && row(&out, "shout")[0] == "unchanged",
+        "{out}"
+    );
+
+    // A function that is not deployed yet, and one that is not in the project.
+    ok(Command::new(ECHOCTL)
+        .args(["functions", "new", "whisper", "--runtime", "node"])
+        .current_dir(&proj)
+        .output()
+        .unwrap());
+    let err = echoctl(&["update", "whisper", "--stack-name", "shop"]);
+    assert!(!err.status.success());
+    let err = String::from_utf8_lossy(&err.stderr);
+    assert!(
+        err.contains("shop-whisper is not deployed: `echoctl deploy` creates new functions"),
+        "{err}"
+    );
+    let err = echoctl(&["update", "nope", "--stack-name", "shop"]);
+    let err = String::from_utf8_lossy(&err.stderr);
+    assert!(
+        err.contains("no function \"nope\"") && err.contains("shout (JavaScript)"),
+        "{err}"
+    );
+
+    let out = ok(echoctl(&["status", "--stack-name", "shop"]));
+    assert!(out.contains("wss://example/prod"), "{out}");
+    assert_eq!(row(&out, "ShoutFunction").last().unwrap(), "matches");
+    assert_eq!(row(&out, "WhisperFunction")[3..].join(" "), "not deployed");
+    assert_eq!(
+        row(&out, "OldFunction")[1..].join(" "),
+        "deployed, no longer in the project"
+    );
+
+    let out = ok(echoctl(&["teardown", "--stack-name", "shop"]));
+    assert!(
+        out.contains("removed the stack shop-functions: shout (JavaScript), whisper (JavaScript)"),
+        "{out}"
+    );
+    let left = python(
+        &endpoint,
+        r#"
+import boto3
+stacks = boto3.client("cloudformation").list_stacks()["StackSummaries"]
+print(sorted(s["StackName"] for s in stacks if s["StackStatus"] != "DELETE_COMPLETE"))
+"#,
+    );
+    assert_eq!(left.trim(), "[]");
+}

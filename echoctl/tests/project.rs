@@ -66,6 +66,7 @@ fn every_command_has_help() {
         &["associations", "validate"],
         &["associations", "push"],
         &["deploy"],
+        &["update"],
         &["status"],
         &["teardown"],
         &["config"],

@@ -135,6 +135,11 @@ pub fn deploy(args: DeployArgs, project: &Project) -> crate::Result {
     let n = total - usize::from(args.associations.is_some());
     eprintln!("==> [{n}/{total}] recording the code hash of each function");
     record_hashes(aws)?;
+    if has_functions {
+        let mut stack = aws.clone();
+        stack.stack_name = functions_stack.clone();
+        record_project_hashes(&stack, project)?;
+    }
     if let Some(file) = &args.associations {
         eprintln!("==> [{total}/{total}] storing {}", file.display());
         let text = std::fs::read_to_string(file)?;
@@ -199,6 +204,16 @@ fn function_arns(aws: &AwsArgs, functions_stack: &str) -> Result<String, AwsErro
 fn record_hashes(aws: &AwsArgs) -> crate::Result {
     let local = local_hashes(aws)?;
     sdk::runtime()?.block_on(sdk::record_hashes(aws, &local))
+}
+
+#[cfg(feature = "aws")]
+fn record_project_hashes(stack: &AwsArgs, project: &Project) -> crate::Result {
+    sdk::runtime()?.block_on(sdk::record_hashes(stack, &project.hashes()?))
+}
+
+#[cfg(not(feature = "aws"))]
+fn record_project_hashes(_stack: &AwsArgs, _project: &Project) -> crate::Result {
+    Ok(())
 }
 
 #[cfg(not(feature = "aws"))]

@@ -8,7 +8,8 @@
 //! - this file: the settings every AWS command shares, its errors, the credentials check.
 //! - `deploy`, `status`, `teardown`: the commands; `associations`: `associations push --target
 //!   aws`.
-//! - `project`: a project's own functions, as a stack beside Echo's.
+//! - `project`: a project's own functions, as a stack beside Echo's; `update`: only those whose
+//!   code changed.
 //! - `sam`: the SAM CLI's commands and what `sam list` says.
 //! - `sdk` (the `aws` feature): code hashes and associations through the AWS SDK.
 
@@ -20,12 +21,14 @@ mod sam;
 mod sdk;
 mod status;
 mod teardown;
+mod update;
 
 pub use associations::push_associations;
 pub use deploy::deploy;
 pub use project::Project;
 pub use status::status;
 pub use teardown::teardown;
+pub use update::{UpdateArgs, update};
 
 use std::path::{Path, PathBuf};
 

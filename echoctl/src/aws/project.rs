@@ -7,10 +7,13 @@
 //! JavaScript module on `nodejs24.x` (handler `index.handler`), both arm64 with the 25 s timeout
 //! that the longest `timeoutMs` allows.
 
+use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::functions::{self, Runtime};
+use crate::hash::{HashError, TemplateFunction, Workspace, hash_folder};
 
 /// Names the Lambdas of Echo's own stack take (`<stack>-<name>`): a project function cannot.
 const ECHO_NAMES: [&str; 6] = [
@@ -101,7 +104,7 @@ impl Project {
 
     /// The SAM template of the functions' Lambdas.
     pub fn template(&self) -> Result<String, ProjectError> {
-        let mut ids = std::collections::BTreeMap::new();
+        let mut ids = BTreeMap::new();
         for (name, _) in &self.functions {
             if ECHO_NAMES.contains(&name.as_str()) {
                 return Err(ProjectError::Reserved(name.clone()));
@@ -195,6 +198,41 @@ impl Project {
         Ok(t)
     }
 
+    /// The Lambda that runs `name` for Echo's stack `stack`.
+    pub fn lambda_name(stack: &str, name: &str) -> String {
+        format!("{stack}-{name}")
+    }
+
+    /// Each function as a template resource, with the hash of its code: for a Rust one, its
+    /// crate, the local crates it depends on and `Cargo.lock`; for a JavaScript one, its folder.
+    pub fn hashes(&self) -> Result<Vec<(TemplateFunction, String)>, HashError> {
+        let mut workspaces: BTreeMap<PathBuf, Workspace> = BTreeMap::new();
+        let mut out = Vec::new();
+        for (name, runtime) in &self.functions {
+            let folder = self.dir.join(name);
+            let hash = match runtime {
+                Runtime::Rust => {
+                    let root = cargo_root(&folder);
+                    let workspace = match workspaces.entry(root) {
+                        Entry::Occupied(e) => e.into_mut(),
+                        Entry::Vacant(e) => {
+                            let loaded = Workspace::load(e.key())?;
+                            e.insert(loaded)
+                        }
+                    };
+                    workspace.hash_binary(name)?
+                }
+                Runtime::Node => hash_folder(&folder)?,
+            };
+            let function = TemplateFunction {
+                logical_id: logical_id(name),
+                binary: name.clone(),
+            };
+            out.push((function, hash));
+        }
+        Ok(out)
+    }
+
     /// Writes [`Self::template`] to [`Self::template_path`].
     pub fn write_template(&self) -> Result<PathBuf, ProjectError> {
         let text = self.template()?;
@@ -214,7 +252,7 @@ impl Project {
 }
 
 /// `geo-filter_2` → `GeoFilter2Function`.
-fn logical_id(name: &str) -> String {
+pub fn logical_id(name: &str) -> String {
     let mut id = String::new();
     for part in name.split(['-', '_']) {
         let mut chars = part.chars();

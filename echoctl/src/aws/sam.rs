@@ -110,15 +110,20 @@ pub(super) fn physical_names(
 fn sam_list(aws: &AwsArgs, what: &str) -> Result<Vec<serde_json::Value>, AwsError> {
     let sam = aws.sam();
     check_sam(&sam)?;
-    let output = Command::new(&sam)
-        .args([
-            "list",
-            what,
-            "--stack-name",
-            &aws.stack_name,
-            "--output",
-            "json",
-        ])
+    let mut command = Command::new(&sam);
+    command.args([
+        "list",
+        what,
+        "--stack-name",
+        &aws.stack_name,
+        "--output",
+        "json",
+    ]);
+    // Resources are listed as the template declares them, with the stack's physical ids.
+    if what == "resources" {
+        command.arg("--template").arg(&aws.template);
+    }
+    let output = command
         .args(aws.region_args())
         .output()
         .map_err(|e| AwsError::Outputs(e.to_string()))?;

@@ -48,6 +48,53 @@ async fn get_function(
         .map_err(|e| sdk_error("GetFunction", name, &e).into())
 }
 
+/// The source hash the Lambda `name` was tagged with by `deploy` or `update`: `None` when there
+/// is no such Lambda, `Some(None)` when it has no tag.
+pub async fn deployed_hash(aws: &AwsArgs, name: &str) -> crate::Result<Option<Option<String>>> {
+    let lambda = aws_sdk_lambda::Client::new(&config(aws).await);
+    match lambda.get_function().function_name(name).send().await {
+        Ok(got) => Ok(Some(
+            got.tags().and_then(|t| t.get(SOURCE_HASH_TAG)).cloned(),
+        )),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_resource_not_found_exception()) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(sdk_error("GetFunction", name, &e).into()),
+    }
+}
+
+/// Replaces the code of the Lambda `name` with the package `zip`, waits until Lambda has applied
+/// it, and tags the function with `hash` and the new package's `CodeSha256`.
+pub async fn update_code(aws: &AwsArgs, name: &str, zip: Vec<u8>, hash: &str) -> crate::Result {
+    use aws_sdk_lambda::client::Waiters;
+    let lambda = aws_sdk_lambda::Client::new(&config(aws).await);
+    let updated = lambda
+        .update_function_code()
+        .function_name(name)
+        .zip_file(aws_sdk_lambda::primitives::Blob::new(zip))
+        .send()
+        .await
+        .map_err(|e| sdk_error("UpdateFunctionCode", name, &e))?;
+    lambda
+        .wait_until_function_updated_v2()
+        .function_name(name)
+        .wait(std::time::Duration::from_secs(300))
+        .await
+        .map_err(|e| sdk_error("waiting for the update of", name, &e))?;
+    lambda
+        .tag_resource()
+        .resource(updated.function_arn().unwrap_or(name))
+        .tags(SOURCE_HASH_TAG, hash)
+        .tags(CODE_SHA_TAG, updated.code_sha256().unwrap_or_default())
+        .send()
+        .await
+        .map_err(|e| sdk_error("TagResource", name, &e))?;
+    Ok(())
+}
+
 pub async fn record_hashes(aws: &AwsArgs, local: &[(TemplateFunction, String)]) -> crate::Result {
     let sdk = config(aws).await;
     let names = super::sam::physical_names(aws)?;
