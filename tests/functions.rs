@@ -185,6 +185,43 @@ async fn associations_replaced_through_the_api_apply_to_the_next_publish() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_lambda_arn_runs_the_function_of_its_name_locally() {
+    let edge = TestEdge::start().await;
+    let mut a = edge.connect(&edge.token("chat-demo", "a")).await;
+    a.subscribe("boring").await;
+    let (status, body) = edge
+        .put_associations(
+            r#"{"apps":{"chat-demo":{"channels":{"boring":{"functions":[
+                "arn:aws:lambda:eu-west-1:123456789012:function:angry:live"]}}}}}"#,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    a.publish("boring", json!({"text": "arn"}), "1").await;
+    assert_eq!(a.recv().await["data"]["text"], "ARN!!!");
+
+    // An ARN whose name part is not a function here is as unknown as that name; a malformed
+    // one is neither a name nor an ARN.
+    for (doc, error) in [
+        (
+            "arn:aws:lambda:eu-west-1:123456789012:function:nope",
+            "unknown function \"arn:aws:lambda:eu-west-1:123456789012:function:nope\"",
+        ),
+        (
+            "arn:aws:lambda:eu-west-1:42:function:angry",
+            "is not a valid function name (1 to 64 of a-z A-Z 0-9 _ -) or Lambda function ARN",
+        ),
+    ] {
+        let (status, body) = edge
+            .put_associations(&format!(
+                r#"{{"apps":{{"chat-demo":{{"channels":{{"boring":{{"functions":["{doc}"]}}}}}}}}}}"#
+            ))
+            .await;
+        assert_eq!(status, 400);
+        assert!(body["error"].as_str().unwrap().contains(error), "{body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn associations_file_changes_are_picked_up_while_connected() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("associations.json");

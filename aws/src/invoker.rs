@@ -3,11 +3,13 @@
 use async_trait::async_trait;
 use aws_sdk_lambda::Client;
 use aws_sdk_lambda::primitives::Blob;
+use echo_core::function::reference::is_lambda_arn;
 use echo_core::function::{
     FunctionInput, FunctionInvoker, FunctionOutput, InvokeError, parse_output,
 };
 
-/// Invokes `{prefix}{name}` for the function `name` of an associations document.
+/// Invokes `{prefix}{name}` for the function `name` of an associations document, and a Lambda
+/// ARN as it is.
 #[derive(Debug, Clone)]
 pub struct LambdaInvoker {
     client: Client,
@@ -23,6 +25,17 @@ impl LambdaInvoker {
     }
 }
 
+impl LambdaInvoker {
+    /// The Lambda that runs `function`.
+    fn lambda(&self, function: &str) -> String {
+        if is_lambda_arn(function) {
+            function.to_owned()
+        } else {
+            format!("{}{function}", self.prefix)
+        }
+    }
+}
+
 #[async_trait]
 impl FunctionInvoker for LambdaInvoker {
     async fn invoke(
@@ -34,7 +47,7 @@ impl FunctionInvoker for LambdaInvoker {
         let out = self
             .client
             .invoke()
-            .function_name(format!("{}{name}", self.prefix))
+            .function_name(self.lambda(name))
             .payload(Blob::new(payload))
             .send()
             .await
@@ -63,5 +76,21 @@ impl FunctionInvoker for LambdaInvoker {
     /// Deployed functions are not listed up front; an unknown one fails at invocation.
     fn knows(&self, _name: &str) -> bool {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_take_the_stack_prefix_and_arns_stay_as_they_are() {
+        let config = aws_sdk_lambda::Config::builder()
+            .behavior_version(aws_sdk_lambda::config::BehaviorVersion::latest())
+            .build();
+        let invoker = LambdaInvoker::new(Client::from_conf(config), "echo-");
+        assert_eq!(invoker.lambda("angry"), "echo-angry");
+        let arn = "arn:aws:lambda:eu-west-1:123456789012:function:geo:live";
+        assert_eq!(invoker.lambda(arn), arn);
     }
 }

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::channel::{AppId, ChannelName, ChannelPattern};
+use crate::function::reference::valid_function_ref;
 
 /// Per-function timeout when an association does not set one.
 pub const DEFAULT_TIMEOUT_MS: u64 = 1000;
@@ -159,11 +160,11 @@ impl Associations {
                     let index = format!("[{i}]");
                     let mut fpath = at(&["functions"]);
                     fpath.push(&index);
-                    if !valid_function_name(f) {
+                    if !valid_function_ref(f) {
                         return Err(invalid(
                             &fpath,
                             &format!(
-                                "{f:?} is not a valid function name (1 to 64 of a-z A-Z 0-9 _ -)"
+                                "{f:?} is not a valid function name (1 to 64 of a-z A-Z 0-9 _ -) or Lambda function ARN"
                             ),
                         ));
                     }
@@ -220,12 +221,12 @@ impl Associations {
         &self.source
     }
 
-    /// Every function name the document references.
     /// How many apps have associations.
     pub fn app_count(&self) -> usize {
         self.apps.len()
     }
 
+    /// Every function the document references: names and Lambda ARNs.
     pub fn function_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self
             .apps

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{ArgMatches, Args, Subcommand, ValueEnum};
 use echo_core::associations::Associations;
+use echo_core::function::reference::is_lambda_arn;
 use echo_edge::invoker::InProcess;
 
 use crate::config::Loaded;
@@ -96,8 +97,9 @@ pub fn run(command: AssociationsCommand, m: &ArgMatches, loaded: &Loaded) -> cra
     match command {
         AssociationsCommand::Validate(args) => {
             let known = known_functions(&args.names, loaded);
+            // A Lambda ARN names a function deployed elsewhere: nothing here to check it against.
             let (_, parsed) = read(&args.file, &|name| {
-                args.names.any_function || known.contains(name)
+                args.names.any_function || known.contains(name) || is_lambda_arn(name)
             })?;
             let apps = parsed.app_count();
             println!(

@@ -412,6 +412,27 @@ fn aws_commands_explain_themselves_without_aws() {
         "{out}"
     );
 
+    // A Lambda deployed elsewhere, named by its ARN: validated as such, and granted to the
+    // message handler by deploy.
+    let arn = "arn:aws:lambda:eu-west-1:123456789012:function:geo-filter:live";
+    let file = home.path().join("arn.json");
+    std::fs::write(
+        &file,
+        format!(
+            r#"{{"apps":{{"shop":{{"channels":{{"geo":{{"functions":["angry","{arn}"]}}}}}}}}}}"#
+        ),
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    let out = ok(aws(&["associations", "validate", file]));
+    assert!(out.contains(arn), "{out}");
+    let out = ok(aws(&["deploy", "--dry-run", "--associations", file]));
+    assert!(
+        out.contains(&format!("ProjectFunctionArns={arn}\n")),
+        "{out}"
+    );
+    assert!(out.contains(&format!("then store {file}")), "{out}");
+
     let out = ok(aws(&["teardown", "--dry-run", "--region", "eu-west-1"]));
     assert!(
         out.contains("sam delete --stack-name echo --no-prompts --region eu-west-1"),

@@ -10,9 +10,11 @@
 //! and it answers `{"action":"continue","data":...}` to pass the (possibly new) data on, or
 //! `{"action":"drop","reason":"..."}` to stop the message.
 //!
-//! This file is the contract; [`chain`] runs a channel's functions one after another.
+//! This file is the contract; [`chain`] runs a channel's functions one after another, and
+//! [`reference`] says how an association names a function.
 
 pub mod chain;
+pub mod reference;
 
 pub use chain::{ChainOutcome, FunctionRun, run_chain};
 

@@ -2,6 +2,7 @@
 //! the code it was built from.
 
 use echo_core::associations::Associations;
+use echo_core::function::reference::is_lambda_arn;
 
 use super::associations::push_associations;
 use std::path::Path;
@@ -21,6 +22,23 @@ pub fn deploy(args: DeployArgs, project: &Project) -> crate::Result {
     let secret_shown = secret
         .clone()
         .unwrap_or_else(|| "$ECHO_JWT_SECRET".to_owned());
+    // Read first, so that a bad file stops the deploy before anything runs.
+    let associations = match &args.associations {
+        Some(file) => {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            let parsed = Associations::parse(&text, &|_| true)
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+            Some((file, parsed))
+        }
+        None => None,
+    };
+    // Lambdas deployed elsewhere that the associations name by ARN: the handler may invoke them.
+    let elsewhere: Vec<String> = associations
+        .iter()
+        .flat_map(|(_, parsed)| parsed.function_names())
+        .filter(|name| is_lambda_arn(name))
+        .collect();
     let sam = aws.sam();
     let functions_stack = Project::stack_name(&aws.stack_name);
     let has_functions = !project.functions.is_empty();
@@ -64,9 +82,19 @@ pub fn deploy(args: DeployArgs, project: &Project) -> crate::Result {
     }
     let mut deploy = sam_deploy(&build_dir, &aws.stack_name, aws);
     deploy.push(format!("JwtSecret={secret_shown}"));
-    if has_functions {
+    let granted = |outputs: Option<&str>| {
+        outputs
+            .map(str::to_owned)
+            .into_iter()
+            .chain(elsewhere.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    if has_functions || !elsewhere.is_empty() {
+        let outputs = format!("<the FunctionArns output of {functions_stack}>");
         deploy.push(format!(
-            "ProjectFunctionArns=<the FunctionArns output of {functions_stack}>"
+            "ProjectFunctionArns={}",
+            granted(has_functions.then_some(outputs.as_str()))
         ));
     }
     steps.push(Planned::EchoDeploy(deploy));
@@ -111,7 +139,7 @@ pub fn deploy(args: DeployArgs, project: &Project) -> crate::Result {
             }
             Planned::EchoDeploy(mut args) => {
                 if let (Some(arns), Some(last)) = (&arns, args.last_mut()) {
-                    *last = format!("ProjectFunctionArns={arns}");
+                    *last = format!("ProjectFunctionArns={}", granted(Some(arns)));
                 }
                 let step = Step::new(
                     "deploying Echo's stack (sam deploy)",
@@ -140,12 +168,9 @@ pub fn deploy(args: DeployArgs, project: &Project) -> crate::Result {
         stack.stack_name = functions_stack.clone();
         record_project_hashes(&stack, project)?;
     }
-    if let Some(file) = &args.associations {
+    if let Some((file, parsed)) = &associations {
         eprintln!("==> [{total}/{total}] storing {}", file.display());
-        let text = std::fs::read_to_string(file)?;
-        let parsed = Associations::parse(&text, &|_| true)
-            .map_err(|e| format!("{}: {e}", file.display()))?;
-        push_associations(aws, file, &parsed, false)?;
+        push_associations(aws, file, parsed, false)?;
     }
     print_outputs(aws)
 }

@@ -6,12 +6,14 @@ pub mod in_process;
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use echo_core::function::reference::lambda_arn_name;
 use echo_core::function::{FunctionInput, FunctionInvoker, FunctionOutput, InvokeError};
 
 pub use http::LambdaInvokeApi;
 pub use in_process::InProcess;
 
-/// Functions with an endpoint of their own first (a project's JavaScript functions, which
+/// A Lambda ARN in an association stands for the function of its name part. Functions with an
+/// endpoint of their own first (a project's JavaScript functions, which
 /// echoctl serves), then in-process functions; any other name goes to the Lambda Invoke API when
 /// an endpoint is configured (what `cargo lambda watch` serves), and is unknown otherwise.
 pub struct Invoker {
@@ -27,6 +29,8 @@ impl FunctionInvoker for Invoker {
         name: &str,
         input: &FunctionInput,
     ) -> Result<FunctionOutput, InvokeError> {
+        // A Lambda ARN runs, here, the function of its name.
+        let name = lambda_arn_name(name).unwrap_or(name);
         if let Some(route) = self.routes.get(name) {
             return route.invoke(name, input).await;
         }
@@ -40,6 +44,7 @@ impl FunctionInvoker for Invoker {
     }
 
     fn knows(&self, name: &str) -> bool {
+        let name = lambda_arn_name(name).unwrap_or(name);
         self.routes.contains_key(name) || self.local.knows(name) || self.remote.is_some()
     }
 }
