@@ -226,11 +226,25 @@ fn update_deploys_only_changed_functions_and_status_and_teardown_see_the_project
     let (_moto, endpoint) = start_moto();
     let tmp = tempfile::tempdir().unwrap();
     let proj = node_project(tmp.path());
-    // Echo's stack, and the project's functions stack as `echoctl deploy` leaves it: shout from
-    // other code, and a function the project no longer has.
+    // The functions' template, as deploy writes it, and its hash, as deploy passes it.
+    ok(Command::new(ECHOCTL)
+        .args(["deploy", "--dry-run", "--stack-name", "shop"])
+        .current_dir(&proj)
+        .output()
+        .unwrap());
+    let template_hash = {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(std::fs::read(proj.join(".echo/aws/functions.yaml")).unwrap())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    // Echo's stack, deployed without echoctl, and the project's functions stack as `echoctl
+    // deploy` leaves it: from this template, shout from other code, and a function the project
+    // no longer has.
     python(
         &endpoint,
-        r#"
+        &r#"
 import boto3, json
 def fn(name): return {"Type": "AWS::Lambda::Function", "Properties": {"FunctionName": name,
     "Runtime": "nodejs20.x", "Handler": "index.handler", "Role": {"Fn::GetAtt": ["Role", "Arn"]},
@@ -240,11 +254,13 @@ cf = boto3.client("cloudformation")
 cf.create_stack(StackName="shop", TemplateBody=json.dumps({"Resources": {"Role": role},
     "Outputs": {"WebSocketUrl": {"Value": "wss://example/prod"}}}))
 cf.create_stack(StackName="shop-functions", TemplateBody=json.dumps({"Resources": {"Role": role,
-    "ShoutFunction": fn("shop-shout"), "OldFunction": fn("shop-old")}}))
+    "ShoutFunction": fn("shop-shout"), "OldFunction": fn("shop-old")},
+    "Outputs": {"SourceHash": {"Value": "TEMPLATE_HASH"}}}))
 lam = boto3.client("lambda")
 arn = lam.get_function(FunctionName="shop-shout")["Configuration"]["FunctionArn"]
 lam.tag_resource(Resource=arn, Tags={"echo:source-hash": "0" * 64, "echo:code-sha256": "x"})
-"#,
+"#
+        .replace("TEMPLATE_HASH", &template_hash),
     );
     let echoctl = |args: &[&str]| {
         let mut c = aws(Path::new(ECHOCTL), &endpoint);
@@ -252,6 +268,12 @@ lam.tag_resource(Resource=arn, Tags={"echo:source-hash": "0" * 64, "echo:code-sh
         c.output().unwrap()
     };
 
+    let out = ok(echoctl(&["status", "--stack-name", "shop"]));
+    assert!(
+        out.contains("stack shop: deployed without echoctl (no SourceHash output)")
+            && out.contains("stack shop-functions: deployed from the local template"),
+        "{out}"
+    );
     let out = ok(echoctl(&["update", "--stack-name", "shop"]));
     let local = row(&out, "shout")[3].clone();
     assert_eq!(
@@ -300,6 +322,14 @@ print(f["Tags"]["echo:source-hash"], f["Tags"]["echo:code-sha256"] == f["Configu
 
     let out = ok(echoctl(&["status", "--stack-name", "shop"]));
     assert!(out.contains("wss://example/prod"), "{out}");
+    // whisper changed the functions' template: the stack needs a deploy.
+    assert!(
+        out.contains(&format!(
+            "stack shop-functions: deployed from another template ({}; local ",
+            &template_hash[..12]
+        )),
+        "{out}"
+    );
     assert_eq!(row(&out, "ShoutFunction").last().unwrap(), "matches");
     assert_eq!(row(&out, "WhisperFunction")[3..].join(" "), "not deployed");
     assert_eq!(

@@ -371,6 +371,15 @@ async fn a_channel_runs_a_rust_and_a_javascript_function_in_turn() {
     dev.child.wait().unwrap();
 }
 
+/// The hex SHA-256 of a file, as deploy passes a template's `SourceHash`.
+fn sha256(path: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(std::fs::read(path).unwrap())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// The virtualenv with the SAM CLI and cfn-lint (`scripts/test-all.sh` fills `.venv-sam`; a
 /// relative `ECHO_MOTO_VENV` is relative to the repository).
 fn sam_venv() -> PathBuf {
@@ -407,6 +416,10 @@ fn a_project_deploys_its_functions_beside_echo() {
         "eu-west-1",
     ]));
     let echo = std::fs::canonicalize(workspace()).unwrap();
+    let (functions_hash, echo_hash) = (
+        sha256(&proj.join(".echo/aws/functions.yaml")),
+        sha256(&echo.join("template.yaml")),
+    );
     let (sam, work, echo) = (sam.display(), proj.join(".echo/aws"), echo.display());
     let work = work.display();
     let deploy = "--capabilities CAPABILITY_IAM --resolve-s3 --no-confirm-changeset \
@@ -416,9 +429,9 @@ fn a_project_deploys_its_functions_beside_echo() {
          echoctl deploy would run:\n  \
          {sam} build --template {work}/functions.yaml --build-dir {work}/functions-build\n  \
          {sam} build --template {echo}/template.yaml --build-dir {echo}/.aws-sam/build\n  \
-         {sam} deploy --template-file {work}/functions-build/template.yaml --stack-name shop-functions {deploy} EchoStackName=shop\n  \
+         {sam} deploy --template-file {work}/functions-build/template.yaml --stack-name shop-functions {deploy} EchoStackName=shop SourceHash={functions_hash}\n  \
          then read the FunctionArns output of shop-functions (sam list stack-outputs)\n  \
-         {sam} deploy --template-file {echo}/.aws-sam/build/template.yaml --stack-name shop {deploy} JwtSecret=**** ProjectFunctionArns=<the FunctionArns output of shop-functions>\n  \
+         {sam} deploy --template-file {echo}/.aws-sam/build/template.yaml --stack-name shop {deploy} JwtSecret=**** SourceHash={echo_hash} ProjectFunctionArns=<the FunctionArns output of shop-functions>\n  \
          then tag each function with echo:source-hash (its local code hash)\n"
     );
     assert_eq!(out, expected);

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use super::project::Project;
 use super::sam::{Step, check_sam, print_outputs, stack_outputs};
-use super::{AwsArgs, AwsError, DeployArgs, SOURCE_HASH_TAG, has_credentials};
+use super::{AwsArgs, AwsError, DeployArgs, SOURCE_HASH_TAG, has_credentials, template_hash};
 #[cfg(feature = "aws")]
 use super::{local_hashes, sdk};
 
@@ -69,6 +69,10 @@ pub fn deploy(args: DeployArgs, project: &Project) -> crate::Result {
         let build_dir = project.work_dir().join("functions-build");
         let mut deploy = sam_deploy(&build_dir, &functions_stack, aws);
         deploy.push(format!("EchoStackName={}", aws.stack_name));
+        deploy.push(format!(
+            "SourceHash={}",
+            template_hash(&project.template_path())?
+        ));
         steps.push(Planned::Run(Box::new(Step::new(
             &format!(
                 "deploying the project's functions: {} (sam deploy)",
@@ -82,6 +86,7 @@ pub fn deploy(args: DeployArgs, project: &Project) -> crate::Result {
     }
     let mut deploy = sam_deploy(&build_dir, &aws.stack_name, aws);
     deploy.push(format!("JwtSecret={secret_shown}"));
+    deploy.push(format!("SourceHash={}", template_hash(&aws.template)?));
     let granted = |outputs: Option<&str>| {
         outputs
             .map(str::to_owned)

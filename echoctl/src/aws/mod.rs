@@ -210,6 +210,17 @@ pub(super) fn has_credentials() -> bool {
         || file("AWS_CONFIG_FILE", ".aws/config")
 }
 
+/// The hex SHA-256 of a template as deploy passes it (its `SourceHash` parameter), which
+/// `status` compares with the stack's `SourceHash` output.
+pub(super) fn template_hash(path: &Path) -> Result<String, AwsError> {
+    use sha2::{Digest, Sha256};
+    let text = std::fs::read(path).map_err(|_| AwsError::NoTemplate(path.to_path_buf()))?;
+    Ok(Sha256::digest(&text)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
 /// The local hash of every function in the template.
 pub(super) fn local_hashes(aws: &AwsArgs) -> crate::Result<Vec<(TemplateFunction, String)>> {
     let template = std::fs::read_to_string(&aws.template)

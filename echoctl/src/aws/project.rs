@@ -125,7 +125,14 @@ impl Project {
                EchoStackName:\n    \
                  Type: String\n    \
                  AllowedPattern: \"^[A-Za-z][A-Za-z0-9-]*$\"\n    \
-                 Description: The Echo stack whose message handler invokes these functions.\n\
+                 Description: The Echo stack whose message handler invokes these functions.\n  \
+               SourceHash:\n    \
+                 Type: String\n    \
+                 Default: \"\"\n    \
+                 Description: SHA-256 of this template as echoctl deployed it, for echoctl status.\n\
+             \n\
+             Conditions:\n  \
+               HasSourceHash: !Not [!Equals [!Ref SourceHash, \"\"]]\n\
              \n\
              Globals:\n  \
                Function:\n    \
@@ -190,6 +197,10 @@ impl Project {
         let _ = write!(
             t,
             "\nOutputs:\n  \
+               SourceHash:\n    \
+                 Condition: HasSourceHash\n    \
+                 Description: SHA-256 of this template as echoctl deployed it.\n    \
+                 Value: !Ref SourceHash\n  \
                FunctionArns:\n    \
                  Description: The functions' ARNs, for Echo's ProjectFunctionArns parameter.\n    \
                  Value: !Join [\",\", [{}]]\n",

@@ -4,10 +4,12 @@
 use crate::hash::TemplateFunction;
 
 use super::project::Project;
-use super::sam::print_outputs;
+use super::sam::{print_outputs, stack_outputs};
 #[cfg(feature = "aws")]
 use super::sdk;
-use super::{AwsArgs, AwsError, SOURCE_HASH_TAG, StatusArgs, has_credentials, local_hashes};
+use super::{
+    AwsArgs, AwsError, SOURCE_HASH_TAG, StatusArgs, has_credentials, local_hashes, template_hash,
+};
 
 pub fn status(args: StatusArgs, project: &Project) -> crate::Result {
     let aws = &args.aws;
@@ -36,6 +38,8 @@ pub fn status(args: StatusArgs, project: &Project) -> crate::Result {
         return Ok(());
     }
     print_outputs(aws)?;
+    println!();
+    stack_state(aws)?;
     compare_functions(aws, &local)?;
     if !functions.is_empty() {
         project.write_template()?;
@@ -43,9 +47,33 @@ pub fn status(args: StatusArgs, project: &Project) -> crate::Result {
             "\nthe project's functions, stack {}:",
             functions_stack.stack_name
         );
+        stack_state(&functions_stack)?;
         compare_functions(&functions_stack, &functions)?;
         no_longer_in_project(&functions_stack, &functions)?;
     }
+    Ok(())
+}
+
+/// Whether the stack was deployed from the local template: its `SourceHash` output, which deploy
+/// sets, against the template's hash now.
+fn stack_state(stack: &AwsArgs) -> crate::Result {
+    let local = template_hash(&stack.template)?;
+    let deployed = stack_outputs(stack)?
+        .into_iter()
+        .find(|(key, _)| key == "SourceHash")
+        .map(|(_, value)| value);
+    let state = match deployed {
+        Some(d) if d == local => "deployed from the local template".to_owned(),
+        Some(d) => format!(
+            "deployed from another template ({}; local {}): echoctl deploy updates it",
+            d.chars().take(12).collect::<String>(),
+            &local[..12]
+        ),
+        None => {
+            "deployed without echoctl (no SourceHash output): echoctl deploy updates it".to_owned()
+        }
+    };
+    println!("stack {}: {state}", stack.stack_name);
     Ok(())
 }
 
