@@ -274,6 +274,19 @@ lam.tag_resource(Resource=arn, Tags={"echo:source-hash": "0" * 64, "echo:code-sh
             && out.contains("stack shop-functions: deployed from the local template"),
         "{out}"
     );
+    // Without npm, nothing is built or uploaded, and the error says what to install.
+    let mut without_npm = aws(Path::new(ECHOCTL), &endpoint);
+    let out = without_npm
+        .args(["update", "--stack-name", "shop"])
+        .current_dir(&proj)
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("npm is needed to build JavaScript functions") && err.contains("Node.js"),
+        "{err}"
+    );
     let out = ok(echoctl(&["update", "--stack-name", "shop"]));
     let local = row(&out, "shout")[3].clone();
     assert_eq!(

@@ -8,10 +8,11 @@ use super::associations::push_associations;
 use std::path::Path;
 
 use super::project::Project;
-use super::sam::{Step, check_sam, print_outputs, stack_outputs};
+use super::sam::{Step, check_builders, check_sam, print_outputs, stack_outputs};
 use super::{AwsArgs, AwsError, DeployArgs, SOURCE_HASH_TAG, has_credentials, template_hash};
 #[cfg(feature = "aws")]
 use super::{local_hashes, sdk};
+use crate::functions::Runtime;
 
 pub fn deploy(args: DeployArgs, project: &Project) -> crate::Result {
     let aws = &args.aws;
@@ -134,6 +135,8 @@ pub fn deploy(args: DeployArgs, project: &Project) -> crate::Result {
         _ => return Err(AwsError::NoSecret.into()),
     }
     check_sam(&sam)?;
+    let node = project.functions.iter().any(|(_, r)| *r == Runtime::Node);
+    check_builders(true, node)?;
     let mut arns = None;
     for (i, step) in steps.into_iter().enumerate() {
         match step {

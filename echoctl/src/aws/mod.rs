@@ -166,6 +166,12 @@ pub enum AwsError {
         "the SAM CLI was not found at {0:?}: install it (pip install aws-sam-cli) or set ECHO_SAM"
     )]
     NoSam(PathBuf),
+    #[error("{tool} is needed to build {what}, and `{tool} --version` did not answer: {fix}")]
+    NoTool {
+        tool: &'static str,
+        what: &'static str,
+        fix: &'static str,
+    },
     #[error("{0} failed with exit code {1:?}")]
     Step(String, Option<i32>),
     #[error(

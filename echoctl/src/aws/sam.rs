@@ -66,6 +66,32 @@ pub(super) fn check_sam(sam: &Path) -> Result<(), AwsError> {
     }
 }
 
+/// What `sam build` needs besides the SAM CLI: cargo-lambda for Rust Lambdas (Echo's own and a
+/// project's Rust functions), npm for JavaScript ones. Checked before anything is built.
+pub(super) fn check_builders(rust: bool, node: bool) -> Result<(), AwsError> {
+    let answers = |program: &str, args: &[&str]| {
+        Command::new(program)
+            .args(args)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if rust && !answers("cargo", &["lambda", "--version"]) {
+        return Err(AwsError::NoTool {
+            tool: "cargo-lambda",
+            what: "Rust Lambdas for arm64",
+            fix: "pip install cargo-lambda, and put its directory on PATH",
+        });
+    }
+    if node && !answers("npm", &["--version"]) {
+        return Err(AwsError::NoTool {
+            tool: "npm",
+            what: "JavaScript functions",
+            fix: "install Node.js 20 or later, which brings npm",
+        });
+    }
+    Ok(())
+}
+
 /// Prints the stack's outputs (sam list stack-outputs).
 pub(super) fn print_outputs(aws: &AwsArgs) -> crate::Result {
     for (key, value) in stack_outputs(aws)? {

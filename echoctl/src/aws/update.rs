@@ -8,8 +8,9 @@ use std::path::Path;
 use clap::Args;
 
 use super::project::{Project, logical_id};
-use super::sam::{Step, check_sam};
+use super::sam::{Step, check_builders, check_sam};
 use super::{AwsArgs, AwsError, has_credentials};
+use crate::functions::Runtime;
 
 #[derive(Args)]
 pub struct UpdateArgs {
@@ -100,6 +101,21 @@ pub fn update(args: UpdateArgs, project: &Project) -> crate::Result {
         return Err(AwsError::NoCredentials.into());
     }
     check_sam(&aws.sam())?;
+    let runtime_of = |name: &str| {
+        project
+            .functions
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, r)| *r)
+    };
+    let runtimes: Vec<_> = local
+        .iter()
+        .filter_map(|(f, _)| runtime_of(&f.binary))
+        .collect();
+    check_builders(
+        runtimes.contains(&Runtime::Rust),
+        runtimes.contains(&Runtime::Node),
+    )?;
     project.write_template()?;
     let mut updated = Vec::new();
     for (f, hash) in &local {
