@@ -114,6 +114,7 @@ async fn persistent_throttling_gives_the_publisher_a_clear_error() {
             Arc::new(fanout::Inline(fanout::Deps {
                 connections: connections.clone(),
                 gateway: gateway.clone(),
+                metrics: Arc::new(echo_core::metrics::NoMetrics),
             })),
         )),
         associations: Arc::new(LiveAssociations::new(

@@ -230,3 +230,79 @@ async fn manage_latency_holds_each_request_before_serving_it() {
     assert_eq!(r.status(), 200);
     assert!(started.elapsed() >= LATENCY, "a read waits too");
 }
+
+/// The value of the sample `name` (with its labels, as rendered) in Prometheus text.
+fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_count_what_happens_in_prometheus_text() {
+    let edge = TestEdge::start_with(
+        |c| {
+            c.publish_rate = 1;
+            c.publish_burst = 2;
+        },
+        echo_edge::invoker::InProcess::demo(),
+    )
+    .await;
+    let scrape = || async {
+        edge.http()
+            .get(edge.manage_url("/metrics"))
+            .bearer_auth(MANAGE_TOKEN)
+            .send()
+            .await
+            .unwrap()
+    };
+    let unauthorized = edge.http().get(edge.manage_url("/metrics")).send().await;
+    assert_eq!(unauthorized.unwrap().status(), 403);
+    let before = scrape().await;
+    assert_eq!(before.status(), 200);
+    assert!(
+        before.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4"),
+    );
+
+    let mut a = edge.connect(&edge.token("chat-demo", "a")).await;
+    let mut b = edge.connect(&edge.token("chat-demo", "b")).await;
+    a.subscribe("angry").await;
+    b.subscribe("angry").await;
+    a.publish("angry", json!({"text": "hi"}), "m1").await;
+    assert_eq!(b.recv().await["data"]["text"], "😡 HI!!! 😡");
+    // Past the allowance (two subscribes and one publish of a burst of two).
+    a.send(json!({"action": "publish", "channel": "angry", "data": 1, "id": "m2"}))
+        .await;
+    let (refused, _) = a.recv_until("error").await;
+    assert_eq!(refused["code"], "rate_limited", "{refused}");
+    assert_eq!(edge.refused(&edge.url("not-a-token")).await, 401);
+
+    let text = scrape().await.text().await.unwrap();
+    for (name, value) in [
+        ("echo_messages_published_total", 1.0),
+        ("echo_messages_delivered_total", 2.0),
+        (
+            "echo_function_duration_seconds_count{function=\"angry\"}",
+            1.0,
+        ),
+        (
+            "echo_function_duration_seconds_count{function=\"emojify\"}",
+            1.0,
+        ),
+        ("echo_rate_limited_total", 1.0),
+        (
+            "echo_connections_refused_total{reason=\"unauthorized\"}",
+            1.0,
+        ),
+        ("echo_connections", 2.0),
+    ] {
+        assert_eq!(sample(&text, name), value, "{name} in\n{text}");
+    }
+    assert!(
+        text.contains("# TYPE echo_fanout_duration_seconds histogram"),
+        "{text}"
+    );
+}

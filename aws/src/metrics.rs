@@ -68,6 +68,25 @@ impl Metrics for Emf {
                 ],
                 &[("Function", json!(function))],
             ),
+            Metric::RateLimited => self.emit(&[("RateLimited", "Count", 1.0)], &[]),
+            Metric::Fanout {
+                channel,
+                seq,
+                delivered,
+                failed,
+                stale_removed,
+                elapsed_ms,
+            } => self.emit(
+                &[
+                    ("MessagesDelivered", "Count", delivered as f64),
+                    ("FanoutDuration", "Milliseconds", elapsed_ms),
+                    ("FanoutFailures", "Count", failed as f64),
+                    ("StaleConnectionsRemoved", "Count", stale_removed as f64),
+                ],
+                &[("Channel", json!(channel)), ("Seq", json!(seq))],
+            ),
+            // API Gateway refuses upgrades itself on AWS, and counts them in its own metrics.
+            Metric::ConnectionRefused { .. } => {}
         }
     }
 }

@@ -159,6 +159,7 @@ fn invocation_cpu(
         let deps = Deps {
             connections: store,
             gateway: Arc::new(management(args, args.concurrency)),
+            metrics: Arc::new(echo_core::metrics::NoMetrics),
         };
         let mut passes = Vec::with_capacity(2);
         for _ in 0..2 {
@@ -386,6 +387,7 @@ pub async fn measure(args: &FanoutArgs, n: usize) -> crate::Result<FanoutOutcome
         let deps = Arc::new(Deps {
             connections: store.clone(),
             gateway: warm.clone(),
+            metrics: Arc::new(echo_core::metrics::NoMetrics),
         });
         let durations = Arc::new(Mutex::new(Vec::new()));
         let spawner = Spawner {

@@ -161,6 +161,7 @@ mod tests {
         let dispatcher = fanout::Inline(fanout::Deps {
             connections: store.clone(),
             gateway: Arc::new(NoGateway),
+            metrics: Arc::new(echo_core::metrics::NoMetrics),
         });
         Deps {
             verifier: TokenVerifier::new(SECRET).unwrap(),

@@ -1,5 +1,6 @@
-//! Metrics as a port: the handlers say what happened; on AWS it becomes CloudWatch Embedded
-//! Metric Format, locally it is dropped.
+//! Metrics as a port: the handlers, fan-out and the edge say what happened; on AWS it becomes
+//! CloudWatch Embedded Metric Format, on the local edge Prometheus metrics (`GET /metrics` on the
+//! management port).
 
 /// One observation.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -14,6 +15,24 @@ pub enum Metric<'a> {
         elapsed_ms: f64,
         ok: bool,
     },
+    /// A frame (publish, subscribe or unsubscribe) was refused with `rate_limited`.
+    RateLimited,
+    /// Fan-out posted a batch of a channel's messages to its subscribers.
+    Fanout {
+        channel: &'a str,
+        /// The first message's seq.
+        seq: u64,
+        /// Messages delivered: subscribers reached times messages in the batch.
+        delivered: usize,
+        /// Posts that failed for another reason than the connection being gone.
+        failed: usize,
+        /// Connections found gone, whose records were removed.
+        stale_removed: usize,
+        elapsed_ms: f64,
+    },
+    /// A WebSocket upgrade was refused before `$connect` completed: `unauthorized` (a bad
+    /// token) or `limit_exceeded` (the edge holds its maximum of connections).
+    ConnectionRefused { reason: &'a str },
 }
 
 /// Where observations go. Recording must not fail or block.

@@ -24,6 +24,7 @@
 //! - [`invoker`]: running functions in-process or through the Lambda Invoke API.
 //! - [`associations`]: loading, validating, watching and replacing associations.
 //! - [`retention`]: pruning history older than the retention.
+//! - [`metrics`]: Prometheus metrics of what the handlers, fan-out and the edge observe.
 //! - [`store`]: the embedded store (redb).
 //! - [`data_dir`]: the data directory and the store file, private to their owner.
 
@@ -41,6 +42,7 @@ pub mod gateway;
 pub mod handlers;
 pub mod invoker;
 pub mod management;
+pub mod metrics;
 pub mod outbox;
 pub mod retention;
 pub mod server;

@@ -201,9 +201,11 @@ pub async fn start_with(
         a
     };
     let associations = Arc::new(LiveAssociations::new(initial));
+    let metrics = Arc::new(crate::metrics::Prometheus::new());
     let dispatcher = fanout::Inline(fanout::Deps {
         connections: connections.clone(),
         gateway: gateway.clone(),
+        metrics: metrics.clone(),
     });
     // The edge owns every channel: stores are pipelined (and grouped into one commit by the
     // store) and dispatched in seq order.
@@ -269,7 +271,7 @@ pub async fn start_with(
                         gateway: gateway.clone(),
                         clock: clock.clone(),
                         limits: config.limits,
-                        metrics: Arc::new(echo_core::metrics::NoMetrics),
+                        metrics: metrics.clone(),
                         limiter: limiter.clone(),
                         // One process holds each connection: the buckets above count.
                         store_rate: None,
@@ -293,6 +295,7 @@ pub async fn start_with(
         invoker,
         issuer,
         shutdown: shutdown.clone(),
+        metrics: metrics.clone(),
         connections: TaskTracker::new(),
         limiter,
         capacity,
@@ -334,6 +337,7 @@ pub async fn start_with(
             shutdown.clone(),
         )));
     }
+    tasks.push(tokio::spawn(upkeep(metrics, shutdown.clone())));
     tasks.push(tokio::spawn(crate::retention::prune_history(
         store,
         state.clock.clone(),
@@ -349,4 +353,15 @@ pub async fn start_with(
         tasks,
         store: store_weak,
     })
+}
+
+/// Folds the metrics' histogram samples into buckets now and then until shutdown.
+async fn upkeep(metrics: Arc<crate::metrics::Prometheus>, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(crate::metrics::UPKEEP_EVERY);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = every.tick() => metrics.upkeep(),
+        }
+    }
 }

@@ -28,6 +28,8 @@ pub struct State {
     pub invoker: Arc<dyn FunctionInvoker>,
     pub issuer: TokenIssuer,
     pub shutdown: CancellationToken,
+    /// What the handlers, fan-out and the edge observe, for `GET /metrics`.
+    pub metrics: Arc<crate::metrics::Prometheus>,
     pub connections: TaskTracker,
     /// Publish allowance per connection; forgotten when the connection ends.
     pub limiter: Arc<dyn RateLimiter>,

@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use echo_core::gateway::Identity;
 use echo_core::ids::ConnectionId;
+use echo_core::metrics::{Metric, Metrics};
 use echo_core::protocol::{ErrorCode, ProtocolError};
 
 use crate::client_socket::Peer;
@@ -42,6 +43,9 @@ pub async fn root(
     // Taken before `$connect`, so that a refused upgrade leaves no connection record, and held
     // until the connection's socket is gone.
     let Some(slot) = state.capacity.try_take() else {
+        state.metrics.record(Metric::ConnectionRefused {
+            reason: "limit_exceeded",
+        });
         let refusal = ProtocolError::new(
             ErrorCode::LimitExceeded,
             format!(
@@ -79,6 +83,11 @@ pub async fn root(
     let event = events::connect(&ctx, &headers, query.as_deref(), now);
     let response = state.handlers.connect(&event).await;
     if response.status_code != 200 {
+        let reason = match response.status_code {
+            401 | 403 => "unauthorized",
+            _ => "internal",
+        };
+        state.metrics.record(Metric::ConnectionRefused { reason });
         let status = StatusCode::from_u16(response.status_code as u16)
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = match response.body {

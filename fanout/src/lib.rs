@@ -14,6 +14,7 @@ use echo_core::channel::ChannelKey;
 use echo_core::gateway::{Frame, Gateway, GatewayError};
 use echo_core::ids::ConnectionId;
 use echo_core::message::StoredMessage;
+use echo_core::metrics::{Metric, Metrics};
 use echo_core::protocol::ServerFrame;
 use echo_core::publish::{DispatchError, Dispatcher};
 use echo_core::store::ConnectionStore;
@@ -23,6 +24,8 @@ use serde::Serialize;
 pub struct Deps {
     pub connections: Arc<dyn ConnectionStore>,
     pub gateway: Arc<dyn Gateway>,
+    /// Each batch's delivery is recorded here ([`Metric::Fanout`]).
+    pub metrics: Arc<dyn Metrics>,
 }
 
 /// The outcome of one delivery, for metrics and logs.
@@ -149,6 +152,7 @@ async fn deliver_batch_to(
     if subscribers.is_empty() || messages.is_empty() {
         return Ok(Report::default());
     }
+    let started = std::time::Instant::now();
     let frames: Vec<Frame> = messages
         .iter()
         .map(|m| Frame::text(ServerFrame::Message(m.clone()).to_json()))
@@ -176,6 +180,14 @@ async fn deliver_batch_to(
             }
         }
     }
+    deps.metrics.record(Metric::Fanout {
+        channel: key.channel.as_str(),
+        seq,
+        delivered: report.delivered * messages.len(),
+        failed: report.failed,
+        stale_removed: report.stale_removed,
+        elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
+    });
     Ok(report)
 }
 
@@ -290,6 +302,7 @@ mod tests {
         let inline = Inline(Deps {
             connections: store.clone(),
             gateway: gateway.clone(),
+            metrics: Arc::new(echo_core::metrics::NoMetrics),
         });
         let messages: Vec<StoredMessage> = (1..=3)
             .map(|seq| StoredMessage {
@@ -343,6 +356,7 @@ mod tests {
         let deps = Deps {
             connections: store.clone(),
             gateway: gateway.clone(),
+            metrics: Arc::new(echo_core::metrics::NoMetrics),
         };
         let message = StoredMessage {
             channel: ChannelName::new("c").unwrap(),
@@ -372,6 +386,7 @@ mod tests {
         let deps = Deps {
             connections: store.clone(),
             gateway: gateway.clone(),
+            metrics: Arc::new(echo_core::metrics::NoMetrics),
         };
         let batch = vec![ConnectionId("c3".into()), ConnectionId("c4".into())];
         let report = fan_out(&deps, &handoff, &key, &message, Some(batch), 2)

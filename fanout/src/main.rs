@@ -63,26 +63,6 @@ async fn handle(f: &Fanout, event: FanoutEvent) -> Result<fanout::Report, Diagno
         .into(),
         error_message: e.to_string(),
     })?;
-    Emf { service: "fanout" }.emit(
-        &[
-            ("MessagesDelivered", "Count", report.delivered as f64),
-            (
-                "FanoutDuration",
-                "Milliseconds",
-                started.elapsed().as_secs_f64() * 1000.0,
-            ),
-            ("FanoutFailures", "Count", report.failed as f64),
-            (
-                "StaleConnectionsRemoved",
-                "Count",
-                report.stale_removed as f64,
-            ),
-        ],
-        &[
-            ("Channel", serde_json::json!(event.channel)),
-            ("Seq", serde_json::json!(event.message.seq)),
-        ],
-    );
     tracing::info!(
         channel = %key,
         seq = event.message.seq,
@@ -103,6 +83,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         deps: fanout::Deps {
             connections: r.store.clone(),
             gateway: Arc::new(r.config.management_api(&r.sdk)),
+            metrics: Arc::new(Emf { service: "fanout" }),
         },
         next: LambdaHandoff(LambdaFanout::new(
             r.lambda(),

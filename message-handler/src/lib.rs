@@ -153,7 +153,7 @@ pub async fn start_frame(deps: &Deps, id: &ConnectionId, body: &str, is_binary: 
             &frame,
             &ordered,
             0,
-            publish::rate_limited(retry_ms),
+            publish::rate_limited(deps, retry_ms),
         )
         .await;
     }

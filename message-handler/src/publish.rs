@@ -48,8 +48,9 @@ pub(crate) async fn publish(
     reply
 }
 
-/// The refusal of a frame over the connection's allowance.
-pub(crate) fn rate_limited(retry_ms: u64) -> ProtocolError {
+/// The refusal of a frame over the connection's allowance, counted in the metrics.
+pub(crate) fn rate_limited(deps: &Deps, retry_ms: u64) -> ProtocolError {
+    deps.metrics.record(Metric::RateLimited);
     ProtocolError::new(
         ErrorCode::RateLimited,
         format!(
@@ -79,7 +80,7 @@ async fn prepare(
     claims.authorize_publish(channel)?;
     let ts = deps.clock.now_ms();
     if let Err(retry_ms) = deps.limiter.check(id, ts) {
-        return Err(rate_limited(retry_ms));
+        return Err(rate_limited(deps, retry_ms));
     }
     let associations = deps
         .associations
@@ -305,6 +306,16 @@ mod tests {
                 .unwrap()
                 .contains("retry in 500 ms"),
             "{reply}"
+        );
+        assert_eq!(
+            h.recorder
+                .metrics
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|m| *m == "rate_limited")
+                .count(),
+            1
         );
         // Once the allowance is back, the next one goes through.
         h.clock.advance_ms(500);

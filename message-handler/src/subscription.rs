@@ -126,7 +126,7 @@ async fn replay(
 fn allowed(deps: &Deps, id: &ConnectionId) -> Result<(), ProtocolError> {
     deps.limiter
         .check(id, deps.clock.now_ms())
-        .map_err(crate::publish::rate_limited)
+        .map_err(|retry_ms| crate::publish::rate_limited(deps, retry_ms))
 }
 
 pub(crate) async fn unsubscribe(

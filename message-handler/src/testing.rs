@@ -52,6 +52,9 @@ impl Metrics for Recorder {
             Metric::MessagePublished => "published".to_owned(),
             Metric::MessageDropped => "dropped".to_owned(),
             Metric::FunctionRun { function, ok, .. } => format!("{function}:{ok}"),
+            Metric::RateLimited => "rate_limited".to_owned(),
+            Metric::Fanout { delivered, .. } => format!("fanout:{delivered}"),
+            Metric::ConnectionRefused { reason } => format!("refused:{reason}"),
         };
         self.metrics.lock().unwrap().push(name);
     }

@@ -3,6 +3,7 @@
 //!
 //! - [`connections`]: `POST`, `GET` and `DELETE /@connections/{id}` (with or without a stage).
 //! - [`associations`]: `GET` and `PUT /associations`.
+//! - `GET /metrics`: the edge's metrics in Prometheus' text format ([`crate::metrics`]).
 //! - [`latency`]: emulation only, the wait `--manage-latency` adds to each @connections request.
 
 pub mod associations;
@@ -39,12 +40,25 @@ pub fn routes(state: Arc<State>) -> Router {
             "/associations",
             get(associations::get).put(associations::put),
         )
+        .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_token,
         ))
         .with_state(state)
+}
+
+/// `GET /metrics`: Prometheus' text format (see [`crate::metrics`]).
+async fn metrics(AxState(state): AxState<Arc<State>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(state.gateway.len()),
+    )
+        .into_response()
 }
 
 /// The management API takes `Authorization: Bearer <token>`, or an AWS SigV4 `Authorization`
