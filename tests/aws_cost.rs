@@ -90,6 +90,7 @@ async fn a_publish_costs_one_more_write_with_order_and_nothing_more_for_the_rate
         store_rate: Allowance::new(100, 200),
         verifier: TokenVerifier::new(&[7; 32]).unwrap(),
         frames_in_order: false,
+        after_publish: message_handler::AfterPublish::BeforeReply,
     };
     let publish = |id: &'static str, n: u64, order: bool| {
         let deps = &deps;

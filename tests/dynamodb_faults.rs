@@ -129,6 +129,7 @@ async fn persistent_throttling_gives_the_publisher_a_clear_error() {
         store_rate: None,
         verifier: echo_core::auth::TokenVerifier::new(&[7; 32]).unwrap(),
         frames_in_order: true,
+        after_publish: message_handler::AfterPublish::BeforeReply,
     };
     let reply = message_handler::handle_frame(
         &deps,

@@ -271,3 +271,93 @@ async fn associations_file_changes_are_picked_up_while_connected() {
     }
     assert_eq!(seen, "cba", "the new file took effect without a restart");
 }
+
+/// After-publish functions get each committed message once, with its seq, and cannot hold up
+/// delivery: here one waits for a gate that opens only after every subscriber has its messages
+/// and every publisher its acks, so a delivery that waited for it would never come.
+#[tokio::test(flavor = "multi_thread")]
+async fn after_publish_functions_see_every_message_once_and_delay_no_one() {
+    use std::sync::{Arc, Mutex};
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (gate, opened) = tokio::sync::watch::channel(false);
+    let mut f = functions();
+    {
+        let seen = seen.clone();
+        f.register("ledger", move |input| {
+            let (seen, mut opened) = (seen.clone(), opened.clone());
+            async move {
+                let _ = opened.wait_for(|open| *open).await;
+                let m = input.message;
+                seen.lock().unwrap().push((m.id, m.seq, m.data));
+                Ok(FunctionOutput::drop("ignored"))
+            }
+        });
+    }
+    let edge = TestEdge::start_with(|_| {}, f).await;
+    let (status, body) = edge
+        .put_associations(
+            r#"{"apps":{"t":{"channels":{"orders":{"functions":["angry"],
+                "afterPublish":["ledger","fail"],"timeoutMs":20000}}}}}"#,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut sub = edge.connect(&edge.token("t", "sub")).await;
+    sub.subscribe("orders").await;
+    let mut publisher = edge.connect(&edge.token("t", "pub")).await;
+    for i in 1..=3 {
+        // `fail` fails after each publish: the publisher still gets its ack.
+        let ack = publisher
+            .publish("orders", json!({"text": format!("o{i}")}), &format!("m{i}"))
+            .await;
+        assert_eq!(ack["seq"], i, "{ack}");
+        let delivered = sub.recv().await;
+        assert_eq!(delivered["data"]["text"], format!("O{i}!!!"));
+    }
+    assert!(seen.lock().unwrap().is_empty(), "the gate is still shut");
+
+    gate.send(true).unwrap();
+    let started = std::time::Instant::now();
+    while seen.lock().unwrap().len() < 3 && started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort_by_key(|(_, seq, _)| *seq);
+    assert_eq!(
+        seen,
+        (1..=3u64)
+            .map(|i| (
+                format!("m{i}"),
+                Some(i),
+                json!({"text": format!("O{i}!!!")})
+            ))
+            .collect::<Vec<_>>(),
+        "each committed message once, as delivered, with its seq"
+    );
+
+    // Counted once each hand-over has finished, which may be just after `ledger` returned.
+    let lines = [
+        "echo_after_publish_total{function=\"ledger\",outcome=\"ok\"} 3",
+        "echo_after_publish_total{function=\"fail\",outcome=\"failed\"} 3",
+    ];
+    let started = std::time::Instant::now();
+    loop {
+        let text = edge
+            .http()
+            .get(edge.manage_url("/metrics"))
+            .bearer_auth(echo_tests::MANAGE_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if lines.iter().all(|line| text.lines().any(|l| l == *line)) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "not all of {lines:?} in\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -73,6 +73,29 @@ impl FunctionInvoker for LambdaInvoker {
         parse_output(body)
     }
 
+    /// An asynchronous invocation (`Event`): it returns once Lambda has queued it. Lambda retries
+    /// a failed one (twice by default), so the function may see a message more than once.
+    async fn notify(&self, name: &str, input: &FunctionInput) -> Result<(), InvokeError> {
+        let payload = serde_json::to_vec(input).map_err(|e| InvokeError::Transport(Box::new(e)))?;
+        self.client
+            .invoke()
+            .function_name(self.lambda(name))
+            .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
+            .payload(Blob::new(payload))
+            .send()
+            .await
+            .map_err(|e| {
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception())
+                {
+                    InvokeError::Unknown(name.to_owned())
+                } else {
+                    InvokeError::Transport(Box::new(e))
+                }
+            })?;
+        Ok(())
+    }
+
     /// Deployed functions are not listed up front; an unknown one fails at invocation.
     fn knows(&self, _name: &str) -> bool {
         true

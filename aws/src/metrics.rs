@@ -69,6 +69,13 @@ impl Metrics for Emf {
                 &[("Function", json!(function))],
             ),
             Metric::RateLimited => self.emit(&[("RateLimited", "Count", 1.0)], &[]),
+            Metric::AfterPublish { function, ok } => self.emit(
+                &[
+                    ("AfterPublishInvocations", "Count", 1.0),
+                    ("AfterPublishErrors", "Count", if ok { 0.0 } else { 1.0 }),
+                ],
+                &[("Function", json!(function))],
+            ),
             Metric::Fanout {
                 channel,
                 seq,

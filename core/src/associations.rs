@@ -47,6 +47,9 @@ pub enum OnError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChannelPolicy {
     pub functions: Vec<String>,
+    /// Functions handed a copy of each message once it is committed, without waiting for them:
+    /// they never delay, change or drop delivery.
+    pub after_publish: Vec<String>,
     pub on_error: OnError,
     pub timeout: Duration,
 }
@@ -88,7 +91,10 @@ struct AppFormat {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct ChannelFormat {
+    #[serde(default)]
     functions: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    after_publish: Vec<String>,
     #[serde(default)]
     on_error: OnError,
     #[serde(default)]
@@ -150,26 +156,31 @@ impl Associations {
                 if key.starts_with('$') {
                     return Err(invalid(&path, &"reserved channels cannot have functions"));
                 }
-                if ch.functions.len() > MAX_FUNCTIONS {
-                    return Err(invalid(
-                        &at(&["functions"]),
-                        &format!("at most {MAX_FUNCTIONS} functions per channel"),
-                    ));
-                }
-                for (i, f) in ch.functions.iter().enumerate() {
-                    let index = format!("[{i}]");
-                    let mut fpath = at(&["functions"]);
-                    fpath.push(&index);
-                    if !valid_function_ref(f) {
+                for (field, list) in [
+                    ("functions", &ch.functions),
+                    ("afterPublish", &ch.after_publish),
+                ] {
+                    if list.len() > MAX_FUNCTIONS {
                         return Err(invalid(
-                            &fpath,
-                            &format!(
-                                "{f:?} is not a valid function name (1 to 64 of a-z A-Z 0-9 _ -) or Lambda function ARN"
-                            ),
+                            &at(&[field]),
+                            &format!("at most {MAX_FUNCTIONS} functions per channel"),
                         ));
                     }
-                    if !known(f) {
-                        return Err(invalid(&fpath, &format!("unknown function {f:?}")));
+                    for (i, f) in list.iter().enumerate() {
+                        let index = format!("[{i}]");
+                        let mut fpath = at(&[field]);
+                        fpath.push(&index);
+                        if !valid_function_ref(f) {
+                            return Err(invalid(
+                                &fpath,
+                                &format!(
+                                    "{f:?} is not a valid function name (1 to 64 of a-z A-Z 0-9 _ -) or Lambda function ARN"
+                                ),
+                            ));
+                        }
+                        if !known(f) {
+                            return Err(invalid(&fpath, &format!("unknown function {f:?}")));
+                        }
                     }
                 }
                 let timeout_ms = ch.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
@@ -181,6 +192,7 @@ impl Associations {
                 }
                 let policy = Arc::new(ChannelPolicy {
                     functions: ch.functions.clone(),
+                    after_publish: ch.after_publish.clone(),
                     on_error: ch.on_error,
                     timeout: Duration::from_millis(timeout_ms),
                 });
@@ -235,7 +247,7 @@ impl Associations {
                 a.exact
                     .values()
                     .chain(a.patterns.iter().map(|(_, p)| p))
-                    .flat_map(|p| p.functions.iter().cloned())
+                    .flat_map(|p| p.functions.iter().chain(&p.after_publish).cloned())
             })
             .collect();
         names.sort();
@@ -344,6 +356,36 @@ mod tests {
         .unwrap();
         assert!(a.resolve(&app(), &ch("channel_1")).is_some());
         assert!(a.resolve(&app(), &ch("channel_10")).is_none());
+    }
+
+    #[test]
+    fn after_publish_functions_are_validated_and_listed_like_the_chain() {
+        let known = |n: &str| ["f", "audit"].contains(&n);
+        let a = Associations::parse(
+            r#"{"apps":{"a":{"channels":{"orders":{"afterPublish":["audit"]}}}}}"#,
+            &known,
+        )
+        .unwrap();
+        let policy = a
+            .resolve(
+                &AppId::new("a").unwrap(),
+                &ChannelName::new("orders").unwrap(),
+            )
+            .unwrap();
+        assert!(policy.functions.is_empty());
+        assert_eq!(policy.after_publish, ["audit"]);
+        assert_eq!(a.function_names(), ["audit"]);
+        assert!(a.source().contains("afterPublish"));
+        let err = Associations::parse(
+            r#"{"apps":{"a":{"channels":{"orders":{"functions":["f"],"afterPublish":["f","nope"]}}}}}"#,
+            &known,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("apps.a.channels.orders.afterPublish[1]: unknown function \"nope\""),
+            "{err}"
+        );
     }
 
     #[test]

@@ -30,6 +30,9 @@ pub enum Metric<'a> {
         stale_removed: usize,
         elapsed_ms: f64,
     },
+    /// An after-publish function was handed a message; `ok` is false when that failed (locally:
+    /// the function failed; on AWS: Lambda did not take the asynchronous invocation).
+    AfterPublish { function: &'a str, ok: bool },
     /// A WebSocket upgrade was refused before `$connect` completed: `unauthorized` (a bad
     /// token) or `limit_exceeded` (the edge holds its maximum of connections).
     ConnectionRefused { reason: &'a str },

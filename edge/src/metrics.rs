@@ -12,6 +12,7 @@
 //! | `echo_function_duration_seconds{function}` | histogram | each function run |
 //! | `echo_function_errors_total{function}` | counter | a function failed or timed out |
 //! | `echo_rate_limited_total` | counter | a frame refused with `rate_limited` |
+//! | `echo_after_publish_total{function,outcome}` | counter | a message handed to an after-publish function (`ok`, `failed`) |
 //! | `echo_connections_refused_total{reason}` | counter | an upgrade refused (401, 503) |
 //! | `echo_connections` | gauge | client connections held now |
 
@@ -131,6 +132,17 @@ impl Metrics for Prometheus {
                 self.fanout_failures.increment(failed as u64);
                 self.stale_removed.increment(stale_removed as u64);
                 self.fanout_seconds.record(elapsed_ms / 1000.0);
+            }
+            Metric::AfterPublish { function, ok } => {
+                let outcome = if ok { "ok" } else { "failed" };
+                let key = Key::from_parts(
+                    "echo_after_publish_total",
+                    vec![
+                        Label::new("function", function.to_owned()),
+                        Label::new("outcome", outcome),
+                    ],
+                );
+                self.recorder.register_counter(&key, &METADATA).increment(1);
             }
             Metric::ConnectionRefused { reason } => {
                 let key = self.labelled("echo_connections_refused_total", "reason", reason);

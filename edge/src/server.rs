@@ -278,6 +278,8 @@ pub async fn start_with(
                         verifier: TokenVerifier::new(&config.jwt_secret)?,
                         // A connection's frames are handed to the handler one at a time.
                         frames_in_order: true,
+                        // The edge outlives each reply.
+                        after_publish: message_handler::AfterPublish::Background,
                     },
                 }))
             }

@@ -35,4 +35,6 @@ pub struct Deps {
     /// (the local edge does). API Gateway may hand them to concurrent invocations; then a
     /// publish's `order` is kept through the store.
     pub frames_in_order: bool,
+    /// How after-publish functions are handed their messages.
+    pub after_publish: crate::AfterPublish,
 }

@@ -9,7 +9,8 @@
 //! - this file: the event, the frame's size and parse, the connection's record, and routing.
 //! - `deps`: what the handler needs; `reply`: the answer to a frame.
 //! - `subscription`: `subscribe` and `unsubscribe`.
-//! - `publish`: the channel's functions, the commit and the ack.
+//! - `publish`: the channel's functions, the commit and the ack; `after_publish`: the functions
+//!   handed each committed message.
 //! - `order`: a connection's publishes on a channel committed in the order it numbered them.
 //! - `history`: stored messages.
 //! - `refresh`: a new token on the same connection.
@@ -18,6 +19,7 @@
 //! refused with `token_expired`. Once the grace after expiry has passed, its record is gone: its
 //! next frame is answered `unauthorized` and the connection is closed.
 
+mod after_publish;
 mod deps;
 mod history;
 mod order;
@@ -28,6 +30,7 @@ mod subscription;
 #[cfg(test)]
 mod testing;
 
+pub use after_publish::AfterPublish;
 pub use deps::Deps;
 pub use reply::Reply;
 

@@ -48,6 +48,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         verifier: TokenVerifier::new(config.jwt_secret.as_bytes())?,
         // API Gateway may invoke the handler for one connection's frames at once.
         frames_in_order: false,
+        // A Lambda is frozen once it answers: asynchronous invocations, queued before the reply.
+        after_publish: message_handler::AfterPublish::BeforeReply,
     };
     let deps = &deps;
     lambda_runtime::run(service_fn(

@@ -1,6 +1,9 @@
 //! `publish`: the channel's functions, then the commit; the ack once the message is stored. A
 //! publish with an `order` takes its turn after the connection's earlier ones (see `order`).
 
+use std::sync::Arc;
+
+use echo_core::associations::ChannelPolicy;
 use echo_core::auth::Claims;
 use echo_core::channel::{ChannelKey, ChannelName};
 use echo_core::function::{ChainOutcome, FunctionInput, FunctionMessage, run_chain};
@@ -11,6 +14,7 @@ use echo_core::protocol::frame_size::largest_frame_len;
 use echo_core::protocol::{Ack, ErrorCode, ProtocolError, ServerFrame};
 use serde_json::Value;
 
+use crate::after_publish::Notifier;
 use crate::deps::Deps;
 use crate::order::Order;
 use crate::reply::{Reply, internal};
@@ -28,14 +32,16 @@ pub(crate) async fn publish(
     let prepared = prepare(deps, id, claims, channel, data, msg_id.clone()).await;
     let Some(order) = order else {
         return match prepared? {
-            Prepared::Commit(key, message) => commit(deps, id, channel, key, message, msg_id).await,
+            Prepared::Commit(key, message, after) => {
+                commit(deps, id, channel, key, message, msg_id, after).await
+            }
             Prepared::Answered(reply) => Ok(reply),
         };
     };
     order.wait_turn(deps, id, channel, started).await;
     let reply = match prepared {
-        Ok(Prepared::Commit(key, message)) => {
-            match commit(deps, id, channel, key, message, msg_id).await {
+        Ok(Prepared::Commit(key, message, after)) => {
+            match commit(deps, id, channel, key, message, msg_id, after).await {
                 // The next publish may commit once this one is stored.
                 Ok(pending) => Ok(Reply::Ready(pending.resolve().await)),
                 Err(e) => Err(e),
@@ -61,8 +67,8 @@ pub(crate) fn rate_limited(deps: &Deps, retry_ms: u64) -> ProtocolError {
 
 /// What is left of a publish once its functions ran.
 enum Prepared {
-    /// Store this message on this channel.
-    Commit(ChannelKey, NewMessage),
+    /// Store this message on this channel, then hand it to the policy's after-publish functions.
+    Commit(ChannelKey, NewMessage, Option<Arc<ChannelPolicy>>),
     /// Nothing to store (a function dropped it): this is the answer.
     Answered(Reply),
 }
@@ -87,7 +93,8 @@ async fn prepare(
         .current()
         .await
         .map_err(|e| internal(id, "could not load associations", &e))?;
-    let data = match associations.resolve(&claims.app, channel) {
+    let policy = associations.resolve(&claims.app, channel);
+    let data = match &policy {
         None => data,
         Some(policy) => {
             let input = FunctionInput {
@@ -98,12 +105,13 @@ async fn prepare(
                     data,
                     from: claims.sub.clone(),
                     ts,
+                    seq: None,
                 },
             };
             let mut runs = Vec::with_capacity(policy.functions.len());
             let outcome = run_chain(
                 deps.invoker.as_ref(),
-                &policy,
+                policy,
                 input,
                 deps.limits.max_message_bytes,
                 &mut runs,
@@ -161,10 +169,11 @@ async fn prepare(
             ),
         ));
     }
-    Ok(Prepared::Commit(key, message))
+    Ok(Prepared::Commit(key, message, policy))
 }
 
-/// Hands the message to the store; the reply is the ack once it is stored.
+/// Hands the message to the store; the reply is the ack once it is stored (and `after` was
+/// handed the stored message).
 async fn commit(
     deps: &Deps,
     id: &ConnectionId,
@@ -172,6 +181,7 @@ async fn commit(
     key: ChannelKey,
     message: NewMessage,
     msg_id: String,
+    after: Option<Arc<ChannelPolicy>>,
 ) -> Result<Reply, ProtocolError> {
     let committing = deps
         .publisher
@@ -179,14 +189,21 @@ async fn commit(
         .await
         .map_err(|e| internal(id, "could not store the message", &e))?;
     let (metrics, id, channel) = (deps.metrics.clone(), id.clone(), channel.clone());
+    let notifier = Notifier {
+        invoker: deps.invoker.clone(),
+        metrics: deps.metrics.clone(),
+        mode: deps.after_publish,
+    };
     Ok(Reply::Pending(Box::pin(async move {
         Some(match committing.await {
             Ok(stored) => {
                 metrics.record(Metric::MessagePublished);
+                let seq = stored.seq;
+                notifier.notify(key.app, stored, after).await;
                 ServerFrame::Ack(Ack {
                     id: msg_id,
                     channel,
-                    seq: Some(stored.seq),
+                    seq: Some(seq),
                     dropped: false,
                     reason: None,
                 })
@@ -289,6 +306,25 @@ mod tests {
         );
         assert!(h.stored("fragile").await.is_empty());
         assert!(h.recorder.dispatched.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn after_publish_functions_get_the_stored_message_and_their_failures_stay_theirs() {
+        let h = Harness::new();
+        let id = h.connect("c1", |c| c).await;
+        let publish =
+            json!({"action": "publish", "channel": "audited", "data": {"text": "hi"}, "id": "m1"});
+        // `broken` fails after publish: the publisher is not told, the message is delivered.
+        assert_eq!(
+            h.send(&id, publish).await,
+            Some(json!({"type": "ack", "id": "m1", "channel": "audited", "seq": 1}))
+        );
+        assert_eq!(h.stored("audited").await, [(1, json!({"text": "HI"}))]);
+        assert_eq!(h.recorder.dispatched.lock().unwrap().len(), 1);
+        let metrics = h.recorder.metrics.lock().unwrap().clone();
+        let after: Vec<&String> = metrics.iter().filter(|m| m.starts_with("after:")).collect();
+        // Once each: `audit` saw the seq (it fails without one).
+        assert_eq!(after, ["after:audit:true", "after:broken:false"]);
     }
 
     #[tokio::test]

@@ -53,6 +53,7 @@ impl Metrics for Recorder {
             Metric::MessageDropped => "dropped".to_owned(),
             Metric::FunctionRun { function, ok, .. } => format!("{function}:{ok}"),
             Metric::RateLimited => "rate_limited".to_owned(),
+            Metric::AfterPublish { function, ok } => format!("after:{function}:{ok}"),
             Metric::Fanout { delivered, .. } => format!("fanout:{delivered}"),
             Metric::ConnectionRefused { reason } => format!("refused:{reason}"),
         };
@@ -103,6 +104,9 @@ impl FunctionInvoker for Functions {
             ))),
             "quiet" => Ok(FunctionOutput::drop("too quiet")),
             "broken" => Err(InvokeError::Failed(FunctionError::new("it broke").0)),
+            // An after-publish function: it sees the committed message's seq.
+            "audit" if input.message.seq.is_some() => Ok(FunctionOutput::drop("seen")),
+            "audit" => Err(InvokeError::Failed("no seq".to_owned())),
             "sleepy" => {
                 let ms = input.message.data["sleepMs"].as_u64().unwrap_or(0);
                 tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
@@ -113,18 +117,20 @@ impl FunctionInvoker for Functions {
     }
 
     fn knows(&self, name: &str) -> bool {
-        ["shout", "quiet", "broken", "sleepy"].contains(&name)
+        ["shout", "quiet", "broken", "sleepy", "audit"].contains(&name)
     }
 }
 
-/// Channels `angry` and `loud` (shout), `hushed` (quiet), `fragile` (broken, rejecting) and
-/// `sleepy` (waits `data.sleepMs`) of [`APP`].
+/// Channels `angry` and `loud` (shout), `hushed` (quiet), `fragile` (broken, rejecting),
+/// `sleepy` (waits `data.sleepMs`) and `audited` (shout, then after publish `audit` and
+/// `broken`) of [`APP`].
 pub const ASSOCIATIONS: &str = r#"{"apps":{"chat-demo":{"channels":{
     "sleepy":{"functions":["sleepy"],"timeoutMs":5000},
     "angry":{"functions":["shout"]},
     "loud":{"functions":["shout"]},
     "hushed":{"functions":["quiet"]},
-    "fragile":{"functions":["broken"],"onError":"reject"}
+    "fragile":{"functions":["broken"],"onError":"reject"},
+    "audited":{"functions":["shout"],"afterPublish":["audit","broken"]}
 }}}}"#;
 
 /// A message handler over the in-memory store, with a manual clock.
@@ -158,6 +164,7 @@ impl Harness {
             store_rate: None,
             verifier: TokenVerifier::new(SECRET).unwrap(),
             frames_in_order: true,
+            after_publish: crate::AfterPublish::BeforeReply,
         };
         Self {
             deps,

@@ -154,6 +154,7 @@ mod tests {
                 data: json!("hi"),
                 from: "u".into(),
                 ts: 0,
+                seq: None,
             },
         }
     }
@@ -161,6 +162,7 @@ mod tests {
     async fn run(fns: &[&str], on_error: OnError) -> ChainOutcome {
         let policy = ChannelPolicy {
             functions: fns.iter().map(|s| s.to_string()).collect(),
+            after_publish: Vec::new(),
             on_error,
             timeout: Duration::from_millis(50),
         };
@@ -188,6 +190,7 @@ mod tests {
     async fn the_chain_as_a_whole_is_bounded() {
         let policy = |on_error| ChannelPolicy {
             functions: vec!["slow".into(), "slow".into(), "slow".into()],
+            after_publish: Vec::new(),
             on_error,
             timeout: Duration::from_secs(20),
         };

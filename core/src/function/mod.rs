@@ -58,6 +58,10 @@ pub struct FunctionMessage {
     pub data: Value,
     pub from: String,
     pub ts: u64,
+    /// The seq it was committed under: set for after-publish functions only, which see the
+    /// message once it is stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
 }
 
 /// What a function answers.
@@ -129,6 +133,14 @@ pub trait FunctionInvoker: Send + Sync + 'static {
         name: &str,
         input: &FunctionInput,
     ) -> Result<FunctionOutput, InvokeError>;
+
+    /// Hands `input` to an after-publish function, whose answer nobody waits for or reads. On
+    /// AWS an asynchronous invocation, which returns once Lambda has queued it and which Lambda
+    /// may retry (so a function may see a message more than once; `message.id` and `seq` tell
+    /// repeats apart); elsewhere the invocation itself, its answer ignored.
+    async fn notify(&self, name: &str, input: &FunctionInput) -> Result<(), InvokeError> {
+        self.invoke(name, input).await.map(|_| ())
+    }
 
     /// Whether a function of this name can be invoked; associations naming others are refused.
     fn knows(&self, name: &str) -> bool;

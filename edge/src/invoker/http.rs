@@ -22,13 +22,10 @@ impl LambdaInvokeApi {
     }
 }
 
-#[async_trait]
-impl FunctionInvoker for LambdaInvokeApi {
-    async fn invoke(
-        &self,
-        name: &str,
-        input: &FunctionInput,
-    ) -> Result<FunctionOutput, InvokeError> {
+impl LambdaInvokeApi {
+    /// Invokes `name` and returns its answer's body; a function error, an unknown function or
+    /// a failed request is an error.
+    async fn call(&self, name: &str, input: &FunctionInput) -> Result<bytes::Bytes, InvokeError> {
         let url = format!("{}/2015-03-31/functions/{name}/invocations", self.endpoint);
         let response = self
             .client
@@ -60,7 +57,23 @@ impl FunctionInvoker for LambdaInvokeApi {
                     .collect::<String>()
             )));
         }
-        parse_output(&body)
+        Ok(body)
+    }
+}
+
+#[async_trait]
+impl FunctionInvoker for LambdaInvokeApi {
+    async fn invoke(
+        &self,
+        name: &str,
+        input: &FunctionInput,
+    ) -> Result<FunctionOutput, InvokeError> {
+        parse_output(&self.call(name, input).await?)
+    }
+
+    /// The invocation, its answer ignored but for a function error.
+    async fn notify(&self, name: &str, input: &FunctionInput) -> Result<(), InvokeError> {
+        self.call(name, input).await.map(|_| ())
     }
 
     fn knows(&self, _name: &str) -> bool {

@@ -43,6 +43,20 @@ impl FunctionInvoker for Invoker {
         }
     }
 
+    async fn notify(&self, name: &str, input: &FunctionInput) -> Result<(), InvokeError> {
+        let name = lambda_arn_name(name).unwrap_or(name);
+        if let Some(route) = self.routes.get(name) {
+            return route.notify(name, input).await;
+        }
+        if self.local.knows(name) {
+            return self.local.notify(name, input).await;
+        }
+        match &self.remote {
+            Some(remote) => remote.notify(name, input).await,
+            None => Err(InvokeError::Unknown(name.to_owned())),
+        }
+    }
+
     fn knows(&self, name: &str) -> bool {
         let name = lambda_arn_name(name).unwrap_or(name);
         self.routes.contains_key(name) || self.local.knows(name) || self.remote.is_some()

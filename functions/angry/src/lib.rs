@@ -26,6 +26,7 @@ mod tests {
                 data,
                 from: "u".into(),
                 ts: 0,
+                seq: None,
             },
         }
     }

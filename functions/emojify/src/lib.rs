@@ -27,6 +27,7 @@ mod tests {
                 data: json!({"text": "HI"}),
                 from: "u".into(),
                 ts: 0,
+                seq: None,
             },
         };
         assert_eq!(
