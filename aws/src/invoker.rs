@@ -25,6 +25,20 @@ impl LambdaInvoker {
     }
 }
 
+/// An unknown function, or a failure to reach Lambda.
+fn invoke_error(
+    name: &str,
+    e: aws_sdk_lambda::error::SdkError<aws_sdk_lambda::operation::invoke::InvokeError>,
+) -> InvokeError {
+    if e.as_service_error()
+        .is_some_and(|s| s.is_resource_not_found_exception())
+    {
+        InvokeError::Unknown(name.to_owned())
+    } else {
+        InvokeError::Transport(Box::new(e))
+    }
+}
+
 impl LambdaInvoker {
     /// The Lambda that runs `function`.
     fn lambda(&self, function: &str) -> String {
@@ -51,15 +65,7 @@ impl FunctionInvoker for LambdaInvoker {
             .payload(Blob::new(payload))
             .send()
             .await
-            .map_err(|e| {
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_resource_not_found_exception())
-                {
-                    InvokeError::Unknown(name.to_owned())
-                } else {
-                    InvokeError::Transport(Box::new(e))
-                }
-            })?;
+            .map_err(|e| invoke_error(name, e))?;
         let body = out.payload().map(|b| b.as_ref()).unwrap_or_default();
         if let Some(kind) = out.function_error() {
             return Err(InvokeError::Failed(format!(
@@ -84,15 +90,7 @@ impl FunctionInvoker for LambdaInvoker {
             .payload(Blob::new(payload))
             .send()
             .await
-            .map_err(|e| {
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_resource_not_found_exception())
-                {
-                    InvokeError::Unknown(name.to_owned())
-                } else {
-                    InvokeError::Transport(Box::new(e))
-                }
-            })?;
+            .map_err(|e| invoke_error(name, e))?;
         Ok(())
     }
 

@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use futures_util::SinkExt;
@@ -16,43 +16,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 mod common;
 
-use common::{ECHOCTL, Ws, connect, next_json, start_dev_in, token};
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// echoctl in `dir`, with no ECHO_* settings from the environment.
-fn echoctl(dir: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(ECHOCTL);
-    c.args(args).current_dir(dir);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("ECHO_") {
-            c.env_remove(k);
-        }
-    }
-    c
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
-
-fn failed(out: Output) -> String {
-    assert_eq!(out.status.code(), Some(1), "stdout: {}", text(&out.stdout));
-    text(&out.stderr)
-}
+use common::{Ws, connect, echoctl, failed, next_json, ok, start_dev_in, text, token, workspace};
 
 /// A project made by `echoctl init` whose first function is `function`, in `runtime`.
 fn project(tmp: &Path, function: &str, runtime: &str) -> PathBuf {

@@ -4,52 +4,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::process::Child;
 
 use echo_core::auth::TokenVerifier;
 use echo_core::clock::{Clock, SystemClock};
 
 mod common;
 
-use common::ECHOCTL;
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// echoctl in `dir`, with no ECHO_* or AWS settings from the environment.
-fn echoctl(dir: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(ECHOCTL);
-    c.args(args).current_dir(dir);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("ECHO_") || k.starts_with("AWS_") {
-            c.env_remove(k);
-        }
-    }
-    c
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// The command failed; its stderr.
-fn failed(out: Output) -> String {
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "stdout: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8(out.stderr).unwrap()
-}
+use common::{echoctl, failed, ok, workspace};
 
 #[test]
 fn every_command_has_help() {

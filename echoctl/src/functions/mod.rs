@@ -99,14 +99,7 @@ pub fn run(command: FunctionsCommand, loaded: &Loaded) -> crate::Result {
             let dir = functions_dir(args.dir, loaded);
             let (path, workspace) = match args.runtime {
                 Runtime::Rust => {
-                    let echo = echo_source(args.echo_path.or_else(|| {
-                        loaded
-                            .file
-                            .functions
-                            .echo_path
-                            .as_deref()
-                            .map(|p| loaded.resolve(p))
-                    }));
+                    let echo = echo_source(args.echo_path.or_else(|| configured_echo(loaded)));
                     let path = rust::scaffold(&dir, &args.name, &echo)?;
                     let hint = rust::workspace_hint(&path);
                     (path, hint)
@@ -171,18 +164,21 @@ pub fn functions_dir(flag: Option<PathBuf>, loaded: &Loaded) -> PathBuf {
 pub fn echo_checkout(loaded: &Loaded) -> Option<PathBuf> {
     let explicit = std::env::var_os("ECHO_SOURCE")
         .map(PathBuf::from)
-        .or_else(|| {
-            loaded
-                .file
-                .functions
-                .echo_path
-                .as_deref()
-                .map(|p| loaded.resolve(p))
-        });
+        .or_else(|| configured_echo(loaded));
     match echo_source(explicit) {
         rust::EchoSource::Path(root) => Some(root),
         rust::EchoSource::Git(_) => None,
     }
+}
+
+/// `[functions] echo-path` of the config file.
+fn configured_echo(loaded: &Loaded) -> Option<PathBuf> {
+    loaded
+        .file
+        .functions
+        .echo_path
+        .as_deref()
+        .map(|p| loaded.resolve(p))
 }
 
 /// What `dir/name` is written in, if it is a function.

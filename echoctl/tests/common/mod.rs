@@ -4,10 +4,49 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
 
 pub const ECHOCTL: &str = env!("CARGO_BIN_EXE_echoctl");
+
+/// The repository.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// echoctl in `dir`, with no ECHO_* or AWS settings from the environment.
+pub fn echoctl(dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(ECHOCTL);
+    c.args(args).current_dir(dir);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("ECHO_") || k.starts_with("AWS_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The command succeeded; its stdout.
+pub fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// The command failed; its stderr.
+pub fn failed(out: Output) -> String {
+    assert_eq!(out.status.code(), Some(1), "stdout: {}", text(&out.stdout));
+    text(&out.stderr)
+}
 
 /// A running `echoctl dev`.
 pub struct Dev {
