@@ -59,6 +59,26 @@ async fn posts_reads_closes_and_reports_gone_against_the_edge() {
         .unwrap();
     assert_eq!(got, Message::text(r#"{"type":"notice","n":1}"#));
 
+    // A frame over API Gateway's 128 KB is refused (413 PayloadTooLargeException) as what it is,
+    // and the connection stays: the next post arrives.
+    let over = format!(
+        "\"{}\"",
+        "x".repeat(echo_core::limits::DEFAULT_MAX_MESSAGE_BYTES)
+    );
+    assert!(matches!(
+        api.post(&id, &Frame::text(over)).await,
+        Err(GatewayError::TooLarge)
+    ));
+    api.post(&id, &Frame::text(r#"{"type":"notice","n":2}"#.into()))
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, Message::text(r#"{"type":"notice","n":2}"#));
+
     let failures = api
         .post_many(
             &[id.clone(), ConnectionId::from("nobody"), id.clone()],
