@@ -21,6 +21,7 @@
 //! - [`gateway`]: the connection table, the in-process [`Gateway`](echo_core::gateway::Gateway).
 //! - [`events`]: API Gateway WebSocket events, built as API Gateway builds them.
 //! - [`handlers`]: running the handlers in-process, or (faithful mode) as Lambdas.
+//! - [`http_api`]: Echo's HTTP API for application servers, on the client port.
 //! - [`invoker`]: running functions in-process or through the Lambda Invoke API.
 //! - [`associations`]: loading, validating, watching and replacing associations.
 //! - [`retention`]: pruning history older than the retention.
@@ -40,6 +41,7 @@ pub mod dev_token;
 pub mod events;
 pub mod gateway;
 pub mod handlers;
+pub mod http_api;
 pub mod invoker;
 pub mod management;
 pub mod metrics;

@@ -14,6 +14,7 @@
 //! - `order`: a connection's publishes on a channel committed in the order it numbered them.
 //! - `history`: stored messages.
 //! - `refresh`: a new token on the same connection.
+//! - `server`: publishing and history for an application server (the HTTP API).
 //!
 //! A connection whose token has expired may only `refresh` (and `ping`); everything else is
 //! refused with `token_expired`. Once the grace after expiry has passed, its record is gone: its
@@ -26,6 +27,7 @@ mod order;
 mod publish;
 mod refresh;
 mod reply;
+pub mod server;
 mod subscription;
 #[cfg(test)]
 mod testing;

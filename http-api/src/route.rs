@@ -1,0 +1,92 @@
+//! The HTTP API's paths:
+//!
+//! - `POST /v1/apps/{app}/channels/{channel}/messages`: publish.
+//! - `GET /v1/apps/{app}/channels/{channel}/messages?since=N&limit=M`: history.
+
+use echo_core::channel::{AppId, ChannelName};
+use http::{Method, StatusCode};
+
+use crate::error::HttpError;
+
+/// What a request asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    Publish { app: AppId, channel: ChannelName },
+    History { app: AppId, channel: ChannelName },
+}
+
+impl Route {
+    /// The route of `method` on `path`: 404 for a path the API does not have, 405 for a method
+    /// the path does not take, 400 for an invalid app or channel name.
+    pub fn of(method: &Method, path: &str) -> Result<Self, HttpError> {
+        let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+        let ["", "v1", "apps", app, "channels", channel, "messages"] = segments.as_slice() else {
+            return Err(HttpError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!(
+                    "no such path {path:?}: the API has /v1/apps/APP/channels/CHANNEL/messages"
+                ),
+            ));
+        };
+        let decode = |s: &str| {
+            percent_decode(s).ok_or_else(|| {
+                HttpError::bad_request(format!("{s:?} is not valid percent-encoded UTF-8"))
+            })
+        };
+        let app = AppId::new(decode(app)?).map_err(|e| HttpError::bad_request(e.to_string()))?;
+        let channel = ChannelName::new(decode(channel)?)
+            .map_err(|e| HttpError::bad_request(e.to_string()))?;
+        match *method {
+            Method::POST => Ok(Self::Publish { app, channel }),
+            Method::GET => Ok(Self::History { app, channel }),
+            _ => Err(HttpError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("{method} is not allowed here: POST publishes, GET reads history"),
+            )),
+        }
+    }
+}
+
+/// `%XX` escapes decoded; `None` when they make invalid UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .ok()
+        .map(|d| d.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_and_methods() {
+        let route = Route::of(&Method::POST, "/v1/apps/shop/channels/orders/messages").unwrap();
+        assert!(
+            matches!(route, Route::Publish { ref channel, .. } if channel.as_str() == "orders")
+        );
+        assert!(matches!(
+            Route::of(&Method::GET, "/v1/apps/shop/channels/room%2D1/messages/").unwrap(),
+            Route::History { ref channel, .. } if channel.as_str() == "room-1"
+        ));
+        let status = |m: &Method, p: &str| Route::of(m, p).unwrap_err().status;
+        assert_eq!(
+            status(&Method::POST, "/v1/apps/shop"),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            status(&Method::DELETE, "/v1/apps/shop/channels/c/messages"),
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        assert_eq!(
+            status(&Method::POST, "/v1/apps/shop/channels/a%20b/messages"),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            status(&Method::POST, "/v1/apps/shop/channels/%ff/messages"),
+            StatusCode::BAD_REQUEST
+        );
+    }
+}

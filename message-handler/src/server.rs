@@ -1,0 +1,60 @@
+//! What an application server does without a connection (Echo's HTTP API): publish and read
+//! history, through the same permission checks, functions, limits and commit as a connection's
+//! frames. `origin` stands where a connection id would: the in-process rate count is kept per
+//! origin, and the logs name it.
+
+use echo_core::auth::Claims;
+use echo_core::channel::ChannelName;
+use echo_core::ids::{ConnectionId, random_hex};
+use echo_core::message::StoredMessage;
+use echo_core::protocol::{Ack, ErrorCode, ProtocolError, ServerFrame};
+use serde_json::Value;
+
+use crate::deps::Deps;
+
+/// A page of stored messages, as `history` gives it.
+#[derive(Debug)]
+pub struct Page {
+    pub messages: Vec<StoredMessage>,
+    pub more: bool,
+}
+
+/// Publishes `data` on `channel` as `claims`' user; Echo makes up the id when `msg_id` is
+/// `None`. The ack once the message is stored (or dropped by a function), or the refusal.
+pub async fn publish(
+    deps: &Deps,
+    origin: &ConnectionId,
+    claims: &Claims,
+    channel: &ChannelName,
+    data: Value,
+    msg_id: Option<String>,
+) -> Result<Ack, ProtocolError> {
+    let msg_id = msg_id.unwrap_or_else(|| random_hex(8));
+    let reply = crate::publish::publish(deps, origin, claims, channel, data, msg_id, None).await?;
+    match reply.resolve().await {
+        Some(ServerFrame::Ack(ack)) => Ok(ack),
+        Some(ServerFrame::Error(e)) => Err(ProtocolError::new(e.code, e.message)),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// A page of `channel`'s stored messages after `since`: at most `limit`, and as many as fit one
+/// frame of the message limit.
+pub async fn history(
+    deps: &Deps,
+    origin: &ConnectionId,
+    claims: &Claims,
+    channel: &ChannelName,
+    since: u64,
+    limit: u32,
+) -> Result<Page, ProtocolError> {
+    match crate::history::history(deps, origin, claims, channel, since, limit).await? {
+        Some(ServerFrame::History { messages, more, .. }) => Ok(Page { messages, more }),
+        other => Err(unexpected(other)),
+    }
+}
+
+fn unexpected(frame: Option<ServerFrame>) -> ProtocolError {
+    tracing::error!(?frame, "unexpected answer to a server's request");
+    ProtocolError::new(ErrorCode::Internal, "unexpected answer")
+}
