@@ -1,7 +1,7 @@
 //! `echoctl`: Echo's command line.
 //!
 //! - `dev`, `serve`: the local edge (in dev mode: demo functions, chat demo, dev tokens);
-//! - `jwt`: tokens;
+//! - `jwt`: tokens; `publish`: a message through the HTTP API;
 //! - `init`, `functions new|test`: a project and its function crates;
 //! - `associations validate|push`: check and replace associations, locally or on AWS;
 //! - `deploy`, `update`, `status`, `teardown`: the AWS stacks (Echo's, and a project's
@@ -20,6 +20,7 @@ mod functions;
 mod hash;
 mod init;
 mod jwt;
+mod publish;
 mod secrets;
 
 use std::path::PathBuf;
@@ -52,6 +53,8 @@ enum Command {
     Serve(edge::EdgeArgs),
     /// Print a token for APP.
     Jwt(jwt::JwtArgs),
+    /// Publish a message through the HTTP API (for scripts), with an admin token.
+    Publish(publish::PublishArgs),
     /// Create an Echo project: echo.toml, associations.json and a first function.
     Init(init::InitArgs),
     /// Create and try middleware functions.
@@ -133,6 +136,7 @@ fn run(cli: Cli, m: &ArgMatches) -> Result {
             edge::run(args, &functions::functions_dir(None, &loaded), false)
         }
         Command::Jwt(args) => jwt::run(args),
+        Command::Publish(args) => publish::run(args),
         Command::Init(args) => init::run(args),
         Command::Functions(command) => functions::run(command, &loaded),
         Command::Associations(command) => {

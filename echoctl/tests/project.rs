@@ -20,6 +20,7 @@ fn every_command_has_help() {
         &["dev"],
         &["serve"],
         &["jwt"],
+        &["publish"],
         &["init"],
         &["functions"],
         &["functions", "new"],
@@ -430,4 +431,53 @@ fn cargo_home() -> PathBuf {
     std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cargo"))
+}
+
+#[test]
+fn publish_sends_through_the_http_api_to_subscribers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let mut dev = common::start_dev(&data, &[]);
+    let endpoint = format!("http://{}", dev.addr);
+    let publish = |args: &[&str]| {
+        echoctl(tmp.path(), &["publish", "chat-demo"])
+            .args(args)
+            .args(["--endpoint", &endpoint, "--data-dir"])
+            .arg(&data)
+            .output()
+            .unwrap()
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let delivered = runtime.block_on(async {
+        let mut ws = common::connect(&dev.addr, &common::demo_token(&data, "reader")).await;
+        use futures_util::SinkExt;
+        ws.send(tokio_tungstenite::tungstenite::Message::text(
+            r#"{"action":"subscribe","channel":"angry"}"#,
+        ))
+        .await
+        .unwrap();
+        let subscribed = common::next_json(&mut ws).await.unwrap();
+        assert_eq!(subscribed["type"], "subscribed");
+        let out = ok(publish(&[
+            "angry",
+            r#"{"text":"from a script"}"#,
+            "--id",
+            "s1",
+        ]));
+        let answer: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            answer,
+            serde_json::json!({"channel": "angry", "seq": 1, "id": "s1"})
+        );
+        common::next_json(&mut ws).await.unwrap()
+    });
+    assert_eq!(delivered["data"]["text"], "😡 FROM A SCRIPT!!! 😡");
+    assert_eq!(delivered["from"], "echoctl");
+
+    let err = failed(publish(&["angry", "not json"]));
+    assert!(err.contains("the data is not JSON"), "{err}");
+    let err = failed(publish(&["$status", "1"]));
+    assert!(err.contains("refused (403): forbidden"), "{err}");
+    dev.child.kill().unwrap();
+    dev.child.wait().unwrap();
 }
