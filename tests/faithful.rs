@@ -108,6 +108,7 @@ async fn the_aws_code_path_works_end_to_end() {
             "fanout",
             "angry",
             "emojify",
+            "http-api",
         ],
         &[],
         |_| {},
@@ -173,6 +174,48 @@ async fn the_aws_code_path_works_end_to_end() {
         let (m, _) = c.recv_until("message").await;
         assert_eq!(m["data"]["text"], "to all");
     }
+
+    // The HTTP API, answered by the http-api Lambda from an HTTP API event: a publish through
+    // the channel's functions reaches WebSocket subscribers; refusals keep their status.
+    let url = format!(
+        "http://{}/v1/apps/chat-demo/channels/angry/messages",
+        edge.edge.addr
+    );
+    let http = edge.http();
+    let answer = http
+        .post(&url)
+        .bearer_auth(edge.admin_token("chat-demo"))
+        .body(r#"{"data": {"text": "over http"}, "id": "h1"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let answer: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(answer["id"], "h1", "{answer}");
+    let seq = answer["seq"].as_u64().unwrap();
+    // `b` still holds the earlier messages of `angry`.
+    let m = loop {
+        let (m, _) = b.recv_until("message").await;
+        if m["id"] == "h1" {
+            break m;
+        }
+    };
+    assert_eq!(
+        (m["seq"].as_u64(), m["data"]["text"].as_str()),
+        (Some(seq), Some("😡 OVER HTTP!!! 😡"))
+    );
+    let history = http
+        .get(format!("{url}?since={}", seq - 1))
+        .bearer_auth(edge.admin_token("chat-demo"))
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    assert_eq!(history["messages"][0]["id"], "h1", "{history}");
+    let refused = http.post(&url).body("{}").send().await.unwrap();
+    assert_eq!(refused.status(), 401);
     f.edge.edge.shutdown().await;
 }
 

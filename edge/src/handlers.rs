@@ -2,7 +2,10 @@
 //! or, in faithful mode, to the real handler Lambdas through the Lambda Invoke API (what
 //! `cargo lambda watch` serves), exactly as API Gateway invokes them on AWS.
 
-use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use aws_lambda_events::apigw::{
+    ApiGatewayProxyResponse, ApiGatewayV2httpRequest, ApiGatewayV2httpResponse,
+    ApiGatewayWebsocketProxyRequest,
+};
 use aws_lambda_events::encodings::Body;
 use std::future::Future;
 use std::pin::Pin;
@@ -14,6 +17,7 @@ use message_handler::Reply;
 /// The Lambda names the faithful mode invokes: the binaries of the handler crates.
 pub const CONNECT_FUNCTION: &str = "connect-handler";
 pub const MESSAGE_FUNCTION: &str = "message-handler";
+pub const HTTP_API_FUNCTION: &str = "http-api";
 
 /// The handlers' dependencies when they run in-process.
 pub struct InProcessHandlers {
@@ -110,6 +114,56 @@ fn body_text(r: ApiGatewayProxyResponse) -> Option<String> {
     })
 }
 
+/// Invokes `function` with `event` through the Lambda Invoke API and reads its response.
+async fn call<E: serde::Serialize, R: serde::de::DeserializeOwned>(
+    client: &reqwest::Client,
+    endpoint: &str,
+    function: &'static str,
+    event: &E,
+) -> Result<R, InvokeError> {
+    let url = format!(
+        "{}/2015-03-31/functions/{function}/invocations",
+        endpoint.trim_end_matches('/')
+    );
+    let transport = |source| InvokeError::Transport { function, source };
+    let response = client
+        .post(&url)
+        .json(event)
+        .send()
+        .await
+        .map_err(transport)?;
+    let failed =
+        !response.status().is_success() || response.headers().contains_key("x-amz-function-error");
+    let body = response.bytes().await.map_err(transport)?;
+    if failed {
+        return Err(InvokeError::Failed {
+            function,
+            body: String::from_utf8_lossy(&body).chars().take(300).collect(),
+        });
+    }
+    serde_json::from_slice::<R>(&body).map_err(|source| InvokeError::Answer { function, source })
+}
+
+/// The `http-api` Lambda's response to an HTTP API event (faithful mode); when it gives none,
+/// a 500 as API Gateway answers for a failed integration.
+pub async fn invoke_http_api(
+    client: &reqwest::Client,
+    endpoint: &str,
+    event: &ApiGatewayV2httpRequest,
+) -> ApiGatewayV2httpResponse {
+    call(client, endpoint, HTTP_API_FUNCTION, event)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::error!(function = HTTP_API_FUNCTION, error = %e, "handler invocation failed");
+            let mut r = ApiGatewayV2httpResponse::default();
+            r.status_code = 500;
+            r.body = Some(Body::Text(
+                serde_json::json!({"message": "Internal Server Error"}).to_string(),
+            ));
+            r
+        })
+}
+
 /// Why a handler Lambda gave no response.
 #[derive(Debug, thiserror::Error)]
 enum InvokeError {
@@ -138,31 +192,7 @@ async fn invoke(
     function: &'static str,
     event: &ApiGatewayWebsocketProxyRequest,
 ) -> ApiGatewayProxyResponse {
-    let url = format!(
-        "{}/2015-03-31/functions/{function}/invocations",
-        endpoint.trim_end_matches('/')
-    );
-    let transport = |source| InvokeError::Transport { function, source };
-    let result = async {
-        let response = client
-            .post(&url)
-            .json(event)
-            .send()
-            .await
-            .map_err(transport)?;
-        let failed = !response.status().is_success()
-            || response.headers().contains_key("x-amz-function-error");
-        let body = response.bytes().await.map_err(transport)?;
-        if failed {
-            return Err(InvokeError::Failed {
-                function,
-                body: String::from_utf8_lossy(&body).chars().take(300).collect(),
-            });
-        }
-        serde_json::from_slice::<ApiGatewayProxyResponse>(&body)
-            .map_err(|source| InvokeError::Answer { function, source })
-    }
-    .await;
+    let result = call(client, endpoint, function, event).await;
     result.unwrap_or_else(|e| {
         // What API Gateway does when an integration fails: the client sees an internal error.
         tracing::error!(function, error = %e, "handler invocation failed");

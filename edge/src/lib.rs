@@ -22,6 +22,7 @@
 //! - [`events`]: API Gateway WebSocket events, built as API Gateway builds them.
 //! - [`handlers`]: running the handlers in-process, or (faithful mode) as Lambdas.
 //! - [`http_api`]: Echo's HTTP API for application servers, on the client port.
+//! - [`http_events`]: API Gateway HTTP API events, built as API Gateway builds them.
 //! - [`invoker`]: running functions in-process or through the Lambda Invoke API.
 //! - [`associations`]: loading, validating, watching and replacing associations.
 //! - [`retention`]: pruning history older than the retention.
@@ -42,6 +43,7 @@ pub mod events;
 pub mod gateway;
 pub mod handlers;
 pub mod http_api;
+pub mod http_events;
 pub mod invoker;
 pub mod management;
 pub mod metrics;

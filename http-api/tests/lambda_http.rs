@@ -1,5 +1,5 @@
 //! The Lambda's side: an API Gateway HTTP API event (payload format 2.0, as committed in
-//! `fixtures/`), turned into a request by `lambda_http` exactly as the Lambda's runtime does,
+//! `tests/fixtures/`), turned into a request by `lambda_http` exactly as the Lambda's runtime does,
 //! answered by the handler over in-memory ports.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -74,7 +74,8 @@ fn deps(store: &Arc<MemoryStore>) -> message_handler::Deps {
 
 /// The committed event with `token` in its Authorization header, as `lambda_http` hands it over.
 fn request(token: &str) -> http::Request<bytes::Bytes> {
-    let text = include_str!("fixtures/apigw-http-v2-publish.json").replace("${TOKEN}", token);
+    let text =
+        include_str!("../../tests/fixtures/apigw-http-v2-publish.json").replace("${TOKEN}", token);
     let event: LambdaRequest = serde_json::from_str(&text).unwrap();
     let request: lambda_http::Request = event.into();
     let (parts, body) = request.into_parts();
