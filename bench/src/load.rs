@@ -28,6 +28,9 @@ pub struct Spec {
     pub rate: Option<f64>,
     pub window: usize,
     pub payload: usize,
+    /// Echo only: publishers POST to the HTTP API (an admin token each) instead of sending
+    /// `publish` frames; subscribers still read WebSockets.
+    pub http: bool,
     #[serde(with = "humantime_serde_secs")]
     pub warmup: Duration,
     #[serde(with = "humantime_serde_secs")]
@@ -209,6 +212,70 @@ async fn publish(
     Ok(())
 }
 
+/// One publisher over Echo's HTTP API: a POST per publish on a kept-alive connection, at most
+/// `window` in flight, paced as the WebSocket publishers are.
+async fn publish_http(
+    endpoint: Endpoint,
+    spec: Arc<Spec>,
+    id: usize,
+    start: Instant,
+    window: (Duration, Duration),
+    counters: Arc<Counters>,
+) -> Result<(), TargetError> {
+    let token = endpoint.admin_token(&format!("p{id}"))?;
+    let client = reqwest::Client::new();
+    let permits = Arc::new(tokio::sync::Semaphore::new(spec.window.max(1)));
+    let mut tick = ticker(&spec, id);
+    let end = start + window.1;
+    let mut n = id;
+    let mut posts = tokio::task::JoinSet::new();
+    loop {
+        let permit = match &mut tick {
+            Some(t) => {
+                tokio::select! {
+                    () = tokio::time::sleep_until(end) => break,
+                    _ = t.tick() => {}
+                }
+                match permits.clone().try_acquire_owned() {
+                    Ok(p) => p,
+                    Err(_) => {
+                        counters.skipped.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                }
+            }
+            None => tokio::select! {
+                () = tokio::time::sleep_until(end) => break,
+                p = permits.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+            },
+        };
+        let channel = spec.channel_name(n);
+        n += spec.publishers;
+        let url = format!(
+            "http://{}/v1/apps/{}/channels/{channel}/messages",
+            endpoint.addr, endpoint.app
+        );
+        let body = serde_json::json!({"data": target::data(spec.payload, now_us(start))});
+        let request = client.post(url).bearer_auth(&token).json(&body);
+        let counters = counters.clone();
+        posts.spawn(async move {
+            let ok = matches!(request.send().await, Ok(r) if r.status().is_success());
+            let now = start.elapsed();
+            if !ok {
+                counters.errors.fetch_add(1, Ordering::Relaxed);
+            } else if now >= window.0 && now < window.1 {
+                counters.acked.fetch_add(1, Ordering::Relaxed);
+            }
+            drop(permit);
+        });
+    }
+    while posts.join_next().await.is_some() {}
+    Ok(())
+}
+
 /// The answer to one publish: an ack or an error.
 fn is_answer(system: System, frame: &str) -> bool {
     match system {
@@ -272,7 +339,11 @@ pub async fn run(endpoint: &Endpoint, spec: &Spec, pids: &[u32]) -> Result<Outco
         .map(|id| {
             let (endpoint, spec, counters) = (endpoint.clone(), spec.clone(), counters.clone());
             tokio::spawn(async move {
-                let r = publish(endpoint, spec, id, start, window, counters).await;
+                let r = if spec.http {
+                    publish_http(endpoint, spec, id, start, window, counters).await
+                } else {
+                    publish(endpoint, spec, id, start, window, counters).await
+                };
                 if let Err(e) = &r {
                     tracing::warn!(error = %e, "publisher failed");
                 }
@@ -334,6 +405,7 @@ pub async fn idle(endpoint: &Endpoint, n: usize, pids: &[u32]) -> Result<IdleOut
         rate: None,
         window: 1,
         payload: 0,
+        http: false,
         warmup: Duration::ZERO,
         duration: Duration::ZERO,
     };

@@ -103,6 +103,9 @@ struct LoadArgs {
     /// Bytes of data per message.
     #[arg(long, default_value_t = 100)]
     payload: usize,
+    /// Echo only: publish through the HTTP API instead of WebSocket frames.
+    #[arg(long)]
+    http: bool,
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     warmup: Duration,
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
@@ -130,6 +133,7 @@ async fn run(cli: Cli) -> Result {
                 rate: a.rate,
                 window: a.window,
                 payload: a.payload,
+                http: a.http,
                 warmup: a.warmup,
                 duration: a.duration,
             };

@@ -332,6 +332,7 @@ async fn loads(
         rate: None,
         window: 16,
         payload: 100,
+        http: false,
         warmup,
         duration,
     };

@@ -80,6 +80,19 @@ impl Endpoint {
             .map_err(|e| TargetError::Token(e.to_string()))
     }
 
+    /// An admin token: the HTTP API takes only those.
+    pub fn admin_token(&self, sub: &str) -> Result<String, TargetError> {
+        let secret = self.secret.as_deref().unwrap_or_default();
+        let issuer =
+            TokenIssuer::new(secret.as_bytes()).map_err(|e| TargetError::Token(e.to_string()))?;
+        let app = AppId::new(self.app.clone()).map_err(|e| TargetError::Token(e.to_string()))?;
+        let claims = Claims::new(app, sub, SystemClock.now_secs() + 3600)
+            .with_role(echo_core::auth::Role::Admin);
+        issuer
+            .issue(&claims)
+            .map_err(|e| TargetError::Token(e.to_string()))
+    }
+
     async fn open(&self, sub: &str, publisher: bool) -> Result<Ws, TargetError> {
         let url = match self.system {
             System::Echo => format!("ws://{}/?token={}", self.addr, self.token(sub)?),
