@@ -7,7 +7,7 @@
 //! gateway while the channel is locked, so that they arrive before the channel's next message.
 //!
 //! - this file: the event, the frame's size and parse, the connection's record, and routing.
-//! - `deps`: what the handler needs; `reply`: the answer to a frame.
+//! - `deps`: what the handler needs (`lambda`: its ports on AWS); `reply`: the answer to a frame.
 //! - `subscription`: `subscribe` and `unsubscribe`.
 //! - `publish`: the channel's functions, the commit and the ack; `after_publish`: the functions
 //!   handed each committed message.
@@ -23,6 +23,8 @@
 mod after_publish;
 mod deps;
 mod history;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 mod order;
 mod publish;
 mod refresh;

@@ -1,0 +1,50 @@
+//! The handler's ports on AWS, as the Lambdas that run it (this crate's and the HTTP API's) set
+//! them up once per container: DynamoDB, Lambda fan-out and functions, the management API, EMF.
+
+use std::sync::Arc;
+
+use echo_aws::associations::CachedAssociations;
+use echo_aws::dispatcher::LambdaFanout;
+use echo_aws::invoker::LambdaInvoker;
+use echo_aws::lambda::Resources;
+use echo_aws::metrics::Emf;
+use echo_core::auth::TokenVerifier;
+use echo_core::clock::SystemClock;
+use echo_core::limits::Limits;
+use echo_core::publish::Publisher;
+use echo_core::rate::Allowance;
+
+use crate::{AfterPublish, Deps};
+
+/// The handler's dependencies over `r`, its metrics under the `Service` dimension `service`.
+/// `store_rate` counts each connection's frames in its DynamoDB item (WebSocket frames); the
+/// handler never counts in process, since invocations share nothing.
+pub fn deps(
+    r: &Resources,
+    service: &'static str,
+    store_rate: Option<Allowance>,
+) -> Result<Deps, echo_core::auth::WeakSecret> {
+    let (config, store, lambda) = (&r.config, r.store.clone(), r.lambda());
+    let fanout = LambdaFanout::new(lambda.clone(), config.fanout_function.clone());
+    Ok(Deps {
+        connections: store.clone(),
+        publisher: Arc::new(Publisher::new(store.clone(), Arc::new(fanout))),
+        associations: Arc::new(CachedAssociations::new(
+            store,
+            config.associations_cache,
+            |_| true,
+        )),
+        invoker: Arc::new(LambdaInvoker::new(lambda, config.function_prefix.clone())),
+        gateway: Arc::new(config.management_api(&r.sdk)),
+        clock: Arc::new(SystemClock),
+        limits: Limits::default(),
+        metrics: Arc::new(Emf { service }),
+        limiter: Arc::new(echo_core::rate::Unlimited),
+        store_rate,
+        verifier: TokenVerifier::new(config.jwt_secret.as_bytes())?,
+        // API Gateway may invoke the handler for one connection's frames at once.
+        frames_in_order: false,
+        // A Lambda is frozen once it answers: asynchronous invocations, queued before the reply.
+        after_publish: AfterPublish::BeforeReply,
+    })
+}
