@@ -25,14 +25,10 @@ pub async fn serve(
     // One byte over the message limit is enough to tell that the body is too large.
     let limit = state.config.limits.max_message_bytes + 1;
     let Ok(body) = axum::body::to_bytes(body, limit).await else {
-        return refusal(HttpError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            format!(
-                "the body is over the {}-byte message limit",
-                state.config.limits.max_message_bytes
-            ),
-        ));
+        return refusal(HttpError::too_large(format!(
+            "the body is over the {}-byte message limit",
+            state.config.limits.max_message_bytes
+        )));
     };
     match &state.handlers {
         Handlers::InProcess(handlers) => {

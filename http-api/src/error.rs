@@ -21,6 +21,15 @@ impl HttpError {
         }
     }
 
+    /// 413: the body, or the message as it would be delivered, is over the message limit.
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::TooLarge.as_str(),
+            message,
+        )
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,

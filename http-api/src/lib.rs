@@ -90,14 +90,10 @@ async fn publish(
 ) -> Result<Value, HttpError> {
     let max = deps.limits.max_message_bytes;
     if body.len() > max {
-        return Err(HttpError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            echo_core::protocol::ErrorCode::TooLarge.as_str(),
-            format!(
-                "the body is {} bytes, over the {max}-byte message limit",
-                body.len()
-            ),
-        ));
+        return Err(HttpError::too_large(format!(
+            "the body is {} bytes, over the {max}-byte message limit",
+            body.len()
+        )));
     }
     let body: PublishBody = serde_json::from_slice(body).map_err(|e| {
         HttpError::bad_request(format!(
