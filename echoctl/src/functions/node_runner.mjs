@@ -11,8 +11,8 @@
 // ECHO_NODE_FUNCTIONS answers 404 `ResourceNotFoundException`.
 //
 // The module is imported again when its file changes, so an edit applies to the next message.
-// The first line on stdout is `listening PORT` (port 0 unless ECHO_NODE_RUNNER_PORT is set);
-// what the handlers log goes to stderr.
+// It listens on a free port of 127.0.0.1 and writes `listening PORT` as the first line on
+// stdout; what the handlers log goes to stderr.
 
 import http from 'node:http';
 import { randomUUID } from 'node:crypto';
@@ -100,7 +100,7 @@ const server = http.createServer((req, res) => {
   });
 });
 
-server.listen(Number(process.env.ECHO_NODE_RUNNER_PORT ?? 0), '127.0.0.1', () => {
+server.listen(0, '127.0.0.1', () => {
   process.stdout.write(`listening ${server.address().port}\n`);
 });
 
