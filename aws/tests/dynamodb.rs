@@ -31,6 +31,7 @@ async fn dynamodb_store_conforms() {
     conformance::connection_store(&store).await;
     conformance::history_store(&store).await;
     conformance::associations_store(&store).await;
+    conformance::presence_store(&store).await;
     // Creating the tables again is harmless.
     store.create_tables().await.unwrap();
 }

@@ -15,8 +15,8 @@ use std::collections::HashSet;
 use serde_json::json;
 
 use super::{
-    AssociationsStore, ConnectionRecord, ConnectionStore, HistoryPage, HistoryStore, PageLimit,
-    PublishGrant, Subscribed,
+    AssociationsStore, ConnectionRecord, ConnectionStore, HistoryPage, HistoryStore, Member,
+    PageLimit, PresenceStore, PublishGrant, Subscribed,
 };
 use crate::auth::Claims;
 use crate::channel::{AppId, ChannelKey, ChannelName};
@@ -472,5 +472,144 @@ pub async fn associations_store(store: &dyn AssociationsStore) {
         store.load_associations().await.expect("load").as_deref(),
         Some(doc2),
         "save replaces"
+    );
+}
+
+/// Members of channels: joins, leaves, pages, expiry.
+pub async fn presence_store(store: &dyn PresenceStore) {
+    let app = app();
+    let room = key(&app, "room");
+    let conn = |n: &str| ConnectionId::from(format!("{app}-{n}").as_str());
+    let (a1, a2, b1) = (conn("a1"), conn("a2"), conn("b1"));
+    let later = 4_000_000_000;
+    let member = |sub: &str, connections: u32| Member {
+        sub: sub.to_owned(),
+        connections,
+    };
+
+    assert!(
+        store
+            .members(&room, None, 10)
+            .await
+            .expect("members")
+            .members
+            .is_empty(),
+        "a channel nobody joined has no members"
+    );
+    assert!(
+        !store.leave(&room, "alice", &a1).await.expect("leave"),
+        "leaving unjoined"
+    );
+    assert!(
+        store.join(&room, "alice", &a1, later).await.expect("join"),
+        "first join"
+    );
+    assert!(
+        !store.join(&room, "alice", &a1, later).await.expect("join"),
+        "repeat"
+    );
+    assert!(
+        !store.join(&room, "alice", &a2, later).await.expect("join"),
+        "second connection"
+    );
+    assert!(
+        store.join(&room, "bob", &b1, later).await.expect("join"),
+        "another user"
+    );
+    let page = store.members(&room, None, 10).await.expect("members");
+    assert_eq!(
+        page.members,
+        [member("alice", 2), member("bob", 1)],
+        "in sub order, counted"
+    );
+    assert!(!page.more);
+
+    let other_app = key(&self::app(), "room");
+    assert!(
+        store
+            .members(&other_app, None, 10)
+            .await
+            .expect("members")
+            .members
+            .is_empty(),
+        "apps are isolated"
+    );
+
+    let first = store.members(&room, None, 1).await.expect("page");
+    assert_eq!(
+        (first.members, first.more),
+        (vec![member("alice", 2)], true)
+    );
+    let rest = store.members(&room, Some("alice"), 1).await.expect("page");
+    assert_eq!((rest.members, rest.more), (vec![member("bob", 1)], false));
+
+    assert!(
+        !store.leave(&room, "alice", &a1).await.expect("leave"),
+        "not the last"
+    );
+    assert!(
+        !store.leave(&room, "alice", &a1).await.expect("leave"),
+        "a repeat"
+    );
+    assert!(
+        store.leave(&room, "alice", &a2).await.expect("leave"),
+        "the last"
+    );
+    assert_eq!(
+        store
+            .members(&room, None, 10)
+            .await
+            .expect("members")
+            .members,
+        [member("bob", 1)]
+    );
+
+    // Concurrent first joins of one user: exactly one is its join.
+    let ids: Vec<ConnectionId> = (0..8).map(|i| conn(&format!("c{i}"))).collect();
+    let joins =
+        futures_util::future::join_all(ids.iter().map(|id| store.join(&room, "carol", id, later)))
+            .await;
+    let firsts = joins
+        .into_iter()
+        .filter(|j| *j.as_ref().expect("join"))
+        .count();
+    assert_eq!(firsts, 1, "one of concurrent joins is the user's first");
+    let leaves =
+        futures_util::future::join_all(ids.iter().map(|id| store.leave(&room, "carol", id))).await;
+    let lasts = leaves
+        .into_iter()
+        .filter(|l| *l.as_ref().expect("leave"))
+        .count();
+    assert_eq!(lasts, 1, "one of concurrent leaves is the user's last");
+
+    // A connection past its expiry does not count, and the user's next join is a join again.
+    let expired = key(&app, "expired");
+    store
+        .join(&expired, "dave", &conn("d1"), 1_000)
+        .await
+        .expect("join");
+    assert!(
+        store
+            .members(&expired, None, 10)
+            .await
+            .expect("members")
+            .members
+            .is_empty(),
+        "an expired connection is no member"
+    );
+    assert!(
+        store
+            .join(&expired, "dave", &conn("d2"), later)
+            .await
+            .expect("join"),
+        "joining after expiry is a join"
+    );
+    assert_eq!(
+        store
+            .members(&expired, None, 10)
+            .await
+            .expect("members")
+            .members,
+        [member("dave", 1)]
     );
 }

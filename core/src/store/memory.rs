@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use super::{
-    AssociationsStore, ConnectionRecord, ConnectionStore, HistoryPage, HistoryStore, PageBuilder,
-    PageLimit, PublishGrant, StoreError, StoreResult, Subscribed,
+    AssociationsStore, ConnectionRecord, ConnectionStore, HistoryPage, HistoryStore, Member,
+    MembersPage, PageBuilder, PageLimit, PresenceStore, PublishGrant, StoreError, StoreResult,
+    Subscribed,
 };
 use crate::auth::Claims;
 use crate::channel::{ChannelKey, ChannelName};
@@ -29,6 +30,8 @@ struct State {
     windows: HashMap<ConnectionId, (u64, u32)>,
     seqs: HashMap<ChannelKey, u64>,
     history: HashMap<ChannelKey, BTreeMap<u64, StoredMessage>>,
+    /// Each channel's members: their connections there, with the connections' `expires_at`.
+    members: HashMap<ChannelKey, BTreeMap<String, HashMap<ConnectionId, u64>>>,
     associations: Option<String>,
 }
 
@@ -319,6 +322,77 @@ impl HistoryStore for MemoryStore {
 }
 
 #[async_trait]
+impl PresenceStore for MemoryStore {
+    async fn join(
+        &self,
+        key: &ChannelKey,
+        sub: &str,
+        id: &ConnectionId,
+        expires_at: u64,
+    ) -> StoreResult<bool> {
+        let now = self.clock.now_secs();
+        let mut s = self.state();
+        let connections = s
+            .members
+            .entry(key.clone())
+            .or_default()
+            .entry(sub.to_owned())
+            .or_default();
+        connections.retain(|_, expires| *expires > now);
+        let first = connections.is_empty();
+        Ok(connections.insert(id.clone(), expires_at).is_none() && first)
+    }
+
+    async fn leave(&self, key: &ChannelKey, sub: &str, id: &ConnectionId) -> StoreResult<bool> {
+        let now = self.clock.now_secs();
+        let mut s = self.state();
+        let Some(users) = s.members.get_mut(key) else {
+            return Ok(false);
+        };
+        let Some(connections) = users.get_mut(sub) else {
+            return Ok(false);
+        };
+        let was_live = connections.remove(id).is_some_and(|expires| expires > now);
+        connections.retain(|_, expires| *expires > now);
+        let last = connections.is_empty();
+        if last {
+            users.remove(sub);
+            if users.is_empty() {
+                s.members.remove(key);
+            }
+        }
+        Ok(was_live && last)
+    }
+
+    async fn members(
+        &self,
+        key: &ChannelKey,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<MembersPage> {
+        use std::ops::Bound;
+        let now = self.clock.now_secs();
+        let s = self.state();
+        let Some(users) = s.members.get(key) else {
+            return Ok(MembersPage::default());
+        };
+        let from = after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.to_owned()));
+        let mut live = users
+            .range((from, Bound::Unbounded))
+            .filter_map(|(sub, connections)| {
+                let n = connections.values().filter(|e| **e > now).count();
+                (n > 0).then(|| Member {
+                    sub: sub.clone(),
+                    connections: u32::try_from(n).unwrap_or(u32::MAX),
+                })
+            });
+        let members: Vec<Member> = live.by_ref().take(limit).collect();
+        let more = live.next().is_some();
+        Ok(MembersPage { members, more })
+    }
+}
+
+#[async_trait]
 impl AssociationsStore for MemoryStore {
     async fn load_associations(&self) -> StoreResult<Option<String>> {
         Ok(self.state().associations.clone())
@@ -341,5 +415,6 @@ mod tests {
         conformance::connection_store(&store).await;
         conformance::history_store(&store).await;
         conformance::associations_store(&store).await;
+        conformance::presence_store(&store).await;
     }
 }

@@ -1,4 +1,4 @@
-//! Storage ports: connections and subscriptions, channel history, associations.
+//! Storage ports: connections and subscriptions, channel history, presence, associations.
 //!
 //! Every implementation (in memory, the embedded store, DynamoDB) passes the same suite in
 //! [`conformance`].
@@ -209,6 +209,53 @@ pub trait HistoryStore: Send + Sync + 'static {
     /// Deletes messages older than `before_ts` (milliseconds); returns how many. Sequence numbers
     /// are kept: a channel whose history is pruned continues from its last seq.
     async fn prune(&self, before_ts: u64) -> StoreResult<u64>;
+}
+
+/// A user on a channel: its token's `sub` and how many of its connections are subscribed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub sub: String,
+    pub connections: u32,
+}
+
+/// A page of a channel's members, in `sub` order; `more` when members after the last one were
+/// left out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MembersPage {
+    pub members: Vec<Member>,
+    pub more: bool,
+}
+
+/// Who is on each channel: users (a token's `sub`) and their subscribed connections.
+///
+/// `join` and `leave` are atomic per user and channel: of concurrent joins of one user exactly
+/// one is its first, of concurrent leaves exactly one its last. A connection counts until its
+/// `expires_at` (seconds; where a store cannot keep it per connection, at the latest the user's
+/// last join plus the connection's greatest age), so that connections that vanished without a
+/// `leave` stop counting on their own.
+#[async_trait]
+pub trait PresenceStore: Send + Sync + 'static {
+    /// Puts connection `id` of user `sub` on `key`; `true` when the user had no connection on
+    /// it before (its join). A repeat is `false`.
+    async fn join(
+        &self,
+        key: &ChannelKey,
+        sub: &str,
+        id: &ConnectionId,
+        expires_at: u64,
+    ) -> StoreResult<bool>;
+
+    /// Takes connection `id` of user `sub` off `key`; `true` when it was the user's last (its
+    /// leave). `false` when the connection was not on the channel.
+    async fn leave(&self, key: &ChannelKey, sub: &str, id: &ConnectionId) -> StoreResult<bool>;
+
+    /// The members whose `sub` sorts after `after`, in `sub` order, at most `limit`.
+    async fn members(
+        &self,
+        key: &ChannelKey,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<MembersPage>;
 }
 
 /// Where the current associations document is kept.

@@ -10,6 +10,7 @@
 //! | connection | `c#{connection id}` | `#meta` | `record` (JSON), `ttl` |
 //! | its subscription | `c#{connection id}` | `s#{app}/{channel}` | `ttl` |
 //! | channel's subscriber | `k#{app}/{channel}#{shard}` | `{connection id}` | `ttl` |
+//! | channel's member | `p#{app}/{channel}` | `{sub}` | `conns` (its connection ids), `ttl` |
 //! | associations | `#meta` | `associations` | `doc` |
 //!
 //! A channel's subscribers are spread over `shards` partitions (by a hash of the connection id) so
@@ -21,12 +22,14 @@
 //!
 //! This file holds the tables, their creation and the helpers the ports share; each port has a
 //! file: `connections` ([`ConnectionStore`](echo_core::store::ConnectionStore)), `history`
-//! ([`HistoryStore`](echo_core::store::HistoryStore)), `associations`
+//! ([`HistoryStore`](echo_core::store::HistoryStore)), `presence`
+//! ([`PresenceStore`](echo_core::store::PresenceStore)), `associations`
 //! ([`AssociationsStore`](echo_core::store::AssociationsStore)).
 
 mod associations;
 mod connections;
 mod history;
+mod presence;
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
