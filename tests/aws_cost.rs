@@ -44,12 +44,15 @@ fn per_publish(counts: &BTreeMap<String, usize>, n: usize) -> BTreeMap<String, f
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_publish_costs_one_more_write_with_order_and_nothing_more_for_the_rate() {
-    let db = services::dynalite().await;
-    let (endpoint, front) = Front::start(&db.endpoint).await;
+/// The message handler over the DynamoDB store behind `front`'s endpoint, with connections `ids`
+/// of `chat-demo` (each its own user but where an id is `user.n`, user `user`), its clock
+/// starting on a rate window's boundary.
+async fn handler(
+    endpoint: &str,
+    ids: &[&str],
+) -> (Arc<DynamoStore>, message_handler::Deps, ManualClock) {
     let store = Arc::new(DynamoStore::new(
-        services::dynamodb_client(&endpoint),
+        services::dynamodb_client(endpoint),
         Tables {
             connections: "echo-connections".into(),
             history: "echo-history".into(),
@@ -60,20 +63,26 @@ async fn a_publish_costs_one_more_write_with_order_and_nothing_more_for_the_rate
     store.create_tables().await.unwrap();
     let clock = ManualClock::new(SystemClock.now_ms() / 10_000 * 10_000);
     let app = AppId::new("chat-demo").unwrap();
-    for id in ["steady", "plain", "sporadic"] {
+    for id in ids {
+        let user = id.split('.').next().unwrap_or(id);
         store
             .put_connection(ConnectionRecord {
-                id: ConnectionId::from(id),
-                claims: Claims::new(app.clone(), id, SystemClock.now_secs() + 3600),
+                id: ConnectionId::from(*id),
+                claims: Claims::new(app.clone(), user, SystemClock.now_secs() + 3600),
                 connected_at: clock.now_ms(),
                 expires_at: SystemClock.now_secs() + 3600,
             })
             .await
             .unwrap();
     }
+    let publisher = Arc::new(Publisher::new(store.clone(), Arc::new(NoFanout)));
     let deps = message_handler::Deps {
         connections: store.clone(),
-        publisher: Arc::new(Publisher::new(store.clone(), Arc::new(NoFanout))),
+        presence: Arc::new(echo_core::presence::Presence::new(
+            store.clone(),
+            publisher.clone(),
+        )),
+        publisher,
         associations: Arc::new(LiveAssociations::new(
             Associations::parse(r#"{"apps":{}}"#, &|_| true).unwrap(),
         )),
@@ -92,6 +101,14 @@ async fn a_publish_costs_one_more_write_with_order_and_nothing_more_for_the_rate
         frames_in_order: false,
         after_publish: message_handler::AfterPublish::BeforeReply,
     };
+    (store, deps, clock)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_publish_costs_one_more_write_with_order_and_nothing_more_for_the_rate() {
+    let db = services::dynalite().await;
+    let (endpoint, front) = Front::start(&db.endpoint).await;
+    let (_store, deps, clock) = handler(&endpoint, &["steady", "plain", "sporadic"]).await;
     let publish = |id: &'static str, n: u64, order: bool| {
         let deps = &deps;
         async move {
@@ -164,3 +181,79 @@ async fn a_publish_costs_one_more_write_with_order_and_nothing_more_for_the_rate
         "no read waits for its turn"
     );
 }
+
+/// What presence adds to a subscribe and an unsubscribe: a user's first subscription to a
+/// channel (a join) and its last (a leave), against a second connection's, which only updates
+/// the member item.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_join_and_a_leave_cost_three_requests_each_beyond_the_member_item() {
+    let db = services::dynalite().await;
+    let (endpoint, front) = Front::start(&db.endpoint).await;
+    let users: Vec<String> = (0..N_USERS).map(|i| format!("u{i}")).collect();
+    let phones: Vec<String> = users.iter().map(|u| format!("{u}.phone")).collect();
+    let ids: Vec<&str> = users.iter().chain(&phones).map(String::as_str).collect();
+    let (_store, deps, _clock) = handler(&endpoint, &ids).await;
+    let send = |id: &str, frame: serde_json::Value| {
+        let deps = &deps;
+        let id = ConnectionId::from(id);
+        async move { message_handler::handle_frame(deps, &id, &frame.to_string(), false).await }
+    };
+    let subscribe = json!({"action": "subscribe", "channel": "room"});
+    let unsubscribe = json!({"action": "unsubscribe", "channel": "room"});
+    let measure = |what: &'static str, of: &[String], frame: &serde_json::Value| {
+        let (front, frame) = (&front, frame.clone());
+        let of = of.to_vec();
+        let send = &send;
+        async move {
+            let mark = front.mark();
+            for id in &of {
+                let reply = send(id, frame.clone()).await;
+                assert!(
+                    reply
+                        .as_ref()
+                        .is_none_or(|r| !r.to_json().contains("error")),
+                    "{reply:?}"
+                );
+            }
+            let counts = per_publish(&front.counts_since(mark), of.len());
+            println!("  {what}: {counts:?}");
+            counts
+        }
+    };
+    println!("DynamoDB requests per subscribe and unsubscribe (the $status event included):");
+    let joining = measure("subscribe, the user's first (a join)", &users, &subscribe).await;
+    let second = measure(
+        "subscribe, the user's second connection",
+        &phones,
+        &subscribe,
+    )
+    .await;
+    let staying = measure("unsubscribe, not the user's last", &phones, &unsubscribe).await;
+    let leaving = measure(
+        "unsubscribe, the user's last (a leave)",
+        &users,
+        &unsubscribe,
+    )
+    .await;
+    let total = |c: &BTreeMap<String, f64>| c.values().sum::<f64>();
+    // A join commits its event (the presence channel's counter and the event: UpdateItem and
+    // PutItem) on top of the member item's UpdateItem every subscribe makes.
+    assert_eq!(
+        total(&joining) - total(&second),
+        2.0,
+        "{joining:?} {second:?}"
+    );
+    assert_eq!(
+        joining.get("UpdateItem").copied().unwrap_or(0.0)
+            - second.get("UpdateItem").copied().unwrap_or(0.0),
+        1.0
+    );
+    // A leave commits its event and deletes the member item.
+    assert_eq!(
+        total(&leaving) - total(&staying),
+        3.0,
+        "{leaving:?} {staying:?}"
+    );
+}
+
+const N_USERS: usize = 10;

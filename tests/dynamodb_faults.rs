@@ -107,16 +107,22 @@ async fn persistent_throttling_gives_the_publisher_a_clear_error() {
         16,
         echo_core::limits::DEFAULT_MAX_MESSAGE_BYTES,
     ));
+    let publisher = Arc::new(Publisher::new(
+        history,
+        Arc::new(fanout::Inline(fanout::Deps {
+            connections: connections.clone(),
+            gateway: gateway.clone(),
+            metrics: Arc::new(echo_core::metrics::NoMetrics),
+            departures: Arc::new(echo_core::presence::NoDepartures),
+        })),
+    ));
     let deps = message_handler::Deps {
         connections: connections.clone(),
-        publisher: Arc::new(Publisher::new(
-            history,
-            Arc::new(fanout::Inline(fanout::Deps {
-                connections: connections.clone(),
-                gateway: gateway.clone(),
-                metrics: Arc::new(echo_core::metrics::NoMetrics),
-            })),
+        presence: Arc::new(echo_core::presence::Presence::new(
+            connections.clone(),
+            publisher.clone(),
         )),
+        publisher,
         associations: Arc::new(LiveAssociations::new(
             Associations::parse(r#"{"apps":{}}"#, &|_| true).unwrap(),
         )),

@@ -348,3 +348,101 @@ async fn the_publish_rate_holds_across_concurrent_invocations() {
     assert_eq!(ack["type"], "ack", "{ack}");
     f.edge.edge.shutdown().await;
 }
+
+/// Presence through the Lambdas and DynamoDB: joins and leaves per user, the member list, and a
+/// connection that vanished without `$disconnect` leaving once fan-out finds it gone.
+#[tokio::test(flavor = "multi_thread")]
+async fn presence_works_through_the_lambdas() {
+    let f = Faithful::start(
+        r#"{"apps":{}}"#,
+        &["connect-handler", "message-handler", "fanout"],
+        &[],
+        |c| c.concurrent_frames = true,
+    )
+    .await;
+    let (edge, store) = (&f.edge, &f.store);
+    let who = |v: &serde_json::Value| {
+        (
+            v["type"].as_str().unwrap().to_owned(),
+            v["sub"].as_str().unwrap().to_owned(),
+        )
+    };
+    let mut watcher = edge.connect(&edge.token("chat-demo", "watcher")).await;
+    watcher
+        .send(json!({"action": "subscribe", "channel": "lobby", "presence": true}))
+        .await;
+    let (subscribed, _) = watcher.recv_until("subscribed").await;
+    assert_eq!(subscribed["channel"], "lobby");
+    let own = next_presence(&mut watcher).await;
+    assert_eq!(who(&own), ("join".into(), "watcher".into()));
+
+    let mut alice = edge.connect(&edge.token("chat-demo", "alice")).await;
+    alice.subscribe("lobby").await;
+    let join = next_presence(&mut watcher).await;
+    assert_eq!(who(&join), ("join".into(), "alice".into()));
+    assert!(join["seq"].as_u64() > own["seq"].as_u64(), "{join}");
+    let mut phone = edge.connect(&edge.token("chat-demo", "alice")).await;
+    phone.subscribe("lobby").await;
+    let list = members(&mut watcher, "lobby").await;
+    assert_eq!(
+        list["members"],
+        json!([{"sub": "alice", "connections": 2}, {"sub": "watcher", "connections": 1}]),
+        "a second connection is no second join: {list}"
+    );
+    alice.close().await;
+    phone
+        .send(json!({"action": "unsubscribe", "channel": "lobby"}))
+        .await;
+    let leave = next_presence(&mut watcher).await;
+    assert_eq!(who(&leave), ("leave".into(), "alice".into()));
+
+    // A member whose connection vanished without $disconnect: the next fan-out finds it gone
+    // (410 from the edge's @connections API), and the fan-out Lambda commits its leave.
+    let app = AppId::new("chat-demo").unwrap();
+    let ghost = ConnectionId::from("ghost-connection");
+    let expires_at = SystemClock.now_secs() + 600;
+    store
+        .put_connection(ConnectionRecord {
+            id: ghost.clone(),
+            claims: Claims::new(app.clone(), "ghost", expires_at),
+            connected_at: SystemClock.now_ms(),
+            expires_at,
+        })
+        .await
+        .unwrap();
+    let lobby = ChannelKey::new(app.clone(), ChannelName::new("lobby").unwrap());
+    store.subscribe(&ghost, &lobby, 10).await.unwrap();
+    echo_core::store::PresenceStore::join(store.as_ref(), &lobby, "ghost", &ghost, expires_at)
+        .await
+        .unwrap();
+    let list = members(&mut watcher, "lobby").await;
+    assert_eq!(list["members"][0]["sub"], "ghost", "{list}");
+    watcher
+        .publish("lobby", json!({"text": "anyone?"}), "w1")
+        .await;
+    let leave = next_presence(&mut watcher).await;
+    assert_eq!(who(&leave), ("leave".into(), "ghost".into()));
+    let list = members(&mut watcher, "lobby").await;
+    assert_eq!(
+        list["members"],
+        json!([{"sub": "watcher", "connections": 1}])
+    );
+    f.edge.edge.shutdown().await;
+}
+
+/// The next `join` or `leave` `c` receives.
+async fn next_presence(c: &mut echo_tests::Client) -> serde_json::Value {
+    loop {
+        let v = c.recv().await;
+        if v["type"] == "join" || v["type"] == "leave" {
+            return v;
+        }
+    }
+}
+
+/// The `presence` answer for `channel`.
+async fn members(c: &mut echo_tests::Client, channel: &str) -> serde_json::Value {
+    c.send(json!({"action": "presence", "channel": channel}))
+        .await;
+    c.recv_until("presence").await.0
+}

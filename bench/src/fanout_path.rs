@@ -160,6 +160,7 @@ fn invocation_cpu(
             connections: store,
             gateway: Arc::new(management(args, args.concurrency)),
             metrics: Arc::new(echo_core::metrics::NoMetrics),
+            departures: Arc::new(echo_core::presence::NoDepartures),
         };
         let mut passes = Vec::with_capacity(2);
         for _ in 0..2 {
@@ -388,6 +389,7 @@ pub async fn measure(args: &FanoutArgs, n: usize) -> crate::Result<FanoutOutcome
             connections: store.clone(),
             gateway: warm.clone(),
             metrics: Arc::new(echo_core::metrics::NoMetrics),
+            departures: Arc::new(echo_core::presence::NoDepartures),
         });
         let durations = Arc::new(Mutex::new(Vec::new()));
         let spawner = Spawner {

@@ -5,7 +5,8 @@
 //! for a bad token). `$disconnect` removes the connection and its subscriptions; it is best effort
 //! on AWS, so fan-out also removes connections the gateway reports gone.
 //!
-//! Both publish presence events to the app's `$status` channel.
+//! Both publish events to the app's `$status` channel; a `$disconnect` also ends the user's
+//! presence on the connection's channels.
 
 use std::sync::Arc;
 
@@ -15,9 +16,10 @@ use echo_core::auth::TokenVerifier;
 use echo_core::clock::Clock;
 use echo_core::ids::ConnectionId;
 use echo_core::limits::Limits;
-use echo_core::presence::StatusEvent;
+use echo_core::presence::{Departures, Presence};
 use echo_core::protocol::{ErrorCode, ProtocolError};
 use echo_core::publish::Publisher;
+use echo_core::status::StatusEvent;
 use echo_core::store::{ConnectionRecord, ConnectionStore};
 
 /// What the connect handler needs.
@@ -25,6 +27,8 @@ pub struct Deps {
     pub verifier: TokenVerifier,
     pub connections: Arc<dyn ConnectionStore>,
     pub publisher: Arc<Publisher>,
+    /// Ends presence on the channels of a connection that disconnects.
+    pub presence: Arc<Presence>,
     pub clock: Arc<dyn Clock>,
     pub limits: Limits,
 }
@@ -93,18 +97,19 @@ async fn connect(
 
 async fn disconnect(deps: &Deps, id: ConnectionId) -> ApiGatewayProxyResponse {
     match deps.connections.remove_connection(&id).await {
-        Ok(Some((record, _subscriptions))) => {
+        Ok(Some((record, subscriptions))) => {
             tracing::info!(connection_id = %id, app = %record.claims.app, "disconnected");
-            deps.publisher
-                .status(
-                    &record.claims.app,
-                    StatusEvent::Disconnected,
-                    &id,
-                    &record.claims.sub,
-                    None,
-                    deps.clock.now_ms(),
-                )
-                .await;
+            let now_ms = deps.clock.now_ms();
+            let status = deps.publisher.status(
+                &record.claims.app,
+                StatusEvent::Disconnected,
+                &id,
+                &record.claims.sub,
+                None,
+                now_ms,
+            );
+            let left = deps.presence.departed(&record, &subscriptions, now_ms);
+            futures_util::future::join(status, left).await;
             ok()
         }
         Ok(None) => ok(),
@@ -162,11 +167,14 @@ mod tests {
             connections: store.clone(),
             gateway: Arc::new(NoGateway),
             metrics: Arc::new(echo_core::metrics::NoMetrics),
+            departures: Arc::new(echo_core::presence::NoDepartures),
         });
+        let publisher = Arc::new(Publisher::new(store.clone(), Arc::new(dispatcher)));
         Deps {
             verifier: TokenVerifier::new(SECRET).unwrap(),
             connections: store.clone(),
-            publisher: Arc::new(Publisher::new(store.clone(), Arc::new(dispatcher))),
+            presence: Arc::new(Presence::new(store.clone(), publisher.clone())),
+            publisher,
             clock: Arc::new(clock.clone()),
             limits: Limits::default(),
         }

@@ -9,6 +9,7 @@ use echo_aws::lambda::Resources;
 use echo_core::auth::TokenVerifier;
 use echo_core::clock::SystemClock;
 use echo_core::limits::Limits;
+use echo_core::presence::Presence;
 use echo_core::publish::Publisher;
 use lambda_runtime::{LambdaEvent, service_fn};
 
@@ -16,10 +17,12 @@ use lambda_runtime::{LambdaEvent, service_fn};
 async fn main() -> Result<(), lambda_runtime::Error> {
     let r = Resources::load(&["ECHO_JWT_SECRET", "ECHO_FANOUT_FUNCTION"]).await?;
     let fanout = LambdaFanout::new(r.lambda(), r.config.fanout_function.clone());
+    let publisher = Arc::new(Publisher::new(r.store.clone(), Arc::new(fanout)));
     let deps = connect_handler::Deps {
         verifier: TokenVerifier::new(r.config.jwt_secret.as_bytes())?,
         connections: r.store.clone(),
-        publisher: Arc::new(Publisher::new(r.store.clone(), Arc::new(fanout))),
+        presence: Arc::new(Presence::new(r.store.clone(), publisher.clone())),
+        publisher,
         clock: Arc::new(SystemClock),
         limits: Limits::default(),
     };

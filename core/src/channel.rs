@@ -4,7 +4,8 @@
 //!
 //! - an **app id** is 1 to 64 characters of `A-Z a-z 0-9 _ - .`;
 //! - a **channel name** is 1 to 128 characters of `A-Z a-z 0-9 _ - . : @ =`, or a reserved name
-//!   starting with `$` (today only [`STATUS_CHANNEL`]);
+//!   starting with `$`: [`STATUS_CHANNEL`], and `$presence:` followed by a channel name (where
+//!   Echo commits that channel's presence events);
 //! - a **pattern** is a channel name whose last character is `*`; `*` alone matches every channel
 //!   that is not reserved. `room-*` matches `room-1` and `room-` but `room1` matches only `room1`:
 //!   there is no accidental prefix matching.
@@ -20,6 +21,8 @@ pub const MAX_APP_LEN: usize = 64;
 pub const MAX_CHANNEL_LEN: usize = 128;
 /// The reserved channel on which admins receive an app's presence events.
 pub const STATUS_CHANNEL: &str = "$status";
+/// What a channel's presence channel is named: this, then the channel's name.
+pub const PRESENCE_PREFIX: &str = "$presence:";
 
 /// Why a name was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -34,7 +37,7 @@ pub enum NameError {
         ch: char,
         allowed: &'static str,
     },
-    #[error("channel {0:?} is reserved; the only reserved channel is \"$status\"")]
+    #[error("channel {0:?} is reserved: names starting with $ are Echo's own")]
     Reserved(String),
 }
 
@@ -113,7 +116,12 @@ impl ChannelName {
     pub fn new(name: impl Into<String>) -> Result<Self, NameError> {
         let name = name.into();
         if name.starts_with('$') {
-            if name == STATUS_CHANNEL {
+            let presence_of = name
+                .strip_prefix(PRESENCE_PREFIX)
+                .filter(|c| !c.starts_with('$'));
+            if name == STATUS_CHANNEL
+                || presence_of.is_some_and(|c| check(c, "", MAX_CHANNEL_LEN, CHANNEL_EXTRA).is_ok())
+            {
                 return Ok(Self(name));
             }
             return Err(NameError::Reserved(name));
@@ -131,9 +139,23 @@ impl ChannelName {
         &self.0
     }
 
-    /// Reserved channels (`$status`) are Echo's own: no functions run on them, users cannot publish.
+    /// Reserved channels (`$status`, presence channels) are Echo's own: no functions run on
+    /// them, users cannot publish.
     pub fn is_reserved(&self) -> bool {
         self.0.starts_with('$')
+    }
+
+    /// The channel where this channel's presence events are committed (`$presence:` and the
+    /// name); `None` for a reserved channel, which has no presence.
+    pub fn presence(&self) -> Option<Self> {
+        (!self.is_reserved()).then(|| Self(format!("{PRESENCE_PREFIX}{}", self.0)))
+    }
+
+    /// The channel whose presence channel this is.
+    pub fn presence_of(&self) -> Option<Self> {
+        self.0
+            .strip_prefix(PRESENCE_PREFIX)
+            .map(|c| Self(c.to_owned()))
     }
 }
 
@@ -286,6 +308,20 @@ mod tests {
             Err(NameError::Reserved(_))
         ));
         assert!(ch("$status").is_reserved());
+        let presence = ch("room-1").presence().unwrap();
+        assert_eq!(presence.as_str(), "$presence:room-1");
+        assert!(presence.is_reserved() && presence.presence().is_none());
+        assert_eq!(ChannelName::new("$presence:room-1"), Ok(presence.clone()));
+        assert_eq!(presence.presence_of(), Some(ch("room-1")));
+        assert_eq!(ch("room-1").presence_of(), None);
+        for bad in [
+            "$presence:",
+            "$presence:$status",
+            "$presence:a b",
+            "$presence:$presence:a",
+        ] {
+            assert!(ChannelName::new(bad).is_err(), "{bad}");
+        }
         assert!(ChannelName::new("a/b").is_err());
         assert!(ChannelName::new("room*").is_err());
     }

@@ -11,11 +11,12 @@
 //! - [`associations`]: which functions run on which channel, parsed and validated.
 //! - [`function`]: the contract an Echo function implements, and the chain that runs them.
 //! - [`message`]: messages as published, stored and delivered.
-//! - [`store`]: the connection, history and associations ports, an in-memory implementation and
+//! - [`store`]: the connection, history, presence and associations ports, an in-memory implementation and
 //!   the conformance suite every implementation must pass.
 //! - [`gateway`]: the port that sends frames to connections and closes them.
 //! - [`publish`]: committing a message to a channel (sequence, history, delivery) in order.
-//! - [`presence`]: connect, disconnect, subscribe and unsubscribe events on `$status`.
+//! - [`presence`]: who is on a channel, and its `join` and `leave` events.
+//! - [`status`]: connect, disconnect, subscribe and unsubscribe events on `$status`.
 //! - [`rate`]: publish rate limits per connection.
 //! - [`clock`]: time as a port, so time-dependent logic is testable.
 //! - [`metrics`]: what the handlers observe, as a port.
@@ -38,4 +39,5 @@ pub mod presence;
 pub mod protocol;
 pub mod publish;
 pub mod rate;
+pub mod status;
 pub mod store;

@@ -66,6 +66,10 @@ pub struct EdgeArgs {
     /// waiting for the previous answer, as API Gateway may (publishes keep their `order`).
     #[arg(long, env = "ECHO_CONCURRENT_FRAMES", requires = "faithful")]
     concurrent_frames: bool,
+    /// Send no `$disconnect` when a connection ends, as API Gateway may (it is best effort):
+    /// to see connections that vanished cleaned up by fan-out and expiry.
+    #[arg(long, env = "ECHO_LOSE_DISCONNECTS")]
+    lose_disconnects: bool,
     /// Frames queued per connection before it is dropped as a slow consumer.
     #[arg(long, default_value_t = echo_edge::config::DEFAULT_OUTBOUND_QUEUE)]
     outbound_queue: usize,
@@ -263,6 +267,7 @@ async fn serve(
     config.outbound_queue_bytes = args.outbound_queue_bytes;
     config.faithful = args.faithful;
     config.concurrent_frames = args.concurrent_frames;
+    config.lose_disconnects = args.lose_disconnects;
     config.manage_latency = args.manage_latency;
     config.publish_rate = args.publish_rate;
     config.publish_burst = args.publish_burst;

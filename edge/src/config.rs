@@ -67,6 +67,10 @@ pub struct EdgeConfig {
     /// Faithful mode: hand a connection's frames to the handler Lambdas as they come, without
     /// waiting for the previous one's answer, as API Gateway may; otherwise one at a time.
     pub concurrent_frames: bool,
+    /// Emulation: send no `$disconnect` when a connection ends, as API Gateway may (its
+    /// `$disconnect` is best effort), so that what cleans up after such connections (fan-out
+    /// finding them gone, record expiry) can be seen working.
+    pub lose_disconnects: bool,
     /// How long each management API request waits before it is served, to emulate API
     /// Gateway's management API, whose posts take tens of milliseconds (benchmarks of the AWS
     /// delivery path use it). Zero by default. A thread of its own ends each wait
@@ -103,6 +107,7 @@ impl std::fmt::Debug for EdgeConfig {
             .field("history_retention", &self.history_retention)
             .field("faithful", &self.faithful)
             .field("concurrent_frames", &self.concurrent_frames)
+            .field("lose_disconnects", &self.lose_disconnects)
             .field("manage_latency", &self.manage_latency)
             .field("publish_rate", &self.publish_rate)
             .field("publish_burst", &self.publish_burst)
@@ -135,6 +140,7 @@ impl EdgeConfig {
             history_retention: DEFAULT_HISTORY_RETENTION,
             faithful: None,
             concurrent_frames: false,
+            lose_disconnects: false,
             dev_tokens_for_network: false,
             manage_latency: Duration::ZERO,
             publish_rate: DEFAULT_PUBLISH_RATE,

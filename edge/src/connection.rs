@@ -186,6 +186,10 @@ async fn finish(
     };
     let now = state.clock.now_ms();
     let disconnect = async {
+        if state.config.lose_disconnects {
+            tracing::debug!(connection_id = %id, "$disconnect lost (--lose-disconnects)");
+            return;
+        }
         let event = events::disconnect(ctx, code, &reason, now);
         state.handlers.connect(&event).await;
     };

@@ -18,6 +18,7 @@
 //! - [`management`]: the management listener: the @connections API, associations, and the
 //!   emulated management latency (`--manage-latency`).
 //! - [`capacity`]: how many client connections the edge holds, and the open-file limit.
+//! - [`departures`]: presence ending for connections fan-out finds gone.
 //! - [`gateway`]: the connection table, the in-process [`Gateway`](echo_core::gateway::Gateway).
 //! - [`events`]: API Gateway WebSocket events, built as API Gateway builds them.
 //! - [`handlers`]: running the handlers in-process, or (faithful mode) as Lambdas.
@@ -38,6 +39,7 @@ pub mod config;
 pub mod connection;
 pub mod data_dir;
 pub mod demo;
+pub mod departures;
 pub mod dev_token;
 pub mod events;
 pub mod gateway;

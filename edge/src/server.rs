@@ -9,6 +9,7 @@ use echo_core::associations::LiveAssociations;
 use echo_core::auth::{TokenIssuer, TokenVerifier};
 use echo_core::clock::{Clock, SystemClock};
 use echo_core::function::FunctionInvoker;
+use echo_core::presence::Presence;
 use echo_core::protocol::CloseCode;
 use echo_core::publish::Publisher;
 use echo_core::rate::{RateLimiter, TokenBuckets, Unlimited};
@@ -202,10 +203,12 @@ pub async fn start_with(
     };
     let associations = Arc::new(LiveAssociations::new(initial));
     let metrics = Arc::new(crate::metrics::Prometheus::new());
+    let departures = Arc::new(crate::departures::SpawnedDepartures::default());
     let dispatcher = fanout::Inline(fanout::Deps {
         connections: connections.clone(),
         gateway: gateway.clone(),
         metrics: metrics.clone(),
+        departures: departures.clone(),
     });
     // The edge owns every channel: stores are pipelined (and grouped into one commit by the
     // store) and dispatched in seq order.
@@ -214,6 +217,8 @@ pub async fn start_with(
         Arc::new(dispatcher),
         echo_core::publish::Ordering::Pipelined,
     ));
+    let presence = Arc::new(Presence::new(connections.clone(), publisher.clone()));
+    departures.set(&presence);
 
     let listener = TcpListener::bind(config.listen)
         .await
@@ -260,12 +265,14 @@ pub async fn start_with(
                         verifier,
                         connections: connections.clone(),
                         publisher: publisher.clone(),
+                        presence: presence.clone(),
                         clock: clock.clone(),
                         limits: config.limits,
                     },
                     message: message_handler::Deps {
                         connections: connections.clone(),
                         publisher,
+                        presence,
                         associations: associations.clone(),
                         invoker: invoker.clone(),
                         gateway: gateway.clone(),

@@ -1,8 +1,9 @@
 //! Fan-out: delivering a committed message to every subscriber of its channel.
 //!
-//! The message frame is encoded once and the same bytes go to every subscriber. A subscriber the
-//! gateway reports gone (HTTP 410, or unknown to the local edge) has its records deleted: that is
-//! how connections whose `$disconnect` never arrived are cleaned up.
+//! The message frame is encoded once and the same bytes go to every subscriber (a message on a
+//! presence channel goes out as the `join` or `leave` it records). A subscriber the gateway
+//! reports gone (HTTP 410, or unknown to the local edge) has its records deleted and its
+//! presence ended: that is how connections whose `$disconnect` never arrived are cleaned up.
 //!
 //! Locally, [`Inline`] delivers in-process as the [`Dispatcher`]; on AWS the same [`deliver_to`] runs
 //! in the fan-out Lambda.
@@ -15,6 +16,7 @@ use echo_core::gateway::{Frame, Gateway, GatewayError};
 use echo_core::ids::ConnectionId;
 use echo_core::message::StoredMessage;
 use echo_core::metrics::{Metric, Metrics};
+use echo_core::presence::Departures;
 use echo_core::protocol::ServerFrame;
 use echo_core::publish::{DispatchError, Dispatcher};
 use echo_core::store::ConnectionStore;
@@ -26,6 +28,8 @@ pub struct Deps {
     pub gateway: Arc<dyn Gateway>,
     /// Each batch's delivery is recorded here ([`Metric::Fanout`]).
     pub metrics: Arc<dyn Metrics>,
+    /// Told of each connection found gone and removed.
+    pub departures: Arc<dyn Departures>,
 }
 
 /// The outcome of one delivery, for metrics and logs.
@@ -155,7 +159,7 @@ async fn deliver_batch_to(
     let started = std::time::Instant::now();
     let frames: Vec<Frame> = messages
         .iter()
-        .map(|m| Frame::text(ServerFrame::Message(m.clone()).to_json()))
+        .map(|m| Frame::text(ServerFrame::delivery(m.clone()).to_json()))
         .collect();
     let failures = deps.gateway.post_many_frames(subscribers, &frames).await;
     let mut report = Report {
@@ -167,11 +171,20 @@ async fn deliver_batch_to(
     for (id, error) in failures {
         match error {
             GatewayError::Gone => {
-                // Removing twice is harmless: removal is idempotent.
-                if let Err(e) = deps.connections.remove_connection(&id).await {
-                    tracing::warn!(connection_id = %id, error = %e, "could not remove stale connection");
-                } else {
-                    report.stale_removed += 1;
+                // Removing twice is harmless: removal is idempotent, and returns the
+                // connection's subscriptions only once.
+                match deps.connections.remove_connection(&id).await {
+                    Ok(removed) => {
+                        report.stale_removed += 1;
+                        if let Some((record, channels)) = removed {
+                            let now_ms =
+                                echo_core::clock::Clock::now_ms(&echo_core::clock::SystemClock);
+                            deps.departures.departed(&record, &channels, now_ms).await;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(connection_id = %id, error = %e, "could not remove stale connection");
+                    }
                 }
             }
             other => {
@@ -303,6 +316,7 @@ mod tests {
             connections: store.clone(),
             gateway: gateway.clone(),
             metrics: Arc::new(echo_core::metrics::NoMetrics),
+            departures: Arc::new(echo_core::presence::NoDepartures),
         });
         let messages: Vec<StoredMessage> = (1..=3)
             .map(|seq| StoredMessage {
@@ -357,6 +371,7 @@ mod tests {
             connections: store.clone(),
             gateway: gateway.clone(),
             metrics: Arc::new(echo_core::metrics::NoMetrics),
+            departures: Arc::new(echo_core::presence::NoDepartures),
         };
         let message = StoredMessage {
             channel: ChannelName::new("c").unwrap(),
@@ -387,6 +402,7 @@ mod tests {
             connections: store.clone(),
             gateway: gateway.clone(),
             metrics: Arc::new(echo_core::metrics::NoMetrics),
+            departures: Arc::new(echo_core::presence::NoDepartures),
         };
         let batch = vec![ConnectionId("c3".into()), ConnectionId("c4".into())];
         let report = fan_out(&deps, &handoff, &key, &message, Some(batch), 2)

@@ -10,6 +10,8 @@ use echo_aws::metrics::Emf;
 use echo_core::channel::ChannelKey;
 use echo_core::ids::ConnectionId;
 use echo_core::message::StoredMessage;
+use echo_core::presence::Presence;
+use echo_core::publish::Publisher;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 
 struct Fanout {
@@ -79,11 +81,16 @@ async fn handle(f: &Fanout, event: FanoutEvent) -> Result<fanout::Report, Diagno
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let r = Resources::load(&["ECHO_MANAGEMENT_ENDPOINT", "ECHO_FANOUT_FUNCTION"]).await?;
+    // A connection found gone leaves its channels: the leaves are committed here and fanned out
+    // by further invocations of this function.
+    let fanout = LambdaFanout::new(r.lambda(), r.config.fanout_function.clone());
+    let publisher = Arc::new(Publisher::new(r.store.clone(), Arc::new(fanout)));
     let f = Fanout {
         deps: fanout::Deps {
             connections: r.store.clone(),
             gateway: Arc::new(r.config.management_api(&r.sdk)),
             metrics: Arc::new(Emf { service: "fanout" }),
+            departures: Arc::new(Presence::new(r.store.clone(), publisher)),
         },
         next: LambdaHandoff(LambdaFanout::new(
             r.lambda(),

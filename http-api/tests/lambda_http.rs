@@ -55,9 +55,14 @@ impl FunctionInvoker for Nothing {
 }
 
 fn deps(store: &Arc<MemoryStore>) -> message_handler::Deps {
+    let publisher = Arc::new(Publisher::new(store.clone(), Arc::new(Nothing)));
     message_handler::Deps {
         connections: store.clone(),
-        publisher: Arc::new(Publisher::new(store.clone(), Arc::new(Nothing))),
+        presence: Arc::new(echo_core::presence::Presence::new(
+            store.clone(),
+            publisher.clone(),
+        )),
+        publisher,
         associations: Arc::new(LiveAssociations::new(Associations::empty())),
         invoker: Arc::new(Nothing),
         gateway: Arc::new(Nothing),

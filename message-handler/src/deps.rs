@@ -9,6 +9,7 @@ use echo_core::function::FunctionInvoker;
 use echo_core::gateway::Gateway;
 use echo_core::limits::Limits;
 use echo_core::metrics::Metrics;
+use echo_core::presence::Presence;
 use echo_core::publish::Publisher;
 use echo_core::rate::{Allowance, RateLimiter};
 use echo_core::store::ConnectionStore;
@@ -17,6 +18,8 @@ use echo_core::store::ConnectionStore;
 pub struct Deps {
     pub connections: Arc<dyn ConnectionStore>,
     pub publisher: Arc<Publisher>,
+    /// Joins, leaves and member lists (committing through `publisher`).
+    pub presence: Arc<Presence>,
     pub associations: Arc<dyn AssociationsSource>,
     pub invoker: Arc<dyn FunctionInvoker>,
     pub gateway: Arc<dyn Gateway>,

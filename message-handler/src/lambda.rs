@@ -11,6 +11,7 @@ use echo_aws::metrics::Emf;
 use echo_core::auth::TokenVerifier;
 use echo_core::clock::SystemClock;
 use echo_core::limits::Limits;
+use echo_core::presence::Presence;
 use echo_core::publish::Publisher;
 use echo_core::rate::Allowance;
 
@@ -26,9 +27,11 @@ pub fn deps(
 ) -> Result<Deps, echo_core::auth::WeakSecret> {
     let (config, store, lambda) = (&r.config, r.store.clone(), r.lambda());
     let fanout = LambdaFanout::new(lambda.clone(), config.fanout_function.clone());
+    let publisher = Arc::new(Publisher::new(store.clone(), Arc::new(fanout)));
     Ok(Deps {
         connections: store.clone(),
-        publisher: Arc::new(Publisher::new(store.clone(), Arc::new(fanout))),
+        presence: Arc::new(Presence::new(store.clone(), publisher.clone())),
+        publisher,
         associations: Arc::new(CachedAssociations::new(
             store,
             config.associations_cache,

@@ -1,5 +1,6 @@
-//! Client frames: the action routes (`subscribe`, `unsubscribe`, `publish`, `history`, `ping`)
-//! and `$default` (everything else, which gets a `bad_request` error).
+//! Client frames: the action routes (`subscribe`, `unsubscribe`, `publish`, `history`,
+//! `presence`, `ping`, `refresh`) and `$default` (everything else, which gets a `bad_request`
+//! error).
 //!
 //! The answer to a frame is the event's response body, which the gateway sends back to the
 //! client (a two-way route response), so acknowledging a publish costs no management-API call.
@@ -8,7 +9,7 @@
 //!
 //! - this file: the event, the frame's size and parse, the connection's record, and routing.
 //! - `deps`: what the handler needs (`lambda`: its ports on AWS); `reply`: the answer to a frame.
-//! - `subscription`: `subscribe` and `unsubscribe`.
+//! - `subscription`: `subscribe`, `unsubscribe` and `presence`.
 //! - `publish`: the channel's functions, the commit and the ack; `after_publish`: the functions
 //!   handed each committed message.
 //! - `order`: a connection's publishes on a channel committed in the order it numbered them.
@@ -190,12 +191,14 @@ pub async fn start_frame(deps: &Deps, id: &ConnectionId, body: &str, is_binary: 
     let result = match frame {
         // Answered above, without a store read: keepalives are frequent.
         ClientFrame::Ping => Ok(Reply::Ready(Some(ServerFrame::Pong))),
-        ClientFrame::Subscribe { channel, since } => {
-            subscription::subscribe(deps, id, &claims, &channel, since)
-                .await
-                .map(Reply::Ready)
-                .map_err(|e| e.with_channel(&channel))
-        }
+        ClientFrame::Subscribe {
+            channel,
+            since,
+            presence,
+        } => subscription::subscribe(deps, id, &record, &channel, since, presence)
+            .await
+            .map(Reply::Ready)
+            .map_err(|e| e.with_channel(&channel)),
         ClientFrame::Unsubscribe { channel } => {
             subscription::unsubscribe(deps, id, &claims, &channel)
                 .await
@@ -213,6 +216,12 @@ pub async fn start_frame(deps: &Deps, id: &ConnectionId, body: &str, is_binary: 
             publish::publish(deps, id, &claims, &channel, data, msg_id.clone(), order)
                 .await
                 .map_err(|e| e.with_channel(&channel).with_id(Some(msg_id)))
+        }
+        ClientFrame::Presence { channel, after } => {
+            subscription::presence(deps, id, &claims, &channel, after.as_deref())
+                .await
+                .map(Reply::Ready)
+                .map_err(|e| e.with_channel(&channel))
         }
         ClientFrame::History {
             channel,
@@ -261,7 +270,8 @@ fn refusal_of(e: ProtocolError, frame: &ClientFrame) -> ProtocolError {
         ClientFrame::Publish { channel, id, .. } => e.with_channel(channel).with_id(id.clone()),
         ClientFrame::Subscribe { channel, .. }
         | ClientFrame::Unsubscribe { channel }
-        | ClientFrame::History { channel, .. } => e.with_channel(channel),
+        | ClientFrame::History { channel, .. }
+        | ClientFrame::Presence { channel, .. } => e.with_channel(channel),
         ClientFrame::Ping | ClientFrame::Refresh { .. } => e,
     }
 }

@@ -12,8 +12,8 @@ use crate::subscription::end;
 
 /// Verifies `token` and puts it in place of the connection's: its claims apply to every frame
 /// from now on, and the record (with its subscriptions) lives until the new token's expiry plus
-/// the grace, within the connection's maximum age. Subscriptions the new token no longer allows
-/// end, each with an `unsubscribed` frame.
+/// the grace, within the connection's maximum age, and so does its presence on its channels.
+/// Subscriptions the new token no longer allows end, each with an `unsubscribed` frame.
 pub(crate) async fn refresh(
     deps: &Deps,
     id: &ConnectionId,
@@ -48,8 +48,13 @@ pub(crate) async fn refresh(
             "this connection is not registered (it may have expired): reconnect",
         ));
     }
+    let now_ms = deps.clock.now_ms();
     for key in subscriptions {
         if claims.authorize_subscribe(&key.channel).is_ok() {
+            // The user's presence there lasts as long as the record now does.
+            deps.presence
+                .join(&key.app, &key.channel, &claims.sub, id, expires_at, now_ms)
+                .await;
             continue;
         }
         match end(deps, id, &claims, &key.channel).await {

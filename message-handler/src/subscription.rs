@@ -1,28 +1,54 @@
-//! `subscribe` and `unsubscribe`.
+//! `subscribe`, `unsubscribe` and `presence`.
 
 use echo_core::auth::Claims;
 use echo_core::channel::{ChannelKey, ChannelName};
 use echo_core::gateway::Frame;
 use echo_core::ids::ConnectionId;
-use echo_core::presence::StatusEvent;
 use echo_core::protocol::{
     ErrorCode, MAX_HISTORY_LIMIT, MAX_REPLAY_BYTES, ProtocolError, ServerFrame,
 };
-use echo_core::store::{PageLimit, StoreError, Subscribed};
+use echo_core::status::StatusEvent;
+use echo_core::store::{ConnectionRecord, PageLimit, StoreError, Subscribed};
 
 use crate::deps::Deps;
 use crate::reply::internal;
 
+/// Subscribes the connection to `channel` (and, with `presence`, to its presence channel, or
+/// else not); the user joins the channel with its first subscription there.
 pub(crate) async fn subscribe(
     deps: &Deps,
     id: &ConnectionId,
-    claims: &Claims,
+    record: &ConnectionRecord,
     channel: &ChannelName,
     since: Option<u64>,
+    presence: bool,
 ) -> Result<Option<ServerFrame>, ProtocolError> {
+    let claims = &record.claims;
     claims.authorize_subscribe(channel)?;
     allowed(deps, id)?;
     let key = ChannelKey::new(claims.app.clone(), channel.clone());
+    // Put in place before the user's join is committed, so that a presence subscriber hears its
+    // own join.
+    let presence_key = channel
+        .presence()
+        .map(|p| ChannelKey::new(claims.app.clone(), p));
+    match (&presence_key, presence) {
+        (Some(p), true) => match deps
+            .connections
+            .subscribe(id, p, deps.limits.max_subscriptions)
+            .await
+        {
+            Ok(_) => {}
+            Err(StoreError::TooManySubscriptions { max }) => return Err(too_many(max)),
+            Err(e) => return Err(internal(id, "could not subscribe to presence", &e)),
+        },
+        (None, true) => {
+            return Err(ProtocolError::bad_request(format!(
+                "{channel} is reserved: it has no presence"
+            )));
+        }
+        _ => {}
+    }
     {
         // No message is dispatched to the channel while the subscription is put in place and the
         // replay read: the client gets every message after `since` exactly once.
@@ -38,10 +64,12 @@ pub(crate) async fn subscribe(
         {
             Ok(added) => added,
             Err(StoreError::TooManySubscriptions { max }) => {
-                return Err(ProtocolError::new(
-                    ErrorCode::LimitExceeded,
-                    format!("a connection may hold at most {max} subscriptions"),
-                ));
+                if let Some(p) = &presence_key
+                    && let Err(e) = deps.connections.unsubscribe(id, p).await
+                {
+                    tracing::warn!(connection_id = %id, error = %e, "could not undo a presence subscription");
+                }
+                return Err(too_many(max));
             }
             Err(e) => return Err(internal(id, "could not subscribe", &e)),
         };
@@ -62,22 +90,46 @@ pub(crate) async fn subscribe(
             }
         }
         if added == Subscribed::AlreadySubscribed {
+            // Subscribing again without `presence` turns presence off.
+            if let (Some(p), false) = (&presence_key, presence) {
+                deps.connections
+                    .unsubscribe(id, p)
+                    .await
+                    .map_err(|e| internal(id, "could not end the presence subscription", &e))?;
+            }
             return Ok(None);
         }
     }
     if !channel.is_reserved() {
-        deps.publisher
-            .status(
-                &claims.app,
-                StatusEvent::Subscribed,
-                id,
-                &claims.sub,
-                Some(channel),
-                deps.clock.now_ms(),
-            )
-            .await;
+        let now_ms = deps.clock.now_ms();
+        let join = deps.presence.join(
+            &claims.app,
+            channel,
+            &claims.sub,
+            id,
+            record.expires_at,
+            now_ms,
+        );
+        let status = deps.publisher.status(
+            &claims.app,
+            StatusEvent::Subscribed,
+            id,
+            &claims.sub,
+            Some(channel),
+            now_ms,
+        );
+        futures_util::future::join(join, status).await;
     }
     Ok(None)
+}
+
+fn too_many(max: usize) -> ProtocolError {
+    ProtocolError::new(
+        ErrorCode::LimitExceeded,
+        format!(
+            "a connection may hold at most {max} subscriptions (one with presence counts as two)"
+        ),
+    )
 }
 
 /// The replay of a subscribe with `since` on a channel at `seq`: the `message` frames, at most
@@ -152,21 +204,73 @@ pub(crate) async fn end(
         .unsubscribe(id, &key)
         .await
         .map_err(|e| internal(id, "could not unsubscribe", &e))?;
+    if existed && let Some(p) = channel.presence() {
+        let p = ChannelKey::new(claims.app.clone(), p);
+        deps.connections
+            .unsubscribe(id, &p)
+            .await
+            .map_err(|e| internal(id, "could not end the presence subscription", &e))?;
+    }
     if existed && !channel.is_reserved() {
-        deps.publisher
-            .status(
-                &claims.app,
-                StatusEvent::Unsubscribed,
-                id,
-                &claims.sub,
-                Some(channel),
-                deps.clock.now_ms(),
-            )
-            .await;
+        let now_ms = deps.clock.now_ms();
+        let leave = deps
+            .presence
+            .leave(&claims.app, channel, &claims.sub, id, now_ms);
+        let status = deps.publisher.status(
+            &claims.app,
+            StatusEvent::Unsubscribed,
+            id,
+            &claims.sub,
+            Some(channel),
+            now_ms,
+        );
+        futures_util::future::join(leave, status).await;
     }
     Ok(Some(ServerFrame::Unsubscribed {
         channel: channel.clone(),
     }))
+}
+
+/// The most members a `presence` page lists; fewer when their frame would pass the message
+/// limit.
+pub const MAX_PRESENCE_PAGE: usize = 500;
+
+/// A page of the channel's members (`presence`): the caller must be allowed to subscribe.
+pub(crate) async fn presence(
+    deps: &Deps,
+    id: &ConnectionId,
+    claims: &Claims,
+    channel: &ChannelName,
+    after: Option<&str>,
+) -> Result<Option<ServerFrame>, ProtocolError> {
+    claims.authorize_subscribe(channel)?;
+    if channel.is_reserved() {
+        return Err(ProtocolError::bad_request(format!(
+            "{channel} is reserved: it has no presence"
+        )));
+    }
+    let (page, seq) = deps
+        .presence
+        .members(&claims.app, channel, after, MAX_PRESENCE_PAGE)
+        .await
+        .map_err(|e| internal(id, "could not read the members", &e))?;
+    let mut frame = ServerFrame::Presence {
+        channel: channel.clone(),
+        members: page.members,
+        seq,
+        more: page.more,
+    };
+    // Members are up to 256-byte user ids: a full page can pass the limit; the rest is the
+    // next page.
+    while frame.to_json().len() > deps.limits.max_message_bytes {
+        let ServerFrame::Presence { members, more, .. } = &mut frame else {
+            break;
+        };
+        let keep = members.len() / 2;
+        members.truncate(keep);
+        *more = true;
+    }
+    Ok(Some(frame))
 }
 
 #[cfg(test)]
@@ -177,7 +281,9 @@ mod tests {
     use serde_json::json;
     use std::sync::Arc;
 
-    use crate::testing::{Harness, subscribe_to_rooms_only};
+    use echo_core::store::ConnectionStore;
+
+    use crate::testing::{Harness, key, subscribe_to_rooms_only};
 
     #[tokio::test]
     async fn subscribe_posts_subscribed_then_replays_what_came_after_since() {
@@ -300,5 +406,153 @@ mod tests {
             .await;
         assert_eq!(h.send(&id, unsubscribe).await, Some(unsubscribed));
         assert_eq!(h.status_events().await, ["subscribed", "unsubscribed"]);
+    }
+
+    #[tokio::test]
+    async fn users_join_with_their_first_subscription_and_leave_with_their_last() {
+        let h = Harness::new();
+        let a1 = h.connect_as("a1", "alice", |c| c).await;
+        let a2 = h.connect_as("a2", "alice", |c| c).await;
+        let b1 = h.connect_as("b1", "bob", |c| c).await;
+        let sub = |presence: bool| json!({"action": "subscribe", "channel": "room", "presence": presence});
+        h.send(&b1, sub(true)).await;
+        h.send(&a1, sub(false)).await;
+        h.send(&a2, sub(false)).await;
+        assert_eq!(
+            h.presence_events("room").await,
+            [
+                (1, "join".into(), "bob".into()),
+                (2, "join".into(), "alice".into())
+            ],
+            "a user's second connection is not a second join"
+        );
+        let subs = h.store.subscriptions(&b1).await.unwrap();
+        assert!(subs.contains(&key("$presence:room")), "{subs:?}");
+        assert!(
+            !h.store
+                .subscriptions(&a1)
+                .await
+                .unwrap()
+                .contains(&key("$presence:room"))
+        );
+
+        let members = h
+            .send(&a1, json!({"action": "presence", "channel": "room"}))
+            .await
+            .unwrap();
+        assert_eq!(
+            members,
+            json!({"type": "presence", "channel": "room", "seq": 2, "more": false, "members": [
+                {"sub": "alice", "connections": 2}, {"sub": "bob", "connections": 1}
+            ]})
+        );
+
+        h.send(&a1, json!({"action": "unsubscribe", "channel": "room"}))
+            .await;
+        assert_eq!(
+            h.presence_events("room").await.len(),
+            2,
+            "alice is still there"
+        );
+        h.send(&a2, json!({"action": "unsubscribe", "channel": "room"}))
+            .await;
+        assert_eq!(
+            h.presence_events("room").await[2],
+            (3, "leave".into(), "alice".into())
+        );
+        // Subscribing again without presence ends the presence subscription.
+        h.send(&b1, sub(false)).await;
+        assert!(
+            !h.store
+                .subscriptions(&b1)
+                .await
+                .unwrap()
+                .contains(&key("$presence:room"))
+        );
+    }
+
+    #[tokio::test]
+    async fn presence_needs_subscribe_permission_and_a_channel_with_presence() {
+        let h = Harness::new();
+        let id = h.connect("c1", subscribe_to_rooms_only).await;
+        for (frame, code) in [
+            (
+                json!({"action": "presence", "channel": "lobby"}),
+                "forbidden",
+            ),
+            (
+                json!({"action": "presence", "channel": "$status"}),
+                "forbidden",
+            ),
+            (
+                json!({"action": "presence", "channel": "$presence:room-1"}),
+                "forbidden",
+            ),
+            (
+                json!({"action": "subscribe", "channel": "$presence:room-1"}),
+                "forbidden",
+            ),
+        ] {
+            let reply = h.send(&id, frame.clone()).await.unwrap();
+            assert_eq!(reply["code"], code, "{frame}: {reply}");
+        }
+        let admin = h.connect("admin", |c| c.with_role(Role::Admin)).await;
+        let reply = h
+            .send(
+                &admin,
+                json!({"action": "subscribe", "channel": "$status", "presence": true}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(reply["code"], "bad_request", "{reply}");
+        let reply = h
+            .send(&id, json!({"action": "presence", "channel": "room-1"}))
+            .await
+            .unwrap();
+        assert_eq!(reply["members"], json!([]));
+    }
+
+    #[tokio::test]
+    async fn a_presence_page_fits_the_message_limit() {
+        let limits = Limits {
+            max_message_bytes: 4096,
+            ..Limits::default()
+        };
+        let h = Harness::with(limits, Arc::new(Unlimited));
+        let long = "u".repeat(200);
+        for n in 0..40 {
+            let id = h
+                .connect_as(&format!("c{n}"), &format!("{long}{n:02}"), |c| c)
+                .await;
+            h.send(&id, json!({"action": "subscribe", "channel": "room"}))
+                .await;
+        }
+        let reader = h.connect("reader", |c| c).await;
+        let mut after: Option<String> = None;
+        let mut seen = Vec::new();
+        loop {
+            let mut frame = json!({"action": "presence", "channel": "room"});
+            if let Some(a) = &after {
+                frame["after"] = json!(a);
+            }
+            let reply = h.send(&reader, frame).await.unwrap();
+            assert!(
+                reply.to_string().len() <= 4096,
+                "{} bytes",
+                reply.to_string().len()
+            );
+            let members = reply["members"].as_array().unwrap();
+            seen.extend(
+                members
+                    .iter()
+                    .map(|m| m["sub"].as_str().unwrap().to_owned()),
+            );
+            after = seen.last().cloned();
+            if reply["more"] == false {
+                break;
+            }
+        }
+        let expected: Vec<String> = (0..40).map(|n| format!("{long}{n:02}")).collect();
+        assert_eq!(seen, expected, "every member once, in order");
     }
 }

@@ -18,6 +18,7 @@ use echo_core::ids::ConnectionId;
 use echo_core::limits::Limits;
 use echo_core::message::StoredMessage;
 use echo_core::metrics::{Metric, Metrics};
+use echo_core::presence::Presence;
 use echo_core::publish::{DispatchError, Dispatcher, Publisher};
 use echo_core::rate::{RateLimiter, Unlimited};
 use echo_core::store::{ConnectionRecord, ConnectionStore, HistoryStore, MemoryStore};
@@ -151,9 +152,11 @@ impl Harness {
         let store = Arc::new(MemoryStore::with_clock(Arc::new(clock.clone())));
         let recorder = Arc::new(Recorder::default());
         let associations = Associations::parse(ASSOCIATIONS, &|n| Functions.knows(n)).unwrap();
+        let publisher = Arc::new(Publisher::new(store.clone(), recorder.clone()));
         let deps = Deps {
             connections: store.clone(),
-            publisher: Arc::new(Publisher::new(store.clone(), recorder.clone())),
+            presence: Arc::new(Presence::new(store.clone(), publisher.clone())),
+            publisher,
             associations: Arc::new(LiveAssociations::new(associations)),
             invoker: Arc::new(Functions),
             gateway: recorder.clone(),
@@ -174,10 +177,20 @@ impl Harness {
         }
     }
 
-    /// Registers connection `id` for user `sub` of [`APP`], as `$connect` does.
+    /// Registers connection `id` for user `alice` of [`APP`], as `$connect` does.
     pub async fn connect(&self, id: &str, claims: impl FnOnce(Claims) -> Claims) -> ConnectionId {
+        self.connect_as(id, "alice", claims).await
+    }
+
+    /// Registers connection `id` for user `sub` of [`APP`].
+    pub async fn connect_as(
+        &self,
+        id: &str,
+        sub: &str,
+        claims: impl FnOnce(Claims) -> Claims,
+    ) -> ConnectionId {
         let id = ConnectionId::from(id);
-        let claims = claims(Claims::new(app(), "alice", 4_000_000_000));
+        let claims = claims(Claims::new(app(), sub, 4_000_000_000));
         self.store
             .put_connection(ConnectionRecord {
                 id: id.clone(),
@@ -219,6 +232,18 @@ impl Harness {
             .unwrap()
             .into_iter()
             .map(|m| (m.seq, m.data))
+            .collect()
+    }
+
+    /// The presence events committed for `channel`, as `(seq, "join" | "leave", sub)`.
+    pub async fn presence_events(&self, channel: &str) -> Vec<(u64, String, String)> {
+        self.stored(&format!("$presence:{channel}"))
+            .await
+            .into_iter()
+            .map(|(seq, data)| {
+                let text = |k: &str| data[k].as_str().unwrap().to_owned();
+                (seq, text("type"), text("sub"))
+            })
             .collect()
     }
 

@@ -18,23 +18,30 @@ pub const DEFAULT_HISTORY_LIMIT: u32 = 100;
 
 /// The actions a client may send. These are also the route keys of the WebSocket API; anything
 /// else goes to `$default`.
-pub const ACTIONS: [&str; 6] = [
+pub const ACTIONS: [&str; 7] = [
     "subscribe",
     "unsubscribe",
     "publish",
     "history",
+    "presence",
     "ping",
     "refresh",
 ];
+
+/// The actions, as error messages list them.
+const EXPECTED: &str =
+    "expected one of subscribe, unsubscribe, publish, history, presence, ping, refresh";
 
 /// A frame from a client, parsed and validated.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClientFrame {
     /// Receive the channel's messages from now on; with `since`, first replay stored messages
-    /// whose seq is greater than `since`.
+    /// whose seq is greater than `since`. With `presence`, also the channel's `join` and `leave`
+    /// events.
     Subscribe {
         channel: ChannelName,
         since: Option<u64>,
+        presence: bool,
     },
     Unsubscribe {
         channel: ChannelName,
@@ -54,6 +61,11 @@ pub enum ClientFrame {
         channel: ChannelName,
         since: u64,
         limit: u32,
+    },
+    /// The channel's members, in `sub` order, those after `after` when given.
+    Presence {
+        channel: ChannelName,
+        after: Option<String>,
     },
     Ping,
     /// Replace the connection's token with a new one for the same app and user, before or
@@ -83,6 +95,7 @@ impl ClientFrame {
             Self::Unsubscribe { .. } => "unsubscribe",
             Self::Publish { .. } => "publish",
             Self::History { .. } => "history",
+            Self::Presence { .. } => "presence",
             Self::Ping => "ping",
             Self::Refresh { .. } => "refresh",
         }
@@ -107,9 +120,9 @@ impl ClientFrame {
             Some(Value::String(a)) => a,
             Some(_) => return Err(ProtocolError::bad_request("\"action\" must be a string")),
             None => {
-                return Err(ProtocolError::bad_request(
-                    "frame has no \"action\"; expected one of subscribe, unsubscribe, publish, history, ping, refresh",
-                ));
+                return Err(ProtocolError::bad_request(format!(
+                    "frame has no \"action\"; {EXPECTED}"
+                )));
             }
         };
         let frame = match action.as_str() {
@@ -118,6 +131,7 @@ impl ClientFrame {
                 Self::Subscribe {
                     channel: f.channel,
                     since: f.since,
+                    presence: f.presence,
                 }
             }
             "unsubscribe" => {
@@ -163,6 +177,13 @@ impl ClientFrame {
                     limit,
                 }
             }
+            "presence" => {
+                let f: PresenceFields = fields(obj)?;
+                Self::Presence {
+                    channel: f.channel,
+                    after: f.after,
+                }
+            }
             "ping" => {
                 let _: NoFields = fields(obj)?;
                 Self::Ping
@@ -173,7 +194,7 @@ impl ClientFrame {
             }
             other => {
                 return Err(ProtocolError::bad_request(format!(
-                    "unknown action {:?}; expected one of subscribe, unsubscribe, publish, history, ping, refresh",
+                    "unknown action {:?}; {EXPECTED}",
                     truncate(other, 64)
                 )));
             }
@@ -209,6 +230,15 @@ struct ChannelFields {
 struct SubscribeFields {
     channel: ChannelName,
     since: Option<u64>,
+    #[serde(default)]
+    presence: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PresenceFields {
+    channel: ChannelName,
+    after: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -255,7 +285,23 @@ mod tests {
             ClientFrame::parse(r#"{"action":"subscribe","channel":"a","since":3}"#).unwrap(),
             ClientFrame::Subscribe {
                 channel: ChannelName::new("a").unwrap(),
-                since: Some(3)
+                since: Some(3),
+                presence: false,
+            }
+        );
+        assert_eq!(
+            ClientFrame::parse(r#"{"action":"subscribe","channel":"a","presence":true}"#).unwrap(),
+            ClientFrame::Subscribe {
+                channel: ChannelName::new("a").unwrap(),
+                since: None,
+                presence: true,
+            }
+        );
+        assert_eq!(
+            ClientFrame::parse(r#"{"action":"presence","channel":"a","after":"bob"}"#).unwrap(),
+            ClientFrame::Presence {
+                channel: ChannelName::new("a").unwrap(),
+                after: Some("bob".into()),
             }
         );
         assert_eq!(

@@ -28,4 +28,4 @@ pub use close_code::{
 };
 pub use codes::codes_fixture;
 pub use error::{ErrorCode, ProtocolError};
-pub use server_frame::{Ack, ErrorFrame, ServerFrame};
+pub use server_frame::{Ack, ErrorFrame, PresenceChange, PresenceEvent, ServerFrame};

@@ -5,6 +5,7 @@ use serde::Serialize;
 use super::ErrorCode;
 use crate::channel::ChannelName;
 use crate::message::StoredMessage;
+use crate::store::Member;
 
 /// A frame Echo sends to a client.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -33,6 +34,19 @@ pub enum ServerFrame {
         messages: Vec<StoredMessage>,
         more: bool,
     },
+    /// A user's first subscription to `channel` began (to subscribers with `presence`).
+    Join(PresenceChange),
+    /// A user's last subscription to `channel` ended.
+    Leave(PresenceChange),
+    /// A page of the channel's members, in `sub` order; `more` when members after the last one
+    /// were left out: ask again with `after` set to the last `sub`. `seq` is the channel's last
+    /// presence event when the page was read: events after it may not be in the page.
+    Presence {
+        channel: ChannelName,
+        members: Vec<Member>,
+        seq: u64,
+        more: bool,
+    },
     Pong,
     /// A `refresh` was accepted: the connection now runs on the new token, until `exp`
     /// (seconds since the epoch).
@@ -52,6 +66,69 @@ impl ServerFrame {
                 e.to_string().replace('"', "'")
             )
         })
+    }
+}
+
+/// A `join` or `leave`: user `sub` on `channel` at `ts` (milliseconds since the epoch). `seq`
+/// numbers the channel's presence events from 1, apart from its messages' seqs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PresenceChange {
+    pub channel: ChannelName,
+    pub sub: String,
+    pub ts: u64,
+    pub seq: u64,
+}
+
+impl ServerFrame {
+    /// The frame that delivers a committed message: a `message`, or for a message on a presence
+    /// channel (one Echo committed there) the `join` or `leave` it records.
+    pub fn delivery(message: StoredMessage) -> Self {
+        match (message.channel.presence_of(), PresenceEvent::of(&message)) {
+            (Some(channel), Some((event, sub))) => {
+                let change = PresenceChange {
+                    channel,
+                    sub,
+                    ts: message.ts,
+                    seq: message.seq,
+                };
+                match event {
+                    PresenceEvent::Join => Self::Join(change),
+                    PresenceEvent::Leave => Self::Leave(change),
+                }
+            }
+            _ => Self::Message(message),
+        }
+    }
+}
+
+/// What a message on a presence channel records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PresenceEvent {
+    Join,
+    Leave,
+}
+
+impl PresenceEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Join => "join",
+            Self::Leave => "leave",
+        }
+    }
+
+    /// The message's data: `{"type": "join" | "leave", "sub": S}`.
+    pub fn data(self, sub: &str) -> serde_json::Value {
+        serde_json::json!({"type": self.as_str(), "sub": sub})
+    }
+
+    /// The event and user a presence channel's message records.
+    fn of(message: &StoredMessage) -> Option<(Self, String)> {
+        let event = match message.data.get("type")?.as_str()? {
+            "join" => Self::Join,
+            "leave" => Self::Leave,
+            _ => return None,
+        };
+        Some((event, message.data.get("sub")?.as_str()?.to_owned()))
     }
 }
 
@@ -99,6 +176,31 @@ mod tests {
             json!({"type":"ack","id":"m1","channel":"a","dropped":true,"reason":"rude"})
         );
         assert_eq!(ServerFrame::Pong.to_json(), r#"{"type":"pong"}"#);
+        let room = ChannelName::new("room").unwrap();
+        let join = StoredMessage {
+            channel: room.presence().unwrap(),
+            seq: 4,
+            id: "p".into(),
+            data: PresenceEvent::Join.data("alice"),
+            from: crate::message::SYSTEM_SENDER.into(),
+            ts: 17,
+        };
+        assert_eq!(
+            serde_json::from_str::<Value>(&ServerFrame::delivery(join).to_json()).unwrap(),
+            json!({"type":"join","channel":"room","sub":"alice","ts":17,"seq":4})
+        );
+        let plain = StoredMessage {
+            channel: room,
+            seq: 1,
+            id: "m".into(),
+            data: json!({"type": "join", "sub": "x"}),
+            from: "u".into(),
+            ts: 1,
+        };
+        assert_eq!(
+            ServerFrame::delivery(plain.clone()),
+            ServerFrame::Message(plain)
+        );
         let e = ProtocolError::new(ErrorCode::FunctionFailed, "boom").to_frame();
         assert_eq!(
             e.to_json(),

@@ -10,6 +10,8 @@
 mod pipelined;
 mod serial;
 
+pub(crate) use serial::ChannelLocks;
+
 use std::sync::Arc;
 
 use async_trait::async_trait;

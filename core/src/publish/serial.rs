@@ -16,7 +16,7 @@ const STRIPES: usize = 64;
 
 /// A fixed set of locks, one chosen per channel: bounded memory however many channels exist.
 #[derive(Debug)]
-pub(super) struct ChannelLocks {
+pub(crate) struct ChannelLocks {
     stripes: Vec<Mutex<()>>,
 }
 
@@ -29,7 +29,7 @@ impl Default for ChannelLocks {
 }
 
 impl ChannelLocks {
-    pub(super) async fn lock(&self, key: &ChannelKey) -> MutexGuard<'_, ()> {
+    pub(crate) async fn lock(&self, key: &ChannelKey) -> MutexGuard<'_, ()> {
         let mut h = DefaultHasher::new();
         key.hash(&mut h);
         self.stripes[(h.finish() as usize) % STRIPES].lock().await
