@@ -156,7 +156,48 @@ export interface EchoClientEvents {
   renewed: {};
   /** Messages `from`..`to` of `channel` could not be recovered (history no longer has them). */
   gap: { channel: string; from: number; to: number };
+  /** A user joined a channel subscribed with `presence: true`. */
+  join: PresenceEvent;
+  /** A user left a channel subscribed with `presence: true`. */
+  leave: PresenceEvent;
   error: EchoError;
+}
+
+/**
+ * A user's first subscription to a channel began (`join`) or its last ended (`leave`). `seq`
+ * numbers the channel's presence events. With `resync`, the event comes from comparing a member
+ * list read again (the first one, after a reconnect, or after events went missing) with the one
+ * kept: it has no `seq`, and `ts` is when the list arrived.
+ */
+export interface PresenceEvent {
+  channel: string;
+  /** The user: its token's `sub`. */
+  sub: string;
+  /** Milliseconds since the epoch. */
+  ts: number;
+  seq?: number;
+  resync?: true;
+}
+
+/** A user on a channel, with how many of its connections are subscribed. */
+export interface Member {
+  sub: string;
+  connections: number;
+}
+
+/** A channel's member list, every page read, in `sub` order. */
+export interface PresenceList {
+  channel: string;
+  members: Member[];
+  /** The channel's last presence event the list includes. */
+  seq: number;
+}
+
+export interface SubscribeOptions {
+  /** Replay stored messages with a greater seq first. */
+  since?: number;
+  /** Keep the channel's member list (`members()`) and emit `join` and `leave` events. */
+  presence?: boolean;
 }
 
 export interface Subscribed {
@@ -184,11 +225,15 @@ export class EchoClient {
 
   connect(): Promise<void>;
   close(code?: number, reason?: string): Promise<void>;
-  subscribe<T = Json>(channel: string, handler: (message: EchoMessage<T>) => void, options?: { since?: number }): Promise<Subscribed>;
+  subscribe<T = Json>(channel: string, handler: (message: EchoMessage<T>) => void, options?: SubscribeOptions): Promise<Subscribed>;
   unsubscribe(channel: string): Promise<void>;
   publish(channel: string, data: Json | unknown, options?: { id?: string }): Promise<PublishResult>;
   /** A page of stored messages, cut by `limit` and to fit one frame; `more` when messages follow. */
   history<T = Json>(channel: string, options?: { since?: number; limit?: number }): Promise<HistoryPage<T>>;
+  /** The channel's members, every page read. Needs permission to subscribe to the channel. */
+  presence(channel: string): Promise<PresenceList>;
+  /** The member list kept for a subscription made with `presence: true`; `undefined` otherwise or before the first list. */
+  members(channel: string): Member[] | undefined;
   /** Resolves with the round trip in milliseconds. */
   ping(): Promise<number>;
   renew(): Promise<void>;

@@ -1,22 +1,27 @@
 // Echo client for browsers and Node.js 20+: one WebSocket to an Echo edge (or API Gateway),
 // channel subscriptions that survive reconnects without gaps or repeats, acknowledged publishes,
-// history, keepalive and planned renewal before the connection's maximum age.
+// history, presence (member lists kept across reconnects, join and leave events), keepalive and
+// planned renewal before the connection's maximum age.
 //
 // No dependencies. The wire protocol is described in the repository's README ("Protocol").
 //
 // Map of this file:
 //   EchoError      errors with a stable `code` (the protocol's codes plus the client's own)
-//   EchoClient     the public API: connect, subscribe, unsubscribe, publish, history, ping, close
+//   EchoClient     the public API: connect, subscribe, unsubscribe, publish, history, presence,
+//                  members, ping, close
 //   Link           one WebSocket: request/answer matching, timeouts, keepalive
 //
 // How answers are matched to requests: Echo handles one connection's frames in order and answers
-// each request with exactly one frame (`subscribed`, `unsubscribed`, `ack`, `history`, `pong` or
-// `error`). An `ack` or an `error` with an `id` answers the publish with that id; `subscribed`,
-// `unsubscribed` and `history` answer the oldest request of that kind on their channel; an `error`
+// each request with exactly one frame (`subscribed`, `unsubscribed`, `ack`, `history`, `presence`,
+// `pong` or `error`). An `ack` or an `error` with an `id` answers the publish with that id;
+// `subscribed`, `unsubscribed`, `history` and `presence` answer the oldest request of that kind on
+// their channel; an `error`
 // with only a `channel` answers the oldest non-publish request on it; an `error` with neither
 // (a frame refused before it was parsed, such as one over the size limit) answers the oldest
 // request in flight.
 
+/** Pages of a member list read at most, of up to 500 members each. */
+const PRESENCE_PAGES = 1000;
 /** Largest `limit` a `history` request may ask for. */
 const HISTORY_PAGE = 1000;
 /** Channel names Echo accepts: 1–128 of `A-Z a-z 0-9 _ - . : @ =`, or the reserved `$status`. */
@@ -320,8 +325,10 @@ export class EchoClient {
    * once, in seq order, across reconnects. Resolves with `{channel, seq}` (the channel's latest
    * seq) when Echo confirms; rejects with the EchoError Echo answered (`forbidden`,
    * `limit_exceeded`, ...). With `since`, messages with a greater seq are replayed first (older
-   * than the replay limit are fetched with `history`). Subscribing again to a channel replaces
-   * its handler. May be called before `connect()`.
+   * than the replay limit are fetched with `history`). With `presence: true` the client also
+   * keeps the channel's member list (`members(channel)`), across reconnects, and emits `join` and
+   * `leave` events `{channel, sub, ts, seq}` as users come and go. Subscribing again to a channel
+   * replaces its handler. May be called before `connect()`.
    */
   subscribe(channel, handler, options = {}) {
     const bad =
@@ -329,9 +336,23 @@ export class EchoClient {
       (typeof handler === "function" ? null : new EchoError("bad_request", "subscribe needs a handler function")) ??
       checkSeq(options.since, "since");
     if (bad) return Promise.reject(bad);
+    if (options.presence !== undefined && typeof options.presence !== "boolean") {
+      return Promise.reject(new EchoError("bad_request", "presence must be true or false"));
+    }
     const existing = this._subs.get(channel);
     if (existing) {
       existing.handler = handler;
+      if (Boolean(options.presence) !== Boolean(existing.presence)) {
+        existing.presence = options.presence ? newPresence() : null;
+        // Echo turns presence on or off with a repeated subscribe.
+        const link = this._primary;
+        if (existing.confirmed && link?.opened && this._state === "open") {
+          return new Promise((resolve, reject) => {
+            existing.waiters.push({ resolve, reject });
+            this._sendSubscribe(link, existing);
+          });
+        }
+      }
       if (existing.confirmed) return Promise.resolve({ channel, seq: existing.latest });
       return new Promise((resolve, reject) => existing.waiters.push({ resolve, reject }));
     }
@@ -351,6 +372,8 @@ export class EchoClient {
       holdTimer: null,
       /** The connection a history page for the gap was asked on, while it is awaited. */
       filling: null,
+      /** With `presence`: the member list kept for it (see `_syncPresence`). */
+      presence: options.presence ? newPresence() : null,
     };
     this._subs.set(channel, sub);
     const promise = new Promise((resolve, reject) => sub.waiters.push({ resolve, reject }));
@@ -373,6 +396,7 @@ export class EchoClient {
       for (const w of sub.waiters.splice(0)) w.reject(err);
     }
     if (sub) clearTimeout(sub.holdTimer);
+    if (sub?.presence) clearTimeout(sub.presence.holdTimer);
     const link = this._primary;
     if (!link?.opened || link.done) return Promise.resolve();
     if (!link.subs.has(channel) && !link.pending("subscribe", channel)) return Promise.resolve();
@@ -474,6 +498,36 @@ export class EchoClient {
     );
   }
 
+  /**
+   * The members of `channel`, every page read: `{channel, members: [{sub, connections}], seq}`,
+   * in `sub` order; `seq` is the channel's last presence event the list includes. Needs
+   * permission to subscribe to the channel and an open connection.
+   */
+  presence(channel) {
+    const bad = checkChannel(channel);
+    if (bad) return Promise.reject(bad);
+    return new Promise((resolve, reject) => {
+      const link = this._primary;
+      if (!link?.opened || this._state !== "open") {
+        this._request({ kind: "presence", channel, reject });
+        return;
+      }
+      this._readMembers(link, channel, (list) => resolve({ channel, members: [...list.members].map(([sub, connections]) => ({ sub, connections })), seq: list.seq }), reject);
+    });
+  }
+
+  /**
+   * The member list kept for a subscription made with `presence: true`, as
+   * `[{sub, connections}]` in `sub` order; `undefined` for other channels, or before the first
+   * list arrived. `connections` is as of the last list read; join and leave events add and remove
+   * members between reads.
+   */
+  members(channel) {
+    const p = this._subs.get(channel)?.presence;
+    if (!p?.members) return undefined;
+    return [...p.members].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([sub, connections]) => ({ sub, connections }));
+  }
+
   /** Sends a ping; resolves with the round trip in milliseconds. Needs an open connection. */
   ping() {
     const started = Date.now();
@@ -526,6 +580,7 @@ export class EchoClient {
     this._resetOrder(sub);
     const frame = { action: "subscribe", channel: sub.channel };
     if (since !== undefined) frame.since = since;
+    if (sub.presence) frame.presence = true;
     link.request({
       kind: "subscribe",
       channel: sub.channel,
@@ -592,6 +647,7 @@ export class EchoClient {
       this._fill(link, sub);
     }
     sub.confirmed = true;
+    if (sub.presence) this._syncPresence(link, sub);
     for (const w of sub.waiters.splice(0)) w.resolve({ channel, seq: latest });
     // A subscription confirmed on a connection being retired must also exist on its successor.
     if (link !== this._primary && this._primary?.opened) this._reconcile(this._primary);
@@ -740,6 +796,116 @@ export class EchoClient {
       });
       if (this._listeners.get("error")?.size) this._emit("error", wrapped);
       else reportLater(err);
+    }
+  }
+
+  // ------------------------------------------------------------------ presence
+  //
+  // A presence subscription keeps its channel's member list: read in full (every page) when the
+  // subscription is confirmed, on every connection, then kept by the `join` and `leave` events
+  // that follow the list's seq, applied in seq order. Events may arrive out of order on AWS; one
+  // after a gap waits `reorderHold` for the ones before it, then the list is read again. A list
+  // read again (after a reconnect or a gap) is compared with the one kept: who is no longer there
+  // gets a `leave` event, who is new a `join`, both with `resync: true`.
+
+  /** Reads every page of `channel`'s members on `link`: `{members: Map, seq}`. */
+  _readMembers(link, channel, done, fail) {
+    const members = new Map();
+    let seq;
+    const page = (after, n) => {
+      const frame = { action: "presence", channel };
+      if (after !== undefined) frame.after = after;
+      link.request({
+        kind: "presence",
+        channel,
+        text: JSON.stringify(frame),
+        reply: (f) => {
+          const list = Array.isArray(f.members) ? f.members : [];
+          for (const m of list) {
+            if (m && typeof m.sub === "string") members.set(m.sub, Number.isSafeInteger(m.connections) ? m.connections : 1);
+          }
+          // Events after the first page's seq are applied on top of the whole list.
+          if (seq === undefined) seq = Number.isSafeInteger(f.seq) ? f.seq : 0;
+          const last = list[list.length - 1]?.sub;
+          if (f.more === true && typeof last === "string" && n < PRESENCE_PAGES) page(last, n + 1);
+          else done({ members, seq });
+        },
+        error: fail,
+        lost: () => fail(new EchoError("disconnected", "the connection dropped before Echo answered presence", { channel })),
+        timeout: () => fail(new EchoError("timeout", `no answer to presence within ${this._opts.requestTimeout} ms`, { channel })),
+      });
+    };
+    page(undefined, 1);
+  }
+
+  /** Reads the member list again and makes the kept one match it. */
+  _syncPresence(link, sub) {
+    const p = sub.presence;
+    clearTimeout(p.holdTimer);
+    p.holdTimer = null;
+    p.syncing = link;
+    const current = () => this._subs.get(sub.channel) === sub && sub.presence === p && p.syncing === link;
+    this._readMembers(
+      link,
+      sub.channel,
+      (list) => {
+        if (!current()) return;
+        p.syncing = null;
+        const old = p.members ?? new Map();
+        p.members = list.members;
+        p.seq = list.seq;
+        const ts = Date.now();
+        for (const who of old.keys()) if (!list.members.has(who)) this._emit("leave", { channel: sub.channel, sub: who, ts, resync: true });
+        for (const who of list.members.keys()) if (!old.has(who)) this._emit("join", { channel: sub.channel, sub: who, ts, resync: true });
+        this._drainPresence(link, sub);
+      },
+      (err) => {
+        if (!current()) return;
+        p.syncing = null;
+        if (err.code !== "disconnected") {
+          this._emit("error", err);
+          p.holdTimer = setTimeout(() => {
+            p.holdTimer = null;
+            if (this._subs.get(sub.channel) === sub && sub.presence === p && !link.done) this._syncPresence(link, sub);
+          }, this._opts.reorderHold);
+        }
+      },
+    );
+  }
+
+  /** A `join` or `leave` frame. */
+  _presenceEvent(link, f) {
+    const sub = this._subs.get(f.channel);
+    const p = sub?.presence;
+    if (!p || link.subs.get(f.channel) !== sub || !Number.isSafeInteger(f.seq) || typeof f.sub !== "string") return;
+    if (p.seq !== undefined && f.seq <= p.seq) return;
+    p.held.set(f.seq, f);
+    if (!p.syncing) this._drainPresence(link, sub);
+  }
+
+  /** Applies the held events that follow the list's seq; waits for a gap, then reads the list. */
+  _drainPresence(link, sub) {
+    const p = sub.presence;
+    for (;;) {
+      const next = p.held.get(p.seq + 1);
+      if (!next) break;
+      p.held.delete(next.seq);
+      p.seq = next.seq;
+      const had = p.members.has(next.sub);
+      if (next.type === "join" && !had) p.members.set(next.sub, 1);
+      else if (next.type === "leave" && had) p.members.delete(next.sub);
+      else continue;
+      this._emit(next.type, { channel: sub.channel, sub: next.sub, ts: next.ts, seq: next.seq });
+    }
+    for (const seq of p.held.keys()) if (seq <= p.seq) p.held.delete(seq);
+    if (p.held.size === 0) {
+      clearTimeout(p.holdTimer);
+      p.holdTimer = null;
+    } else if (!p.holdTimer) {
+      p.holdTimer = setTimeout(() => {
+        p.holdTimer = null;
+        if (this._subs.get(sub.channel) === sub && sub.presence === p && !link.done) this._syncPresence(link, sub);
+      }, this._opts.reorderHold);
     }
   }
 
@@ -1000,6 +1166,21 @@ export class EchoClient {
 const REFRESH_RETRY_MS = 5000;
 
 /** The `exp` claim of a JWT (seconds), read without checking the signature; undefined otherwise. */
+/** The presence state of a subscription made with `presence: true`. */
+function newPresence() {
+  return {
+    /** sub -> connections; `null` until the first list arrived. */
+    members: null,
+    /** The seq of the last presence event applied (or the list's). */
+    seq: undefined,
+    /** Events after a gap, or while the list is read, by seq. */
+    held: new Map(),
+    holdTimer: null,
+    /** The connection the list is being read on. */
+    syncing: null,
+  };
+}
+
 function tokenExpiry(token) {
   try {
     const part = token.split(".")[1];
@@ -1158,13 +1339,18 @@ class Link {
       case "message":
         this.client._message(this, f);
         return;
+      case "join":
+      case "leave":
+        this.client._presenceEvent(this, f);
+        return;
       case "ack":
         entry = this._take((e) => e.kind === "publish" && e.id === f.id);
         break;
       case "subscribed":
       case "unsubscribed":
-      case "history": {
-        const kind = f.type === "subscribed" ? "subscribe" : f.type === "unsubscribed" ? "unsubscribe" : "history";
+      case "history":
+      case "presence": {
+        const kind = { subscribed: "subscribe", unsubscribed: "unsubscribe" }[f.type] ?? f.type;
         entry = this._take((e) => e.kind === kind && e.channel === f.channel);
         break;
       }
