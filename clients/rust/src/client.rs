@@ -12,6 +12,7 @@ use crate::connection::{self, Command};
 use crate::error::Error;
 use crate::events::{Event, State};
 use crate::options::Options;
+use crate::presence::{PresenceList, SubscribeOptions};
 use crate::published::Published;
 use crate::subscription::Subscription;
 use crate::token::Token;
@@ -99,23 +100,43 @@ impl Client {
 
     /// Subscribes to `channel`; messages published from now on arrive on the subscription.
     pub async fn subscribe(&self, channel: &str) -> Result<Subscription, Error> {
-        self.subscribe_from(channel, None).await
+        self.subscribe_with(channel, SubscribeOptions::default())
+            .await
     }
 
     /// Subscribes to `channel`, first replaying stored messages with seq > `since`.
     pub async fn subscribe_since(&self, channel: &str, since: u64) -> Result<Subscription, Error> {
-        self.subscribe_from(channel, Some(since)).await
+        let options = SubscribeOptions {
+            since: Some(since),
+            ..SubscribeOptions::default()
+        };
+        self.subscribe_with(channel, options).await
     }
 
-    async fn subscribe_from(
+    /// Subscribes to `channel` with `options`: a replay from `since`, and with `presence` the
+    /// channel's member list kept ([`Subscription::members`]) and [`Event::Join`] and
+    /// [`Event::Leave`] reported.
+    pub async fn subscribe_with(
         &self,
         channel: &str,
-        since: Option<u64>,
+        options: SubscribeOptions,
     ) -> Result<Subscription, Error> {
         check_channel(channel)?;
         self.request(|reply| Command::Subscribe {
             channel: channel.to_owned(),
-            since,
+            since: options.since,
+            presence: options.presence,
+            reply,
+        })
+        .await
+    }
+
+    /// The channel's members, every page read, in `sub` order. Needs permission to subscribe
+    /// to the channel. The pages share the request timeout.
+    pub async fn presence(&self, channel: &str) -> Result<PresenceList, Error> {
+        check_channel(channel)?;
+        self.request(|reply| Command::Presence {
+            channel: channel.to_owned(),
             reply,
         })
         .await

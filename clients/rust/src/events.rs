@@ -30,6 +30,23 @@ pub enum Event {
     Closed { code: Option<u16>, reason: String },
     /// Messages `from..=to` on `channel` could not be recovered (history no longer has them).
     Gap { channel: String, from: u64, to: u64 },
+    /// User `sub` joined `channel`, subscribed with presence, at `ts` (milliseconds since the
+    /// epoch). `seq` numbers the channel's presence events; it is `None` when the join was found
+    /// by comparing a member list read again (the first, after a reconnect, after events went
+    /// missing) with the one kept.
+    Join {
+        channel: String,
+        sub: String,
+        ts: u64,
+        seq: Option<u64>,
+    },
+    /// User `sub` left `channel`; as [`Event::Join`].
+    Leave {
+        channel: String,
+        sub: String,
+        ts: u64,
+        seq: Option<u64>,
+    },
     /// Something failed without a caller to tell, such as a resubscribe refused after reconnect
     /// (the subscription then ends).
     Error {

@@ -23,8 +23,11 @@
 //!   10 minutes) and replaces the connection before API Gateway's 2-hour cap, opening the new
 //!   one before closing the old.
 //!
-//! Modules: `client` (the handle callers hold), `subscription`, `connection` (the task that
-//! owns the socket), `wire` (frames), `token`, `options`, `events` (state and events),
+//! - a subscription made with presence keeps its channel's member list, read again after every
+//!   reconnect, and reports users joining and leaving as events.
+//!
+//! Modules: `client` (the handle callers hold), `subscription`, `presence`, `connection` (the
+//! task that owns the socket), `wire` (frames), `token`, `options`, `events` (state and events),
 //! `published`, `error`.
 
 mod client;
@@ -32,6 +35,7 @@ mod connection;
 mod error;
 mod events;
 mod options;
+mod presence;
 mod published;
 mod subscription;
 mod token;
@@ -41,6 +45,7 @@ pub use client::{Client, ClientBuilder};
 pub use error::Error;
 pub use events::{Event, State};
 pub use options::Options;
+pub use presence::{Member, PresenceList, SubscribeOptions};
 pub use published::Published;
 pub use subscription::Subscription;
 pub use wire::{ErrorCode, HistoryPage, Message};

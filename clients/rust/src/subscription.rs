@@ -2,6 +2,7 @@
 
 use tokio::sync::mpsc;
 
+use crate::presence::{Member, SharedMembers, snapshot};
 use crate::wire::Message;
 
 /// Messages of one channel, in seq order, each once.
@@ -10,6 +11,7 @@ pub struct Subscription {
     pub(crate) channel: String,
     pub(crate) seq: u64,
     pub(crate) messages: mpsc::Receiver<Message>,
+    pub(crate) members: Option<SharedMembers>,
 }
 
 impl Subscription {
@@ -26,5 +28,11 @@ impl Subscription {
     /// The channel's latest seq when the subscription was made.
     pub fn seq(&self) -> u64 {
         self.seq
+    }
+
+    /// With presence: the channel's members, in `sub` order, as the client keeps them (empty
+    /// until the first list arrived). `None` for a subscription without presence.
+    pub fn members(&self) -> Option<Vec<Member>> {
+        self.members.as_ref().map(snapshot)
     }
 }

@@ -5,6 +5,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::presence::Member;
+
 /// A message delivered on a channel.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
@@ -28,6 +30,15 @@ pub struct Message {
 pub struct HistoryPage {
     pub messages: Vec<Message>,
     pub more: bool,
+}
+
+/// A user's first subscription to a channel began (`join`) or its last ended (`leave`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub(crate) struct PresenceChange {
+    pub(crate) channel: String,
+    pub(crate) sub: String,
+    pub(crate) ts: u64,
+    pub(crate) seq: u64,
 }
 
 /// Echo's error codes. The set is closed on the server; `Other` keeps the client working if a
@@ -94,6 +105,15 @@ pub(crate) enum ServerFrame {
         #[serde(default)]
         more: bool,
     },
+    Join(PresenceChange),
+    Leave(PresenceChange),
+    Presence {
+        channel: String,
+        members: Vec<Member>,
+        seq: u64,
+        #[serde(default)]
+        more: bool,
+    },
     Pong,
     Refreshed {
         exp: u64,
@@ -113,10 +133,21 @@ pub(crate) fn reconnects_after(code: u16) -> bool {
     code != 1000 && !(4500..=4999).contains(&code)
 }
 
-pub(crate) fn subscribe(channel: &str, since: Option<u64>) -> String {
-    match since {
-        Some(since) => json!({"action": "subscribe", "channel": channel, "since": since}),
-        None => json!({"action": "subscribe", "channel": channel}),
+pub(crate) fn subscribe(channel: &str, since: Option<u64>, presence: bool) -> String {
+    let mut frame = json!({"action": "subscribe", "channel": channel});
+    if let Some(since) = since {
+        frame["since"] = json!(since);
+    }
+    if presence {
+        frame["presence"] = json!(true);
+    }
+    frame.to_string()
+}
+
+pub(crate) fn presence(channel: &str, after: Option<&str>) -> String {
+    match after {
+        Some(after) => json!({"action": "presence", "channel": channel, "after": after}),
+        None => json!({"action": "presence", "channel": channel}),
     }
     .to_string()
 }
@@ -156,6 +187,8 @@ mod tests {
             r#"{"type":"ack","id":"m","channel":"a","dropped":true,"reason":"no"}"#,
             r#"{"type":"history","channel":"a","messages":[]}"#,
             r#"{"type":"pong"}"#,
+            r#"{"type":"join","channel":"a","sub":"u","ts":5,"seq":1}"#,
+            r#"{"type":"presence","channel":"a","members":[{"sub":"u","connections":2}],"seq":1,"more":false}"#,
             r#"{"type":"error","code":"forbidden","message":"no","channel":"a"}"#,
             r#"{"type":"error","code":"from_the_future","message":"?"}"#,
         ];
@@ -163,7 +196,7 @@ mod tests {
             let parsed: Result<ServerFrame, _> = serde_json::from_str(f);
             assert!(parsed.is_ok(), "{f}: {parsed:?}");
         }
-        let unknown: ServerFrame = serde_json::from_str(frames[8]).unwrap();
+        let unknown: ServerFrame = serde_json::from_str(frames[frames.len() - 1]).unwrap();
         assert!(matches!(
             unknown,
             ServerFrame::Error {

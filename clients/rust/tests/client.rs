@@ -439,3 +439,67 @@ async fn a_token_is_refreshed_ahead_of_its_expiry_without_reconnecting() {
         "no reconnect, no error: the same connection carried on"
     );
 }
+
+/// Presence: the member list a presence subscription keeps, joins and leaves of users (not
+/// connections), and the list kept across a reconnect, who came and went meanwhile told.
+#[tokio::test]
+async fn a_presence_subscription_keeps_the_member_list_across_reconnects() {
+    use echo_client::SubscribeOptions;
+    let edge = TestEdge::start().await;
+    let proxy = Proxy::start(edge.edge.addr).await;
+    let watcher = connect_to(
+        base(proxy.addr),
+        edge.token("chat-demo", "watcher"),
+        quick(),
+    )
+    .await;
+    let mut events = watcher.events();
+    let presence = SubscribeOptions {
+        presence: true,
+        ..SubscribeOptions::default()
+    };
+    let room = watcher.subscribe_with("lobby", presence).await.unwrap();
+    let joined = |who: &'static str, live: bool| move |e: &Event| matches!(e, Event::Join { sub, seq, .. } if sub == who && seq.is_some() == live);
+    wait_event(&mut events, joined("watcher", false)).await;
+    let names = |room: &Subscription| {
+        room.members()
+            .unwrap()
+            .into_iter()
+            .map(|m| format!("{}:{}", m.sub, m.connections))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&room), ["watcher:1"]);
+
+    let alice = connect(&edge, "alice", quick()).await;
+    let _a = alice.subscribe("lobby").await.unwrap();
+    wait_event(&mut events, joined("alice", true)).await;
+    let phone = connect(&edge, "alice", quick()).await;
+    let _p = phone.subscribe("lobby").await.unwrap();
+    let list = watcher.presence("lobby").await.unwrap();
+    let counted: Vec<_> = list
+        .members
+        .iter()
+        .map(|m| (m.sub.as_str(), m.connections))
+        .collect();
+    assert_eq!(counted, [("alice", 2), ("watcher", 1)]);
+    assert!(list.seq >= 2, "{list:?}");
+    alice.close().await;
+    phone.unsubscribe("lobby").await.unwrap();
+    wait_event(
+        &mut events,
+        |e| matches!(e, Event::Leave { sub, seq: Some(_), .. } if sub == "alice"),
+    )
+    .await;
+    assert_eq!(names(&room), ["watcher:1"]);
+
+    // Away: bob comes, and is told on the way back.
+    proxy.sever();
+    wait_event(&mut events, |e| matches!(e, Event::Reconnecting { .. })).await;
+    let bob = connect(&edge, "bob", quick()).await;
+    let _b = bob.subscribe("lobby").await.unwrap();
+    proxy.restore();
+    wait_event(&mut events, joined("bob", false)).await;
+    assert_eq!(names(&room), ["bob:1", "watcher:1"]);
+    let refused = watcher.presence("$status").await.unwrap_err();
+    assert_eq!(refused.code(), Some(ErrorCode::Forbidden));
+}

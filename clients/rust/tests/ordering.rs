@@ -227,3 +227,78 @@ async fn publishes_are_numbered_per_channel() {
         ]
     );
 }
+
+#[tokio::test]
+async fn presence_events_are_applied_in_order_and_a_gap_reads_the_list_again() {
+    let (mut server, client) = client_holding(100).await;
+    let mut events = client.events();
+    let options = echo_client::SubscribeOptions {
+        presence: true,
+        ..Default::default()
+    };
+    let (room, ()) = tokio::join!(client.subscribe_with("room", options), async {
+        let frame = server.recv().await;
+        assert_eq!(
+            (frame["action"].as_str(), frame["presence"].as_bool()),
+            (Some("subscribe"), Some(true))
+        );
+        server.send(json!({"type": "subscribed", "channel": "room", "seq": 0}));
+    });
+    let room = room.unwrap();
+    let list = |seq: u64, members: Value, more: bool| json!({"type": "presence", "channel": "room", "members": members, "seq": seq, "more": more});
+    let change = |kind: &str, seq: u64, sub: &str| json!({"type": kind, "channel": "room", "sub": sub, "ts": 1, "seq": seq});
+    // Two pages; an event that comes meanwhile waits for them.
+    assert_eq!(server.recv().await["action"], "presence");
+    server.send(list(4, json!([{"sub": "a", "connections": 1}]), true));
+    let second = server.recv().await;
+    assert_eq!(
+        (second["action"].as_str(), second["after"].as_str()),
+        (Some("presence"), Some("a"))
+    );
+    server.send(change("join", 5, "c"));
+    server.send(list(4, json!([{"sub": "b", "connections": 2}]), false));
+    let mut seen = Vec::new();
+    let mut next = async || loop {
+        let e = timeout(WAIT, events.recv()).await.unwrap().unwrap();
+        match e {
+            Event::Join { sub, seq, .. } => return format!("join {sub} {seq:?}"),
+            Event::Leave { sub, seq, .. } => return format!("leave {sub} {seq:?}"),
+            _ => {}
+        }
+    };
+    for _ in 0..3 {
+        seen.push(next().await);
+    }
+    assert_eq!(seen, ["join a None", "join b None", "join c Some(5)"]);
+    let names = |room: &echo_client::Subscription| {
+        room.members()
+            .unwrap()
+            .into_iter()
+            .map(|m| format!("{}:{}", m.sub, m.connections))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&room), ["a:1", "b:2", "c:1"]);
+
+    // 7 before 6: held, then both in order; a repeat is dropped.
+    server.send(change("leave", 7, "a"));
+    server.send(change("join", 6, "d"));
+    server.send(change("join", 6, "d"));
+    assert_eq!(
+        [next().await, next().await],
+        ["join d Some(6)", "leave a Some(7)"]
+    );
+
+    // 9 without 8: after the hold the list is read again and compared.
+    server.send(change("join", 9, "e"));
+    assert_eq!(server.recv().await["action"], "presence");
+    server.send(list(
+        9,
+        json!([{"sub": "b", "connections": 1}, {"sub": "e", "connections": 1}]),
+        false,
+    ));
+    let mut resync = vec![next().await, next().await, next().await];
+    resync.sort();
+    assert_eq!(resync, ["join e None", "leave c None", "leave d None"]);
+    assert_eq!(names(&room), ["b:1", "e:1"]);
+    server.quiet_for(200).await;
+}

@@ -9,6 +9,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use super::{Command, Reply, Ws};
 use crate::error::Error;
+use crate::presence::PresenceList;
 use crate::published::Published;
 use crate::subscription::Subscription;
 use crate::wire::HistoryPage;
@@ -17,6 +18,7 @@ use crate::wire::HistoryPage;
 pub(super) enum Waiter {
     Subscribe {
         since: Option<u64>,
+        presence: bool,
         reply: Reply<Subscription>,
     },
     /// A subscription renewed on a new connection.
@@ -31,6 +33,15 @@ pub(super) enum Waiter {
     },
     /// A history page read to fill a gap in a subscription.
     Fill,
+    /// The caller's member list, the pages so far.
+    Presence {
+        list: PresenceList,
+        reply: Reply<PresenceList>,
+    },
+    /// A presence subscription's member list, read again; the pages so far.
+    Sync {
+        list: PresenceList,
+    },
 }
 
 /// One WebSocket and what is waiting for replies on it.
@@ -112,9 +123,19 @@ impl Conn {
         for (channel, waiters) in self.waiters {
             for waiter in waiters {
                 match waiter {
-                    Waiter::Subscribe { since, reply } => retry.push(Command::Subscribe {
+                    Waiter::Subscribe {
+                        since,
+                        presence,
+                        reply,
+                    } => retry.push(Command::Subscribe {
                         channel: channel.clone(),
                         since,
+                        presence,
+                        reply,
+                    }),
+                    // Read again from the first page on the next connection.
+                    Waiter::Presence { reply, .. } => retry.push(Command::Presence {
+                        channel: channel.clone(),
                         reply,
                     }),
                     Waiter::History {
@@ -133,7 +154,7 @@ impl Conn {
                             let _ = reply.send(Ok(()));
                         }
                     }
-                    Waiter::Resubscribe | Waiter::Fill => {}
+                    Waiter::Resubscribe | Waiter::Fill | Waiter::Sync { .. } => {}
                 }
             }
         }

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use super::Task;
 use super::conn::Waiter;
+use super::presence::PresenceState;
 use crate::events::Event;
 use crate::wire::{self, Message};
 
@@ -33,10 +34,17 @@ pub(super) struct Sub {
     pub(super) held_since: Option<Instant>,
     /// A history page to fill the gap has been asked for.
     pub(super) filling: bool,
+    /// With presence: the member list kept.
+    pub(super) presence: Option<PresenceState>,
 }
 
 impl Sub {
-    pub(super) fn new(messages: mpsc::Sender<Message>, last_seq: u64, latest: u64) -> Self {
+    pub(super) fn new(
+        messages: mpsc::Sender<Message>,
+        last_seq: u64,
+        latest: u64,
+        presence: Option<PresenceState>,
+    ) -> Self {
         Self {
             messages,
             last_seq,
@@ -44,6 +52,7 @@ impl Sub {
             waiting: BTreeMap::new(),
             held_since: None,
             filling: false,
+            presence,
         }
     }
 
@@ -53,6 +62,9 @@ impl Sub {
         self.waiting.clear();
         self.held_since = None;
         self.filling = false;
+        if let Some(p) = &mut self.presence {
+            p.reset();
+        }
     }
 
     /// Takes the messages that now follow `last_seq` without a gap.
@@ -103,7 +115,8 @@ impl Task {
         let hold = self.setup.options.reorder_hold;
         self.subs
             .values()
-            .filter_map(|s| s.held_since)
+            .flat_map(|s| [s.held_since, s.presence.as_ref().and_then(|p| p.held_since)])
+            .flatten()
             .min()
             .map(|t| t + hold)
     }
@@ -113,15 +126,25 @@ impl Task {
         let hold = self.setup.options.reorder_hold;
         let now = Instant::now();
         let mut due = Vec::new();
+        let mut lists = Vec::new();
         for (channel, sub) in &mut self.subs {
             if sub.held_since.is_some_and(|t| t + hold <= now) {
                 sub.held_since = None;
                 sub.filling = true;
                 due.push((channel.clone(), sub.last_seq));
             }
+            if let Some(p) = &mut sub.presence
+                && p.held_since.is_some_and(|t| t + hold <= now)
+            {
+                p.held_since = None;
+                lists.push(channel.clone());
+            }
         }
         for (channel, since) in due {
             self.fill(&channel, since).await;
+        }
+        for channel in lists {
+            self.sync_presence(&channel).await;
         }
     }
 

@@ -10,6 +10,7 @@
 //! - `requests`: the caller's requests, sent or queued.
 //! - `replies`: Echo's frames matched to what waits for them.
 //! - `delivery`: messages in seq order, gaps filled from history.
+//! - `presence`: presence subscriptions' member lists, and join and leave events in seq order.
 //! - `reconnect`: a lost connection and the next one.
 //! - `renewal`: a replacement opened before the maximum age.
 //! - `refresh`: a new token presented on the open connection ahead of the old one's expiry.
@@ -30,6 +31,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 mod conn;
 mod delivery;
+mod presence;
 mod reconnect;
 mod refresh;
 mod renewal;
@@ -40,6 +42,7 @@ mod socket;
 use crate::error::Error;
 use crate::events::{Event, State};
 use crate::options::Options;
+use crate::presence::PresenceList;
 use crate::published::Published;
 use crate::subscription::Subscription;
 use crate::token::Token;
@@ -55,7 +58,12 @@ pub(crate) enum Command {
     Subscribe {
         channel: String,
         since: Option<u64>,
+        presence: bool,
         reply: Reply<Subscription>,
+    },
+    Presence {
+        channel: String,
+        reply: Reply<PresenceList>,
     },
     Unsubscribe {
         channel: String,
@@ -88,6 +96,7 @@ impl Command {
             Self::Unsubscribe { reply, .. } => drop(reply.send(Err(error))),
             Self::Publish { reply, .. } => drop(reply.send(Err(error))),
             Self::History { reply, .. } => drop(reply.send(Err(error))),
+            Self::Presence { reply, .. } => drop(reply.send(Err(error))),
             Self::Ping { reply } => drop(reply.send(Err(error))),
             Self::Close { reply } => drop(reply.send(())),
         }
@@ -225,8 +234,12 @@ impl Task {
         }
         for (channel, sub) in &self.subs {
             conn.wait(channel, Waiter::Resubscribe);
-            conn.send(wire::subscribe(channel, Some(sub.last_seq)))
-                .await;
+            conn.send(wire::subscribe(
+                channel,
+                Some(sub.last_seq),
+                sub.presence.is_some(),
+            ))
+            .await;
         }
         if let Some(old) = self.conn.replace(conn) {
             if let Some(older) = self.draining.replace(old) {

@@ -4,6 +4,7 @@ use tokio::sync::mpsc;
 
 use super::conn::Waiter;
 use super::delivery::Sub;
+use super::presence::PresenceState;
 use super::{Task, Which};
 use crate::error::Error;
 use crate::events::Event;
@@ -21,16 +22,27 @@ impl Task {
                 replay_to,
             } => {
                 match self.conn_mut(which).and_then(|c| c.pop(&channel)) {
-                    Some(Waiter::Subscribe { since, reply }) => {
+                    Some(Waiter::Subscribe {
+                        since,
+                        presence,
+                        reply,
+                    }) => {
                         let (tx, rx) = mpsc::channel(self.setup.options.subscription_buffer.max(1));
+                        let members = presence.then(crate::presence::SharedMembers::default);
                         self.subs.insert(
                             channel.clone(),
-                            Sub::new(tx, since.map_or(seq, |s| s.min(seq)), seq),
+                            Sub::new(
+                                tx,
+                                since.map_or(seq, |s| s.min(seq)),
+                                seq,
+                                members.clone().map(PresenceState::new),
+                            ),
                         );
                         let _ = reply.send(Ok(Subscription {
                             channel: channel.clone(),
                             seq,
                             messages: rx,
+                            members,
                         }));
                     }
                     Some(Waiter::Resubscribe) | None => {}
@@ -40,7 +52,30 @@ impl Task {
                     }
                 }
                 self.caught_up(&channel, seq, replay_to).await;
+                if which == Which::Current
+                    && self
+                        .subs
+                        .get(&channel)
+                        .is_some_and(|s| s.presence.is_some())
+                {
+                    self.sync_presence(&channel).await;
+                }
             }
+            ServerFrame::Join(change) => self.presence_event(true, change),
+            ServerFrame::Leave(change) => self.presence_event(false, change),
+            ServerFrame::Presence {
+                channel,
+                members,
+                seq,
+                more,
+            } => match self.conn_mut(which).and_then(|c| c.pop(&channel)) {
+                Some(waiter @ (Waiter::Presence { .. } | Waiter::Sync { .. })) => {
+                    self.presence_page(waiter, channel, members, seq, more)
+                        .await;
+                }
+                None => {}
+                Some(other) => self.unexpected(which, &channel, other, "presence"),
+            },
             ServerFrame::Unsubscribed { channel } => {
                 match self.conn_mut(which).and_then(|c| c.pop(&channel)) {
                     Some(Waiter::Unsubscribe { reply: Some(reply) }) => {
@@ -112,6 +147,8 @@ impl Task {
                 match self.conn_mut(which).and_then(|c| c.pop(&channel)) {
                     Some(Waiter::Subscribe { reply, .. }) => drop(reply.send(Err(error))),
                     Some(Waiter::History { reply, .. }) => drop(reply.send(Err(error))),
+                    Some(Waiter::Presence { reply, .. }) => drop(reply.send(Err(error))),
+                    Some(Waiter::Sync { .. }) => self.sync_failed(&channel, error),
                     Some(Waiter::Unsubscribe { reply: Some(reply) }) => {
                         drop(reply.send(Err(error)));
                     }

@@ -59,13 +59,28 @@ impl Task {
             Command::Subscribe {
                 channel,
                 since,
+                presence,
                 reply,
             } => {
                 if self.subscribed(&channel) {
                     let _ = reply.send(Err(Error::AlreadySubscribed(channel)));
                 } else if let Some(conn) = &mut self.conn {
-                    conn.wait(&channel, Waiter::Subscribe { since, reply });
-                    conn.send(wire::subscribe(&channel, since)).await;
+                    conn.wait(
+                        &channel,
+                        Waiter::Subscribe {
+                            since,
+                            presence,
+                            reply,
+                        },
+                    );
+                    conn.send(wire::subscribe(&channel, since, presence)).await;
+                }
+            }
+            Command::Presence { channel, reply } => {
+                if let Some(conn) = &mut self.conn {
+                    let list = crate::presence::PresenceList::default();
+                    conn.wait(&channel, Waiter::Presence { list, reply });
+                    conn.send(wire::presence(&channel, None)).await;
                 }
             }
             Command::Unsubscribe { channel, reply } => {
