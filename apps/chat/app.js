@@ -30,6 +30,8 @@ const els = {
   empty: $("empty"),
   messages: $("messages"),
   notices: $("notices"),
+  people: $("people"),
+  peopleCount: $("people-count"),
   composer: $("composer"),
   input: $("message-input"),
   send: $("send-button"),
@@ -251,6 +253,26 @@ function hue(text) {
   return h;
 }
 
+// ---------------------------------------------------------------- UI: who is in the room
+
+/** Shows the member list the client keeps for the current channel (its presence subscription). */
+function renderPeople() {
+  const members = client.members(state.channel) ?? [];
+  const items = members.map(({ sub }) => {
+    const li = el("li", "person");
+    li.dataset.testid = "person";
+    li.dataset.sub = sub;
+    const avatar = el("span", "avatar", sub.slice(0, 1).toUpperCase());
+    avatar.style.setProperty("--hue", String(hue(sub)));
+    avatar.setAttribute("aria-hidden", "true");
+    li.append(avatar, el("span", "person-name", sub));
+    if (sub === state.sub) li.append(el("span", "person-you", "(you)"));
+    return li;
+  });
+  els.people.replaceChildren(...items);
+  els.peopleCount.textContent = String(members.length);
+}
+
 // ---------------------------------------------------------------- connection
 
 async function fetchToken(sub) {
@@ -290,6 +312,11 @@ function showState(clientState) {
 }
 
 client.on("statechange", ({ state: s }) => showState(s));
+for (const type of ["join", "leave"]) {
+  client.on(type, ({ channel }) => {
+    if (channel === state.channel) renderPeople();
+  });
+}
 client.on("retry", ({ attempt }) => {
   state.attempt = attempt;
   showState(client.state);
@@ -322,7 +349,7 @@ async function join() {
   const channel = state.channel;
   const join = ++state.join;
   try {
-    const { seq } = await client.subscribe(channel, onMessage);
+    const { seq } = await client.subscribe(channel, onMessage, { presence: true });
     if (join !== state.join) return;
     if (seq > 0) await loadHistory(channel, join, seq);
     markLoaded();
@@ -359,6 +386,7 @@ function switchChannel(name) {
   if (location.hash !== `#${name}`) history.replaceState(null, "", `#${name}`);
   highlightChannel();
   clearMessages();
+  renderPeople();
   client.unsubscribe(old).catch((err) => console.warn("echo chat: unsubscribe:", err));
   join();
   els.input.focus();
@@ -412,6 +440,7 @@ function start() {
   saveName(els.name.value);
   renderChannels();
   clearMessages();
+  renderPeople();
   setStatus("connecting");
 
   els.composer.addEventListener("submit", onSubmit);

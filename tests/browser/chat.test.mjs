@@ -496,4 +496,59 @@ describe("chat demo", () => {
       assert.equal(await page.getByTestId("messages").getAttribute("data-channel"), "backwards");
     }),
   );
+
+  test("each page shows who is in the room, live", { timeout: 60_000 }, () =>
+    withDiagnostics(async () => {
+      const pageF = await openChat("F");
+      const pageG = await openChat("G");
+      const room = "robot";
+      const nameF = await pageF.getByTestId("name-input").inputValue();
+      const nameG = await pageG.getByTestId("name-input").inputValue();
+      const people = (page) =>
+        page.getByTestId("person").evaluateAll((nodes) => nodes.map((n) => n.dataset.sub).sort());
+      const waitForPeople = async (page, label, want) => {
+        const sorted = [...want].sort();
+        try {
+          await page.waitForFunction(
+            (w) => {
+              const shown = [...document.querySelectorAll('[data-testid="person"]')].map((n) => n.dataset.sub).sort();
+              const count = document.querySelector('[data-testid="people-count"]')?.textContent;
+              return JSON.stringify(shown) === JSON.stringify(w) && count === String(w.length);
+            },
+            sorted,
+            { timeout: MESSAGE_TIMEOUT_MS },
+          );
+        } catch (err) {
+          throw new Error(
+            `[${label}] the room did not show ${JSON.stringify(sorted)}; it shows ` +
+              `${JSON.stringify(await people(page))}: ${err.message.split("\n")[0]}`,
+          );
+        }
+      };
+
+      await joinChannel(pageF, "F", room);
+      await waitForPeople(pageF, "F", [nameF]);
+      assert.equal(
+        await pageF.locator(`[data-testid="person"][data-sub="${nameF}"] .person-you`).textContent(),
+        "(you)",
+      );
+      await joinChannel(pageG, "G", room);
+      await waitForPeople(pageG, "G", [nameF, nameG]);
+      await waitForPeople(pageF, "F", [nameF, nameG]);
+
+      // G goes to another room: F sees G leave, and G sees only itself there.
+      await joinChannel(pageG, "G", "boring");
+      await waitForPeople(pageF, "F", [nameF]);
+      const inBoring = await people(pageG);
+      assert.ok(inBoring.includes(nameG) && !inBoring.includes(nameF), `[G] #boring shows ${inBoring}`);
+
+      // G comes back, then closes its page: F sees it join, then leave.
+      await joinChannel(pageG, "G", room);
+      await waitForPeople(pageF, "F", [nameF, nameG]);
+      await pageG.close();
+      await waitForPeople(pageF, "F", [nameF]);
+      const errors = pageLogs.filter((l) => l.includes("page error"));
+      assert.deepEqual(errors, [], "the pages threw");
+    }),
+  );
 });
