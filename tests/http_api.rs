@@ -236,3 +236,54 @@ async fn every_refusal_has_its_status_and_a_code() {
         "{answer}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_reads_a_channels_members() {
+    let edge = TestEdge::start().await;
+    let mut clients = Vec::new();
+    for sub in ["carol", "alice", "bob", "alice"] {
+        let mut c = edge.connect(&edge.token("chat-demo", sub)).await;
+        c.subscribe("lobby").await;
+        clients.push(c);
+    }
+    let admin = edge.admin_token("chat-demo");
+    let path = "/v1/apps/chat-demo/channels/lobby/presence";
+    let (status, body) = call(&edge, reqwest::Method::GET, path, Some(&admin), "").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["members"],
+        json!([
+            {"sub": "alice", "connections": 2},
+            {"sub": "bob", "connections": 1},
+            {"sub": "carol", "connections": 1}
+        ])
+    );
+    assert_eq!(
+        (body["seq"].as_u64(), body["more"].as_bool()),
+        (Some(3), Some(false))
+    );
+    let after = format!("{path}?after=alice");
+    let (_, body) = call(&edge, reqwest::Method::GET, &after, Some(&admin), "").await;
+    assert_eq!(body["members"][0]["sub"], "bob", "{body}");
+    let user = edge.token("chat-demo", "alice");
+    for (method, path, token, want) in [
+        (reqwest::Method::GET, path, Some(user.as_str()), 403),
+        (reqwest::Method::GET, path, None, 401),
+        (reqwest::Method::POST, path, Some(admin.as_str()), 405),
+        (
+            reqwest::Method::GET,
+            "/v1/apps/chat-demo/channels/lobby/presence?page=2",
+            Some(admin.as_str()),
+            400,
+        ),
+        (
+            reqwest::Method::GET,
+            "/v1/apps/chat-demo/channels/$status/presence",
+            Some(admin.as_str()),
+            400,
+        ),
+    ] {
+        let (status, body) = call(&edge, method.clone(), path, token, "").await;
+        assert_eq!(status, want, "{method} {path}: {body}");
+    }
+}

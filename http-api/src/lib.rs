@@ -64,7 +64,9 @@ pub async fn handle(deps: &Deps, request: Request<Bytes>) -> Response<String> {
 async fn answer(deps: &Deps, request: &Request<Bytes>) -> Result<Value, HttpError> {
     let route = Route::of(request.method(), request.uri().path())?;
     let (app, channel) = match &route {
-        Route::Publish { app, channel } | Route::History { app, channel } => (app, channel),
+        Route::Publish { app, channel }
+        | Route::History { app, channel }
+        | Route::Presence { app, channel } => (app, channel),
     };
     let claims = authorize(deps, request, app)?;
     // The token's subject stands for a connection: the local edge counts its rate per subject.
@@ -78,7 +80,46 @@ async fn answer(deps: &Deps, request: &Request<Bytes>) -> Result<Value, HttpErro
                 .map_err(HttpError::from)?;
             Ok(json!({"channel": channel, "messages": page.messages, "more": page.more}))
         }
+        Route::Presence { .. } => {
+            let after = presence_query(request.uri().query())?;
+            let page = server::presence(deps, &origin, &claims, channel, after.as_deref())
+                .await
+                .map_err(HttpError::from)?;
+            Ok(json!({
+                "channel": channel,
+                "members": page.members,
+                "seq": page.seq,
+                "more": page.more,
+            }))
+        }
     }
+}
+
+/// `after` (a user id, percent-encoded) from the query string.
+fn presence_query(query: Option<&str>) -> Result<Option<String>, HttpError> {
+    let mut after = None;
+    for pair in query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        match pair.split_once('=').unwrap_or((pair, "")) {
+            ("after", value) => {
+                let value = percent_encoding::percent_decode_str(value)
+                    .decode_utf8()
+                    .map_err(|_| {
+                        HttpError::bad_request("after is not valid percent-encoded UTF-8")
+                    })?;
+                after = Some(value.into_owned());
+            }
+            (other, _) => {
+                return Err(HttpError::bad_request(format!(
+                    "unknown parameter {other:?}: after is known"
+                )));
+            }
+        }
+    }
+    Ok(after)
 }
 
 async fn publish(

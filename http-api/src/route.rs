@@ -2,6 +2,7 @@
 //!
 //! - `POST /v1/apps/{app}/channels/{channel}/messages`: publish.
 //! - `GET /v1/apps/{app}/channels/{channel}/messages?since=N&limit=M`: history.
+//! - `GET /v1/apps/{app}/channels/{channel}/presence?after=USER`: a page of members.
 
 use echo_core::channel::{AppId, ChannelName};
 use http::{Method, StatusCode};
@@ -13,6 +14,7 @@ use crate::error::HttpError;
 pub enum Route {
     Publish { app: AppId, channel: ChannelName },
     History { app: AppId, channel: ChannelName },
+    Presence { app: AppId, channel: ChannelName },
 }
 
 impl Route {
@@ -20,12 +22,21 @@ impl Route {
     /// the path does not take, 400 for an invalid app or channel name.
     pub fn of(method: &Method, path: &str) -> Result<Self, HttpError> {
         let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
-        let ["", "v1", "apps", app, "channels", channel, "messages"] = segments.as_slice() else {
+        let [
+            "",
+            "v1",
+            "apps",
+            app,
+            "channels",
+            channel,
+            what @ ("messages" | "presence"),
+        ] = segments.as_slice()
+        else {
             return Err(HttpError::new(
                 StatusCode::NOT_FOUND,
                 "not_found",
                 format!(
-                    "no such path {path:?}: the API has /v1/apps/APP/channels/CHANNEL/messages"
+                    "no such path {path:?}: the API has /v1/apps/APP/channels/CHANNEL/messages and .../presence"
                 ),
             ));
         };
@@ -37,13 +48,19 @@ impl Route {
         let app = AppId::new(decode(app)?).map_err(|e| HttpError::bad_request(e.to_string()))?;
         let channel = ChannelName::new(decode(channel)?)
             .map_err(|e| HttpError::bad_request(e.to_string()))?;
-        match *method {
-            Method::POST => Ok(Self::Publish { app, channel }),
-            Method::GET => Ok(Self::History { app, channel }),
-            _ => Err(HttpError::new(
+        match (*what, method.clone()) {
+            ("messages", Method::POST) => Ok(Self::Publish { app, channel }),
+            ("messages", Method::GET) => Ok(Self::History { app, channel }),
+            ("presence", Method::GET) => Ok(Self::Presence { app, channel }),
+            ("messages", _) => Err(HttpError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
                 format!("{method} is not allowed here: POST publishes, GET reads history"),
+            )),
+            _ => Err(HttpError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("{method} is not allowed here: GET reads the members"),
             )),
         }
     }
@@ -71,7 +88,15 @@ mod tests {
             Route::of(&Method::GET, "/v1/apps/shop/channels/room%2D1/messages/").unwrap(),
             Route::History { ref channel, .. } if channel.as_str() == "room-1"
         ));
+        assert!(matches!(
+            Route::of(&Method::GET, "/v1/apps/shop/channels/lobby/presence").unwrap(),
+            Route::Presence { ref channel, .. } if channel.as_str() == "lobby"
+        ));
         let status = |m: &Method, p: &str| Route::of(m, p).unwrap_err().status;
+        assert_eq!(
+            status(&Method::POST, "/v1/apps/shop/channels/c/presence"),
+            StatusCode::METHOD_NOT_ALLOWED
+        );
         assert_eq!(
             status(&Method::POST, "/v1/apps/shop"),
             StatusCode::NOT_FOUND

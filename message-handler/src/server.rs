@@ -1,5 +1,5 @@
-//! What an application server does without a connection (Echo's HTTP API): publish and read
-//! history, through the same permission checks, functions, limits and commit as a connection's
+//! What an application server does without a connection (Echo's HTTP API): publish, read
+//! history and read a channel's members, through the same permission checks, functions, limits and commit as a connection's
 //! frames. `origin` stands where a connection id would: the in-process rate count is kept per
 //! origin, and the logs name it.
 
@@ -8,6 +8,7 @@ use echo_core::channel::ChannelName;
 use echo_core::ids::{ConnectionId, random_hex};
 use echo_core::message::StoredMessage;
 use echo_core::protocol::{Ack, ErrorCode, ProtocolError, ServerFrame};
+use echo_core::store::Member;
 use serde_json::Value;
 
 use crate::deps::Deps;
@@ -50,6 +51,30 @@ pub async fn history(
 ) -> Result<Page, ProtocolError> {
     match crate::history::history(deps, origin, claims, channel, since, limit).await? {
         Some(ServerFrame::History { messages, more, .. }) => Ok(Page { messages, more }),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// A page of a channel's members, as `presence` gives it.
+#[derive(Debug)]
+pub struct Members {
+    pub members: Vec<Member>,
+    pub seq: u64,
+    pub more: bool,
+}
+
+/// A page of `channel`'s members after `after`, in `sub` order.
+pub async fn presence(
+    deps: &Deps,
+    origin: &ConnectionId,
+    claims: &Claims,
+    channel: &ChannelName,
+    after: Option<&str>,
+) -> Result<Members, ProtocolError> {
+    match crate::subscription::presence(deps, origin, claims, channel, after).await? {
+        Some(ServerFrame::Presence {
+            members, seq, more, ..
+        }) => Ok(Members { members, seq, more }),
         other => Err(unexpected(other)),
     }
 }
