@@ -5,6 +5,7 @@
 //! - `fanout`: the AWS delivery path (the fan-out Lambda's code, posting through the management
 //!   API to the local edge with an injected per-post latency);
 //! - `startup`: each Lambda binary's start-up under `cargo lambda watch`;
+//! - `presence`: connects with presence on and off, and joins and leaves beside messages;
 //! - `suite`: starts every system, runs everything, prints the figures side by side and writes
 //!   `docs/benchmarks.md` (`--smoke` for a quick pass).
 //!
@@ -15,6 +16,7 @@
 mod fanout_path;
 mod load;
 mod memory;
+mod presence;
 mod report;
 mod results;
 mod startup;
@@ -48,6 +50,8 @@ enum Command {
     /// The edge's memory before, at the peak of and after a slow-consumer flood and large
     /// history reads.
     Memory(memory::MemoryArgs),
+    /// Connects with presence on and off; joins and leaves beside messages.
+    Presence(presence::PresenceArgs),
     /// Everything, side by side; writes docs/benchmarks.md.
     Suite(suite::SuiteArgs),
 }
@@ -148,6 +152,7 @@ async fn run(cli: Cli) -> Result {
         Command::Fanout(a) => fanout_path::run(a).await?,
         Command::Startup(a) => startup::run(a).await?,
         Command::Memory(a) => memory::run(&a).await?,
+        Command::Presence(a) => presence::run(a).await?,
         Command::Suite(a) => suite::run(a).await?,
     }
     Ok(())
