@@ -3,9 +3,15 @@
 //! ```json
 //! {"apps": {"chat-demo": {"channels": {
 //!     "angry":   {"functions": ["angry", "emojify"], "onError": "reject", "timeoutMs": 1000},
-//!     "room-*":  {"functions": ["profanity"], "onError": "pass"}
+//!     "room-*":  {"functions": ["profanity"], "onError": "pass"},
+//!     "secret":  {"encrypted": true, "metadataFunctions": ["gate"]}
 //! }}}}
 //! ```
+//!
+//! An `encrypted` channel carries only end-to-end encrypted envelopes (see [`crate::envelope`]):
+//! functions there would see ciphertext, so `functions` and `afterPublish` are refused, and
+//! `metadataFunctions` (which may pass or drop a message by its sender, channel, time or size,
+//! but not change it) take their place.
 //!
 //! A channel key is an exact channel name or a pattern ending in `*`. For a channel, an exact name
 //! wins over patterns, and among patterns the longest prefix wins; `room1` never matches `room10`.
@@ -47,6 +53,9 @@ pub enum OnError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChannelPolicy {
     pub functions: Vec<String>,
+    /// The channel carries only encrypted envelopes: its functions may pass or drop a message
+    /// but not change it.
+    pub encrypted: bool,
     /// Functions handed a copy of each message once it is committed, without waiting for them:
     /// they never delay, change or drop delivery.
     pub after_publish: Vec<String>,
@@ -99,6 +108,10 @@ struct ChannelFormat {
     on_error: OnError,
     #[serde(default)]
     timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    encrypted: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    metadata_functions: Vec<String>,
 }
 
 #[derive(Debug, Default)]
@@ -156,10 +169,29 @@ impl Associations {
                 if key.starts_with('$') {
                     return Err(invalid(&path, &"reserved channels cannot have functions"));
                 }
-                for (field, list) in [
+                let content = [
                     ("functions", &ch.functions),
                     ("afterPublish", &ch.after_publish),
-                ] {
+                ];
+                if ch.encrypted {
+                    if let Some((field, _)) = content.iter().find(|(_, l)| !l.is_empty()) {
+                        return Err(invalid(
+                            &at(&[field]),
+                            &"the channel is encrypted: functions here would see only ciphertext; \
+                              list functions that pass or drop by metadata alone (sender, time, \
+                              size, rate) under metadataFunctions",
+                        ));
+                    }
+                } else if !ch.metadata_functions.is_empty() {
+                    return Err(invalid(
+                        &at(&["metadataFunctions"]),
+                        &"metadataFunctions are for encrypted channels: use functions here",
+                    ));
+                }
+                for (field, list) in content
+                    .into_iter()
+                    .chain([("metadataFunctions", &ch.metadata_functions)])
+                {
                     if list.len() > MAX_FUNCTIONS {
                         return Err(invalid(
                             &at(&[field]),
@@ -191,7 +223,12 @@ impl Associations {
                     ));
                 }
                 let policy = Arc::new(ChannelPolicy {
-                    functions: ch.functions.clone(),
+                    functions: if ch.encrypted {
+                        ch.metadata_functions.clone()
+                    } else {
+                        ch.functions.clone()
+                    },
+                    encrypted: ch.encrypted,
                     after_publish: ch.after_publish.clone(),
                     on_error: ch.on_error,
                     timeout: Duration::from_millis(timeout_ms),
@@ -345,6 +382,46 @@ mod tests {
         assert_eq!(p.timeout, Duration::from_millis(5));
         assert_eq!(f("room1"), Some("exact".into()));
         assert_eq!(a.function_names(), vec!["exact", "long", "short"]);
+    }
+
+    #[test]
+    fn encrypted_channels_take_only_metadata_functions() {
+        let a = Associations::parse(
+            r#"{"apps":{"a":{"channels":{"secret-*":{"encrypted":true,"metadataFunctions":["gate"]}}}}}"#,
+            &all,
+        )
+        .unwrap();
+        let p = a.resolve(&app(), &ch("secret-1")).unwrap();
+        assert!(p.encrypted);
+        assert_eq!(p.functions, ["gate"]);
+        assert_eq!(a.function_names(), ["gate"]);
+        for (doc, path) in [
+            (
+                r#"{"apps":{"a":{"channels":{"s":{"encrypted":true,"functions":["angry"]}}}}}"#,
+                "apps.a.channels.s.functions",
+            ),
+            (
+                r#"{"apps":{"a":{"channels":{"s":{"encrypted":true,"afterPublish":["audit"]}}}}}"#,
+                "apps.a.channels.s.afterPublish",
+            ),
+            (
+                r#"{"apps":{"a":{"channels":{"s":{"metadataFunctions":["gate"]}}}}}"#,
+                "apps.a.channels.s.metadataFunctions",
+            ),
+        ] {
+            match Associations::parse(doc, &all) {
+                Err(AssociationsError::Invalid {
+                    path: p, message, ..
+                }) => {
+                    assert_eq!(p, path, "{message}");
+                    assert!(
+                        message.contains("ciphertext") || message.contains("encrypted"),
+                        "{message}"
+                    );
+                }
+                other => panic!("{doc}: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! - [`associations`]: which functions run on which channel, parsed and validated.
 //! - [`function`]: the contract an Echo function implements, and the chain that runs them.
 //! - [`message`]: messages as published, stored and delivered.
+//! - [`envelope`]: the shape of end-to-end encrypted data, which encrypted channels require.
 //! - [`store`]: the connection, history, presence and associations ports, an in-memory implementation and
 //!   the conformance suite every implementation must pass.
 //! - [`gateway`]: the port that sends frames to connections and closes them.
@@ -28,6 +29,7 @@ pub mod associations;
 pub mod auth;
 pub mod channel;
 pub mod clock;
+pub mod envelope;
 pub mod function;
 pub mod gateway;
 pub mod ids;

@@ -94,6 +94,15 @@ async fn prepare(
         .await
         .map_err(|e| internal(id, "could not load associations", &e))?;
     let policy = associations.resolve(&claims.app, channel);
+    if let Some(why) = policy
+        .as_ref()
+        .filter(|p| p.encrypted)
+        .and_then(|_| echo_core::envelope::check(&data))
+    {
+        return Err(ProtocolError::bad_request(format!(
+            "{channel} is encrypted: publish end-to-end encrypted data ({why})"
+        )));
+    }
     let data = match &policy {
         None => data,
         Some(policy) => {

@@ -59,7 +59,8 @@ pub async fn run_chain(
             Ok(r) => r,
             Err(_) => Err(late),
         }
-        .and_then(|out| check_size(out, max_bytes));
+        .and_then(|out| check_size(out, max_bytes))
+        .and_then(|out| check_unchanged(out, policy, &input.message.data));
         runs.push(FunctionRun {
             function: name.clone(),
             elapsed: started.elapsed(),
@@ -91,6 +92,24 @@ pub async fn run_chain(
     ChainOutcome::Deliver {
         data: input.message.data,
         degraded: None,
+    }
+}
+
+/// On an encrypted channel a function may pass or drop the message, not change its data (it
+/// sees ciphertext: a change could only break it).
+fn check_unchanged(
+    out: FunctionOutput,
+    policy: &ChannelPolicy,
+    data: &serde_json::Value,
+) -> Result<FunctionOutput, InvokeError> {
+    match &out {
+        FunctionOutput::Continue { data: changed } if policy.encrypted && changed != data => {
+            Err(InvokeError::Failed(
+                "on an encrypted channel a function may pass or drop a message, not change it"
+                    .into(),
+            ))
+        }
+        _ => Ok(out),
     }
 }
 
@@ -163,10 +182,40 @@ mod tests {
         let policy = ChannelPolicy {
             functions: fns.iter().map(|s| s.to_string()).collect(),
             after_publish: Vec::new(),
+            encrypted: false,
             on_error,
             timeout: Duration::from_millis(50),
         };
         run_chain(&Fns, &policy, input(), 64, &mut Vec::new()).await
+    }
+
+    #[tokio::test]
+    async fn on_an_encrypted_channel_functions_pass_or_drop_but_do_not_change() {
+        let policy = |fns: &[&str]| ChannelPolicy {
+            functions: fns.iter().map(|s| s.to_string()).collect(),
+            after_publish: Vec::new(),
+            encrypted: true,
+            on_error: OnError::Pass,
+            timeout: Duration::from_millis(50),
+        };
+        match run_chain(&Fns, &policy(&["upper"]), input(), 64, &mut Vec::new()).await {
+            ChainOutcome::Deliver {
+                data,
+                degraded: Some((f, InvokeError::Failed(why))),
+            } => {
+                assert_eq!(
+                    (data, f.as_str()),
+                    (json!("hi"), "upper"),
+                    "the data as it came"
+                );
+                assert!(why.contains("not change"), "{why}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            run_chain(&Fns, &policy(&["drop"]), input(), 64, &mut Vec::new()).await,
+            ChainOutcome::Dropped { .. }
+        ));
     }
 
     #[tokio::test]
@@ -191,6 +240,7 @@ mod tests {
         let policy = |on_error| ChannelPolicy {
             functions: vec!["slow".into(), "slow".into(), "slow".into()],
             after_publish: Vec::new(),
+            encrypted: false,
             on_error,
             timeout: Duration::from_secs(20),
         };
