@@ -58,6 +58,7 @@ impl ClientBuilder {
         let (events, _) = broadcast::channel(256);
         let (commands, rx) = mpsc::channel(1024);
         let request_timeout = self.options.request_timeout;
+        let ciphers = crate::e2e::Ciphers::default();
         connection::start(
             connection::Setup {
                 url: self.url,
@@ -65,6 +66,7 @@ impl ClientBuilder {
                 options: self.options,
                 state: state_tx,
                 events: events.clone(),
+                ciphers: ciphers.clone(),
             },
             rx,
         )
@@ -74,6 +76,7 @@ impl ClientBuilder {
             events,
             state: state_rx,
             request_timeout,
+            ciphers,
         })
     }
 }
@@ -86,6 +89,7 @@ pub struct Client {
     events: broadcast::Sender<Event>,
     state: watch::Receiver<State>,
     request_timeout: Duration,
+    ciphers: crate::e2e::Ciphers,
 }
 
 impl Client {
@@ -158,6 +162,17 @@ impl Client {
         self.publish_with_id(channel, data, None).await
     }
 
+    /// Encrypts `channel` end to end with `keys` ([`crate::e2e`]): publishes are encrypted with
+    /// the first key, and messages delivered or read from history are decrypted with whichever
+    /// key their envelope names, so a key can rotate by putting the new one first. Messages that
+    /// do not decrypt are reported as [`Event::DecryptError`] and not handed over. No keys: the
+    /// channel is no longer encrypted by this client.
+    pub fn encrypt_channel(&self, channel: &str, keys: Vec<crate::e2e::Key>) -> Result<(), Error> {
+        check_channel(channel)?;
+        self.ciphers.set(channel, keys);
+        Ok(())
+    }
+
     /// Publishes with the given message id (1–128 bytes), echoed in the ack and the message.
     pub async fn publish_with_id(
         &self,
@@ -166,7 +181,10 @@ impl Client {
         id: Option<String>,
     ) -> Result<Published, Error> {
         check_channel(channel)?;
-        let data = serde_json::to_value(data).map_err(|e| Error::Encode(e.to_string()))?;
+        let mut data = serde_json::to_value(data).map_err(|e| Error::Encode(e.to_string()))?;
+        if let Some(keys) = self.ciphers.get(channel) {
+            data = keys[0].encrypt(channel, &data);
+        }
         self.request(|reply| Command::Publish {
             channel: channel.to_owned(),
             data,
@@ -186,13 +204,32 @@ impl Client {
         limit: u32,
     ) -> Result<HistoryPage, Error> {
         check_channel(channel)?;
-        self.request(|reply| Command::History {
-            channel: channel.to_owned(),
-            since,
-            limit,
-            reply,
-        })
-        .await
+        let mut page = self
+            .request(|reply| Command::History {
+                channel: channel.to_owned(),
+                since,
+                limit,
+                reply,
+            })
+            .await?;
+        if let Some(keys) = self.ciphers.get(channel) {
+            for m in &mut page.messages {
+                match crate::e2e::decrypt(&keys, channel, &m.data) {
+                    Ok(data) => m.data = data,
+                    Err(error) => {
+                        m.data = serde_json::Value::Null;
+                        m.decrypt_error = Some(error.clone());
+                        let _ = self.events.send(Event::DecryptError {
+                            channel: channel.to_owned(),
+                            seq: m.seq,
+                            id: m.id.clone(),
+                            error,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(page)
     }
 
     /// A round trip to Echo.

@@ -47,6 +47,15 @@ pub enum Event {
         ts: u64,
         seq: Option<u64>,
     },
+    /// A message on an encrypted channel could not be decrypted (a wrong or unknown key, a
+    /// tampered or truncated envelope, or plaintext where an envelope belongs); it was not
+    /// handed over, and delivery went on after it.
+    DecryptError {
+        channel: String,
+        seq: u64,
+        id: String,
+        error: crate::e2e::DecryptError,
+    },
     /// Something failed without a caller to tell, such as a resubscribe refused after reconnect
     /// (the subscription then ends).
     Error {

@@ -32,6 +32,7 @@
 
 mod client;
 mod connection;
+pub mod e2e;
 mod error;
 mod events;
 mod options;

@@ -21,6 +21,11 @@ pub struct Message {
     pub from: String,
     /// When Echo accepted it, in milliseconds since the epoch.
     pub ts: u64,
+    /// On an encrypted channel, in a history page: why the message could not be decrypted (its
+    /// `data` is then null). Messages delivered to a subscription never carry one: those that
+    /// do not decrypt are reported as [`Event::DecryptError`](crate::Event::DecryptError) instead.
+    #[serde(skip)]
+    pub decrypt_error: Option<crate::e2e::DecryptError>,
 }
 
 /// One page of a channel's history, oldest first. A page is cut to fit one frame (128 KB) as

@@ -503,3 +503,82 @@ async fn a_presence_subscription_keeps_the_member_list_across_reconnects() {
     let refused = watcher.presence("$status").await.unwrap_err();
     assert_eq!(refused.code(), Some(ErrorCode::Forbidden));
 }
+
+/// End-to-end encryption through a real edge: the key's holders read, a wrong key gets a
+/// `DecryptError` event per message (with its seq) and nothing handed over, a rotated key reads
+/// old and new, history decrypts, and the edge refuses plaintext on a channel marked encrypted.
+#[tokio::test]
+async fn encrypted_channels_read_with_the_key_and_report_what_does_not_decrypt() {
+    use echo_client::e2e::{DecryptError, Key};
+    let edge = TestEdge::start().await;
+    let (k1, k2) = (Key::from_bytes([1; 32]), Key::from_bytes([2; 32]));
+    let impostor = Key::from_bytes([3; 32]).with_id(k2.id()).unwrap();
+    let alice = connect(&edge, "alice", quick()).await;
+    let bob = connect(&edge, "bob", quick()).await;
+    let mallory = connect(&edge, "mallory", quick()).await;
+    let refused = alice
+        .publish("secret", json!({"text": "plain"}))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Some(ErrorCode::BadRequest), "{refused}");
+    alice.encrypt_channel("secret", vec![k1.clone()]).unwrap();
+    bob.encrypt_channel("secret", vec![k2.clone(), k1.clone()])
+        .unwrap();
+    mallory.encrypt_channel("secret", vec![impostor]).unwrap();
+    let mut events = mallory.events();
+    let mut b = bob.subscribe("secret").await.unwrap();
+    let mut m = mallory.subscribe("secret").await.unwrap();
+
+    let first = alice
+        .publish("secret", json!({"text": "under k1"}))
+        .await
+        .unwrap();
+    alice
+        .encrypt_channel("secret", vec![k2.clone(), k1.clone()])
+        .unwrap();
+    alice
+        .publish("secret", json!({"text": "under k2"}))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut b).await.data, json!({"text": "under k1"}));
+    assert_eq!(next(&mut b).await.data, json!({"text": "under k2"}));
+    let Published::Stored { seq: first_seq } = first else {
+        panic!("{first:?}")
+    };
+    let errors: Vec<_> = [
+        wait_event(&mut events, |e| matches!(e, Event::DecryptError { .. })).await,
+        wait_event(&mut events, |e| matches!(e, Event::DecryptError { .. })).await,
+    ]
+    .into_iter()
+    .map(|e| match e {
+        Event::DecryptError { seq, error, .. } => (seq, error),
+        _ => unreachable!(),
+    })
+    .collect();
+    assert_eq!(
+        errors,
+        [
+            (first_seq, DecryptError::UnknownKey(k1.id().to_owned())),
+            (first_seq + 1, DecryptError::Failed)
+        ]
+    );
+    assert!(
+        timeout(Duration::from_millis(300), m.recv()).await.is_err(),
+        "nothing handed over as plaintext"
+    );
+    let page = bob.history("secret", first_seq - 1, 10).await.unwrap();
+    let texts: Vec<_> = page
+        .messages
+        .iter()
+        .map(|m| m.data["text"].clone())
+        .collect();
+    assert_eq!(texts, [json!("under k1"), json!("under k2")]);
+    let page = mallory.history("secret", first_seq, 10).await.unwrap();
+    assert_eq!(
+        (
+            page.messages[0].data.clone(),
+            page.messages[0].decrypt_error.clone()
+        ),
+        (Value::Null, Some(DecryptError::Failed))
+    );
+}

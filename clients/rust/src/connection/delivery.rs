@@ -230,7 +230,23 @@ impl Task {
         let Some(messages) = self.subs.get(channel).map(|s| s.messages.clone()) else {
             return;
         };
-        for m in ready {
+        let keys = self.setup.ciphers.get(channel);
+        for mut m in ready {
+            if let Some(keys) = &keys {
+                match crate::e2e::decrypt(keys, channel, &m.data) {
+                    Ok(data) => m.data = data,
+                    Err(error) => {
+                        tracing::debug!(channel, seq = m.seq, %error, "could not decrypt");
+                        self.emit(Event::DecryptError {
+                            channel: channel.to_owned(),
+                            seq: m.seq,
+                            id: m.id,
+                            error,
+                        });
+                        continue;
+                    }
+                }
+            }
             if messages.send(m).await.is_err() {
                 self.forget(channel).await;
                 return;

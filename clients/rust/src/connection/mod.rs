@@ -109,6 +109,8 @@ pub(crate) struct Setup {
     pub(crate) options: Options,
     pub(crate) state: watch::Sender<State>,
     pub(crate) events: broadcast::Sender<Event>,
+    /// Keys of the channels this client encrypts: what it hands over is decrypted.
+    pub(crate) ciphers: crate::e2e::Ciphers,
 }
 
 /// Opens the first connection, then runs the connection task in the background.
