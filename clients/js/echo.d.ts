@@ -24,6 +24,7 @@ export type ProtocolErrorCode =
  * - `unsubscribed`: `unsubscribe()` was called before the subscription was confirmed.
  * - `handler_failed`: a subscription's handler threw (reported as an `error` event).
  * - `protocol`: Echo sent a frame that is not JSON.
+ * - `e2e_unavailable`: end-to-end encryption needs WebCrypto (a secure context in browsers).
  */
 export type ClientErrorCode =
   | "timeout"
@@ -34,7 +35,8 @@ export type ClientErrorCode =
   | "unsubscribed"
   | "handler_failed"
   | "protocol"
-  | "refresh_failed";
+  | "refresh_failed"
+  | "e2e_unavailable";
 
 export type EchoErrorCode = ProtocolErrorCode | ClientErrorCode;
 
@@ -74,6 +76,8 @@ export interface HistoryPage<T = Json> {
 }
 
 export interface EchoMessage<T = Json> {
+  /** In a `history` page of an encrypted channel: why this message did not decrypt (`data` is then null). */
+  decryptError?: DecryptReason;
   channel: string;
   /** Increases strictly per channel. */
   seq: number;
@@ -156,6 +160,8 @@ export interface EchoClientEvents {
   renewed: {};
   /** Messages `from`..`to` of `channel` could not be recovered (history no longer has them). */
   gap: { channel: string; from: number; to: number };
+  /** A message on an encrypted channel did not decrypt; it was not handed to the handler. */
+  decrypt_error: DecryptErrorEvent;
   /** A user joined a channel subscribed with `presence: true`. */
   join: PresenceEvent;
   /** A user left a channel subscribed with `presence: true`. */
@@ -200,6 +206,52 @@ export interface SubscribeOptions {
   presence?: boolean;
 }
 
+/**
+ * Why a message did not decrypt: `unknown_key` (no key with its `kid`), `failed` (a wrong key
+ * under the same id, or a tampered or truncated envelope), `not_envelope` (plaintext, or
+ * something else), `not_json`.
+ */
+export type DecryptReason = "unknown_key" | "failed" | "not_envelope" | "not_json";
+
+export interface DecryptErrorEvent {
+  channel: string;
+  seq: number;
+  id: string;
+  reason: DecryptReason;
+  message: string;
+}
+
+/** PBKDF2-HMAC-SHA256 rounds of `E2EKey.fromPassphrase`: 600 000. */
+export const PBKDF2_ROUNDS: number;
+
+/** A channel key for end-to-end encryption (AES-256-GCM through WebCrypto). */
+export class E2EKey {
+  private constructor();
+  /** The key id carried in each envelope (`kid`). */
+  readonly id: string;
+  /** The key's 32 bytes (a copy). */
+  readonly bytes: Uint8Array;
+  /** 32 bytes; `id` (1 to 64 bytes) defaults to the first 8 bytes of the key's SHA-256, in hex. */
+  static fromRaw(bytes: Uint8Array | ArrayLike<number>, options?: { id?: string }): Promise<E2EKey>;
+  /** PBKDF2-HMAC-SHA256, 600 000 rounds, over the salt "echo-e2e-v1:" + `salt`. */
+  static fromPassphrase(passphrase: string, salt: string, options?: { id?: string }): Promise<E2EKey>;
+}
+
+/** The encrypted `data` of a message on an end-to-end encrypted channel. */
+export interface Envelope {
+  e2e: "v1";
+  kid: string;
+  /** The 12-byte nonce, base64. */
+  iv: string;
+  /** The ciphertext and its 16-byte tag, base64. */
+  ct: string;
+}
+
+/** `data` sealed for `channel` under `key` (`iv` for test vectors only: never reuse a nonce). */
+export function sealEnvelope(key: E2EKey, channel: string, data: Json | unknown, iv?: Uint8Array): Promise<Envelope>;
+/** The data an envelope holds; rejects with an error whose `reason` is a `DecryptReason`. */
+export function openEnvelope<T = Json>(keys: E2EKey[], channel: string, envelope: unknown): Promise<T>;
+
 export interface Subscribed {
   channel: string;
   /** The channel's latest seq when the subscription was made. */
@@ -228,6 +280,11 @@ export class EchoClient {
   subscribe<T = Json>(channel: string, handler: (message: EchoMessage<T>) => void, options?: SubscribeOptions): Promise<Subscribed>;
   unsubscribe(channel: string): Promise<void>;
   publish(channel: string, data: Json | unknown, options?: { id?: string }): Promise<PublishResult>;
+  /**
+   * Encrypts `channel` end to end: publishes with the first key, delivery and history decrypted
+   * with the key each envelope names. An empty list ends it.
+   */
+  encryptChannel(channel: string, keys: E2EKey[]): void;
   /** A page of stored messages, cut by `limit` and to fit one frame; `more` when messages follow. */
   history<T = Json>(channel: string, options?: { since?: number; limit?: number }): Promise<HistoryPage<T>>;
   /** The channel's members, every page read. Needs permission to subscribe to the channel. */

@@ -1,12 +1,13 @@
 // Echo client for browsers and Node.js 20+: one WebSocket to an Echo edge (or API Gateway),
 // channel subscriptions that survive reconnects without gaps or repeats, acknowledged publishes,
-// history, presence (member lists kept across reconnects, join and leave events), keepalive and
-// planned renewal before the connection's maximum age.
+// history, presence (member lists kept across reconnects, join and leave events), end-to-end
+// encrypted channels, keepalive and planned renewal before the connection's maximum age.
 //
 // No dependencies. The wire protocol is described in the repository's README ("Protocol").
 //
 // Map of this file:
 //   EchoError      errors with a stable `code` (the protocol's codes plus the client's own)
+//   E2EKey         a channel key for end-to-end encryption (AES-256-GCM through WebCrypto)
 //   EchoClient     the public API: connect, subscribe, unsubscribe, publish, history, presence,
 //                  members, ping, close
 //   Link           one WebSocket: request/answer matching, timeouts, keepalive
@@ -69,6 +70,139 @@ const DEFAULTS = Object.freeze({
 });
 
 const OPEN = 1;
+
+// ------------------------------------------------------------------------ end-to-end encryption
+//
+// The envelope, the same from the Rust client (docs/security.md has the whole scheme):
+//   {"e2e": "v1", "kid": KEY_ID, "iv": BASE64(12 bytes), "ct": BASE64(ciphertext and 16-byte tag)}
+// AES-256-GCM over the JSON text of the data, a fresh random nonce per message, the UTF-8 of
+// "echo-e2e-v1:" and the channel name as additional data. Keys: 32 bytes, or PBKDF2-HMAC-SHA256
+// over a passphrase, 600,000 rounds, salt "echo-e2e-v1:" + a salt the app chooses. A key's id is
+// the app's, or by default the first 8 bytes of the key's SHA-256 in hex.
+
+/** PBKDF2-HMAC-SHA256 rounds for a key from a passphrase. */
+export const PBKDF2_ROUNDS = 600_000;
+const E2E_CONTEXT = "echo-e2e-v1:";
+const utf8 = new TextEncoder();
+
+function subtle() {
+  const s = globalThis.crypto?.subtle;
+  if (!s) {
+    throw new EchoError(
+      "e2e_unavailable",
+      "end-to-end encryption needs WebCrypto (crypto.subtle): a secure context (https:// or localhost) in browsers, Node.js 20+",
+    );
+  }
+  return s;
+}
+
+function toBase64(bytes) {
+  let s = "";
+  for (const b of bytes) s += String.fromCharCode(b);
+  return btoa(s);
+}
+
+function fromBase64(text) {
+  const s = atob(text);
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+  return out;
+}
+
+/** A channel key: 32 bytes and their id. Make one with `fromRaw` or `fromPassphrase`. */
+export class E2EKey {
+  /** @private */
+  constructor(id, cryptoKey, raw) {
+    this.id = id;
+    this._key = cryptoKey;
+    this._raw = raw;
+  }
+
+  /** A key of 32 bytes; `id` (1 to 64 bytes) defaults to the first 8 bytes of its SHA-256, in hex. */
+  static async fromRaw(bytes, { id } = {}) {
+    const raw = bytes instanceof Uint8Array ? new Uint8Array(bytes) : new Uint8Array(bytes ?? []);
+    if (raw.length !== 32) throw new EchoError("bad_request", "an end-to-end key is 32 bytes");
+    if (id !== undefined && (typeof id !== "string" || !id || byteLength(id) > 64)) {
+      throw new EchoError("bad_request", "a key id must be 1 to 64 bytes");
+    }
+    const s = subtle();
+    const digest = new Uint8Array(await s.digest("SHA-256", raw));
+    const kid = id ?? Array.from(digest.slice(0, 8), (b) => b.toString(16).padStart(2, "0")).join("");
+    const key = await s.importKey("raw", raw, { name: "AES-GCM" }, false, ["encrypt", "decrypt"]);
+    return new E2EKey(kid, key, raw);
+  }
+
+  /**
+   * The key a passphrase and a salt derive (PBKDF2-HMAC-SHA256, 600,000 rounds, salt
+   * "echo-e2e-v1:" + `salt`): everyone with the same passphrase and salt gets the same key.
+   */
+  static async fromPassphrase(passphrase, salt, { id } = {}) {
+    if (typeof passphrase !== "string" || !passphrase) throw new EchoError("bad_request", "a passphrase is needed");
+    if (typeof salt !== "string") throw new EchoError("bad_request", "a salt (a string, such as the app and channel) is needed");
+    const s = subtle();
+    const base = await s.importKey("raw", utf8.encode(passphrase), "PBKDF2", false, ["deriveBits"]);
+    const bits = await s.deriveBits(
+      { name: "PBKDF2", hash: "SHA-256", salt: utf8.encode(E2E_CONTEXT + salt), iterations: PBKDF2_ROUNDS },
+      base,
+      256,
+    );
+    return E2EKey.fromRaw(new Uint8Array(bits), { id });
+  }
+
+  /** The key's 32 bytes. */
+  get bytes() {
+    return new Uint8Array(this._raw);
+  }
+}
+
+/** `data` as an envelope for `channel` (`iv`: for test vectors only; never reuse a nonce). */
+export async function sealEnvelope(key, channel, data, iv) {
+  const nonce = iv ?? globalThis.crypto.getRandomValues(new Uint8Array(12));
+  const ct = await subtle().encrypt(
+    { name: "AES-GCM", iv: nonce, additionalData: utf8.encode(E2E_CONTEXT + channel) },
+    key._key,
+    utf8.encode(JSON.stringify(data)),
+  );
+  return { e2e: "v1", kid: key.id, iv: toBase64(nonce), ct: toBase64(new Uint8Array(ct)) };
+}
+
+/** Why a message did not decrypt: `not_envelope`, `unknown_key`, `failed` (wrong key, tampered) or `not_json`. */
+class DecryptFailure extends Error {
+  constructor(reason, message) {
+    super(message);
+    this.reason = reason;
+  }
+}
+
+/** The data an envelope holds, with whichever of `keys` its `kid` names. */
+export async function openEnvelope(keys, channel, envelope) {
+  const e = envelope;
+  if (!e || typeof e !== "object" || e.e2e !== "v1" || typeof e.kid !== "string" || typeof e.iv !== "string" || typeof e.ct !== "string") {
+    throw new DecryptFailure("not_envelope", "the data is not an encrypted envelope");
+  }
+  const key = keys.find((k) => k.id === e.kid);
+  if (!key) throw new DecryptFailure("unknown_key", `no key with id ${JSON.stringify(e.kid)} for this channel`);
+  let iv;
+  let ct;
+  try {
+    iv = fromBase64(e.iv);
+    ct = fromBase64(e.ct);
+  } catch {
+    throw new DecryptFailure("not_envelope", "the envelope's iv or ct is not base64");
+  }
+  if (iv.length !== 12) throw new DecryptFailure("not_envelope", "the envelope's iv is not 12 bytes");
+  let plain;
+  try {
+    plain = await subtle().decrypt({ name: "AES-GCM", iv, additionalData: utf8.encode(E2E_CONTEXT + channel) }, key._key, ct);
+  } catch {
+    throw new DecryptFailure("failed", "the message does not decrypt: wrong key, or tampered with");
+  }
+  try {
+    return JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(plain));
+  } catch {
+    throw new DecryptFailure("not_json", "the decrypted data is not JSON");
+  }
+}
 
 // ------------------------------------------------------------------------------------- errors
 
@@ -232,6 +366,10 @@ export class EchoClient {
     this._renewFailures = 0;
     this._retryTimer = null;
     this._renewTimer = null;
+    /** Keys of the channels this client encrypts end to end, by channel; the first encrypts. */
+    this._ciphers = new Map();
+    /** Encrypted publishes, sealed one after another so that they are sent in call order. */
+    this._sealing = Promise.resolve();
   }
 
   // ------------------------------------------------------------------ public API
@@ -404,6 +542,23 @@ export class EchoClient {
   }
 
   /**
+   * Encrypts `channel` end to end with `keys` (E2EKey objects): publishes are encrypted with the
+   * first, messages delivered or read from history are decrypted with whichever key their
+   * envelope names (so a key rotates by putting the new one first). A message that does not
+   * decrypt is not handed to the handler: a `decrypt_error` event `{channel, seq, id, reason}`
+   * reports it. An empty list ends encryption for the channel.
+   */
+  encryptChannel(channel, keys) {
+    const bad = checkChannel(channel);
+    if (bad) throw bad;
+    if (!Array.isArray(keys) || keys.some((k) => !(k instanceof E2EKey))) {
+      throw new EchoError("bad_request", "encryptChannel needs an array of E2EKey");
+    }
+    if (keys.length === 0) this._ciphers.delete(channel);
+    else this._ciphers.set(channel, [...keys]);
+  }
+
+  /**
    * Publishes `data` (any JSON) to `channel`. Resolves with `{channel, id, seq}` once Echo stored
    * it, or `{channel, id, dropped: true, reason}` when a function dropped it. Rejects with the
    * EchoError Echo answered (`forbidden`, `too_large`, `function_failed`, ...), with `timeout`
@@ -412,6 +567,19 @@ export class EchoClient {
    * While not connected, publishes wait in a bounded queue and are sent after reconnecting.
    */
   publish(channel, data, options = {}) {
+    const keys = this._ciphers.get(channel);
+    if (keys && checkChannel(channel) === null && data !== undefined) {
+      const sealed = this._sealing.then(() => sealEnvelope(keys[0], channel, data));
+      this._sealing = sealed.catch(() => {});
+      return sealed.then(
+        (envelope) => this._publish(channel, envelope, options),
+        (err) => Promise.reject(err instanceof EchoError ? err : new EchoError("bad_request", `could not encrypt: ${err?.message ?? err}`, { channel })),
+      );
+    }
+    return this._publish(channel, data, options);
+  }
+
+  _publish(channel, data, options) {
     const id = options.id ?? randomId();
     let bad = checkChannel(channel);
     if (!bad && data === undefined) bad = new EchoError("bad_request", "publish needs data (any JSON value)");
@@ -490,7 +658,10 @@ export class EchoClient {
         kind: "history",
         channel,
         text: JSON.stringify({ action: "history", channel, since, limit }),
-        reply: (f) => resolve({ channel, messages: normalizeMessages(channel, f.messages), more: f.more === true }),
+        reply: (f) =>
+          this._opened(channel, normalizeMessages(channel, f.messages)).then((messages) =>
+            resolve({ channel, messages, more: f.more === true }),
+          ),
         error: reject,
         timeoutMessage: `no answer to history within ${this._opts.requestTimeout} ms`,
         reject,
@@ -784,9 +955,54 @@ export class EchoClient {
     this._emit("gap", { channel: sub.channel, from, to });
   }
 
-  /** Hands a message to the subscription's handler; its seq becomes the last delivered. */
+  /**
+   * A history page's messages, decrypted on a channel this client encrypts: one that does not
+   * decrypt keeps its place with `data: null` and `decryptError` (and a `decrypt_error` event).
+   */
+  _opened(channel, messages) {
+    const keys = this._ciphers.get(channel);
+    if (!keys) return Promise.resolve(messages);
+    return Promise.all(
+      messages.map((m) =>
+        openEnvelope(keys, channel, m.data).then(
+          (data) => ({ ...m, data }),
+          (err) => {
+            this._decryptFailed(channel, m, err);
+            return { ...m, data: null, decryptError: err.reason ?? "failed" };
+          },
+        ),
+      ),
+    );
+  }
+
+  _decryptFailed(channel, m, err) {
+    this._emit("decrypt_error", { channel, seq: m.seq, id: m.id, reason: err?.reason ?? "failed", message: err?.message ?? String(err) });
+  }
+
+  /**
+   * Hands a message to the subscription's handler; its seq becomes the last delivered. On an
+   * encrypted channel the message is decrypted first, messages one after another so that they
+   * keep their order; one that does not decrypt is reported and skipped.
+   */
   _deliver(sub, m) {
     sub.lastSeq = m.seq;
+    const keys = this._ciphers.get(sub.channel);
+    if (keys) {
+      const opened = (sub.opening ?? Promise.resolve()).then(() => openEnvelope(keys, sub.channel, m.data));
+      sub.opening = opened.then(
+        (data) => {
+          if (this._subs.get(sub.channel) === sub) this._hand(sub, { ...m, data });
+        },
+        (err) => {
+          if (this._subs.get(sub.channel) === sub) this._decryptFailed(sub.channel, m, err);
+        },
+      );
+      return;
+    }
+    this._hand(sub, m);
+  }
+
+  _hand(sub, m) {
     try {
       sub.handler({ channel: sub.channel, seq: m.seq, id: m.id, data: m.data, from: m.from, ts: m.ts });
     } catch (err) {
