@@ -2,7 +2,7 @@
 // at /echo.js). The client keeps the connection alive, resubscribes after a reconnect from the
 // last seq seen, and de-duplicates by seq; this file is the chat UI around it.
 
-import { EchoClient } from "/echo.js";
+import { E2EKey, EchoClient } from "/echo.js";
 
 const APP_ID = "chat-demo";
 const HISTORY_LIMIT = 50;
@@ -16,7 +16,15 @@ const CHANNELS = [
   { name: "angry", desc: "Shouts your text, adds some fury." },
   { name: "backwards", desc: "Reverses your text." },
   { name: "robot", desc: "Rewrites your text the way a robot would say it." },
+  {
+    name: "secret",
+    desc: "End-to-end encrypted: only those with the room's passphrase read it.",
+    encrypted: true,
+  },
 ];
+
+/** What the room's key is derived with besides the passphrase (see docs/security.md). */
+const SECRET_SALT = "chat-demo:secret";
 
 const $ = (id) => document.getElementById(id);
 const els = {
@@ -31,6 +39,9 @@ const els = {
   messages: $("messages"),
   notices: $("notices"),
   people: $("people"),
+  unlock: $("unlock"),
+  passphrase: $("passphrase"),
+  lockState: $("lock-state"),
   peopleCount: $("people-count"),
   composer: $("composer"),
   input: $("message-input"),
@@ -48,7 +59,13 @@ const state = {
   join: 0,
   /** Rendered messages of the current channel, by seq. */
   bySeq: new Map(),
+  /** Encrypted channels this page holds a key for. */
+  unlocked: new Set(),
 };
+
+function isEncrypted(channel) {
+  return CHANNELS.some((c) => c.name === channel && c.encrypted);
+}
 
 // ---------------------------------------------------------------- helpers
 
@@ -155,7 +172,11 @@ function highlightChannel() {
     else btn.removeAttribute("aria-current");
   }
   const info = CHANNELS.find((c) => c.name === state.channel);
-  els.title.textContent = `#${state.channel}`;
+  els.unlock.hidden = !info?.encrypted;
+  const unlocked = state.unlocked.has(state.channel);
+  els.lockState.textContent = unlocked ? "unlocked" : "locked";
+  els.lockState.dataset.state = unlocked ? "unlocked" : "locked";
+  els.title.textContent = `${info?.encrypted ? "🔒 " : ""}#${state.channel}`;
   els.desc.textContent = info ? info.desc : "";
   els.input.placeholder = `Message #${state.channel}`;
   els.messages.dataset.channel = state.channel;
@@ -183,7 +204,13 @@ function scrollToBottom() {
   els.wrap.scrollTop = els.wrap.scrollHeight;
 }
 
+/** An envelope this page cannot open: it holds no key for the channel. */
+function isEnvelope(data) {
+  return Boolean(data && typeof data === "object" && data.e2e === "v1" && typeof data.ct === "string");
+}
+
 function messageText(data) {
+  if (isEnvelope(data)) return "🔒 Encrypted message: enter the room's passphrase to read it";
   if (data && typeof data === "object" && !Array.isArray(data) && typeof data.text === "string") {
     return data.text;
   }
@@ -210,6 +237,7 @@ function addMessage(msg) {
 
   const mine = msg.from === state.sub;
   const li = el("li", mine ? "message mine" : "message");
+  if (msg.locked || isEnvelope(msg.data)) li.classList.add("locked");
   li.dataset.testid = "message";
   li.dataset.seq = String(msg.seq);
   if (typeof msg.id === "string") li.dataset.id = msg.id;
@@ -312,6 +340,12 @@ function showState(clientState) {
 }
 
 client.on("statechange", ({ state: s }) => showState(s));
+// A message of an encrypted room that this page's key does not open: shown as such, never as text.
+client.on("decrypt_error", (e) => {
+  if (e.channel !== state.channel) return;
+  const text = "🔒 Could not decrypt this message (a different passphrase?)";
+  addMessage({ channel: e.channel, seq: e.seq, id: e.id, from: e.from, ts: e.ts, data: { text }, locked: true });
+});
 for (const type of ["join", "leave"]) {
   client.on(type, ({ channel }) => {
     if (channel === state.channel) renderPeople();
@@ -409,6 +443,10 @@ async function onSubmit(event) {
     return;
   }
   const channel = state.channel;
+  if (isEncrypted(channel) && !state.unlocked.has(channel)) {
+    notice(`#${channel} is encrypted: enter its passphrase to write there.`, "warn");
+    return;
+  }
   const name = cleanName(els.name.value);
   els.input.value = "";
   els.input.focus();
@@ -421,6 +459,28 @@ async function onSubmit(event) {
   } catch (err) {
     notice(`${err.code}${err.channel ? ` (#${err.channel})` : ""}: ${err.message}`);
   }
+}
+
+/** Derives the room's key from the passphrase and shows the room again, decrypted. */
+async function onUnlock(event) {
+  event.preventDefault();
+  const channel = state.channel;
+  const passphrase = els.passphrase.value;
+  if (!isEncrypted(channel) || !passphrase) return;
+  try {
+    const key = await E2EKey.fromPassphrase(passphrase, SECRET_SALT);
+    client.encryptChannel(channel, [key]);
+    state.unlocked.add(channel);
+  } catch (err) {
+    notice(`Could not use the passphrase: ${err.message}`);
+    return;
+  }
+  els.passphrase.value = "";
+  highlightChannel();
+  // Read the room again, now decrypted.
+  clearMessages();
+  await client.unsubscribe(channel).catch(() => {});
+  if (state.channel === channel) join();
 }
 
 function onNameChange() {
@@ -444,6 +504,7 @@ function start() {
   setStatus("connecting");
 
   els.composer.addEventListener("submit", onSubmit);
+  els.unlock.addEventListener("submit", onUnlock);
   els.name.addEventListener("change", onNameChange);
   els.name.addEventListener("keydown", (e) => {
     if (e.key === "Enter") {

@@ -217,6 +217,9 @@ export interface DecryptErrorEvent {
   channel: string;
   seq: number;
   id: string;
+  /** The publisher's `sub` and the time Echo accepted it: not encrypted. */
+  from: string;
+  ts: number;
   reason: DecryptReason;
   message: string;
 }

@@ -976,7 +976,15 @@ export class EchoClient {
   }
 
   _decryptFailed(channel, m, err) {
-    this._emit("decrypt_error", { channel, seq: m.seq, id: m.id, reason: err?.reason ?? "failed", message: err?.message ?? String(err) });
+    this._emit("decrypt_error", {
+      channel,
+      seq: m.seq,
+      id: m.id,
+      from: m.from,
+      ts: m.ts,
+      reason: err?.reason ?? "failed",
+      message: err?.message ?? String(err),
+    });
   }
 
   /**

@@ -551,4 +551,55 @@ describe("chat demo", () => {
       assert.deepEqual(errors, [], "the pages threw");
     }),
   );
+
+  test("an encrypted room: pages with the passphrase chat, a third sees only that it is encrypted", { timeout: 90_000 }, () =>
+    withDiagnostics(async () => {
+      const [pageH, pageI, pageJ] = [await openChat("H"), await openChat("I"), await openChat("J")];
+      const unlock = async (page, label, passphrase) => {
+        await page.getByTestId("passphrase-input").fill(passphrase);
+        await page.getByTestId("unlock-button").click();
+        await page.waitForFunction(
+          () => document.querySelector('[data-testid="lock-state"]')?.textContent === "unlocked",
+          null,
+          { timeout: MESSAGE_TIMEOUT_MS },
+        );
+        await page.waitForFunction(
+          () => document.querySelector('[data-testid="messages"]')?.dataset.loaded === "true",
+          null,
+          { timeout: MESSAGE_TIMEOUT_MS },
+        );
+      };
+      for (const [label, page] of [["H", pageH], ["I", pageI], ["J", pageJ]]) {
+        await joinChannel(page, label, "secret");
+        assert.equal(await page.getByTestId("lock-state").textContent(), "locked", `[${label}]`);
+      }
+      await unlock(pageH, "H", "open sesame");
+      await unlock(pageI, "I", "open sesame");
+
+      const plan = `meet at the old mill ${Math.random().toString(36).slice(2, 8)}`;
+      await sendText(pageH, plan, { enter: true });
+      await waitForMessage(pageH, "H", [plan]);
+      await waitForMessage(pageI, "I", [plan]);
+      await sendText(pageI, "see you there", { enter: true });
+      await waitForMessage(pageH, "H", ["see you there"]);
+
+      // J has no passphrase: it is shown that there are encrypted messages, never their text.
+      await waitForMessage(pageJ, "J", ["Encrypted message"]);
+      const locked = await pageJ.getByTestId("message").allTextContents();
+      assert.ok(locked.length >= 2, `[J] ${JSON.stringify(locked)}`);
+      assert.ok(locked.every((t) => !t.includes(plan) && !t.includes("see you there")), `[J] ${JSON.stringify(locked)}`);
+      // Writing without the passphrase is refused by the page, before anything is sent.
+      await sendText(pageJ, "let me in", { enter: true });
+      const notices = await pageJ.getByTestId("notice").allTextContents();
+      assert.ok(notices.some((n) => n.includes("encrypted")), `[J] notices: ${JSON.stringify(notices)}`);
+
+      // With a wrong passphrase J sees that messages do not decrypt, still never their text.
+      await unlock(pageJ, "J", "wrong guess");
+      await waitForMessage(pageJ, "J", ["Could not decrypt"]);
+      const wrong = await pageJ.getByTestId("message").allTextContents();
+      assert.ok(wrong.every((t) => !t.includes(plan)), `[J] ${JSON.stringify(wrong)}`);
+      const errors = pageLogs.filter((l) => l.includes("page error"));
+      assert.deepEqual(errors, [], "the pages threw");
+    }),
+  );
 });
