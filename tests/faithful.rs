@@ -28,7 +28,7 @@ struct Faithful {
     edge: TestEdge,
     store: Arc<DynamoStore>,
     _lambdas: services::Service,
-    _dynamo: services::Service,
+    dynamo: services::Service,
 }
 
 impl Faithful {
@@ -93,7 +93,7 @@ impl Faithful {
             edge,
             store,
             _lambdas: lambdas,
-            _dynamo: dynamo,
+            dynamo,
         }
     }
 }
@@ -445,4 +445,67 @@ async fn members(c: &mut echo_tests::Client, channel: &str) -> serde_json::Value
     c.send(json!({"action": "presence", "channel": channel}))
         .await;
     c.recv_until("presence").await.0
+}
+
+/// End-to-end encryption through the Lambdas: the message handler refuses plaintext on a channel
+/// marked encrypted, the key's holders read a canary, and no DynamoDB item holds it, while a
+/// canary on a plain channel is found (the scan would find it).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_encrypted_canary_is_in_no_dynamodb_item() {
+    use echo_client::e2e::{Key, decrypt};
+    let f = Faithful::start(
+        r#"{"apps":{"chat-demo":{"channels":{"secret":{"encrypted":true}}}}}"#,
+        &["connect-handler", "message-handler", "fanout"],
+        &[],
+        |_| {},
+    )
+    .await;
+    let edge = &f.edge;
+    let key = Key::from_passphrase("faithful canary", "chat-demo:secret");
+    let mut alice = edge.connect(&edge.token("chat-demo", "alice")).await;
+    let mut bob = edge.connect(&edge.token("chat-demo", "bob")).await;
+    bob.subscribe("secret").await;
+    bob.subscribe("plain").await;
+    let refused = alice
+        .publish("secret", json!({"text": "plaintext"}), "p1")
+        .await;
+    assert_eq!(refused["code"], "bad_request", "{refused}");
+
+    let canary = format!("secret-canary-{}", std::process::id());
+    let plain_canary = format!("plain-canary-{}", std::process::id());
+    let sealed = key.encrypt("secret", &json!({"text": canary}));
+    assert_eq!(alice.publish("secret", sealed, "s1").await["type"], "ack");
+    assert_eq!(
+        alice
+            .publish("plain", json!({"text": plain_canary}), "c1")
+            .await["type"],
+        "ack"
+    );
+    let mut read = Vec::new();
+    while read.len() < 2 {
+        let (m, _) = bob.recv_until("message").await;
+        read.push(m);
+    }
+    let secret = read.iter().find(|m| m["channel"] == "secret").unwrap();
+    assert_eq!(
+        decrypt(&[key], "secret", &secret["data"]).unwrap(),
+        json!({"text": canary}),
+        "the key's holder reads it"
+    );
+
+    let client = services::dynamodb_client(&f.dynamo.endpoint);
+    let mut items = String::new();
+    for table in ["echo-connections", "echo-history"] {
+        let scan = client.scan().table_name(table).send().await.unwrap();
+        items.push_str(&format!("{:?}", scan.items()));
+    }
+    assert!(
+        items.contains(&plain_canary),
+        "the scan finds a plain canary"
+    );
+    assert!(
+        !items.contains(&canary),
+        "an encrypted canary is in DynamoDB"
+    );
+    f.edge.edge.shutdown().await;
 }
