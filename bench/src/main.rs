@@ -6,6 +6,7 @@
 //!   API to the local edge with an injected per-post latency);
 //! - `startup`: each Lambda binary's start-up under `cargo lambda watch`;
 //! - `presence`: connects with presence on and off, and joins and leaves beside messages;
+//! - `e2e`: the Rust client sealing and opening end-to-end encrypted messages;
 //! - `suite`: starts every system, runs everything, prints the figures side by side and writes
 //!   `docs/benchmarks.md` (`--smoke` for a quick pass).
 //!
@@ -13,6 +14,7 @@
 //! `suite` (each runs one kind of measurement), `results` (what they measured, and the suite's
 //! series), `report` (how results are printed and written).
 
+mod e2e;
 mod fanout_path;
 mod load;
 mod memory;
@@ -50,6 +52,8 @@ enum Command {
     /// The edge's memory before, at the peak of and after a slow-consumer flood and large
     /// history reads.
     Memory(memory::MemoryArgs),
+    /// The Rust client sealing and opening end-to-end encrypted messages.
+    E2e(e2e::E2eArgs),
     /// Connects with presence on and off; joins and leaves beside messages.
     Presence(presence::PresenceArgs),
     /// Everything, side by side; writes docs/benchmarks.md.
@@ -153,6 +157,7 @@ async fn run(cli: Cli) -> Result {
         Command::Startup(a) => startup::run(a).await?,
         Command::Memory(a) => memory::run(&a).await?,
         Command::Presence(a) => presence::run(a).await?,
+        Command::E2e(a) => e2e::run(&a)?,
         Command::Suite(a) => suite::run(a).await?,
     }
     Ok(())

@@ -97,8 +97,9 @@ function subtle() {
 }
 
 function toBase64(bytes) {
+  // Built a chunk at a time: a character at a time costs a 1 KB message more than its encryption.
   let s = "";
-  for (const b of bytes) s += String.fromCharCode(b);
+  for (let i = 0; i < bytes.length; i += 8192) s += String.fromCharCode.apply(null, bytes.subarray(i, i + 8192));
   return btoa(s);
 }
 
@@ -569,7 +570,10 @@ export class EchoClient {
   publish(channel, data, options = {}) {
     const keys = this._ciphers.get(channel);
     if (keys && checkChannel(channel) === null && data !== undefined) {
-      const sealed = this._sealing.then(() => sealEnvelope(keys[0], channel, data));
+      // Sealed at once, alongside earlier ones; sent after them.
+      const sealing = sealEnvelope(keys[0], channel, data);
+      sealing.catch(() => {}); // handled below, once the publishes before it are sent
+      const sealed = this._sealing.then(() => sealing);
       this._sealing = sealed.catch(() => {});
       return sealed.then(
         (envelope) => this._publish(channel, envelope, options),
@@ -996,7 +1000,10 @@ export class EchoClient {
     sub.lastSeq = m.seq;
     const keys = this._ciphers.get(sub.channel);
     if (keys) {
-      const opened = (sub.opening ?? Promise.resolve()).then(() => openEnvelope(keys, sub.channel, m.data));
+      // Opened at once, alongside earlier ones; handed over after them.
+      const opening = openEnvelope(keys, sub.channel, m.data);
+      opening.catch(() => {}); // handled below, in turn
+      const opened = (sub.opening ?? Promise.resolve()).then(() => opening);
       sub.opening = opened.then(
         (data) => {
           if (this._subs.get(sub.channel) === sub) this._hand(sub, { ...m, data });
