@@ -103,7 +103,7 @@ fn the_committed_vectors_hold() {
             v["name"]
         );
         assert_eq!(
-            decrypt(&[key.clone()], channel, &v["envelope"]),
+            decrypt(std::slice::from_ref(&key), channel, &v["envelope"]),
             Ok(v["data"].clone())
         );
     }
