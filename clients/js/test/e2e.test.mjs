@@ -2,11 +2,12 @@
 // client's tests check too), wrong keys, tampering and truncation, and encrypted channels through
 // a real edge: readers with the key, without it, with a wrong one, and a key rotation.
 
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
-import { EchoClient, E2EKey, openEnvelope, sealEnvelope } from "../echo.js";
-import { startEdge, unique, waitFor } from "../test-support/edge.mjs";
+import { E2EKey, openEnvelope, sealEnvelope } from "../echo.js";
+import { unique, waitFor } from "../test-support/edge.mjs";
+import { sharedEdge } from "../test-support/shared-edge.mjs";
 
 const fromB64 = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
 const vectors = JSON.parse(await readFile(new URL("../../../tests/fixtures/e2e-vectors.json", import.meta.url), "utf8")).vectors;
@@ -53,20 +54,8 @@ describe("e2e vectors", { timeout: 30_000 }, () => {
 });
 
 describe("encrypted channels", { timeout: 60_000 }, () => {
-  let edge;
-  const clients = [];
-  before(async () => {
-    edge = await startEdge();
-  });
-  after(async () => {
-    await Promise.all(clients.map((c) => c.close()));
-    await edge?.stop();
-  });
-  const client = (app, sub) => {
-    const c = new EchoClient({ url: edge.wsUrl, tokenProvider: () => edge.token(app, sub), requestTimeout: 5000 });
-    clients.push(c);
-    return c;
-  };
+  const shared = sharedEdge();
+  const client = (app, sub) => shared.client(app, sub);
 
   test("readers with the key read, others see ciphertext or a decrypt error, in order", async () => {
     const app = unique("app");

@@ -2,36 +2,15 @@
 // across a reconnect (against a real edge), and events that arrive out of order (against a
 // scripted server).
 
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { EchoClient } from "../echo.js";
-import { sleep, startEdge, startProxy, unique, waitFor } from "../test-support/edge.mjs";
+import { sleep, startProxy, unique, waitFor } from "../test-support/edge.mjs";
 import { ScriptedSocket } from "../test-support/scripted-socket.mjs";
+import { sharedEdge } from "../test-support/shared-edge.mjs";
 
-let edge;
-const clients = [];
-
-before(async () => {
-  edge = await startEdge();
-});
-
-after(async () => {
-  await Promise.all(clients.map((c) => c.close()));
-  await edge?.stop();
-});
-
-function client(app, sub, options = {}) {
-  const c = new EchoClient({
-    url: edge.wsUrl,
-    tokenProvider: () => edge.token(app, sub),
-    requestTimeout: 5000,
-    backoffBase: 50,
-    backoffMax: 200,
-    ...options,
-  });
-  clients.push(c);
-  return c;
-}
+const shared = sharedEdge();
+const client = (app, sub, options) => shared.client(app, sub, options);
 
 /** Records the join and leave events of `c`. */
 function events(c) {
@@ -97,7 +76,7 @@ describe("presence", { timeout: 30_000 }, () => {
 
   test("the list is kept across a reconnect: who came and went meanwhile is told", async () => {
     const app = unique("app");
-    const proxy = await startProxy(edge.port);
+    const proxy = await startProxy(shared.edge.port);
     try {
       const watcher = client(app, "watcher", { url: proxy.url });
       const seen = events(watcher);
@@ -128,8 +107,9 @@ describe("presence order", { timeout: 20_000 }, () => {
 
   test("events are applied in seq order; a gap is closed by reading the list again", async () => {
     const before = ScriptedSocket.all.length;
-    const c = new EchoClient({ url: "ws://scripted.invalid/", token: "t", WebSocket: ScriptedSocket, pingInterval: 0, reorderHold: 100 });
-    clients.push(c);
+    const c = shared.track(
+      new EchoClient({ url: "ws://scripted.invalid/", token: "t", WebSocket: ScriptedSocket, pingInterval: 0, reorderHold: 100 }),
+    );
     const seen = events(c);
     await c.connect();
     const socket = ScriptedSocket.all[before];
