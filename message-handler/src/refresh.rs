@@ -50,6 +50,10 @@ pub(crate) async fn refresh(
     }
     let now_ms = deps.clock.now_ms();
     for key in subscriptions {
+        if key.channel.presence_of().is_some() {
+            // A presence subscription goes with its channel's: ended with it, if at all.
+            continue;
+        }
         if claims.authorize_subscribe(&key.channel).is_ok() {
             // The user's presence there lasts as long as the record now does.
             deps.presence
@@ -241,8 +245,11 @@ mod tests {
         let h = Harness::new();
         let id = expiring(&h).await;
         for channel in ["room-1", "news"] {
-            h.send(&id, json!({"action": "subscribe", "channel": channel}))
-                .await;
+            h.send(
+                &id,
+                json!({"action": "subscribe", "channel": channel, "presence": true}),
+            )
+            .await;
         }
         let mut narrower = Claims::new(app(), "alice", NOW + 3600);
         narrower.channels = Some(Permissions {
@@ -258,10 +265,24 @@ mod tests {
             h.posted_to(&id).last().unwrap(),
             &json!({"type": "unsubscribed", "channel": "news"})
         );
-        let left = h.deps.connections.subscriptions(&id).await.unwrap();
+        let mut left: Vec<_> = h
+            .deps
+            .connections
+            .subscriptions(&id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|k| k.channel.to_string())
+            .collect();
+        left.sort();
         assert_eq!(
-            left.iter().map(|k| k.channel.as_str()).collect::<Vec<_>>(),
-            ["room-1"]
+            left,
+            ["$presence:room-1", "room-1"],
+            "the allowed channel keeps its presence subscription; the other goes with both"
+        );
+        assert_eq!(
+            h.presence_events("news").await.last().map(|e| e.1.clone()),
+            Some("leave".to_owned())
         );
     }
 }
