@@ -8,6 +8,8 @@
 // A key is an exact channel name or a pattern ending in `*`; an exact name beats every pattern and
 // among patterns the longest prefix wins. Documents are validated as Echo validates them, with
 // errors naming the place (`apps.chat-demo.channels.angry.functions[1]: unknown function "angri"`).
+// An `encrypted` channel runs its `metadataFunctions` in place of `functions`, as Echo does; the
+// baseline, like the system it stands for, does not check that its data is an encrypted envelope.
 
 export const DEFAULT_TIMEOUT_MS = 1000;
 export const MAX_TIMEOUT_MS = 25_000;
@@ -65,16 +67,23 @@ export function parseAssociations(text, known) {
         throw new Error(`${path}: invalid channel name or pattern`);
       }
       if (!isObject(ch)) throw new Error(`${path}: must be an object`);
-      unknownKeys(ch, ["functions", "onError", "timeoutMs"], path);
-      if (!Array.isArray(ch.functions)) throw new Error(`${path}.functions: must be an array`);
-      if (ch.functions.length > MAX_FUNCTIONS) {
-        throw new Error(`${path}.functions: at most ${MAX_FUNCTIONS} functions per channel`);
+      unknownKeys(ch, ["functions", "onError", "timeoutMs", "encrypted", "metadataFunctions"], path);
+      if (ch.encrypted !== undefined && typeof ch.encrypted !== "boolean") throw new Error(`${path}.encrypted: must be true or false`);
+      const field = ch.encrypted ? "metadataFunctions" : "functions";
+      const other = ch.encrypted ? "functions" : "metadataFunctions";
+      if (ch[other] !== undefined && ch[other].length > 0) {
+        throw new Error(`${path}.${other}: ${ch.encrypted ? "an encrypted channel takes metadataFunctions" : "metadataFunctions are for encrypted channels"}`);
       }
-      ch.functions.forEach((f, i) => {
+      const chain = ch[field] ?? [];
+      if (!Array.isArray(chain)) throw new Error(`${path}.${field}: must be an array`);
+      if (chain.length > MAX_FUNCTIONS) {
+        throw new Error(`${path}.${field}: at most ${MAX_FUNCTIONS} functions per channel`);
+      }
+      chain.forEach((f, i) => {
         if (typeof f !== "string" || !FUNCTION_NAME.test(f)) {
-          throw new Error(`${path}.functions[${i}]: ${JSON.stringify(f)} is not a valid function name (1 to 64 of a-z A-Z 0-9 _ -)`);
+          throw new Error(`${path}.${field}[${i}]: ${JSON.stringify(f)} is not a valid function name (1 to 64 of a-z A-Z 0-9 _ -)`);
         }
-        if (!known(f)) throw new Error(`${path}.functions[${i}]: unknown function ${JSON.stringify(f)}`);
+        if (!known(f)) throw new Error(`${path}.${field}[${i}]: unknown function ${JSON.stringify(f)}`);
       });
       const onError = ch.onError ?? "reject";
       if (onError !== "reject" && onError !== "pass") throw new Error(`${path}.onError: must be "reject" or "pass"`);
@@ -82,7 +91,7 @@ export function parseAssociations(text, known) {
       if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_TIMEOUT_MS) {
         throw new Error(`${path}.timeoutMs: must be 1 to ${MAX_TIMEOUT_MS}`);
       }
-      const policy = { functions: [...ch.functions], onError, timeoutMs };
+      const policy = { functions: [...chain], onError, timeoutMs };
       if (wildcard) patterns.push([prefix, policy]);
       else exact.set(key, policy);
     }
