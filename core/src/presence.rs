@@ -58,11 +58,11 @@ impl Presence {
         expires_at: u64,
         now_ms: u64,
     ) {
-        let Some(key) = members_key(app, channel) else {
+        let Some(keys) = Keys::of(app, channel) else {
             return;
         };
-        self.change(&key, PresenceEvent::Join, sub, now_ms, || {
-            self.store.join(&key, sub, id, expires_at)
+        self.change(&keys, PresenceEvent::Join, sub, now_ms, || {
+            self.store.join(&keys.members, sub, id, expires_at)
         })
         .await;
     }
@@ -77,18 +77,18 @@ impl Presence {
         id: &ConnectionId,
         now_ms: u64,
     ) {
-        let Some(key) = members_key(app, channel) else {
+        let Some(keys) = Keys::of(app, channel) else {
             return;
         };
-        self.change(&key, PresenceEvent::Leave, sub, now_ms, || {
-            self.store.leave(&key, sub, id)
+        self.change(&keys, PresenceEvent::Leave, sub, now_ms, || {
+            self.store.leave(&keys.members, sub, id)
         })
         .await;
     }
 
     async fn change<F>(
         &self,
-        key: &ChannelKey,
+        keys: &Keys,
         event: PresenceEvent,
         sub: &str,
         now_ms: u64,
@@ -96,10 +96,7 @@ impl Presence {
     ) where
         F: std::future::Future<Output = Result<bool, StoreError>>,
     {
-        let Some(presence) = key.channel.presence() else {
-            return;
-        };
-        let presence = ChannelKey::new(key.app.clone(), presence);
+        let key = &keys.members;
         let committing = {
             let _turn = self.locks.lock(key).await;
             match store_change().await {
@@ -116,7 +113,7 @@ impl Presence {
                 from: SYSTEM_SENDER.to_owned(),
                 ts: now_ms,
             };
-            self.publisher.begin(&presence, message).await
+            self.publisher.begin(&keys.events, message).await
         };
         if let Err(e) = async { committing?.await }.await {
             tracing::warn!(channel = %key, event = event.as_str(), error = %e, "could not publish presence event");
@@ -132,25 +129,30 @@ impl Presence {
         after: Option<&str>,
         limit: usize,
     ) -> Result<(MembersPage, u64), StoreError> {
-        let Some(key) = members_key(app, channel) else {
+        let Some(keys) = Keys::of(app, channel) else {
             return Ok((MembersPage::default(), 0));
         };
-        let Some(presence) = channel.presence() else {
-            return Ok((MembersPage::default(), 0));
-        };
-        let seq = self
-            .publisher
-            .history
-            .latest_seq(&ChannelKey::new(app.clone(), presence))
-            .await?;
-        let page = self.store.members(&key, after, limit).await?;
+        let seq = self.publisher.history.latest_seq(&keys.events).await?;
+        let page = self.store.members(&keys.members, after, limit).await?;
         Ok((page, seq))
     }
 }
 
-/// The key a channel's members are kept under; `None` for reserved channels, which have none.
-fn members_key(app: &AppId, channel: &ChannelName) -> Option<ChannelKey> {
-    (!channel.is_reserved()).then(|| ChannelKey::new(app.clone(), channel.clone()))
+/// Where a channel's presence lives: its members, and its presence channel for the events.
+struct Keys {
+    members: ChannelKey,
+    events: ChannelKey,
+}
+
+impl Keys {
+    /// `None` for reserved channels, which have no presence.
+    fn of(app: &AppId, channel: &ChannelName) -> Option<Self> {
+        let events = ChannelKey::new(app.clone(), channel.presence()?);
+        Some(Self {
+            members: ChannelKey::new(app.clone(), channel.clone()),
+            events,
+        })
+    }
 }
 
 /// Told when a connection is removed for good (its `$disconnect`, or fan-out finding it gone),
