@@ -681,13 +681,11 @@ export class EchoClient {
   presence(channel) {
     const bad = checkChannel(channel);
     if (bad) return Promise.reject(bad);
+    const link = this._primary;
+    if (!link?.opened || this._state !== "open") return Promise.reject(this._notConnected("presence", channel));
     return new Promise((resolve, reject) => {
-      const link = this._primary;
-      if (!link?.opened || this._state !== "open") {
-        this._request({ kind: "presence", channel, reject });
-        return;
-      }
-      this._readMembers(link, channel, (list) => resolve({ channel, members: [...list.members].map(([sub, connections]) => ({ sub, connections })), seq: list.seq }), reject);
+      const done = (list) => resolve({ channel, members: [...list.members].map(([sub, connections]) => ({ sub, connections })), seq: list.seq });
+      this._readMembers(link, channel, done, reject);
     });
   }
 
@@ -734,8 +732,7 @@ export class EchoClient {
   _request({ kind, channel, text, reply, error, timeoutMessage, reject }) {
     const link = this._primary;
     if (!link?.opened || this._state !== "open") {
-      const why = this._state === "closed" ? "closed" : "disconnected";
-      reject(new EchoError(why, `not connected (state: ${this._state}): ${kind} needs an open connection`, { channel }));
+      reject(this._notConnected(kind, channel));
       return;
     }
     link.request({
@@ -747,6 +744,12 @@ export class EchoClient {
       lost: () => reject(new EchoError("disconnected", `the connection dropped before Echo answered ${kind}`, { channel })),
       timeout: () => reject(new EchoError("timeout", timeoutMessage, { channel })),
     });
+  }
+
+  /** The error of a request that needs an open connection and has none. */
+  _notConnected(kind, channel) {
+    const why = this._state === "closed" ? "closed" : "disconnected";
+    return new EchoError(why, `not connected (state: ${this._state}): ${kind} needs an open connection`, { channel });
   }
 
   _sendSubscribe(link, sub, after) {

@@ -72,6 +72,8 @@ describe("presence", { timeout: 30_000 }, () => {
     await assert.rejects(c.presence("$status"), (e) => e.code === "forbidden");
     await assert.rejects(c.presence("no spaces"), (e) => e.code === "bad_request");
     await assert.rejects(c.subscribe("room", () => {}, { presence: "yes" }), (e) => e.code === "bad_request");
+    const idle = client(app, "idle");
+    await assert.rejects(idle.presence("room"), (e) => e.code === "closed", "a client never connected");
   });
 
   test("the list is kept across a reconnect: who came and went meanwhile is told", async () => {
