@@ -18,6 +18,12 @@ export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 step() { printf '\n==> %s\n' "$*"; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
+# The whole run needs about 10 GB of disk (toolchains included; the test binaries alone take
+# 4 GB). A linker that runs out of it dies with a bus error: say what there was, before and at a
+# failure.
+df -h . | sed 's/^/disk: /'
+trap 'df -h . | sed "s/^/disk at the failure: /"' ERR
+
 step "Installing test dependencies"
 if [ -z "${CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
   as_root apt-get update -qq
@@ -60,11 +66,15 @@ bash scripts/validate-template.sh
 step "sam build: every Lambda for arm64 (provided.al2023)"
 AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-us-east-1} SAM_CLI_TELEMETRY=0 \
   "${ECHO_SAM_VENV:-.venv-sam}/bin/sam" build --template template.yaml --build-dir target/sam-build
+# Nothing below uses the arm64 release build (0.8 GB): give its disk to the test binaries.
+rm -rf target/aarch64-unknown-linux-gnu target/lambda target/sam-build
 
 step "cargo test (with echoctl's aws feature: status and associations push against moto)"
 "${ECHO_SAM_VENV:-.venv-sam}/bin/pip" install -q 'moto[server]'
 # Every cargo command below builds the same feature set, so nothing is compiled twice.
 ECHO_MOTO_VENV="${ECHO_SAM_VENV:-.venv-sam}" cargo test --workspace --all-features
+# The Lambdas `cargo lambda watch` built for the faithful-mode tests (2 GB) are done with.
+rm -rf target/lambda-watch
 cargo build --workspace --all-features --bins
 
 step "Chat demo in headless Chromium"
