@@ -582,7 +582,28 @@ pub async fn presence_store(store: &dyn PresenceStore) {
         .count();
     assert_eq!(lasts, 1, "one of concurrent leaves is the user's last");
 
-    // A connection past its expiry does not count, and the user's next join is a join again.
+    // A connection past its expiry does not count, but taking it off is still the user's leave
+    // (the sweep's), once.
+    let lapsing = key(&app, "lapsing");
+    store
+        .join(&lapsing, "erin", &conn("e1"), 1_000)
+        .await
+        .expect("join");
+    assert!(
+        store
+            .leave(&lapsing, "erin", &conn("e1"))
+            .await
+            .expect("leave"),
+        "taking off an expired last connection is a leave"
+    );
+    assert!(
+        !store
+            .leave(&lapsing, "erin", &conn("e1"))
+            .await
+            .expect("leave"),
+        "once"
+    );
+    // And the user's next join after expiry is a join again.
     let expired = key(&app, "expired");
     store
         .join(&expired, "dave", &conn("d1"), 1_000)

@@ -352,7 +352,7 @@ impl PresenceStore for MemoryStore {
         let Some(connections) = users.get_mut(sub) else {
             return Ok(false);
         };
-        let was_live = connections.remove(id).is_some_and(|expires| expires > now);
+        let was_member = connections.remove(id).is_some();
         connections.retain(|_, expires| *expires > now);
         let last = connections.is_empty();
         if last {
@@ -361,7 +361,7 @@ impl PresenceStore for MemoryStore {
                 s.members.remove(key);
             }
         }
-        Ok(was_live && last)
+        Ok(was_member && last)
     }
 
     async fn members(

@@ -246,7 +246,8 @@ pub trait PresenceStore: Send + Sync + 'static {
     ) -> StoreResult<bool>;
 
     /// Takes connection `id` of user `sub` off `key`; `true` when it was the user's last (its
-    /// leave). `false` when the connection was not on the channel.
+    /// leave), even if it had expired (the sweep ends expired connections: their channels hear
+    /// the leave then). `false` when the connection was not on the channel.
     async fn leave(&self, key: &ChannelKey, sub: &str, id: &ConnectionId) -> StoreResult<bool>;
 
     /// The members whose `sub` sorts after `after`, in `sub` order, at most `limit`.
