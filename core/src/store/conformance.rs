@@ -20,6 +20,7 @@ use super::{
 };
 use crate::auth::Claims;
 use crate::channel::{AppId, ChannelKey, ChannelName};
+use crate::clock::{Clock, SystemClock};
 use crate::ids::{ConnectionId, random_hex};
 use crate::message::NewMessage;
 use crate::rate::Allowance;
@@ -298,6 +299,10 @@ async fn renewal_and_expiry(store: &dyn ConnectionStore, app: &AppId) {
         vec![c.clone()],
         "a renewed connection keeps its subscriptions"
     );
+    assert!(
+        !lapsed(store).await.contains(&c),
+        "a live connection has not lapsed"
+    );
     // Renewed to an expiry already past: gone, for frames and for fan-out alike.
     assert!(store.renew(&c, claims, 1).await.expect("renew to the past"));
     assert_eq!(store.get_connection(&c).await.expect("get"), None);
@@ -309,7 +314,28 @@ async fn renewal_and_expiry(store: &dyn ConnectionStore, app: &AppId) {
             .is_empty(),
         "an expired connection is no subscriber"
     );
-    store.remove_connection(&c).await.expect("remove c");
+    // Kept until removed: the sweep finds it there, and ends it once.
+    assert!(
+        lapsed(store).await.contains(&c),
+        "an expired connection that was not removed has lapsed"
+    );
+    let removed = store.remove_connection(&c).await.expect("remove c");
+    assert_eq!(
+        removed.map(|(r, channels)| (r.id, channels)),
+        Some((c.clone(), vec![room])),
+        "an expired connection is removed with its subscriptions"
+    );
+    assert!(
+        !lapsed(store).await.contains(&c),
+        "a removed connection has not lapsed"
+    );
+}
+
+async fn lapsed(store: &dyn ConnectionStore) -> Vec<ConnectionId> {
+    store
+        .lapsed(SystemClock.now_secs(), 10_000)
+        .await
+        .expect("lapsed")
 }
 
 fn app_other(app: &AppId) -> AppId {

@@ -117,6 +117,18 @@ impl ConnectionStore for MemoryStore {
         Ok(Some((record, subs.into_iter().collect())))
     }
 
+    async fn lapsed(&self, now_secs: u64, limit: usize) -> StoreResult<Vec<ConnectionId>> {
+        // A walk over every connection, once a sweep: 100,000 take a few milliseconds.
+        Ok(self
+            .state()
+            .connections
+            .iter()
+            .filter(|(_, (r, _))| r.expires_at <= now_secs)
+            .take(limit)
+            .map(|(id, _)| id.clone())
+            .collect())
+    }
+
     async fn subscribe(
         &self,
         id: &ConnectionId,

@@ -115,6 +115,10 @@ pub trait ConnectionStore: Send + Sync + 'static {
     /// Returns whether the subscription existed.
     async fn unsubscribe(&self, id: &ConnectionId, key: &ChannelKey) -> StoreResult<bool>;
 
+    /// Connections whose records expired at or before `now_secs` (seconds) and are still kept,
+    /// at most `limit`, in no particular order: those whose `$disconnect` never came, or whose
+    /// token ran out unrefreshed. What the sweep ends ([`crate::disconnection`]).
+    async fn lapsed(&self, now_secs: u64, limit: usize) -> StoreResult<Vec<ConnectionId>>;
     /// The connections subscribed to `key`, in no particular order; never one whose record has
     /// expired.
     async fn subscribers(&self, key: &ChannelKey) -> StoreResult<Vec<ConnectionId>>;

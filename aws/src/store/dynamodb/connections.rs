@@ -12,8 +12,8 @@ use echo_core::store::{
 };
 
 use super::{
-    DynamoStore, META_SK, condition_held, conn_pk, expired, get_s, n, now_secs, record_of, s,
-    settled_in, sub_sk,
+    DynamoStore, LAPSE_SHARDS, LAPSES_INDEX, META_SK, condition_held, conn_pk, expired, get_s,
+    lapse_pk, n, now_secs, record_of, s, settled_in, sub_sk,
 };
 
 #[async_trait]
@@ -27,6 +27,7 @@ impl ConnectionStore for DynamoStore {
             .item("sk", s(META_SK))
             .item("record", s(json))
             .item("ttl", n(record.expires_at))
+            .item("lapse", s(lapse_pk(&record.id)))
             // Settled publish orders by channel, filled in by `settle_order`.
             .item("ord", AttributeValue::M(Default::default()))
             .send()
@@ -89,6 +90,40 @@ impl ConnectionStore for DynamoStore {
             .and_then(|r| serde_json::from_str(r).ok())
             .ok_or_else(|| StoreError::Corrupt(format!("connection {id} has no record")))?;
         Ok(Some((record, channels)))
+    }
+
+    async fn lapsed(&self, now_secs: u64, limit: usize) -> StoreResult<Vec<ConnectionId>> {
+        let mut ids = Vec::new();
+        for shard in 0..LAPSE_SHARDS {
+            let mut start = None;
+            while ids.len() < limit {
+                let out = self
+                    .client
+                    .query()
+                    .table_name(&self.tables.connections)
+                    .index_name(LAPSES_INDEX)
+                    .key_condition_expression("lapse = :l AND #ttl <= :now")
+                    .expression_attribute_names("#ttl", "ttl")
+                    .expression_attribute_values(":l", s(format!("l#{shard}")))
+                    .expression_attribute_values(":now", n(now_secs))
+                    .limit(i32::try_from(limit - ids.len()).unwrap_or(i32::MAX))
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(StoreError::backend)?;
+                ids.extend(
+                    out.items()
+                        .iter()
+                        .filter_map(|item| get_s(item, "pk")?.strip_prefix("c#"))
+                        .map(ConnectionId::from),
+                );
+                match out.last_evaluated_key() {
+                    Some(k) if !k.is_empty() => start = Some(k.clone()),
+                    _ => break,
+                }
+            }
+        }
+        Ok(ids)
     }
 
     async fn subscribe(

@@ -7,7 +7,7 @@
 //!
 //! | item | `pk` | `sk` | attributes |
 //! | --- | --- | --- | --- |
-//! | connection | `c#{connection id}` | `#meta` | `record` (JSON), `ttl` |
+//! | connection | `c#{connection id}` | `#meta` | `record` (JSON), `ttl`, `lapse` |
 //! | its subscription | `c#{connection id}` | `s#{app}/{channel}` | `ttl` |
 //! | channel's subscriber | `k#{app}/{channel}#{shard}` | `{connection id}` | `ttl` |
 //! | channel's member | `p#{app}/{channel}` | `{sub}` | `conns` (its connection ids), `ttl` |
@@ -15,7 +15,9 @@
 //!
 //! A channel's subscribers are spread over `shards` partitions (by a hash of the connection id) so
 //! that subscribing to one busy channel does not exceed one partition's 1,000 writes per second;
-//! fan-out queries every shard. Nothing on a hot path scans.
+//! fan-out queries every shard. Nothing on a hot path scans. The index `lapses` (partition
+//! `lapse`, sort `ttl`) lists connection records by expiry, for the sweep that ends connections
+//! whose `$disconnect` never came.
 //!
 //! **History** (`channel` S, `seq` N): the item at seq 0 holds the channel's counter (`last`),
 //! incremented atomically with `ADD`; messages sit at their seq with `msg` (JSON), `ts` and `ttl`.
@@ -36,8 +38,8 @@ use std::hash::{Hash, Hasher};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValue,
-    ScalarAttributeType, TableStatus,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, ReturnValue, ScalarAttributeType, TableStatus,
 };
 use echo_core::channel::ChannelKey;
 use echo_core::ids::ConnectionId;
@@ -111,6 +113,20 @@ fn sub_sk(key: &ChannelKey) -> String {
 
 const META_SK: &str = "#meta";
 
+/// The connections table's index of connection records by expiry: partition `lapse` (one of
+/// [`LAPSE_SHARDS`], by a hash of the connection id), sort `ttl`, keys only. Only connection
+/// records carry `lapse`, so the sweep reads nothing but the records that expired.
+const LAPSES_INDEX: &str = "lapses";
+/// Partitions of the lapses index: each takes 1,000 writes per second (a connect, a refresh and
+/// a disconnect write it once each), beyond the 500 connects per second API Gateway allows.
+const LAPSE_SHARDS: u64 = 4;
+
+fn lapse_pk(id: &ConnectionId) -> String {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    id.hash(&mut h);
+    format!("l#{}", h.finish() % LAPSE_SHARDS)
+}
+
 impl DynamoStore {
     pub fn new(client: Client, tables: Tables) -> Self {
         Self {
@@ -172,7 +188,7 @@ impl DynamoStore {
                     .build()
                     .map_err(StoreError::backend)
             };
-            let created = self
+            let mut create = self
                 .client
                 .create_table()
                 .table_name(name)
@@ -180,9 +196,26 @@ impl DynamoStore {
                 .attribute_definitions(def(sk, sk_type)?)
                 .key_schema(key(pk, KeyType::Hash)?)
                 .key_schema(key(sk, KeyType::Range)?)
-                .billing_mode(BillingMode::PayPerRequest)
-                .send()
-                .await;
+                .billing_mode(BillingMode::PayPerRequest);
+            if name == &self.tables.connections {
+                create = create
+                    .attribute_definitions(def("lapse", ScalarAttributeType::S)?)
+                    .attribute_definitions(def("ttl", ScalarAttributeType::N)?)
+                    .global_secondary_indexes(
+                        GlobalSecondaryIndex::builder()
+                            .index_name(LAPSES_INDEX)
+                            .key_schema(key("lapse", KeyType::Hash)?)
+                            .key_schema(key("ttl", KeyType::Range)?)
+                            .projection(
+                                Projection::builder()
+                                    .projection_type(ProjectionType::KeysOnly)
+                                    .build(),
+                            )
+                            .build()
+                            .map_err(StoreError::backend)?,
+                    );
+            }
+            let created = create.send().await;
             if let Err(e) = created {
                 let exists = e
                     .as_service_error()
