@@ -357,7 +357,10 @@ async fn presence_works_through_the_lambdas() {
         r#"{"apps":{}}"#,
         &["connect-handler", "message-handler", "fanout"],
         &[],
-        |c| c.concurrent_frames = true,
+        |c| {
+            c.concurrent_frames = true;
+            c.sweep_every = std::time::Duration::from_millis(300);
+        },
     )
     .await;
     let (edge, store) = (&f.edge, &f.store);
@@ -426,6 +429,43 @@ async fn presence_works_through_the_lambdas() {
     assert_eq!(
         list["members"],
         json!([{"sub": "watcher", "connections": 1}])
+    );
+
+    // One that vanished unseen on a quiet channel: the sweep (the connect handler Lambda, on the
+    // schedule's event) finds its record expired through the lapses index, and it leaves.
+    let quiet = ChannelKey::new(app.clone(), ChannelName::new("quiet").unwrap());
+    watcher
+        .send(json!({"action": "subscribe", "channel": "quiet", "presence": true}))
+        .await;
+    let own = next_presence(&mut watcher).await;
+    assert_eq!(who(&own), ("join".into(), "watcher".into()));
+    let lapsing = ConnectionId::from("lapsing-connection");
+    let expires_at = SystemClock.now_secs() + 2;
+    store
+        .put_connection(ConnectionRecord {
+            id: lapsing.clone(),
+            claims: Claims::new(app.clone(), "lapsing", expires_at),
+            connected_at: SystemClock.now_ms(),
+            expires_at,
+        })
+        .await
+        .unwrap();
+    store.subscribe(&lapsing, &quiet, 10).await.unwrap();
+    echo_core::store::PresenceStore::join(store.as_ref(), &quiet, "lapsing", &lapsing, expires_at)
+        .await
+        .unwrap();
+    let list = members(&mut watcher, "quiet").await;
+    assert_eq!(list["members"][0]["sub"], "lapsing", "{list}");
+    let leave = next_presence(&mut watcher).await;
+    assert_eq!(who(&leave), ("leave".into(), "lapsing".into()));
+    assert!(
+        leave["ts"].as_u64().unwrap() >= expires_at * 1000,
+        "left once its record expired: {leave}"
+    );
+    assert_eq!(store.get_connection(&lapsing).await.unwrap(), None);
+    assert!(
+        store.subscriptions(&lapsing).await.unwrap().is_empty(),
+        "the sweep removed its records"
     );
     f.edge.edge.shutdown().await;
 }

@@ -5,6 +5,7 @@
 
 use echo_core::auth::Permissions;
 use echo_core::channel::ChannelPattern;
+use echo_core::clock::{Clock, SystemClock};
 use echo_tests::{Client, TestEdge};
 use serde_json::{Value, json};
 
@@ -186,4 +187,48 @@ async fn a_connection_that_vanished_without_disconnect_leaves_when_found_gone() 
         members(&mut watcher, "room").await["members"],
         json!([{"sub": "watcher", "connections": 1}])
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_vanished_connection_leaves_a_quiet_channel_once_its_record_expires() {
+    let edge = TestEdge::start_with(
+        |c| {
+            c.lose_disconnects = true;
+            c.limits.token_grace_secs = 0;
+            c.sweep_every = std::time::Duration::from_millis(200);
+        },
+        echo_edge::invoker::InProcess::demo(),
+    )
+    .await;
+    let mut admin = edge.connect(&edge.admin_token("chat-demo")).await;
+    admin.subscribe("$status").await;
+    let mut watcher = edge.connect(&edge.token("chat-demo", "watcher")).await;
+    watch(&mut watcher, "room").await;
+    expect(&mut watcher, "join", "room", "watcher").await;
+    let mut claims = TestEdge::claims("chat-demo", "ghost");
+    claims.exp = SystemClock.now_secs() + 2;
+    let mut ghost = edge.connect(&edge.token_for(&claims)).await;
+    ghost.subscribe("room").await;
+    expect(&mut watcher, "join", "room", "ghost").await;
+
+    // Gone without a $disconnect, and nothing is posted to the room: the sweep ends the
+    // connection once its record expires (the token's expiry, 5 s of leeway, no grace here).
+    drop(ghost);
+    expect(&mut watcher, "leave", "room", "ghost").await;
+    assert_eq!(
+        members(&mut watcher, "room").await["members"],
+        json!([{"sub": "watcher", "connections": 1}])
+    );
+    let disconnected = loop {
+        let (v, _) = admin.recv_until("message").await;
+        if v["data"]["event"] == "disconnected" {
+            break v;
+        }
+    };
+    assert_eq!(disconnected["data"]["user"], "ghost", "{disconnected}");
+    // The live connections stay.
+    let ack = watcher
+        .publish("room", json!({"text": "still here"}), "w1")
+        .await;
+    assert_eq!(ack["type"], "ack", "{ack}");
 }

@@ -6,7 +6,9 @@
 //! on AWS, so fan-out also removes connections the gateway reports gone.
 //!
 //! Both publish events to the app's `$status` channel; a `$disconnect` also ends the user's
-//! presence on the connection's channels.
+//! presence on the connection's channels. The same Lambda runs the sweep, every minute on a
+//! schedule: it ends connections whose records expired without a `$disconnect`
+//! ([`echo_core::disconnection`]).
 
 use std::sync::Arc;
 
@@ -14,13 +16,15 @@ use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxy
 use aws_lambda_events::encodings::Body;
 use echo_core::auth::TokenVerifier;
 use echo_core::clock::Clock;
+use echo_core::disconnection::{Disconnections, Swept};
 use echo_core::ids::ConnectionId;
 use echo_core::limits::Limits;
-use echo_core::presence::{Departures, Presence};
+use echo_core::presence::Presence;
 use echo_core::protocol::{ErrorCode, ProtocolError};
 use echo_core::publish::Publisher;
 use echo_core::status::StatusEvent;
-use echo_core::store::{ConnectionRecord, ConnectionStore};
+use echo_core::store::{ConnectionRecord, ConnectionStore, StoreResult};
+use serde::{Deserialize, Serialize};
 
 /// What the connect handler needs.
 pub struct Deps {
@@ -31,6 +35,36 @@ pub struct Deps {
     pub presence: Arc<Presence>,
     pub clock: Arc<dyn Clock>,
     pub limits: Limits,
+}
+
+/// What the connect Lambda is invoked with: API Gateway's `$connect` and `$disconnect` events,
+/// or the sweep schedule's `{"sweep":{}}`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Invocation {
+    Sweep { sweep: SweepEvent },
+    Gateway(Box<ApiGatewayWebsocketProxyRequest>),
+}
+
+/// The sweep schedule's event: `{"sweep":{}}`.
+#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepEvent {}
+
+/// What the connect Lambda answers: API Gateway's response, or what a sweep did.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Answer {
+    Gateway(Box<ApiGatewayProxyResponse>),
+    Swept(Swept),
+}
+
+/// Handles an invocation; only a sweep that could not read the store fails.
+pub async fn invoked(deps: &Deps, invocation: &Invocation) -> StoreResult<Answer> {
+    match invocation {
+        Invocation::Gateway(event) => Ok(Answer::Gateway(Box::new(handle(deps, event).await))),
+        Invocation::Sweep { .. } => sweep(deps).await.map(Answer::Swept),
+    }
 }
 
 /// Handles a `$connect` or `$disconnect` event.
@@ -96,20 +130,9 @@ async fn connect(
 }
 
 async fn disconnect(deps: &Deps, id: ConnectionId) -> ApiGatewayProxyResponse {
-    match deps.connections.remove_connection(&id).await {
-        Ok(Some((record, subscriptions))) => {
+    match deps.disconnections().end(&id, deps.clock.now_ms()).await {
+        Ok(Some(record)) => {
             tracing::info!(connection_id = %id, app = %record.claims.app, "disconnected");
-            let now_ms = deps.clock.now_ms();
-            let status = deps.publisher.status(
-                &record.claims.app,
-                StatusEvent::Disconnected,
-                &id,
-                &record.claims.sub,
-                None,
-                now_ms,
-            );
-            let left = deps.presence.departed(&record, &subscriptions, now_ms);
-            futures_util::future::join(status, left).await;
             ok()
         }
         Ok(None) => ok(),
@@ -119,6 +142,31 @@ async fn disconnect(deps: &Deps, id: ConnectionId) -> ApiGatewayProxyResponse {
                 500,
                 ProtocolError::new(ErrorCode::Internal, "could not remove the connection"),
             )
+        }
+    }
+}
+
+/// Ends the connections whose records expired without a `$disconnect` (the sweep schedule's
+/// event).
+pub async fn sweep(deps: &Deps) -> StoreResult<Swept> {
+    let swept = deps.disconnections().sweep(deps.clock.now_ms()).await?;
+    if swept != Swept::default() {
+        tracing::info!(
+            ended = swept.ended,
+            failed = swept.failed,
+            more = swept.more,
+            "swept lapsed connections"
+        );
+    }
+    Ok(swept)
+}
+
+impl Deps {
+    fn disconnections(&self) -> Disconnections<'_> {
+        Disconnections {
+            connections: self.connections.as_ref(),
+            publisher: &self.publisher,
+            departures: self.presence.as_ref(),
         }
     }
 }
@@ -233,6 +281,45 @@ mod tests {
         );
         // A repeated $disconnect is harmless.
         assert_eq!(handle(&deps, &disconnect).await.status_code, 200);
+    }
+
+    #[tokio::test]
+    async fn the_schedule_event_sweeps_connections_whose_records_expired() {
+        let clock = ManualClock::new(1_700_000_000_000);
+        let store = Arc::new(MemoryStore::with_clock(Arc::new(clock.clone())));
+        let deps = deps(&store, &clock);
+        let connect: Invocation = serde_json::from_value(
+            serde_json::to_value(with_token(
+                fixture("apigw-websocket-connect.json"),
+                1_700_000_100,
+            ))
+            .unwrap(),
+        )
+        .unwrap();
+        let Answer::Gateway(r) = invoked(&deps, &connect).await.unwrap() else {
+            panic!("a gateway event gets the gateway's response")
+        };
+        assert_eq!(r.status_code, 200);
+        let sweep: Invocation = serde_json::from_str(r#"{"sweep":{}}"#).unwrap();
+        let swept = |a: Answer| match a {
+            Answer::Swept(s) => serde_json::to_value(s).unwrap(),
+            Answer::Gateway(r) => panic!("a sweep answered {r:?}"),
+        };
+        let nothing = serde_json::json!({"ended": 0, "failed": 0, "more": false});
+        assert_eq!(swept(invoked(&deps, &sweep).await.unwrap()), nothing);
+        // Its $disconnect never comes; the record expires 35 s after the token.
+        clock.set_ms(1_700_000_135_000);
+        assert_eq!(
+            swept(invoked(&deps, &sweep).await.unwrap()),
+            serde_json::json!({"ended": 1, "failed": 0, "more": false})
+        );
+        assert_eq!(swept(invoked(&deps, &sweep).await.unwrap()), nothing);
+        let status = ChannelKey::new(AppId::new("chat-demo").unwrap(), ChannelName::status());
+        assert_eq!(
+            store.latest_seq(&status).await.unwrap(),
+            2,
+            "connected, then disconnected on $status"
+        );
     }
 
     #[tokio::test]

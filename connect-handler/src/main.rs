@@ -1,9 +1,7 @@
-//! The `$connect`/`$disconnect` Lambda.
+//! The `$connect`/`$disconnect` Lambda, which also runs the sweep schedule's event.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
-use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use echo_aws::dispatcher::LambdaFanout;
 use echo_aws::lambda::Resources;
 use echo_core::auth::TokenVerifier;
@@ -28,8 +26,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     };
     let deps = &deps;
     lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
-            Ok::<_, Infallible>(connect_handler::handle(deps, &event.payload).await)
+        move |event: LambdaEvent<connect_handler::Invocation>| async move {
+            connect_handler::invoked(deps, &event.payload)
+                .await
+                .map_err(lambda_runtime::Error::from)
         },
     ))
     .await

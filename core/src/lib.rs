@@ -17,6 +17,7 @@
 //! - [`gateway`]: the port that sends frames to connections and closes them.
 //! - [`publish`]: committing a message to a channel (sequence, history, delivery) in order.
 //! - [`presence`]: who is on a channel, and its `join` and `leave` events.
+//! - [`disconnection`]: ending a connection, and the sweep that ends those whose records expired.
 //! - [`status`]: connect, disconnect, subscribe and unsubscribe events on `$status`.
 //! - [`rate`]: publish rate limits per connection.
 //! - [`clock`]: time as a port, so time-dependent logic is testable.
@@ -29,6 +30,7 @@ pub mod associations;
 pub mod auth;
 pub mod channel;
 pub mod clock;
+pub mod disconnection;
 pub mod envelope;
 pub mod function;
 pub mod gateway;

@@ -70,6 +70,10 @@ pub struct EdgeArgs {
     /// to see connections that vanished cleaned up by fan-out and expiry.
     #[arg(long, env = "ECHO_LOSE_DISCONNECTS")]
     lose_disconnects: bool,
+    /// How often connections whose records expired without a `$disconnect` are ended (and leave
+    /// their channels); the AWS stack sweeps every minute.
+    #[arg(long, env = "ECHO_SWEEP_EVERY", default_value = "1m", value_parser = humantime::parse_duration)]
+    sweep_every: Duration,
     /// Frames queued per connection before it is dropped as a slow consumer.
     #[arg(long, default_value_t = echo_edge::config::DEFAULT_OUTBOUND_QUEUE)]
     outbound_queue: usize,
@@ -268,6 +272,7 @@ async fn serve(
     config.faithful = args.faithful;
     config.concurrent_frames = args.concurrent_frames;
     config.lose_disconnects = args.lose_disconnects;
+    config.sweep_every = args.sweep_every;
     config.manage_latency = args.manage_latency;
     config.publish_rate = args.publish_rate;
     config.publish_burst = args.publish_burst;

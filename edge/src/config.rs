@@ -22,6 +22,8 @@ pub const DEFAULT_PUBLISH_BURST: u32 = 200;
 /// How long a client socket may take to become a WebSocket.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_HISTORY_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
+/// How often connections whose records expired are ended: the AWS stack's sweep schedule.
+pub const DEFAULT_SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// Everything the edge needs to start.
 #[derive(Clone)]
@@ -71,6 +73,10 @@ pub struct EdgeConfig {
     /// `$disconnect` is best effort), so that what cleans up after such connections (fan-out
     /// finding them gone, record expiry) can be seen working.
     pub lose_disconnects: bool,
+    /// How often the sweep ends connections whose records expired without a `$disconnect`
+    /// ([`echo_core::disconnection`]); in faithful mode the edge invokes the connect handler
+    /// Lambda with the sweep schedule's event, as EventBridge does on AWS.
+    pub sweep_every: Duration,
     /// How long each management API request waits before it is served, to emulate API
     /// Gateway's management API, whose posts take tens of milliseconds (benchmarks of the AWS
     /// delivery path use it). Zero by default. A thread of its own ends each wait
@@ -108,6 +114,7 @@ impl std::fmt::Debug for EdgeConfig {
             .field("faithful", &self.faithful)
             .field("concurrent_frames", &self.concurrent_frames)
             .field("lose_disconnects", &self.lose_disconnects)
+            .field("sweep_every", &self.sweep_every)
             .field("manage_latency", &self.manage_latency)
             .field("publish_rate", &self.publish_rate)
             .field("publish_burst", &self.publish_burst)
@@ -141,6 +148,7 @@ impl EdgeConfig {
             faithful: None,
             concurrent_frames: false,
             lose_disconnects: false,
+            sweep_every: DEFAULT_SWEEP_EVERY,
             dev_tokens_for_network: false,
             manage_latency: Duration::ZERO,
             publish_rate: DEFAULT_PUBLISH_RATE,

@@ -10,6 +10,7 @@ use aws_lambda_events::encodings::Body;
 use std::future::Future;
 use std::pin::Pin;
 
+use echo_core::disconnection::Swept;
 use echo_core::ids::ConnectionId;
 use echo_core::protocol::{ErrorCode, ProtocolError, ServerFrame};
 use message_handler::Reply;
@@ -46,6 +47,24 @@ impl Handlers {
             Self::Lambda {
                 endpoint, client, ..
             } => invoke(client, endpoint, CONNECT_FUNCTION, event).await,
+        }
+    }
+
+    /// The sweep schedule's event: ends connections whose records expired. In faithful mode it
+    /// goes to the connect handler Lambda, as EventBridge sends it on AWS.
+    pub async fn sweep(&self) -> Result<Swept, String> {
+        match self {
+            Self::InProcess(h) => connect_handler::sweep(&h.connect)
+                .await
+                .map_err(|e| e.to_string()),
+            Self::Lambda {
+                endpoint, client, ..
+            } => {
+                let event = serde_json::json!({ "sweep": connect_handler::SweepEvent {} });
+                call(client, endpoint, CONNECT_FUNCTION, &event)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
         }
     }
 

@@ -347,6 +347,7 @@ pub async fn start_with(
         )));
     }
     tasks.push(tokio::spawn(upkeep(metrics, shutdown.clone())));
+    tasks.push(tokio::spawn(sweep(state.clone(), shutdown.clone())));
     tasks.push(tokio::spawn(crate::retention::prune_history(
         store,
         state.clock.clone(),
@@ -362,6 +363,23 @@ pub async fn start_with(
         tasks,
         store: store_weak,
     })
+}
+
+/// Ends connections whose records expired, every `sweep_every`, until shutdown.
+async fn sweep(state: Arc<State>, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(state.config.sweep_every.max(Duration::from_millis(10)));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every.tick().await;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = every.tick() => {
+                if let Err(e) = state.handlers.sweep().await {
+                    tracing::warn!(error = %e, "sweep failed");
+                }
+            }
+        }
+    }
 }
 
 /// Folds the metrics' histogram samples into buckets now and then until shutdown.
