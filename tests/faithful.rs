@@ -402,22 +402,8 @@ async fn presence_works_through_the_lambdas() {
     // A member whose connection vanished without $disconnect: the next fan-out finds it gone
     // (410 from the edge's @connections API), and the fan-out Lambda commits its leave.
     let app = AppId::new("chat-demo").unwrap();
-    let ghost = ConnectionId::from("ghost-connection");
-    let expires_at = SystemClock.now_secs() + 600;
-    store
-        .put_connection(ConnectionRecord {
-            id: ghost.clone(),
-            claims: Claims::new(app.clone(), "ghost", expires_at),
-            connected_at: SystemClock.now_ms(),
-            expires_at,
-        })
-        .await
-        .unwrap();
     let lobby = ChannelKey::new(app.clone(), ChannelName::new("lobby").unwrap());
-    store.subscribe(&ghost, &lobby, 10).await.unwrap();
-    echo_core::store::PresenceStore::join(store.as_ref(), &lobby, "ghost", &ghost, expires_at)
-        .await
-        .unwrap();
+    unseen_member(store, &lobby, "ghost", SystemClock.now_secs() + 600).await;
     let list = members(&mut watcher, "lobby").await;
     assert_eq!(list["members"][0]["sub"], "ghost", "{list}");
     watcher
@@ -439,21 +425,8 @@ async fn presence_works_through_the_lambdas() {
         .await;
     let own = next_presence(&mut watcher).await;
     assert_eq!(who(&own), ("join".into(), "watcher".into()));
-    let lapsing = ConnectionId::from("lapsing-connection");
     let expires_at = SystemClock.now_secs() + 2;
-    store
-        .put_connection(ConnectionRecord {
-            id: lapsing.clone(),
-            claims: Claims::new(app.clone(), "lapsing", expires_at),
-            connected_at: SystemClock.now_ms(),
-            expires_at,
-        })
-        .await
-        .unwrap();
-    store.subscribe(&lapsing, &quiet, 10).await.unwrap();
-    echo_core::store::PresenceStore::join(store.as_ref(), &quiet, "lapsing", &lapsing, expires_at)
-        .await
-        .unwrap();
+    let lapsing = unseen_member(store, &quiet, "lapsing", expires_at).await;
     let list = members(&mut watcher, "quiet").await;
     assert_eq!(list["members"][0]["sub"], "lapsing", "{list}");
     let leave = next_presence(&mut watcher).await;
@@ -468,6 +441,31 @@ async fn presence_works_through_the_lambdas() {
         "the sweep removed its records"
     );
     f.edge.edge.shutdown().await;
+}
+
+/// A member of `key` whose connection's frames never passed the edge (no `join` went out), as
+/// one whose socket vanished: its record, subscription and member item, until `expires_at`.
+async fn unseen_member(
+    store: &DynamoStore,
+    key: &ChannelKey,
+    sub: &str,
+    expires_at: u64,
+) -> ConnectionId {
+    let id = ConnectionId::from(format!("{sub}-connection").as_str());
+    store
+        .put_connection(ConnectionRecord {
+            id: id.clone(),
+            claims: Claims::new(key.app.clone(), sub, expires_at),
+            connected_at: SystemClock.now_ms(),
+            expires_at,
+        })
+        .await
+        .unwrap();
+    store.subscribe(&id, key, 10).await.unwrap();
+    echo_core::store::PresenceStore::join(store, key, sub, &id, expires_at)
+        .await
+        .unwrap();
+    id
 }
 
 /// The next `join` or `leave` `c` receives.
