@@ -13,7 +13,7 @@ use echo_core::store::{
 
 use super::{
     DynamoStore, LAPSE_SHARDS, LAPSES_INDEX, META_SK, condition_held, conn_pk, expired, get_s,
-    lapse_pk, n, now_secs, record_of, s, settled_in, sub_sk,
+    lapse_partition, lapse_pk, n, now_secs, record_of, s, settled_in, sub_sk,
 };
 
 #[async_trait]
@@ -104,7 +104,7 @@ impl ConnectionStore for DynamoStore {
                     .index_name(LAPSES_INDEX)
                     .key_condition_expression("lapse = :l AND #ttl <= :now")
                     .expression_attribute_names("#ttl", "ttl")
-                    .expression_attribute_values(":l", s(format!("l#{shard}")))
+                    .expression_attribute_values(":l", s(lapse_partition(shard)))
                     .expression_attribute_values(":now", n(now_secs))
                     .limit(i32::try_from(limit - ids.len()).unwrap_or(i32::MAX))
                     .set_exclusive_start_key(start)

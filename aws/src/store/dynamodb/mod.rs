@@ -121,10 +121,20 @@ const LAPSES_INDEX: &str = "lapses";
 /// a disconnect write it once each), beyond the 500 connects per second API Gateway allows.
 const LAPSE_SHARDS: u64 = 4;
 
+/// The lapses index partition `shard`.
+fn lapse_partition(shard: u64) -> String {
+    format!("l#{shard}")
+}
+
 fn lapse_pk(id: &ConnectionId) -> String {
+    lapse_partition(bucket(id, LAPSE_SHARDS))
+}
+
+/// Which of `n` partitions (at least 1) connection `id` falls in, by a hash of the id.
+fn bucket(id: &ConnectionId, n: u64) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     id.hash(&mut h);
-    format!("l#{}", h.finish() % LAPSE_SHARDS)
+    h.finish() % n.max(1)
 }
 
 impl DynamoStore {
@@ -146,9 +156,7 @@ impl DynamoStore {
     }
 
     fn shard(&self, id: &ConnectionId) -> u32 {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        id.hash(&mut h);
-        (h.finish() % u64::from(self.tables.subscriber_shards.max(1))) as u32
+        bucket(id, u64::from(self.tables.subscriber_shards)) as u32
     }
 
     fn channel_pk(&self, key: &ChannelKey, shard: u32) -> String {
