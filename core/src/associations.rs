@@ -328,15 +328,6 @@ impl AssociationsSource for LiveAssociations {
     }
 }
 
-/// Function names: 1 to 64 characters of `a-z A-Z 0-9 _ -` (valid as Lambda function names).
-pub fn valid_function_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-}
-
 fn at(line: Option<usize>, column: Option<usize>) -> String {
     match (line, column) {
         (Some(l), Some(c)) => format!(" (line {l}, column {c})"),

@@ -16,6 +16,7 @@
 //!   the conformance suite every implementation must pass.
 //! - [`gateway`]: the port that sends frames to connections and closes them.
 //! - [`publish`]: committing a message to a channel (sequence, history, delivery) in order.
+//! - [`member`]: a user on a channel, as presence lists it.
 //! - [`presence`]: who is on a channel, and its `join` and `leave` events.
 //! - [`disconnection`]: ending a connection, and the sweep that ends those whose records expired.
 //! - [`status`]: connect, disconnect, subscribe and unsubscribe events on `$status`.
@@ -37,6 +38,7 @@ pub mod gateway;
 pub mod ids;
 pub mod limits;
 pub mod locate;
+pub mod member;
 pub mod message;
 pub mod metrics;
 pub mod presence;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::wire::ErrorCode;
+use crate::error_code::ErrorCode;
 
 /// What can go wrong for a caller.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -28,12 +28,14 @@
 //!
 //! Modules: `client` (the handle callers hold), `subscription`, `presence`, `connection` (the
 //! task that owns the socket), `wire` (frames), `token`, `options`, `events` (state and events),
-//! `published`, `error`.
+//! `published`, `error`, `error_code` (the codes `error` frames carry), `e2e` (end-to-end
+//! encryption).
 
 mod client;
 mod connection;
 pub mod e2e;
 mod error;
+mod error_code;
 mod events;
 mod options;
 mod presence;
@@ -44,9 +46,10 @@ mod wire;
 
 pub use client::{Client, ClientBuilder};
 pub use error::Error;
+pub use error_code::ErrorCode;
 pub use events::{Event, State};
 pub use options::Options;
 pub use presence::{Member, PresenceList, SubscribeOptions};
 pub use published::Published;
 pub use subscription::Subscription;
-pub use wire::{ErrorCode, HistoryPage, Message};
+pub use wire::{HistoryPage, Message};

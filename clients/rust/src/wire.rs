@@ -1,10 +1,9 @@
 //! The frames Echo sends, as the client reads them, and the frames the client sends.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::error_code::ErrorCode;
 use crate::presence::Member;
 
 /// A message delivered on a channel.
@@ -44,42 +43,6 @@ pub(crate) struct PresenceChange {
     pub(crate) sub: String,
     pub(crate) ts: u64,
     pub(crate) seq: u64,
-}
-
-/// Echo's error codes. The set is closed on the server; `Other` keeps the client working if a
-/// newer server adds one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    BadRequest,
-    Unauthorized,
-    Forbidden,
-    TooLarge,
-    RateLimited,
-    LimitExceeded,
-    FunctionFailed,
-    Internal,
-    /// The connection's token expired; the client refreshes it when it has a token provider.
-    TokenExpired,
-    #[serde(other)]
-    Other,
-}
-
-impl fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::BadRequest => "bad_request",
-            Self::Unauthorized => "unauthorized",
-            Self::Forbidden => "forbidden",
-            Self::TooLarge => "too_large",
-            Self::RateLimited => "rate_limited",
-            Self::LimitExceeded => "limit_exceeded",
-            Self::FunctionFailed => "function_failed",
-            Self::Internal => "internal",
-            Self::TokenExpired => "token_expired",
-            Self::Other => "other",
-        })
-    }
 }
 
 /// A frame from Echo.

@@ -1,7 +1,14 @@
 //! How an association names a function: by name, for a function deployed with Echo (the Lambda
 //! `<stack>-<name>` on AWS), or by the ARN of a Lambda deployed some other way.
 
-use crate::associations::valid_function_name;
+/// Function names: 1 to 64 characters of `a-z A-Z 0-9 _ -` (valid as Lambda function names).
+pub fn valid_function_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
 
 /// Whether `s` is a Lambda function ARN:
 /// `arn:PARTITION:lambda:REGION:ACCOUNT:function:NAME`, optionally followed by `:QUALIFIER` (a

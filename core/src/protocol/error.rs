@@ -1,70 +1,11 @@
-//! Error codes and refusals: what an `error` frame says.
+//! Refusals: what an `error` frame says.
 
-use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use super::{ErrorFrame, ServerFrame};
+use super::error_code::ErrorCode;
+use super::server_frame::{ErrorFrame, ServerFrame};
+use crate::auth::Forbidden;
 use crate::channel::ChannelName;
-
-/// The closed set of error codes in `error` frames. Codes are stable; messages are for humans.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    /// The frame is malformed, names an unknown action, lacks or mistypes a field, or names an
-    /// invalid channel. Fix the frame; do not resend it as is.
-    BadRequest,
-    /// The token is missing, invalid or expired (at connect, as HTTP 401); a `refresh` token
-    /// that is not valid; or the connection's record is gone.
-    Unauthorized,
-    /// The token does not allow this (channel permissions, `$status` for non-admins, publishing
-    /// to a reserved channel). Do not retry with the same token.
-    Forbidden,
-    /// The frame or the message after functions exceeds the size limit. Do not resend as is.
-    TooLarge,
-    /// Too many frames too fast. Retry after a pause.
-    RateLimited,
-    /// A per-connection limit (such as the number of subscriptions) is reached: free some first.
-    /// When connecting (as HTTP 503), the edge holds all the connections it may: retry later.
-    LimitExceeded,
-    /// A function on the channel failed or timed out and the channel's policy is `reject`:
-    /// nothing was delivered. Retrying may succeed if the failure was transient.
-    FunctionFailed,
-    /// Echo failed (storage, delivery). The frame may be retried; publishes are not known to be
-    /// delivered.
-    Internal,
-    /// The connection's token has expired: nothing but `refresh` and `ping` is accepted. Send
-    /// `refresh` with a new token within the grace period, or reconnect with one.
-    TokenExpired,
-}
-
-impl ErrorCode {
-    /// Every error code, in the order of the enum.
-    pub const ALL: [ErrorCode; 9] = [
-        Self::BadRequest,
-        Self::Unauthorized,
-        Self::Forbidden,
-        Self::TooLarge,
-        Self::RateLimited,
-        Self::LimitExceeded,
-        Self::FunctionFailed,
-        Self::Internal,
-        Self::TokenExpired,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::BadRequest => "bad_request",
-            Self::Unauthorized => "unauthorized",
-            Self::Forbidden => "forbidden",
-            Self::TooLarge => "too_large",
-            Self::RateLimited => "rate_limited",
-            Self::LimitExceeded => "limit_exceeded",
-            Self::FunctionFailed => "function_failed",
-            Self::Internal => "internal",
-            Self::TokenExpired => "token_expired",
-        }
-    }
-}
 
 /// A refused frame: what goes back to the client as an `error` frame.
 #[derive(Debug, Clone, PartialEq, Error)]
@@ -109,5 +50,23 @@ impl ProtocolError {
             id: self.id.clone(),
             channel: self.channel.clone(),
         })
+    }
+}
+
+impl From<Forbidden> for ProtocolError {
+    fn from(e: Forbidden) -> Self {
+        Self::new(ErrorCode::Forbidden, e.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_a_token_does_not_allow_is_forbidden() {
+        let e = ProtocolError::from(Forbidden("this token may not publish to channel a".into()));
+        assert_eq!(e.code, ErrorCode::Forbidden);
+        assert_eq!(e.message, "this token may not publish to channel a");
     }
 }

@@ -6,7 +6,8 @@
 //!
 //! - [`client_frame`]: what clients send ([`ClientFrame`]).
 //! - [`server_frame`]: what Echo sends ([`ServerFrame`]).
-//! - [`error`]: [`ErrorCode`] and [`ProtocolError`].
+//! - [`error_code`]: [`ErrorCode`], the closed set of error codes.
+//! - [`error`]: [`ProtocolError`], a refusal as an `error` frame says it.
 //! - [`close_code`]: [`CloseCode`], its ranges and the reconnect rule.
 //! - [`codes`]: every code as the JSON fixture the clients are tested against.
 //! - [`frame_size`]: the sizes of the frames that carry messages, bounded by the message limit.
@@ -15,6 +16,7 @@ pub mod client_frame;
 pub mod close_code;
 pub mod codes;
 pub mod error;
+pub mod error_code;
 pub mod frame_size;
 pub mod server_frame;
 
@@ -27,5 +29,6 @@ pub use close_code::{
     reconnects_after,
 };
 pub use codes::codes_fixture;
-pub use error::{ErrorCode, ProtocolError};
+pub use error::ProtocolError;
+pub use error_code::ErrorCode;
 pub use server_frame::{Ack, ErrorFrame, PresenceChange, PresenceEvent, ServerFrame};

@@ -2,10 +2,10 @@
 
 use serde::Serialize;
 
-use super::ErrorCode;
+use super::error_code::ErrorCode;
 use crate::channel::ChannelName;
+use crate::member::Member;
 use crate::message::StoredMessage;
-use crate::store::Member;
 
 /// A frame Echo sends to a client.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -21,6 +21,7 @@ use crate::ids::ConnectionId;
 use crate::message::{NewMessage, StoredMessage};
 use crate::rate::Allowance;
 
+pub use crate::member::Member;
 pub use memory::MemoryStore;
 pub use page::{HistoryPage, PageBuilder, PageLimit};
 
@@ -213,13 +214,6 @@ pub trait HistoryStore: Send + Sync + 'static {
     /// Deletes messages older than `before_ts` (milliseconds); returns how many. Sequence numbers
     /// are kept: a channel whose history is pruned continues from its last seq.
     async fn prune(&self, before_ts: u64) -> StoreResult<u64>;
-}
-
-/// A user on a channel: its token's `sub` and how many of its connections are subscribed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Member {
-    pub sub: String,
-    pub connections: u32,
 }
 
 /// A page of a channel's members, in `sub` order; `more` when members after the last one were

@@ -11,7 +11,7 @@ pub mod rust;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand, ValueEnum};
-use echo_core::associations::valid_function_name;
+use echo_core::function::reference::valid_function_name;
 
 use crate::config::Loaded;
 

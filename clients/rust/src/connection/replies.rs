@@ -7,10 +7,11 @@ use super::delivery::Sub;
 use super::presence::PresenceState;
 use super::{Task, Which};
 use crate::error::Error;
+use crate::error_code::ErrorCode;
 use crate::events::Event;
 use crate::published::Published;
 use crate::subscription::Subscription;
-use crate::wire::{ErrorCode, HistoryPage, ServerFrame};
+use crate::wire::{HistoryPage, ServerFrame};
 
 impl Task {
     pub(super) async fn frame(&mut self, which: Which, frame: ServerFrame) {
