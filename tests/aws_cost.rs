@@ -7,6 +7,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use echo_core::store::ConnectionRecords;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -21,7 +22,7 @@ use echo_core::limits::Limits;
 use echo_core::message::StoredMessage;
 use echo_core::publish::{DispatchError, Dispatcher, Publisher};
 use echo_core::rate::Allowance;
-use echo_core::store::{ConnectionRecord, ConnectionStore};
+use echo_core::store::ConnectionRecord;
 use echo_tests::dynamo_front::Front;
 use echo_tests::services;
 use serde_json::json;
@@ -95,10 +96,11 @@ async fn handler(
         clock: Arc::new(clock.clone()),
         limits: Limits::default(),
         metrics: Arc::new(echo_core::metrics::NoMetrics),
-        limiter: Arc::new(echo_core::rate::Unlimited),
-        store_rate: Allowance::new(100, 200),
+        admission: Arc::new(echo_core::admission::InStoreAdmission::new(
+            store.clone(),
+            Allowance::new(100, 200),
+        )),
         verifier: TokenVerifier::new(&[7; 32]).unwrap(),
-        frames_in_order: false,
         after_publish: message_handler::AfterPublish::BeforeReply,
     };
     (store, deps, clock)

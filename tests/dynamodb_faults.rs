@@ -8,6 +8,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use echo_core::store::ConnectionRecords;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -22,7 +23,7 @@ use echo_core::message::NewMessage;
 use echo_core::protocol::ServerFrame;
 use echo_core::publish::Publisher;
 use echo_core::store::memory::MemoryStore;
-use echo_core::store::{ConnectionRecord, ConnectionStore, HistoryStore};
+use echo_core::store::{ConnectionRecord, HistoryStore};
 use echo_tests::dynamo_front::Front;
 use echo_tests::services;
 
@@ -131,10 +132,11 @@ async fn persistent_throttling_gives_the_publisher_a_clear_error() {
         clock: Arc::new(SystemClock),
         limits: Limits::default(),
         metrics: Arc::new(echo_core::metrics::NoMetrics),
-        limiter: Arc::new(echo_core::rate::Unlimited),
-        store_rate: None,
+        admission: Arc::new(echo_core::admission::InStoreAdmission::new(
+            connections.clone(),
+            None,
+        )),
         verifier: echo_core::auth::TokenVerifier::new(&[7; 32]).unwrap(),
-        frames_in_order: true,
         after_publish: message_handler::AfterPublish::BeforeReply,
     };
     let reply = message_handler::handle_frame(

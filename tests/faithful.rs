@@ -7,6 +7,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use echo_core::store::ConnectionRecords;
+use echo_core::store::Subscriptions;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,7 +17,7 @@ use echo_core::auth::Claims;
 use echo_core::channel::{AppId, ChannelKey, ChannelName};
 use echo_core::clock::{Clock, SystemClock};
 use echo_core::ids::ConnectionId;
-use echo_core::store::{AssociationsStore, ConnectionRecord, ConnectionStore};
+use echo_core::store::{AssociationsStore, ConnectionRecord};
 use echo_edge::invoker::InProcess;
 use echo_tests::{MANAGE_TOKEN, SECRET, TestEdge, services};
 use serde_json::json;

@@ -7,7 +7,9 @@ use echo_aws::store::dynamodb::{DynamoStore, Tables};
 use echo_core::auth::Claims;
 use echo_core::channel::{AppId, ChannelKey, ChannelName};
 use echo_core::ids::ConnectionId;
-use echo_core::store::{ConnectionRecord, ConnectionStore, conformance};
+use echo_core::store::ConnectionRecords;
+use echo_core::store::Subscriptions;
+use echo_core::store::{ConnectionRecord, conformance};
 use echo_tests::services;
 
 async fn store(endpoint: &str, shards: u32) -> DynamoStore {

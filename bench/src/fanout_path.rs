@@ -9,6 +9,8 @@
 //! `$status` channel. Delivery time runs from the start of the first invocation to the last
 //! subscriber receiving the message.
 
+use echo_core::store::ConnectionRecords;
+use echo_core::store::Subscriptions;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,8 +21,8 @@ use echo_core::channel::{AppId, ChannelKey, ChannelName};
 use echo_core::clock::{Clock, SystemClock};
 use echo_core::ids::ConnectionId;
 use echo_core::message::StoredMessage;
+use echo_core::store::ConnectionRecord;
 use echo_core::store::memory::MemoryStore;
-use echo_core::store::{ConnectionRecord, ConnectionStore};
 use echo_edge::management::latency::DelayLine;
 use fanout::{Deps, Handoff, HandoffError};
 use futures_util::StreamExt;

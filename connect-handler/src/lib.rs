@@ -191,6 +191,8 @@ mod tests {
     use echo_core::channel::{AppId, ChannelKey, ChannelName};
     use echo_core::clock::ManualClock;
     use echo_core::gateway::{ConnectionInfo, Frame, Gateway, GatewayError};
+    use echo_core::store::ConnectionRecords;
+    use echo_core::store::Subscriptions;
     use echo_core::store::{HistoryStore, MemoryStore};
 
     const SECRET: &[u8] = b"fixture-secret-fixture-secret-fixture";

@@ -102,6 +102,8 @@ mod tests {
     use crate::presence::Presence;
     use crate::publish::{DispatchError, Dispatcher};
     use crate::store::MemoryStore;
+    use crate::store::connections::ConnectionRecords;
+    use crate::store::subscriptions::Subscriptions;
     use async_trait::async_trait;
     use std::sync::Mutex;
 

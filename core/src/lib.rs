@@ -20,13 +20,16 @@
 //! - [`presence`]: who is on a channel, and its `join` and `leave` events.
 //! - [`disconnection`]: ending a connection, and the sweep that ends those whose records expired.
 //! - [`status`]: connect, disconnect, subscribe and unsubscribe events on `$status`.
-//! - [`rate`]: publish rate limits per connection.
+//! - [`admission`]: whether a connection's frame may be handled (its record, its allowance, its
+//!   turn), in process on the local edge and in the store on AWS.
+//! - [`rate`]: the rate limits per connection, as token buckets and as store windows.
 //! - [`clock`]: time as a port, so time-dependent logic is testable.
 //! - [`metrics`]: what the handlers observe, as a port.
 //! - [`limits`]: the limits Echo enforces, with API Gateway's as defaults.
 //! - [`locate`]: where a value named by a path sits in a JSON text, for precise errors.
 //! - [`ids`]: connection, request and message identifiers.
 
+pub mod admission;
 pub mod associations;
 pub mod auth;
 pub mod channel;

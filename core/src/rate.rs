@@ -1,19 +1,20 @@
-//! Publish rate limits per connection: a token bucket each, refilled at `rate` per second up to
-//! `burst`. A publish over the limit is refused with `rate_limited` and the time after which one
-//! will be accepted; the connection stays open.
+//! Rate limits per connection: publishes, subscribes and unsubscribes count against one
+//! allowance (each is store work; the latter two a `$status` event too), refilled at `rate` per
+//! second up to `burst`. A frame over the limit is refused with `rate_limited` and the time after
+//! which one will be accepted; the connection stays open.
 //!
-//! The local edge keeps the buckets in memory. On AWS, where each frame may be handled by another
-//! invocation, the allowance is kept with the connection's record instead ([`Allowance`], counted
-//! by [`ConnectionStore::take_publish`](crate::store::ConnectionStore::take_publish)): fixed
-//! windows of `burst / rate` seconds holding `burst` publishes each, the same sustained rate and
-//! burst, counted in one conditional write that also reads the record.
+//! Two ways of counting, one per environment ([`crate::admission`]): [`TokenBuckets`] in the local
+//! edge's memory, and on AWS, where each frame may be handled by another invocation, an
+//! [`Allowance`] kept with the connection's record (fixed windows of `burst / rate` seconds
+//! holding `burst` frames each: the same sustained rate and burst, counted in one conditional
+//! write that also reads the record).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::ids::ConnectionId;
 
-/// A connection's publish allowance as a store counts it: at most `limit` publishes in each fixed
+/// A connection's allowance as a store counts it: at most `limit` frames in each fixed
 /// window of `window_ms`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Allowance {
@@ -22,7 +23,7 @@ pub struct Allowance {
 }
 
 impl Allowance {
-    /// `rate` publishes per second sustained, `burst` at once: windows of `burst / rate`
+    /// `rate` frames per second sustained, `burst` at once: windows of `burst / rate`
     /// seconds (at least one) holding `burst` each. `None` when `rate` is 0 (no limit).
     pub fn new(rate: u32, burst: u32) -> Option<Self> {
         if rate == 0 {
@@ -44,28 +45,6 @@ impl Allowance {
     }
 }
 
-/// Decides whether a connection may publish now.
-pub trait RateLimiter: Send + Sync + 'static {
-    /// `Ok` takes one publish from the connection's allowance; `Err` carries how many
-    /// milliseconds until one is available.
-    fn check(&self, id: &ConnectionId, now_ms: u64) -> Result<(), u64>;
-
-    /// Forgets a connection that is gone.
-    fn forget(&self, id: &ConnectionId);
-}
-
-/// No limit.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Unlimited;
-
-impl RateLimiter for Unlimited {
-    fn check(&self, _: &ConnectionId, _: u64) -> Result<(), u64> {
-        Ok(())
-    }
-
-    fn forget(&self, _: &ConnectionId) {}
-}
-
 /// A token bucket per connection, in memory.
 #[derive(Debug)]
 pub struct TokenBuckets {
@@ -83,7 +62,7 @@ struct Bucket {
 }
 
 impl TokenBuckets {
-    /// `rate` publishes per second, up to `burst` at once (at least 1 each).
+    /// `rate` frames per second, up to `burst` at once (at least 1 each).
     pub fn new(rate: u32, burst: u32) -> Self {
         Self {
             rate: f64::from(rate.max(1)),
@@ -93,8 +72,10 @@ impl TokenBuckets {
     }
 }
 
-impl RateLimiter for TokenBuckets {
-    fn check(&self, id: &ConnectionId, now_ms: u64) -> Result<(), u64> {
+impl TokenBuckets {
+    /// `Ok` takes one frame from the connection's allowance; `Err` carries how many
+    /// milliseconds until one is available.
+    pub fn take(&self, id: &ConnectionId, now_ms: u64) -> Result<(), u64> {
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         let bucket = buckets.entry(id.clone()).or_insert(Bucket {
             tokens: self.burst,
@@ -111,7 +92,8 @@ impl RateLimiter for TokenBuckets {
         }
     }
 
-    fn forget(&self, id: &ConnectionId) {
+    /// Forgets a connection that is gone.
+    pub fn forget(&self, id: &ConnectionId) {
         self.buckets
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -143,20 +125,20 @@ mod tests {
         let limiter = TokenBuckets::new(10, 3);
         let a = ConnectionId("a".into());
         for _ in 0..3 {
-            assert_eq!(limiter.check(&a, 1_000), Ok(()));
+            assert_eq!(limiter.take(&a, 1_000), Ok(()));
         }
-        assert_eq!(limiter.check(&a, 1_000), Err(100));
+        assert_eq!(limiter.take(&a, 1_000), Err(100));
         // Other connections have their own allowance.
-        assert_eq!(limiter.check(&ConnectionId("b".into()), 1_000), Ok(()));
+        assert_eq!(limiter.take(&ConnectionId("b".into()), 1_000), Ok(()));
         // 100 ms later one more is allowed, and no more.
-        assert_eq!(limiter.check(&a, 1_100), Ok(()));
-        assert!(limiter.check(&a, 1_100).is_err());
+        assert_eq!(limiter.take(&a, 1_100), Ok(()));
+        assert!(limiter.take(&a, 1_100).is_err());
         // After a long pause, only the burst.
         for _ in 0..3 {
-            assert_eq!(limiter.check(&a, 60_000), Ok(()));
+            assert_eq!(limiter.take(&a, 60_000), Ok(()));
         }
-        assert!(limiter.check(&a, 60_000).is_err());
+        assert!(limiter.take(&a, 60_000).is_err());
         limiter.forget(&a);
-        assert_eq!(limiter.check(&a, 60_000), Ok(()));
+        assert_eq!(limiter.take(&a, 60_000), Ok(()));
     }
 }

@@ -177,7 +177,7 @@ async fn finish(
     let id = &ctx.connection_id;
     let outbox = &handle.outbox;
     state.gateway.unregister(id);
-    state.limiter.forget(id);
+    state.admission.forget(id);
     let close_reason = handle.close_reason();
     let (code, reason) = match (peer_closed, close_reason.clone()) {
         (Some(peer), _) => peer,

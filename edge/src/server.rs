@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use echo_core::admission::{Admission, InProcessAdmission};
 use echo_core::associations::LiveAssociations;
 use echo_core::auth::{TokenIssuer, TokenVerifier};
 use echo_core::clock::{Clock, SystemClock};
@@ -12,7 +13,6 @@ use echo_core::function::FunctionInvoker;
 use echo_core::presence::Presence;
 use echo_core::protocol::CloseCode;
 use echo_core::publish::Publisher;
-use echo_core::rate::{RateLimiter, TokenBuckets, Unlimited};
 use echo_core::store::MemoryStore;
 use thiserror::Error;
 use tokio::net::TcpListener;
@@ -248,10 +248,13 @@ pub async fn start_with(
     let capacity = Capacity::new(websockets);
     let socket_count = sockets;
     let sockets = Capacity::new(sockets);
-    let limiter: Arc<dyn RateLimiter> = match config.publish_rate {
-        0 => Arc::new(Unlimited),
-        rate => Arc::new(TokenBuckets::new(rate, config.publish_burst)),
-    };
+    // One process holds each connection and hands its frames over one at a time: counted in
+    // memory, no turns to take.
+    let admission: Arc<dyn Admission> = Arc::new(InProcessAdmission::new(
+        connections.clone(),
+        config.publish_rate,
+        config.publish_burst,
+    ));
     let manage_delay = match config.manage_latency.is_zero() {
         true => None,
         false => Some(DelayLine::start().map_err(StartError::DelayThread)?),
@@ -279,12 +282,8 @@ pub async fn start_with(
                         clock: clock.clone(),
                         limits: config.limits,
                         metrics: metrics.clone(),
-                        limiter: limiter.clone(),
-                        // One process holds each connection: the buckets above count.
-                        store_rate: None,
+                        admission: admission.clone(),
                         verifier: TokenVerifier::new(&config.jwt_secret)?,
-                        // A connection's frames are handed to the handler one at a time.
-                        frames_in_order: true,
                         // The edge outlives each reply.
                         after_publish: message_handler::AfterPublish::Background,
                     },
@@ -306,7 +305,7 @@ pub async fn start_with(
         shutdown: shutdown.clone(),
         metrics: metrics.clone(),
         connections: TaskTracker::new(),
-        limiter,
+        admission,
         capacity,
         manage_delay,
     });

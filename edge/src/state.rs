@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
+use echo_core::admission::Admission;
 use echo_core::associations::LiveAssociations;
 use echo_core::auth::TokenIssuer;
 use echo_core::clock::Clock;
 use echo_core::function::FunctionInvoker;
-use echo_core::rate::RateLimiter;
 use echo_core::store::AssociationsStore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -31,8 +31,9 @@ pub struct State {
     /// What the handlers, fan-out and the edge observe, for `GET /metrics`.
     pub metrics: Arc<crate::metrics::Prometheus>,
     pub connections: TaskTracker,
-    /// Publish allowance per connection; forgotten when the connection ends.
-    pub limiter: Arc<dyn RateLimiter>,
+    /// Whether a connection's frame may be handled; what it counted is forgotten when the
+    /// connection ends.
+    pub admission: Arc<dyn Admission>,
     /// Client connections held, against the most allowed.
     pub capacity: Arc<Capacity>,
     /// Times `manage_latency`'s waits (emulation only); `None` when there is none.

@@ -235,6 +235,8 @@ impl Dispatcher for Inline {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use echo_core::store::ConnectionRecords;
+    use echo_core::store::Subscriptions;
 
     #[test]
     fn batches_cover_everyone_once() {

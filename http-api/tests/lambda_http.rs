@@ -69,10 +69,11 @@ fn deps(store: &Arc<MemoryStore>) -> message_handler::Deps {
         clock: Arc::new(SystemClock),
         limits: echo_core::limits::Limits::default(),
         metrics: Arc::new(echo_core::metrics::NoMetrics),
-        limiter: Arc::new(echo_core::rate::Unlimited),
-        store_rate: None,
+        admission: Arc::new(echo_core::admission::InStoreAdmission::new(
+            store.clone(),
+            None,
+        )),
         verifier: TokenVerifier::new(SECRET).unwrap(),
-        frames_in_order: true,
         after_publish: message_handler::AfterPublish::BeforeReply,
     }
 }

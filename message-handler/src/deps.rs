@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use echo_core::admission::Admission;
 use echo_core::associations::AssociationsSource;
 use echo_core::auth::TokenVerifier;
 use echo_core::clock::Clock;
@@ -11,7 +12,6 @@ use echo_core::limits::Limits;
 use echo_core::metrics::Metrics;
 use echo_core::presence::Presence;
 use echo_core::publish::Publisher;
-use echo_core::rate::{Allowance, RateLimiter};
 use echo_core::store::ConnectionStore;
 
 /// What the message handler needs.
@@ -26,18 +26,11 @@ pub struct Deps {
     pub clock: Arc<dyn Clock>,
     pub limits: Limits,
     pub metrics: Arc<dyn Metrics>,
-    /// Publishes per connection, counted in this process (the local edge, whose connection
-    /// lives in one process).
-    pub limiter: Arc<dyn RateLimiter>,
-    /// Publishes per connection, counted in the connection store, so that the allowance holds
-    /// across concurrent invocations (AWS). `None`: only `limiter` counts.
-    pub store_rate: Option<Allowance>,
+    /// Whether a frame may be handled: the connection's record, its allowance, an ordered
+    /// publish's turn. In process on the local edge, in the store on AWS.
+    pub admission: Arc<dyn Admission>,
     /// Checks the tokens `refresh` presents (the secret the connect handler verifies with).
     pub verifier: TokenVerifier,
-    /// Whether the gateway hands a connection's frames over one at a time, in the order sent
-    /// (the local edge does). API Gateway may hand them to concurrent invocations; then a
-    /// publish's `order` is kept through the store.
-    pub frames_in_order: bool,
     /// How after-publish functions are handed their messages.
     pub after_publish: crate::AfterPublish,
 }

@@ -64,11 +64,9 @@ pub(crate) async fn history(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use echo_core::limits::Limits;
     use echo_core::message::NewMessage;
-    use echo_core::rate::Unlimited;
     use echo_core::store::HistoryStore;
     use serde_json::json;
 
@@ -125,7 +123,8 @@ mod tests {
                 max_message_bytes: 2_000,
                 ..Limits::default()
             },
-            Arc::new(Unlimited),
+            0,
+            0,
         )
     }
 

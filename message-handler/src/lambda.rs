@@ -8,6 +8,7 @@ use echo_aws::dispatcher::LambdaFanout;
 use echo_aws::invoker::LambdaInvoker;
 use echo_aws::lambda::Resources;
 use echo_aws::metrics::Emf;
+use echo_core::admission::InStoreAdmission;
 use echo_core::auth::TokenVerifier;
 use echo_core::clock::SystemClock;
 use echo_core::limits::Limits;
@@ -18,14 +19,17 @@ use echo_core::rate::Allowance;
 use crate::{AfterPublish, Deps};
 
 /// The handler's dependencies over `r`, its metrics under the `Service` dimension `service`.
-/// `store_rate` counts each connection's frames in its DynamoDB item (WebSocket frames); the
-/// handler never counts in process, since invocations share nothing.
+/// `allowance` counts each connection's frames in its DynamoDB item (WebSocket frames; `None`:
+/// no limit); the handler never counts in process, since invocations share nothing, and API
+/// Gateway may hand one connection's frames to concurrent invocations, so ordered publishes take
+/// their turns through the store ([`InStoreAdmission`]).
 pub fn deps(
     r: &Resources,
     service: &'static str,
-    store_rate: Option<Allowance>,
+    allowance: Option<Allowance>,
 ) -> Result<Deps, echo_core::auth::WeakSecret> {
     let (config, store, lambda) = (&r.config, r.store.clone(), r.lambda());
+    let store_for_admission = store.clone();
     let fanout = LambdaFanout::new(lambda.clone(), config.fanout_function.clone());
     let publisher = Arc::new(Publisher::new(store.clone(), Arc::new(fanout)));
     Ok(Deps {
@@ -42,11 +46,8 @@ pub fn deps(
         clock: Arc::new(SystemClock),
         limits: Limits::default(),
         metrics: Arc::new(Emf { service }),
-        limiter: Arc::new(echo_core::rate::Unlimited),
-        store_rate,
+        admission: Arc::new(InStoreAdmission::new(store_for_admission, allowance)),
         verifier: TokenVerifier::new(config.jwt_secret.as_bytes())?,
-        // API Gateway may invoke the handler for one connection's frames at once.
-        frames_in_order: false,
         // A Lambda is frozen once it answers: asynchronous invocations, queued before the reply.
         after_publish: AfterPublish::BeforeReply,
     })

@@ -8,6 +8,8 @@
 //! gateway while the channel is locked, so that they arrive before the channel's next message.
 //!
 //! - this file: the event, the frame's size and parse, the connection's record, and routing.
+//! - `admission`: whether the frame may be handled: the connection's record, its allowance, its
+//!   token's expiry, an ordered publish's turn.
 //! - `deps`: what the handler needs (`lambda`: its ports on AWS); `reply`: the answer to a frame.
 //! - `subscription`: `subscribe`, `unsubscribe` and `presence`.
 //! - `publish`: the channel's functions, the commit and the ack; `after_publish`: the functions
@@ -21,6 +23,7 @@
 //! refused with `token_expired`. Once the grace after expiry has passed, its record is gone: its
 //! next frame is answered `unauthorized` and the connection is closed.
 
+mod admission;
 mod after_publish;
 mod deps;
 mod history;
@@ -41,12 +44,8 @@ pub use reply::Reply;
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::encodings::Body;
-use echo_core::gateway::Frame;
 use echo_core::ids::{ConnectionId, random_hex};
 use echo_core::protocol::{ClientFrame, ErrorCode, ProtocolError, ServerFrame};
-use echo_core::store::PublishGrant;
-
-use reply::internal;
 
 /// Handles a `MESSAGE` event; the response body, when present, goes back to the client.
 pub async fn handle(
@@ -113,80 +112,11 @@ pub async fn start_frame(deps: &Deps, id: &ConnectionId, body: &str, is_binary: 
         Ok(f) => f,
         Err(e) => return Reply::Ready(Some(e.to_frame())),
     };
-    // A publish that must take its turn reads what is settled with the record, and one counted
-    // in the store is counted in the same request.
-    let ordered = match &frame {
-        ClientFrame::Publish {
-            channel,
-            order: Some(n),
-            ..
-        } if !deps.frames_in_order => Some((channel.clone(), *n)),
-        _ => None,
-    };
-    // Publishes, subscribes and unsubscribes share the connection's allowance: each subscribe
-    // or unsubscribe is store work and a `$status` event.
-    let counted = match &frame {
-        ClientFrame::Publish { channel, .. }
-        | ClientFrame::Subscribe { channel, .. }
-        | ClientFrame::Unsubscribe { channel } => Some(channel),
-        _ => None,
-    };
-    let mut limited = None;
-    let read = match (counted, deps.store_rate) {
-        (Some(channel), Some(allowance)) => deps
-            .connections
-            .take_publish(id, channel, deps.clock.now_ms(), allowance)
-            .await
-            .map(|grant| match grant {
-                PublishGrant::Granted { record, settled } => Some((record, settled)),
-                PublishGrant::Limited { retry_ms } => {
-                    limited = Some(retry_ms);
-                    None
-                }
-                PublishGrant::Unknown => None,
-            }),
-        _ => match &ordered {
-            Some((channel, _)) => deps.connections.get_publisher(id, channel).await,
-            None => deps
-                .connections
-                .get_connection(id)
-                .await
-                .map(|r| r.map(|r| (r, 0))),
-        },
-    };
-    if let Some(retry_ms) = limited {
-        return refuse(
-            deps,
-            id,
-            &frame,
-            &ordered,
-            0,
-            publish::rate_limited(deps, retry_ms),
-        )
-        .await;
-    }
-    let (record, settled) = match read {
-        Ok(Some(read)) => read,
-        Ok(None) => return Reply::Ready(forget(deps, id).await),
-        Err(e) => {
-            return Reply::Ready(Some(
-                internal(id, "could not load the connection", &e).to_frame(),
-            ));
-        }
+    let admission::Admitted { record, order } = match admission::admit(deps, id, &frame).await {
+        Ok(admitted) => admitted,
+        Err(reply) => return reply,
     };
     let action = frame.action();
-    if !matches!(frame, ClientFrame::Refresh { .. })
-        && record.claims.expired_at(deps.clock.now_secs())
-    {
-        let e = ProtocolError::new(
-            ErrorCode::TokenExpired,
-            format!(
-                "this connection's token expired at {}: send refresh with a new token within {} s, or reconnect",
-                record.claims.exp, deps.limits.token_grace_secs
-            ),
-        );
-        return refuse(deps, id, &frame, &ordered, settled, e).await;
-    }
     let claims = record.claims.clone();
     let result = match frame {
         // Answered above, without a store read: keepalives are frequent.
@@ -212,7 +142,6 @@ pub async fn start_frame(deps: &Deps, id: &ConnectionId, body: &str, is_binary: 
             ..
         } => {
             let msg_id = msg_id.unwrap_or_else(|| random_hex(8));
-            let order = ordered.map(|(_, n)| order::Order { n, settled });
             publish::publish(deps, id, &claims, &channel, data, msg_id.clone(), order)
                 .await
                 .map_err(|e| e.with_channel(&channel).with_id(Some(msg_id)))
@@ -242,56 +171,6 @@ pub async fn start_frame(deps: &Deps, id: &ConnectionId, body: &str, is_binary: 
             Reply::Ready(Some(e.to_frame()))
         }
     }
-}
-
-/// Refuses `frame` with `e` before it is handled. A publish with an `order` is settled in its
-/// turn first, so that the connection's next publish does not wait for it.
-async fn refuse(
-    deps: &Deps,
-    id: &ConnectionId,
-    frame: &ClientFrame,
-    ordered: &Option<(echo_core::channel::ChannelName, u64)>,
-    settled: u64,
-    e: ProtocolError,
-) -> Reply {
-    if let Some((channel, n)) = ordered {
-        let order = order::Order { n: *n, settled };
-        order
-            .wait_turn(deps, id, channel, tokio::time::Instant::now())
-            .await;
-        order.settle(deps, id, channel).await;
-    }
-    Reply::Ready(Some(refusal_of(e, frame).to_frame()))
-}
-
-/// `e` naming what `frame` named: the channel, and a publish's id.
-fn refusal_of(e: ProtocolError, frame: &ClientFrame) -> ProtocolError {
-    match frame {
-        ClientFrame::Publish { channel, id, .. } => e.with_channel(channel).with_id(id.clone()),
-        ClientFrame::Subscribe { channel, .. }
-        | ClientFrame::Unsubscribe { channel }
-        | ClientFrame::History { channel, .. }
-        | ClientFrame::Presence { channel, .. } => e.with_channel(channel),
-        ClientFrame::Ping | ClientFrame::Refresh { .. } => e,
-    }
-}
-
-/// A frame from a connection without a record: it expired (its token's grace ran out, or its
-/// maximum age) or was removed. Nothing it sends can succeed, so after saying so the connection
-/// is closed; the error goes out through the gateway, since a reply would come after the close.
-async fn forget(deps: &Deps, id: &ConnectionId) -> Option<ServerFrame> {
-    let frame = ProtocolError::new(
-        ErrorCode::Unauthorized,
-        "this connection is not registered (its token or its maximum age expired): reconnect",
-    )
-    .to_frame();
-    if let Err(e) = deps.gateway.post(id, &Frame::text(frame.to_json())).await {
-        tracing::debug!(connection_id = %id, error = %e, "could not post to a forgotten connection");
-    }
-    if let Err(e) = deps.gateway.close(id).await {
-        tracing::debug!(connection_id = %id, error = %e, "could not close a forgotten connection");
-    }
-    None
 }
 
 #[cfg(test)]

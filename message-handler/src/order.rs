@@ -2,7 +2,7 @@
 //! whatever their functions' durations.
 //!
 //! The local edge hands a connection's frames over one at a time, so its publishes are committed
-//! in the order sent and nothing here is needed ([`Deps::frames_in_order`]). API Gateway may hand
+//! in the order sent and nothing here is needed (admission says so: [`echo_core::admission`]). API Gateway may hand
 //! them to concurrent invocations: there, publish N waits, after its functions ran, until the
 //! store says N-1 is settled (committed, dropped or refused), and settles N once its message is
 //! stored. Settled orders live with the connection's record: the record read a publish starts
@@ -72,12 +72,14 @@ impl Order {
 mod tests {
     use serde_json::json;
 
+    use echo_core::admission::InStoreAdmission;
+
     use crate::testing::{Harness, publish_to_rooms_only};
 
     /// A handler for a gateway that hands frames over at once, as API Gateway may.
     fn concurrent() -> Harness {
         let mut h = Harness::new();
-        h.deps.frames_in_order = false;
+        h.deps.admission = std::sync::Arc::new(InStoreAdmission::new(h.store.clone(), None));
         h
     }
 

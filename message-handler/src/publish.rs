@@ -54,17 +54,6 @@ pub(crate) async fn publish(
     reply
 }
 
-/// The refusal of a frame over the connection's allowance, counted in the metrics.
-pub(crate) fn rate_limited(deps: &Deps, retry_ms: u64) -> ProtocolError {
-    deps.metrics.record(Metric::RateLimited);
-    ProtocolError::new(
-        ErrorCode::RateLimited,
-        format!(
-            "this connection publishes, subscribes and unsubscribes faster than allowed; retry in {retry_ms} ms"
-        ),
-    )
-}
-
 /// What is left of a publish once its functions ran.
 enum Prepared {
     /// Store this message on this channel, then hand it to the policy's after-publish functions.
@@ -73,7 +62,7 @@ enum Prepared {
     Answered(Reply),
 }
 
-/// Everything before the commit: permission, rate, the channel's functions, the size of the
+/// Everything before the commit: permission, the channel's functions, the size of the
 /// frame that will carry the message.
 async fn prepare(
     deps: &Deps,
@@ -85,9 +74,6 @@ async fn prepare(
 ) -> Result<Prepared, ProtocolError> {
     claims.authorize_publish(channel)?;
     let ts = deps.clock.now_ms();
-    if let Err(retry_ms) = deps.limiter.check(id, ts) {
-        return Err(rate_limited(deps, retry_ms));
-    }
     let associations = deps
         .associations
         .current()
@@ -227,10 +213,8 @@ async fn commit(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use echo_core::limits::Limits;
-    use echo_core::rate::TokenBuckets;
     use serde_json::json;
 
     use crate::testing::{Harness, publish_to_rooms_only};
@@ -338,7 +322,7 @@ mod tests {
 
     #[tokio::test]
     async fn publishing_faster_than_allowed_is_refused_with_the_time_to_wait() {
-        let h = Harness::with(Limits::default(), Arc::new(TokenBuckets::new(2, 1)));
+        let h = Harness::with(Limits::default(), 2, 1);
         let id = h.connect("c1", |c| c).await;
         let publish = json!({"action": "publish", "channel": "news", "data": 1, "id": "m"});
         assert_eq!(h.send(&id, publish.clone()).await.unwrap()["seq"], 1);

@@ -1,7 +1,8 @@
 //! What an application server does without a connection (Echo's HTTP API): publish, read
 //! history and read a channel's members, through the same permission checks, functions, limits and commit as a connection's
-//! frames. `origin` stands where a connection id would: the in-process rate count is kept per
-//! origin, and the logs name it.
+//! frames. `origin` stands where a connection id would: admission counts publishes per origin
+//! ([`Admission::admit_request`](echo_core::admission::Admission::admit_request)), and the logs
+//! name it.
 
 use echo_core::auth::Claims;
 use echo_core::channel::ChannelName;
@@ -30,6 +31,9 @@ pub async fn publish(
     data: Value,
     msg_id: Option<String>,
 ) -> Result<Ack, ProtocolError> {
+    if let Err(retry_ms) = deps.admission.admit_request(origin, deps.clock.now_ms()) {
+        return Err(crate::admission::rate_limited(deps, retry_ms));
+    }
     let msg_id = msg_id.unwrap_or_else(|| random_hex(8));
     let reply = crate::publish::publish(deps, origin, claims, channel, data, msg_id, None).await?;
     match reply.resolve().await {

@@ -25,7 +25,6 @@ pub(crate) async fn subscribe(
 ) -> Result<Option<ServerFrame>, ProtocolError> {
     let claims = &record.claims;
     claims.authorize_subscribe(channel)?;
-    allowed(deps, id)?;
     let key = ChannelKey::new(claims.app.clone(), channel.clone());
     // Put in place before the user's join is committed, so that a presence subscriber hears its
     // own join.
@@ -173,21 +172,12 @@ async fn replay(
     Ok((frames, Some(replay_to)))
 }
 
-/// Counts the frame against the connection's allowance in this process (the local edge; on AWS
-/// the store counted it with the record).
-fn allowed(deps: &Deps, id: &ConnectionId) -> Result<(), ProtocolError> {
-    deps.limiter
-        .check(id, deps.clock.now_ms())
-        .map_err(|retry_ms| crate::publish::rate_limited(deps, retry_ms))
-}
-
 pub(crate) async fn unsubscribe(
     deps: &Deps,
     id: &ConnectionId,
     claims: &Claims,
     channel: &ChannelName,
 ) -> Result<Option<ServerFrame>, ProtocolError> {
-    allowed(deps, id)?;
     end(deps, id, claims, channel).await
 }
 
@@ -277,11 +267,8 @@ pub(crate) async fn presence(
 mod tests {
     use echo_core::auth::Role;
     use echo_core::limits::Limits;
-    use echo_core::rate::Unlimited;
+    use echo_core::store::Subscriptions;
     use serde_json::json;
-    use std::sync::Arc;
-
-    use echo_core::store::ConnectionStore;
 
     use crate::testing::{Harness, key, subscribe_to_rooms_only};
 
@@ -347,7 +334,7 @@ mod tests {
             max_subscriptions: 1,
             ..Limits::default()
         };
-        let h = Harness::with(limits, Arc::new(Unlimited));
+        let h = Harness::with(limits, 0, 0);
         let id = h.connect("c1", subscribe_to_rooms_only).await;
         let reply = h
             .send(&id, json!({"action": "subscribe", "channel": "lobby"}))
@@ -518,7 +505,7 @@ mod tests {
             max_message_bytes: 4096,
             ..Limits::default()
         };
-        let h = Harness::with(limits, Arc::new(Unlimited));
+        let h = Harness::with(limits, 0, 0);
         let long = "u".repeat(200);
         for n in 0..40 {
             let id = h

@@ -3,9 +3,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use echo_core::store::ConnectionRecords;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use echo_core::admission::InProcessAdmission;
 use echo_core::associations::{Associations, LiveAssociations};
 use echo_core::auth::{Claims, Permissions, TokenIssuer, TokenVerifier};
 use echo_core::channel::{AppId, ChannelKey, ChannelName, ChannelPattern};
@@ -20,8 +22,7 @@ use echo_core::message::StoredMessage;
 use echo_core::metrics::{Metric, Metrics};
 use echo_core::presence::Presence;
 use echo_core::publish::{DispatchError, Dispatcher, Publisher};
-use echo_core::rate::{RateLimiter, Unlimited};
-use echo_core::store::{ConnectionRecord, ConnectionStore, HistoryStore, MemoryStore};
+use echo_core::store::{ConnectionRecord, HistoryStore, MemoryStore};
 use serde_json::Value;
 
 use crate::deps::Deps;
@@ -144,10 +145,12 @@ pub struct Harness {
 
 impl Harness {
     pub fn new() -> Self {
-        Self::with(Limits::default(), Arc::new(Unlimited))
+        Self::with(Limits::default(), 0, 0)
     }
 
-    pub fn with(limits: Limits, limiter: Arc<dyn RateLimiter>) -> Self {
+    /// A handler whose connections may send `rate` counted frames per second, `burst` at once
+    /// (`rate` 0: no limit), counted in process as on the local edge.
+    pub fn with(limits: Limits, rate: u32, burst: u32) -> Self {
         let clock = ManualClock::new(NOW_MS);
         let store = Arc::new(MemoryStore::with_clock(Arc::new(clock.clone())));
         let recorder = Arc::new(Recorder::default());
@@ -163,10 +166,8 @@ impl Harness {
             clock: Arc::new(clock.clone()),
             limits,
             metrics: recorder.clone(),
-            limiter,
-            store_rate: None,
+            admission: Arc::new(InProcessAdmission::new(store.clone(), rate, burst)),
             verifier: TokenVerifier::new(SECRET).unwrap(),
-            frames_in_order: true,
             after_publish: crate::AfterPublish::BeforeReply,
         };
         Self {

@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use super::{
-    AssociationsStore, ConnectionRecord, ConnectionStore, HistoryPage, HistoryStore, Member,
-    MembersPage, PageBuilder, PageLimit, PresenceStore, PublishGrant, StoreError, StoreResult,
-    Subscribed,
+    Allowances, AssociationsStore, ConnectionRecord, ConnectionRecords, HistoryPage, HistoryStore,
+    Member, MembersPage, PageBuilder, PageLimit, PresenceStore, PublishGrant, PublishOrders,
+    StoreError, StoreResult, Subscribed, Subscriptions,
 };
 use crate::auth::Claims;
 use crate::channel::{ChannelKey, ChannelName};
@@ -74,7 +74,7 @@ impl MemoryStore {
 }
 
 #[async_trait]
-impl ConnectionStore for MemoryStore {
+impl ConnectionRecords for MemoryStore {
     async fn put_connection(&self, record: ConnectionRecord) -> StoreResult<()> {
         let mut s = self.state();
         let subs = s
@@ -117,6 +117,28 @@ impl ConnectionStore for MemoryStore {
         Ok(Some((record, subs.into_iter().collect())))
     }
 
+    async fn renew(&self, id: &ConnectionId, claims: Claims, expires_at: u64) -> StoreResult<bool> {
+        let now = self.clock.now_secs();
+        let mut s = self.state();
+        let State {
+            connections,
+            subscribers,
+            ..
+        } = &mut *s;
+        let Some((record, subs)) = connections.get_mut(id).filter(|(r, _)| r.expires_at > now)
+        else {
+            return Ok(false);
+        };
+        record.claims = claims;
+        record.expires_at = expires_at;
+        for key in subs.iter() {
+            if let Some(at) = subscribers.get_mut(key).and_then(|s| s.get_mut(id)) {
+                *at = expires_at;
+            }
+        }
+        Ok(true)
+    }
+
     async fn lapsed(&self, now_secs: u64, limit: usize) -> StoreResult<Vec<ConnectionId>> {
         // A walk over every connection, once a sweep: 100,000 take a few milliseconds.
         Ok(self
@@ -128,7 +150,10 @@ impl ConnectionStore for MemoryStore {
             .map(|(id, _)| id.clone())
             .collect())
     }
+}
 
+#[async_trait]
+impl Subscriptions for MemoryStore {
     async fn subscribe(
         &self,
         id: &ConnectionId,
@@ -189,28 +214,18 @@ impl ConnectionStore for MemoryStore {
             .unwrap_or_default())
     }
 
-    async fn renew(&self, id: &ConnectionId, claims: Claims, expires_at: u64) -> StoreResult<bool> {
-        let now = self.clock.now_secs();
-        let mut s = self.state();
-        let State {
-            connections,
-            subscribers,
-            ..
-        } = &mut *s;
-        let Some((record, subs)) = connections.get_mut(id).filter(|(r, _)| r.expires_at > now)
-        else {
-            return Ok(false);
-        };
-        record.claims = claims;
-        record.expires_at = expires_at;
-        for key in subs.iter() {
-            if let Some(at) = subscribers.get_mut(key).and_then(|s| s.get_mut(id)) {
-                *at = expires_at;
-            }
-        }
-        Ok(true)
+    async fn subscriptions(&self, id: &ConnectionId) -> StoreResult<Vec<ChannelKey>> {
+        Ok(self
+            .state()
+            .connections
+            .get(id)
+            .map(|(_, subs)| subs.iter().cloned().collect())
+            .unwrap_or_default())
     }
+}
 
+#[async_trait]
+impl PublishOrders for MemoryStore {
     async fn get_publisher(
         &self,
         id: &ConnectionId,
@@ -218,30 +233,6 @@ impl ConnectionStore for MemoryStore {
     ) -> StoreResult<Option<(ConnectionRecord, u64)>> {
         let settled = self.settled_order(id, channel).await?;
         Ok(self.get_connection(id).await?.map(|r| (r, settled)))
-    }
-
-    async fn take_publish(
-        &self,
-        id: &ConnectionId,
-        channel: &ChannelName,
-        now_ms: u64,
-        allowance: Allowance,
-    ) -> StoreResult<PublishGrant> {
-        let Some(record) = self.get_connection(id).await? else {
-            return Ok(PublishGrant::Unknown);
-        };
-        let settled = self.settled_order(id, channel).await?;
-        let (window, retry_ms) = allowance.window(now_ms);
-        let mut s = self.state();
-        let counted = s.windows.entry(id.clone()).or_insert((window, 0));
-        if counted.0 != window {
-            *counted = (window, 0);
-        }
-        if counted.1 >= allowance.limit {
-            return Ok(PublishGrant::Limited { retry_ms });
-        }
-        counted.1 += 1;
-        Ok(PublishGrant::Granted { record, settled })
     }
 
     async fn settled_order(&self, id: &ConnectionId, channel: &ChannelName) -> StoreResult<u64> {
@@ -273,14 +264,32 @@ impl ConnectionStore for MemoryStore {
         *settled = (*settled).max(order);
         Ok(())
     }
+}
 
-    async fn subscriptions(&self, id: &ConnectionId) -> StoreResult<Vec<ChannelKey>> {
-        Ok(self
-            .state()
-            .connections
-            .get(id)
-            .map(|(_, subs)| subs.iter().cloned().collect())
-            .unwrap_or_default())
+#[async_trait]
+impl Allowances for MemoryStore {
+    async fn take_publish(
+        &self,
+        id: &ConnectionId,
+        channel: &ChannelName,
+        now_ms: u64,
+        allowance: Allowance,
+    ) -> StoreResult<PublishGrant> {
+        let Some(record) = self.get_connection(id).await? else {
+            return Ok(PublishGrant::Unknown);
+        };
+        let settled = self.settled_order(id, channel).await?;
+        let (window, retry_ms) = allowance.window(now_ms);
+        let mut s = self.state();
+        let counted = s.windows.entry(id.clone()).or_insert((window, 0));
+        if counted.0 != window {
+            *counted = (window, 0);
+        }
+        if counted.1 >= allowance.limit {
+            return Ok(PublishGrant::Limited { retry_ms });
+        }
+        counted.1 += 1;
+        Ok(PublishGrant::Granted { record, settled })
     }
 }
 

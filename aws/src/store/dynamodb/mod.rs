@@ -23,15 +23,21 @@
 //! incremented atomically with `ADD`; messages sit at their seq with `msg` (JSON), `ts` and `ttl`.
 //!
 //! This file holds the tables, their creation and the helpers the ports share; each port has a
-//! file: `connections` ([`ConnectionStore`](echo_core::store::ConnectionStore)), `history`
+//! file: `connections` ([`ConnectionRecords`](echo_core::store::ConnectionRecords)),
+//! `subscriptions` ([`Subscriptions`](echo_core::store::Subscriptions)), `publish_orders`
+//! ([`PublishOrders`](echo_core::store::PublishOrders)), `allowance`
+//! ([`Allowances`](echo_core::store::Allowances): the publish rate on AWS), `history`
 //! ([`HistoryStore`](echo_core::store::HistoryStore)), `presence`
 //! ([`PresenceStore`](echo_core::store::PresenceStore)), `associations`
 //! ([`AssociationsStore`](echo_core::store::AssociationsStore)).
 
+mod allowance;
 mod associations;
 mod connections;
 mod history;
 mod presence;
+mod publish_orders;
+mod subscriptions;
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
