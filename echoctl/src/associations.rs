@@ -60,7 +60,7 @@ pub struct PushArgs {
     manage_port: u16,
     /// The local edge's data directory (for its management token, unless ECHO_MANAGE_TOKEN is
     /// set).
-    #[arg(long, default_value = ".echo", env = "ECHO_DATA_DIR")]
+    #[arg(long, default_value = echo_edge::settings::DEFAULT_DATA_DIR, env = "ECHO_DATA_DIR")]
     data_dir: PathBuf,
     #[command(flatten)]
     aws: crate::aws::AwsArgs,

@@ -7,8 +7,11 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::ArgMatches;
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+
 use clap::parser::ValueSource;
+use clap::{ArgAction, ArgMatches, Args, FromArgMatches, ValueHint};
 use serde::Deserialize;
 
 /// The file echoctl reads when `--config` is not given and it exists.
@@ -23,10 +26,11 @@ pub enum ConfigError {
     },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
-    #[error("{path}: {key}: {message}")]
-    Value {
+    #[error("{path}: [{section}] {key}: {message}")]
+    Setting {
         path: PathBuf,
-        key: &'static str,
+        section: &'static str,
+        key: String,
         message: String,
     },
 }
@@ -35,35 +39,14 @@ pub enum ConfigError {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
+    /// `[edge]`: the settings of `echoctl dev` and `echoctl serve`, by their flags' names
+    /// ([`echo_edge::Settings`]); checked when they are layered ([`layer_args`]).
     #[serde(default)]
-    pub edge: EdgeFile,
+    pub edge: toml::Table,
     #[serde(default)]
     pub aws: AwsFile,
     #[serde(default)]
     pub functions: FunctionsFile,
-}
-
-/// `[edge]`: the flags of `echoctl dev` and `echoctl serve`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct EdgeFile {
-    pub port: Option<u16>,
-    pub host: Option<IpAddr>,
-    pub manage_port: Option<u16>,
-    pub data_dir: Option<PathBuf>,
-    pub associations: Option<PathBuf>,
-    pub functions_endpoint: Option<String>,
-    pub max_message_bytes: Option<usize>,
-    pub max_subscriptions: Option<usize>,
-    pub idle_timeout: Option<String>,
-    pub max_connection_age: Option<String>,
-    pub history_retention: Option<String>,
-    pub outbound_queue: Option<usize>,
-    pub manage_latency: Option<String>,
-    pub publish_rate: Option<u32>,
-    pub publish_burst: Option<u32>,
-    pub max_connections: Option<usize>,
-    pub faithful: Option<String>,
 }
 
 /// `[aws]`: where `deploy`, `status` and `teardown` work.
@@ -120,14 +103,6 @@ impl Loaded {
             _ => p.to_path_buf(),
         }
     }
-
-    pub fn duration(&self, key: &'static str, text: &str) -> Result<Duration, ConfigError> {
-        humantime::parse_duration(text).map_err(|e| ConfigError::Value {
-            path: self.path.clone().unwrap_or_default(),
-            key,
-            message: e.to_string(),
-        })
-    }
 }
 
 /// Where an effective value came from.
@@ -162,7 +137,7 @@ pub fn source(matches: &ArgMatches, id: &str) -> Source {
 /// One line of `echoctl config`.
 #[derive(Debug)]
 pub struct Row {
-    pub key: &'static str,
+    pub key: String,
     pub value: String,
     pub source: Source,
 }
@@ -215,16 +190,11 @@ macro_rules! layer {
             }
         }
         $rows.push($crate::config::Row {
-            key: $key,
+            key: $key.to_owned(),
             value: $crate::config::Show::show(&$args.$field),
             source,
         });
     }};
-}
-
-/// The file's value as it is, for [`layer!`].
-pub fn copy<T: Copy>(v: &T) -> Result<T, ConfigError> {
-    Ok(*v)
 }
 
 /// Prints rows as an aligned table.
@@ -234,4 +204,127 @@ pub fn print_rows(title: &str, rows: &[Row]) {
     for r in rows {
         println!("  {:width$}  {:<40}  {}", r.key, r.value, r.source);
     }
+}
+
+/// `T`'s settings with the config file's `[section]` table layered under the flags and
+/// environment variables `matches` holds, and each effective value with its source. The table's
+/// keys are the flags' names; each value is parsed by the flag's own parser, so the file accepts
+/// exactly what the flag does (durations as `"10m"`, paths relative to the file).
+pub fn layer_args<T: Args + FromArgMatches>(
+    matches: &ArgMatches,
+    loaded: &Loaded,
+    section: &'static str,
+    table: &toml::Table,
+) -> Result<(T, Vec<Row>), ConfigError> {
+    let command = T::augment_args(clap::Command::new(section).no_binary_name(true));
+    let error = |key: &str, message: String| ConfigError::Setting {
+        path: loaded.path.clone().unwrap_or_default(),
+        section,
+        key: key.to_owned(),
+        message,
+    };
+    let mut argv: Vec<OsString> = Vec::new();
+    // What the flags said, said again.
+    for arg in command.get_arguments() {
+        let id = arg.get_id().as_str();
+        if matches.value_source(id) != Some(ValueSource::CommandLine) {
+            continue;
+        }
+        let Some(long) = arg.get_long() else { continue };
+        match arg.get_action() {
+            ArgAction::SetTrue => argv.push(format!("--{long}").into()),
+            _ => {
+                for value in matches.get_raw(id).into_iter().flatten() {
+                    let mut flag = OsString::from(format!("--{long}="));
+                    flag.push(value);
+                    argv.push(flag);
+                }
+            }
+        }
+    }
+    // Then what the file says, where neither a flag nor the environment did.
+    let mut from_file = BTreeSet::new();
+    for (key, value) in table {
+        let Some(arg) = command
+            .get_arguments()
+            .find(|a| a.get_long() == Some(key.as_str()))
+        else {
+            let known: Vec<&str> = command
+                .get_arguments()
+                .filter_map(|a| a.get_long())
+                .collect();
+            return Err(ConfigError::Parse {
+                path: loaded.path.clone().unwrap_or_default(),
+                message: format!(
+                    "[{section}]: unknown field `{key}`, expected one of {}",
+                    known.join(", ")
+                ),
+            });
+        };
+        let id = arg.get_id().as_str();
+        if matches!(
+            matches.value_source(id),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        ) {
+            continue;
+        }
+        let text = match value {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            other => {
+                return Err(error(
+                    key,
+                    format!(
+                        "expected a string, a number or a boolean, not {}",
+                        other.type_str()
+                    ),
+                ));
+            }
+        };
+        let text = match arg.get_value_hint() {
+            ValueHint::FilePath | ValueHint::DirPath | ValueHint::AnyPath => {
+                loaded.resolve(Path::new(&text)).display().to_string()
+            }
+            _ => text,
+        };
+        match (arg.get_action(), text.as_str()) {
+            (ArgAction::SetTrue, "true") => argv.push(format!("--{key}").into()),
+            (ArgAction::SetTrue, "false") => {}
+            (ArgAction::SetTrue, _) => return Err(error(key, "expected true or false".into())),
+            _ => argv.push(format!("--{key}={text}").into()),
+        }
+        from_file.insert(id.to_owned());
+    }
+    let layered = command
+        .clone()
+        .try_get_matches_from(argv)
+        .and_then(|m| T::from_arg_matches(&m).map(|settings| (settings, m)));
+    let (settings, layered) = layered.map_err(|e| ConfigError::Parse {
+        path: loaded.path.clone().unwrap_or_default(),
+        message: format!("[{section}] {}", e.render().to_string().trim()),
+    })?;
+    let rows = command
+        .get_arguments()
+        .filter_map(|arg| {
+            let id = arg.get_id().as_str();
+            let key = arg.get_long()?;
+            let value = layered.get_raw(id).map_or_else(
+                || "(none)".to_owned(),
+                |v| v.map(|v| v.to_string_lossy()).collect::<Vec<_>>().join(","),
+            );
+            let source = if from_file.contains(id) {
+                Source::File
+            } else {
+                source(&layered, id)
+            };
+            Some(Row {
+                key: key.to_owned(),
+                value,
+                source,
+            })
+        })
+        .collect();
+    Ok((settings, rows))
 }

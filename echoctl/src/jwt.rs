@@ -35,7 +35,7 @@ pub struct JwtArgs {
     #[arg(long, value_name = "URL")]
     endpoint: Option<String>,
     /// Where `echoctl dev` keeps its generated secret (used when ECHO_JWT_SECRET is unset).
-    #[arg(long, default_value = ".echo", env = "ECHO_DATA_DIR")]
+    #[arg(long, default_value = echo_edge::settings::DEFAULT_DATA_DIR, env = "ECHO_DATA_DIR")]
     data_dir: PathBuf,
 }
 

@@ -481,3 +481,80 @@ fn publish_sends_through_the_http_api_to_subscribers() {
     dev.child.kill().unwrap();
     dev.child.wait().unwrap();
 }
+
+/// The `[edge]` keys of docs/echoctl.md's example, commented ones included.
+fn documented_edge_keys() -> Vec<(String, String)> {
+    let doc = std::fs::read_to_string(workspace().join("docs/echoctl.md")).unwrap();
+    let block = doc
+        .split("```toml\n[edge]")
+        .nth(1)
+        .and_then(|rest| rest.split("\n[").next())
+        .expect("docs/echoctl.md has a toml block starting with [edge]");
+    block
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let line = line.trim().trim_start_matches('#').trim();
+            let (key, value) = line.split_once('=')?;
+            let value = value.split(" #").next().unwrap_or(value);
+            Some((key.trim().to_owned(), value.trim().to_owned()))
+        })
+        .collect()
+}
+
+#[test]
+fn every_edge_setting_docs_list_is_accepted_by_echo_toml_and_each_is_listed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = documented_edge_keys();
+    let file: String = keys.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
+    std::fs::write(tmp.path().join("echo.toml"), format!("[edge]\n{file}")).unwrap();
+    let out = ok(echoctl(tmp.path(), &["config"]).output().unwrap());
+    let edge: Vec<&str> = out
+        .split("[edge]\n")
+        .nth(1)
+        .unwrap()
+        .split("\n[")
+        .next()
+        .unwrap()
+        .lines()
+        .collect();
+    for (key, _) in &keys {
+        let row = edge
+            .iter()
+            .find(|l| l.split_whitespace().next() == Some(key))
+            .unwrap_or_else(|| panic!("{key} is not an [edge] setting: {out}"));
+        assert!(
+            row.ends_with("file"),
+            "{key} was not taken from the file: {row}"
+        );
+    }
+    // And the docs name every setting there is.
+    for row in &edge {
+        let key = row.split_whitespace().next().unwrap();
+        assert!(
+            keys.iter().any(|(k, _)| k == key),
+            "docs/echoctl.md does not list [edge] {key}"
+        );
+    }
+    assert_eq!(edge.len(), keys.len(), "{out}");
+
+    // An unknown key is an error that names it and what is known.
+    std::fs::write(
+        tmp.path().join("echo.toml"),
+        "[edge]\nsweep-evry = \"2m\"\n",
+    )
+    .unwrap();
+    let err = failed(echoctl(tmp.path(), &["config"]).output().unwrap());
+    assert!(
+        err.contains("sweep-evry") && err.contains("sweep-every"),
+        "{err}"
+    );
+    // A value the flag would refuse is refused in the file too.
+    std::fs::write(
+        tmp.path().join("echo.toml"),
+        "[edge]\nsweep-every = \"often\"\n",
+    )
+    .unwrap();
+    let err = failed(echoctl(tmp.path(), &["config"]).output().unwrap());
+    assert!(err.contains("often"), "{err}");
+}

@@ -1,4 +1,5 @@
-//! The edge's configuration.
+//! The edge's configuration: its [`Settings`] as the edge runs with them, and what only a
+//! program sets (the secrets, dev mode, functions served elsewhere).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -7,39 +8,23 @@ use std::time::Duration;
 
 use echo_core::limits::Limits;
 
-/// API Gateway's idle timeout: 10 minutes without a frame from the client.
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
-/// Frames queued for one connection before it counts as a slow consumer.
-pub const DEFAULT_OUTBOUND_QUEUE: usize = 4096;
-/// Bytes of frames queued per connection before it is dropped as a slow consumer: 32 frames at
-/// the 128 KB message limit.
-pub const DEFAULT_OUTBOUND_QUEUE_BYTES: usize = 4 * 1024 * 1024;
-/// How long stored messages are kept.
-/// Publishes per second one connection may sustain by default.
-pub const DEFAULT_PUBLISH_RATE: u32 = 100;
-/// Publishes one connection may make at once by default.
-pub const DEFAULT_PUBLISH_BURST: u32 = 200;
-/// How long a client socket may take to become a WebSocket.
-pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-pub const DEFAULT_HISTORY_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
-/// How often connections whose records expired are ended: the AWS stack's sweep schedule.
-pub const DEFAULT_SWEEP_EVERY: Duration = Duration::from_secs(60);
+use crate::settings::Settings;
 
-/// Everything the edge needs to start.
+/// Everything the edge needs to start. The fields a user sets are documented where they are
+/// declared, on [`Settings`].
 #[derive(Clone)]
 pub struct EdgeConfig {
     /// Client WebSockets, the demo page and (in dev mode) the dev-token endpoint.
     pub listen: SocketAddr,
     /// The @connections management API and associations API. Refused unless loopback.
     pub manage_listen: SocketAddr,
-    /// Where the embedded store lives.
+    /// [`Settings::data_dir`].
     pub data_dir: PathBuf,
-    /// An associations file to load and watch; `None` keeps what the store has, or the demo
-    /// associations on first start.
+    /// [`Settings::associations`].
     pub associations_file: Option<PathBuf>,
     /// How often the associations file is checked for changes.
     pub associations_poll: Duration,
-    /// Lambda Invoke API endpoint for functions not built in (`cargo lambda watch`: port 9000).
+    /// [`Settings::functions_endpoint`].
     pub functions_endpoint: Option<String>,
     /// Functions served at a Lambda Invoke API endpoint of their own, by name: a project's
     /// JavaScript functions, which echoctl runs in Node.js. They come before the built-in ones
@@ -51,47 +36,36 @@ pub struct EdgeConfig {
     pub manage_token: String,
     /// Serves `/dev/token`, which hands out tokens to anyone who asks: for a laptop only.
     pub dev_mode: bool,
-    /// In dev mode, also serves dev tokens to peers on the network (when listening beyond
-    /// loopback); otherwise only this machine gets them.
+    /// [`Settings::dev_tokens_for_network`].
     pub dev_tokens_for_network: bool,
     pub limits: Limits,
-    /// Closes a connection that sent nothing for this long (API Gateway: 10 minutes).
+    /// [`Settings::idle_timeout`].
     pub idle_timeout: Duration,
-    /// Closes a connection this old (API Gateway: 2 hours).
+    /// [`Settings::max_connection_age`].
     pub max_connection_age: Duration,
+    /// [`Settings::outbound_queue`].
     pub outbound_queue: usize,
-    /// Bytes of frames queued per connection before it is dropped as a slow consumer.
+    /// [`Settings::outbound_queue_bytes`].
     pub outbound_queue_bytes: usize,
+    /// [`Settings::history_retention`].
     pub history_retention: Duration,
-    /// Faithful mode: send API Gateway events to the handler Lambdas at this Lambda Invoke API
-    /// endpoint (`cargo lambda watch`) instead of running the handlers in-process.
+    /// [`Settings::faithful`].
     pub faithful: Option<String>,
-    /// Faithful mode: hand a connection's frames to the handler Lambdas as they come, without
-    /// waiting for the previous one's answer, as API Gateway may; otherwise one at a time.
+    /// [`Settings::concurrent_frames`].
     pub concurrent_frames: bool,
-    /// Emulation: send no `$disconnect` when a connection ends, as API Gateway may (its
-    /// `$disconnect` is best effort), so that what cleans up after such connections (fan-out
-    /// finding them gone, record expiry) can be seen working.
+    /// [`Settings::lose_disconnects`].
     pub lose_disconnects: bool,
-    /// How often the sweep ends connections whose records expired without a `$disconnect`
-    /// ([`echo_core::disconnection`]); in faithful mode the edge invokes the connect handler
-    /// Lambda with the sweep schedule's event, as EventBridge does on AWS.
+    /// [`Settings::sweep_every`].
     pub sweep_every: Duration,
-    /// How long each management API request waits before it is served, to emulate API
-    /// Gateway's management API, whose posts take tens of milliseconds (benchmarks of the AWS
-    /// delivery path use it). Zero by default. A thread of its own ends each wait
-    /// ([`crate::management::latency::DelayLine`]): a post takes the wait and a few tenths of a millisecond.
+    /// [`Settings::manage_latency`].
     pub manage_latency: Duration,
-    /// Publishes per second one connection may sustain (0: no limit); more get `rate_limited`.
+    /// [`Settings::publish_rate`].
     pub publish_rate: u32,
-    /// Publishes one connection may make at once after a quiet period.
+    /// [`Settings::publish_burst`].
     pub publish_burst: u32,
-    /// How long a client socket may take to become a WebSocket (a request in full, or an idle
-    /// keep-alive after the demo page) before it is closed.
+    /// [`Settings::handshake_timeout`].
     pub handshake_timeout: Duration,
-    /// Client connections held at once; further upgrades get 503. `None`: as many as the
-    /// process's open-file limit leaves room for ([`crate::capacity::connections_for`]), which is
-    /// also the most a set value is allowed.
+    /// [`Settings::max_connections`].
     pub max_connections: Option<usize>,
 }
 
@@ -125,36 +99,54 @@ impl std::fmt::Debug for EdgeConfig {
 }
 
 impl EdgeConfig {
-    /// Defaults for everything but the secrets and the data directory.
+    /// The declared defaults ([`Settings::default`]) for everything but the secrets and the data
+    /// directory.
     pub fn new(data_dir: PathBuf, jwt_secret: Vec<u8>, manage_token: String) -> Self {
-        let limits = Limits::default();
+        let mut config = Self::from_settings(Settings::default(), jwt_secret, manage_token, false);
+        config.data_dir = data_dir;
+        config
+    }
+
+    /// What the edge runs with for `settings`, the secrets, and whether it runs in dev mode.
+    pub fn from_settings(
+        settings: Settings,
+        jwt_secret: Vec<u8>,
+        manage_token: String,
+        dev_mode: bool,
+    ) -> Self {
+        let limits = Limits {
+            max_message_bytes: settings.max_message_bytes,
+            max_subscriptions: settings.max_subscriptions,
+            max_connection_age_secs: settings.max_connection_age.as_secs(),
+            ..Limits::default()
+        };
         Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            manage_listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
-            data_dir,
-            associations_file: None,
+            listen: SocketAddr::new(settings.host, settings.port),
+            manage_listen: SocketAddr::from(([127, 0, 0, 1], settings.manage_port)),
+            data_dir: settings.data_dir,
+            associations_file: settings.associations,
             associations_poll: Duration::from_secs(1),
-            functions_endpoint: None,
+            functions_endpoint: settings.functions_endpoint,
             function_endpoints: BTreeMap::new(),
             jwt_secret,
             manage_token,
-            dev_mode: false,
-            idle_timeout: DEFAULT_IDLE_TIMEOUT,
-            max_connection_age: Duration::from_secs(limits.max_connection_age_secs),
+            dev_mode,
+            dev_tokens_for_network: dev_mode && settings.dev_tokens_for_network,
+            idle_timeout: settings.idle_timeout,
+            max_connection_age: settings.max_connection_age,
             limits,
-            outbound_queue: DEFAULT_OUTBOUND_QUEUE,
-            outbound_queue_bytes: DEFAULT_OUTBOUND_QUEUE_BYTES,
-            history_retention: DEFAULT_HISTORY_RETENTION,
-            faithful: None,
-            concurrent_frames: false,
-            lose_disconnects: false,
-            sweep_every: DEFAULT_SWEEP_EVERY,
-            dev_tokens_for_network: false,
-            manage_latency: Duration::ZERO,
-            publish_rate: DEFAULT_PUBLISH_RATE,
-            publish_burst: DEFAULT_PUBLISH_BURST,
-            max_connections: None,
-            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            outbound_queue: settings.outbound_queue,
+            outbound_queue_bytes: settings.outbound_queue_bytes,
+            history_retention: settings.history_retention,
+            faithful: settings.faithful,
+            concurrent_frames: settings.concurrent_frames,
+            lose_disconnects: settings.lose_disconnects,
+            sweep_every: settings.sweep_every,
+            manage_latency: settings.manage_latency,
+            publish_rate: settings.publish_rate,
+            publish_burst: settings.publish_burst,
+            max_connections: settings.max_connections,
+            handshake_timeout: settings.handshake_timeout,
         }
     }
 }

@@ -102,7 +102,7 @@ impl LocalGateway {
             conns: RwLock::new(HashMap::new()),
             clock,
             queue: queue.max(1),
-            queue_bytes: crate::config::DEFAULT_OUTBOUND_QUEUE_BYTES,
+            queue_bytes: crate::settings::DEFAULT_OUTBOUND_QUEUE_BYTES,
             max_frame,
         }
     }

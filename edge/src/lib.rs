@@ -5,7 +5,9 @@
 //! [`fanout`]) in-process, over an embedded store. It also serves the @connections management API
 //! (loopback only, with a bearer token), the chat demo, and in dev mode a token endpoint.
 //!
-//! - [`config`]: [`EdgeConfig`], with API Gateway's limits as defaults.
+//! - [`settings`]: [`Settings`], each user setting declared once (flag, file key, environment
+//!   variable), with API Gateway's limits as defaults.
+//! - [`config`]: [`EdgeConfig`], what the edge runs with.
 //! - [`server`]: starting and shutting down: the store, the handlers, the listeners, the
 //!   background tasks.
 //! - [`state`]: what every request and connection shares.
@@ -52,9 +54,11 @@ pub mod metrics;
 pub mod outbox;
 pub mod retention;
 pub mod server;
+pub mod settings;
 pub mod state;
 pub mod store;
 pub mod upgrade;
 
 pub use config::EdgeConfig;
 pub use server::{RunningEdge, StartError, start, start_with};
+pub use settings::Settings;
