@@ -195,7 +195,7 @@ async fn an_expired_token_is_refused_after_connect_and_refresh_renews_it() {
 async fn past_the_grace_an_expired_connection_gets_nothing_and_is_closed() {
     let edge = TestEdge::start_with(
         |c| c.limits.token_grace_secs = 1,
-        echo_edge::invoker::InProcess::demo(),
+        echo_chat_demo::functions(),
     )
     .await;
     let now = SystemClock.now_secs();

@@ -87,7 +87,7 @@ async fn handler(
         associations: Arc::new(LiveAssociations::new(
             Associations::parse(r#"{"apps":{}}"#, &|_| true).unwrap(),
         )),
-        invoker: Arc::new(echo_edge::invoker::InProcess::demo()),
+        invoker: Arc::new(echo_chat_demo::functions()),
         gateway: Arc::new(echo_edge::gateway::LocalGateway::new(
             Arc::new(SystemClock),
             16,

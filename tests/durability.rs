@@ -56,7 +56,7 @@ async fn history_and_sequences_survive_a_restart() {
 async fn history_older_than_the_retention_is_pruned_and_seq_continues() {
     let edge = TestEdge::start_with(
         |c| c.history_retention = std::time::Duration::from_secs(1),
-        echo_edge::invoker::InProcess::demo(),
+        echo_chat_demo::functions(),
     )
     .await;
     let mut a = edge.connect(&edge.token("chat-demo", "a")).await;

@@ -127,7 +127,7 @@ async fn persistent_throttling_gives_the_publisher_a_clear_error() {
         associations: Arc::new(LiveAssociations::new(
             Associations::parse(r#"{"apps":{}}"#, &|_| true).unwrap(),
         )),
-        invoker: Arc::new(echo_edge::invoker::InProcess::demo()),
+        invoker: Arc::new(echo_chat_demo::functions()),
         gateway,
         clock: Arc::new(SystemClock),
         limits: Limits::default(),

@@ -10,7 +10,7 @@ use echo_tests::TestEdge;
 use serde_json::json;
 
 fn functions() -> InProcess {
-    let mut f = InProcess::demo();
+    let mut f = echo_chat_demo::functions();
     f.register_sync("drop-all", |_| Ok(FunctionOutput::drop("not today")));
     f.register_sync("fail", |_| Err(FunctionError::new("boom")));
     f.register("hang", |_| async {
@@ -236,7 +236,7 @@ async fn associations_file_changes_are_picked_up_while_connected() {
             c.associations_file = Some(path);
             c.associations_poll = Duration::from_millis(50);
         },
-        InProcess::demo(),
+        echo_chat_demo::functions(),
     )
     .await;
     let mut a = edge.connect(&edge.token("t", "a")).await;

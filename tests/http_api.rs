@@ -4,7 +4,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use echo_core::function::FunctionOutput;
-use echo_edge::invoker::InProcess;
 use echo_tests::TestEdge;
 use serde_json::{Value, json};
 
@@ -47,7 +46,7 @@ type Case<'a> = (
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_server_publishes_to_websocket_subscribers_and_reads_history() {
-    let mut functions = InProcess::demo();
+    let mut functions = echo_chat_demo::functions();
     functions.register_sync("drop-all", |_| Ok(FunctionOutput::drop("not today")));
     let edge = TestEdge::start_with(|_| {}, functions).await;
     let (status, body) = edge
@@ -117,7 +116,7 @@ async fn every_refusal_has_its_status_and_a_code() {
             c.publish_rate = 1;
             c.publish_burst = 1;
         },
-        InProcess::demo(),
+        echo_chat_demo::functions(),
     )
     .await;
     let admin = edge.admin_token("chat-demo");

@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use echo_core::limits::DEFAULT_MAX_MESSAGE_BYTES;
-use echo_edge::invoker::InProcess;
 use echo_tests::TestEdge;
 use serde_json::json;
 
@@ -14,7 +13,7 @@ use serde_json::json;
 async fn idle_and_old_connections_are_closed_with_going_away() {
     let edge = TestEdge::start_with(
         |c| c.idle_timeout = Duration::from_millis(400),
-        InProcess::demo(),
+        echo_chat_demo::functions(),
     )
     .await;
     let mut idle = edge.connect(&edge.token("chat-demo", "a")).await;
@@ -28,7 +27,7 @@ async fn idle_and_old_connections_are_closed_with_going_away() {
 
     let edge = TestEdge::start_with(
         |c| c.max_connection_age = Duration::from_millis(300),
-        InProcess::demo(),
+        echo_chat_demo::functions(),
     )
     .await;
     let mut c = edge.connect(&edge.token("chat-demo", "a")).await;
@@ -37,7 +36,11 @@ async fn idle_and_old_connections_are_closed_with_going_away() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn subscriptions_per_connection_are_capped() {
-    let edge = TestEdge::start_with(|c| c.limits.max_subscriptions = 3, InProcess::demo()).await;
+    let edge = TestEdge::start_with(
+        |c| c.limits.max_subscriptions = 3,
+        echo_chat_demo::functions(),
+    )
+    .await;
     let mut c = edge.connect(&edge.token("chat-demo", "a")).await;
     for ch in ["a", "b", "c"] {
         c.subscribe(ch).await;
@@ -60,7 +63,7 @@ async fn a_subscriber_that_stops_reading_is_dropped_and_others_get_everything() 
 }
 
 async fn slow_consumer_is_dropped(configure: impl FnOnce(&mut echo_edge::EdgeConfig)) {
-    let edge = TestEdge::start_with(configure, InProcess::demo()).await;
+    let edge = TestEdge::start_with(configure, echo_chat_demo::functions()).await;
     let mut stalled = edge.connect(&edge.token("chat-demo", "stalled")).await;
     let mut reader = edge.connect(&edge.token("chat-demo", "reader")).await;
     let mut publisher = edge.connect(&edge.token("chat-demo", "pub")).await;
@@ -107,7 +110,7 @@ async fn publish_floods_are_rate_limited_per_connection() {
             c.publish_rate = 5;
             c.publish_burst = 3;
         },
-        InProcess::demo(),
+        echo_chat_demo::functions(),
     )
     .await;
     let mut flood = edge.connect(&edge.token("chat-demo", "flood")).await;
@@ -144,7 +147,8 @@ async fn publish_floods_are_rate_limited_per_connection() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn connections_beyond_the_maximum_are_refused_until_one_closes() {
-    let edge = TestEdge::start_with(|c| c.max_connections = Some(2), InProcess::demo()).await;
+    let edge =
+        TestEdge::start_with(|c| c.max_connections = Some(2), echo_chat_demo::functions()).await;
     let mut admin = edge.connect(&edge.admin_token("chat-demo")).await;
     admin.subscribe("$status").await;
     let alice = edge.connect(&edge.token("chat-demo", "alice")).await;
@@ -299,7 +303,7 @@ async fn sockets_that_are_not_websockets_are_bounded_and_closed_in_time() {
             c.max_connections = Some(4);
             c.handshake_timeout = Duration::from_millis(800);
         },
-        InProcess::demo(),
+        echo_chat_demo::functions(),
     )
     .await;
     let (_, sockets) = echo_edge::capacity::limits(Some(4), None);
@@ -398,7 +402,7 @@ async fn subscribe_floods_are_rate_limited_and_status_stays_small() {
             c.publish_rate = 5;
             c.publish_burst = 10;
         },
-        InProcess::demo(),
+        echo_chat_demo::functions(),
     )
     .await;
     let mut c = edge.connect(&edge.token("chat-demo", "flood")).await;

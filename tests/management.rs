@@ -167,11 +167,7 @@ async fn dev_tokens_only_in_dev_mode() {
         }
     }
 
-    let prod = TestEdge::start_with(
-        |c| c.dev_mode = false,
-        echo_edge::invoker::InProcess::demo(),
-    )
-    .await;
+    let prod = TestEdge::start_with(|c| c.dev_mode = false, echo_chat_demo::functions()).await;
     let r = reqwest::get(format!("http://{}/dev/token", prod.edge.addr))
         .await
         .unwrap();
@@ -190,11 +186,8 @@ async fn the_management_api_refuses_to_listen_beyond_loopback() {
 #[tokio::test(flavor = "multi_thread")]
 async fn manage_latency_holds_each_request_before_serving_it() {
     const LATENCY: std::time::Duration = std::time::Duration::from_millis(150);
-    let edge = TestEdge::start_with(
-        |c| c.manage_latency = LATENCY,
-        echo_edge::invoker::InProcess::demo(),
-    )
-    .await;
+    let edge =
+        TestEdge::start_with(|c| c.manage_latency = LATENCY, echo_chat_demo::functions()).await;
     let (_admin, mut c, id) = connected(&edge).await;
     let http = edge.http();
     let url = edge.manage_url(&format!("/@connections/{id}"));
@@ -245,7 +238,7 @@ async fn metrics_count_what_happens_in_prometheus_text() {
             c.publish_rate = 1;
             c.publish_burst = 2;
         },
-        echo_edge::invoker::InProcess::demo(),
+        echo_chat_demo::functions(),
     )
     .await;
     let scrape = || async {
@@ -305,4 +298,51 @@ async fn metrics_count_what_happens_in_prometheus_text() {
         text.contains("# TYPE echo_fanout_duration_seconds histogram"),
         "{text}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_edge_serves_the_site_it_is_given_and_nothing_else() {
+    // The test edge is given the chat demo's, as echoctl gives it.
+    let edge = TestEdge::start().await;
+    let client = reqwest::Client::new();
+    let at = |path: &str| format!("http://{}{path}", edge.edge.addr);
+    let page = client.get(at("/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    let script = client.get(at("/echo.js")).send().await.unwrap();
+    assert_eq!(script.status(), 200);
+    assert!(
+        script
+            .text()
+            .await
+            .unwrap()
+            .contains("export class EchoClient")
+    );
+    assert_eq!(
+        client.get(at("/nope.js")).send().await.unwrap().status(),
+        404
+    );
+    assert_eq!(
+        client.post(at("/app.js")).send().await.unwrap().status(),
+        405
+    );
+
+    // An edge given no site serves no page; its API and upgrade are the same.
+    let bare = TestEdge::start_with(
+        |c| c.site = echo_edge::site::Site::default(),
+        echo_chat_demo::functions(),
+    )
+    .await;
+    let r = client
+        .get(format!("http://{}/", bare.edge.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = client
+        .get(format!("http://{}/healthz", bare.edge.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
 }

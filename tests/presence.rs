@@ -155,11 +155,8 @@ async fn presence_needs_subscribe_permission_and_apps_are_isolated() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_connection_that_vanished_without_disconnect_leaves_when_found_gone() {
-    let edge = TestEdge::start_with(
-        |c| c.lose_disconnects = true,
-        echo_edge::invoker::InProcess::demo(),
-    )
-    .await;
+    let edge =
+        TestEdge::start_with(|c| c.lose_disconnects = true, echo_chat_demo::functions()).await;
     let mut watcher = edge.connect(&edge.token("chat-demo", "watcher")).await;
     watch(&mut watcher, "room").await;
     expect(&mut watcher, "join", "room", "watcher").await;
@@ -197,7 +194,7 @@ async fn a_vanished_connection_leaves_a_quiet_channel_once_its_record_expires() 
             c.limits.token_grace_secs = 0;
             c.sweep_every = std::time::Duration::from_millis(200);
         },
-        echo_edge::invoker::InProcess::demo(),
+        echo_chat_demo::functions(),
     )
     .await;
     let mut admin = edge.connect(&edge.admin_token("chat-demo")).await;

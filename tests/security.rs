@@ -188,7 +188,9 @@ async fn the_data_directory_and_the_store_are_readable_by_their_owner_only() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("new").join("data");
-    let edge = echo_edge::start(TestEdge::config(&data)).await.unwrap();
+    let edge = echo_edge::start_with(TestEdge::config(&data), echo_chat_demo::functions())
+        .await
+        .unwrap();
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&data), 0o700, "the data directory");
     assert_eq!(

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use clap::{ArgMatches, Args, Subcommand, ValueEnum};
 use echo_core::associations::Associations;
 use echo_core::function::reference::is_lambda_arn;
-use echo_edge::invoker::InProcess;
 
 use crate::config::Loaded;
 
@@ -152,7 +151,7 @@ fn known_functions(args: &NameArgs, loaded: &Loaded) -> BTreeSet<String> {
     let project = crate::functions::in_folder(&dir)
         .into_iter()
         .map(|(name, _)| name);
-    InProcess::demo()
+    echo_chat_demo::functions()
         .names()
         .into_iter()
         .chain(project)

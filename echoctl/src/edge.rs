@@ -70,7 +70,10 @@ async fn serve(
         }
     }
 
-    let edge = echo_edge::start(config).await?;
+    // The chat demo: its page and the JavaScript client, its associations when nothing else is
+    // there, and its functions in-process.
+    echo_chat_demo::serve(&mut config);
+    let edge = echo_edge::start_with(config, echo_chat_demo::functions()).await?;
     let host = match edge.addr.ip() {
         ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
         ip => ip.to_string(),

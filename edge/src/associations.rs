@@ -10,9 +10,6 @@ use echo_core::store::AssociationsStore;
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 
-/// The demo associations: app `chat-demo`, channels boring, angry, backwards, robot.
-pub const DEMO: &str = include_str!("../../apps/chat/associations.json");
-
 #[derive(Debug, Error)]
 pub enum LoadError {
     #[error("cannot read {path}: {source}")]
@@ -37,9 +34,10 @@ pub fn parse(text: &str, invoker: &dyn FunctionInvoker) -> Result<Associations, 
 }
 
 /// The associations to start with: the file if one is given (an invalid file stops the start),
-/// else what the store kept, else the demo associations.
+/// else what the store kept, else `starting` (the edge's configured starting associations).
 pub async fn initial(
     file: Option<&Path>,
+    starting: &str,
     store: &dyn AssociationsStore,
     invoker: &dyn FunctionInvoker,
 ) -> Result<Associations, LoadError> {
@@ -59,12 +57,12 @@ pub async fn initial(
         match parse(&text, invoker) {
             Ok(a) => return Ok(a),
             Err(e) => {
-                tracing::error!(error = %e, "stored associations are no longer valid; using the demo associations")
+                tracing::error!(error = %e, "stored associations are no longer valid; using the starting associations")
             }
         }
     }
-    let a = parse(DEMO, invoker).map_err(|source| LoadError::Invalid {
-        path: "demo associations".into(),
+    let a = parse(starting, invoker).map_err(|source| LoadError::Invalid {
+        path: "starting associations".into(),
         source,
     })?;
     store.save_associations(a.source()).await?;

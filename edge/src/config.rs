@@ -9,12 +9,13 @@ use std::time::Duration;
 use echo_core::limits::Limits;
 
 use crate::settings::Settings;
+use crate::site::Site;
 
 /// Everything the edge needs to start. The fields a user sets are documented where they are
 /// declared, on [`Settings`].
 #[derive(Clone)]
 pub struct EdgeConfig {
-    /// Client WebSockets, the demo page and (in dev mode) the dev-token endpoint.
+    /// Client WebSockets, the site and (in dev mode) the dev-token endpoint.
     pub listen: SocketAddr,
     /// The @connections management API and associations API. Refused unless loopback.
     pub manage_listen: SocketAddr,
@@ -24,11 +25,16 @@ pub struct EdgeConfig {
     pub associations_file: Option<PathBuf>,
     /// How often the associations file is checked for changes.
     pub associations_poll: Duration,
+    /// The associations to start with when neither a file nor the store has any: none by
+    /// default (`{"apps":{}}`); `echoctl` starts with the chat demo's.
+    pub starting_associations: String,
+    /// The static files the client listener serves (none by default; `echoctl`: the chat demo).
+    pub site: Site,
     /// [`Settings::functions_endpoint`].
     pub functions_endpoint: Option<String>,
     /// Functions served at a Lambda Invoke API endpoint of their own, by name: a project's
     /// JavaScript functions, which echoctl runs in Node.js. They come before the built-in ones
-    /// and `functions_endpoint`, so a project's function may take a demo function's name.
+    /// and `functions_endpoint`, so a project's function may take a built-in function's name.
     pub function_endpoints: BTreeMap<String, String>,
     /// HS256 secret tokens are signed with.
     pub jwt_secret: Vec<u8>,
@@ -76,6 +82,7 @@ impl std::fmt::Debug for EdgeConfig {
             .field("manage_listen", &self.manage_listen)
             .field("data_dir", &self.data_dir)
             .field("associations_file", &self.associations_file)
+            .field("site", &self.site)
             .field("functions_endpoint", &self.functions_endpoint)
             .field("function_endpoints", &self.function_endpoints)
             .field("dev_mode", &self.dev_mode)
@@ -126,6 +133,8 @@ impl EdgeConfig {
             data_dir: settings.data_dir,
             associations_file: settings.associations,
             associations_poll: Duration::from_secs(1),
+            starting_associations: r#"{"apps":{}}"#.to_owned(),
+            site: Site::default(),
             functions_endpoint: settings.functions_endpoint,
             function_endpoints: BTreeMap::new(),
             jwt_secret,

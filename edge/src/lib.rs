@@ -3,7 +3,8 @@
 //! It accepts WebSockets, builds API Gateway-shaped `$connect`, `MESSAGE` and `$disconnect`
 //! events and runs the very handlers the Lambdas run ([`connect_handler`], [`message_handler`],
 //! [`fanout`]) in-process, over an embedded store. It also serves the @connections management API
-//! (loopback only, with a bearer token), the chat demo, and in dev mode a token endpoint.
+//! (loopback only, with a bearer token), the static files it is given (`echoctl` gives it the chat
+//! demo, and the demo's functions to run in-process), and in dev mode a token endpoint.
 //!
 //! - [`settings`]: [`Settings`], each user setting declared once (flag, file key, environment
 //!   variable), with API Gateway's limits as defaults.
@@ -15,7 +16,7 @@
 //! - [`upgrade`]: the WebSocket upgrade and `$connect`.
 //! - [`connection`]: one WebSocket from upgrade to `$disconnect`.
 //! - [`outbox`]: a connection's outbound queue.
-//! - [`demo`]: the chat demo's files and the JavaScript client.
+//! - [`site`]: the static files it serves, as configured.
 //! - [`dev_token`]: tokens for anyone, in dev mode.
 //! - [`management`]: the management listener: the @connections API, associations, and the
 //!   emulated management latency (`--manage-latency`).
@@ -40,7 +41,6 @@ pub mod client_socket;
 pub mod config;
 pub mod connection;
 pub mod data_dir;
-pub mod demo;
 pub mod departures;
 pub mod dev_token;
 pub mod events;
@@ -55,6 +55,7 @@ pub mod outbox;
 pub mod retention;
 pub mod server;
 pub mod settings;
+pub mod site;
 pub mod state;
 pub mod store;
 pub mod upgrade;

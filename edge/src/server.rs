@@ -68,7 +68,7 @@ pub enum StartError {
 
 /// A running edge.
 pub struct RunningEdge {
-    /// Where clients connect (`ws://{addr}/?token=...`) and the demo is served.
+    /// Where clients connect (`ws://{addr}/?token=...`) and the site is served.
     pub addr: SocketAddr,
     /// The management API.
     pub manage_addr: SocketAddr,
@@ -135,9 +135,10 @@ impl RunningEdge {
     }
 }
 
-/// Starts the edge with the demo functions.
+/// Starts the edge with no in-process functions (functions are reached through the Lambda
+/// Invoke API endpoints configured, if any).
 pub async fn start(config: EdgeConfig) -> Result<RunningEdge, StartError> {
-    start_with(config, InProcess::demo()).await
+    start_with(config, InProcess::default()).await
 }
 
 /// Starts the edge with the given in-process functions (plus the Lambda Invoke API endpoint, if
@@ -194,6 +195,7 @@ pub async fn start_with(
     } else {
         let a = crate::associations::initial(
             config.associations_file.as_deref(),
+            &config.starting_associations,
             store.as_ref(),
             invoker.as_ref(),
         )

@@ -1,5 +1,5 @@
 //! The WebSocket upgrade at `/`: a place in the edge's capacity, `$connect`, then the
-//! connection's task. A request that is not an upgrade gets the demo page.
+//! connection's task. A request that is not an upgrade gets the site's page.
 
 use std::sync::Arc;
 
@@ -22,7 +22,7 @@ const READ_BUFFER: usize = 512;
 /// Bytes buffered before a write reaches the socket, within a burst.
 const WRITE_BUFFER: usize = 64 * 1024;
 
-/// `GET /`: the upgrade to a client connection, or the demo page.
+/// `GET /`: the upgrade to a client connection, or the site's page.
 pub async fn root(
     AxState(state): AxState<Arc<State>>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
@@ -30,9 +30,9 @@ pub async fn root(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    // Not an upgrade: a browser asking for the demo page.
+    // Not an upgrade: a browser asking for the page.
     let Ok(ws) = ws else {
-        return crate::demo::index();
+        return state.config.site.response("/");
     };
     // A whole upgrade request came: the handshake time is met (`$connect` may take longer).
     peer.upgraded();

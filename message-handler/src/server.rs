@@ -31,6 +31,8 @@ pub async fn publish(
     data: Value,
     msg_id: Option<String>,
 ) -> Result<Ack, ProtocolError> {
+    // Counted once the token may publish there, so that a refused request costs nothing.
+    claims.authorize_publish(channel)?;
     if let Err(retry_ms) = deps.admission.admit_request(origin, deps.clock.now_ms()) {
         return Err(crate::admission::rate_limited(deps, retry_ms));
     }

@@ -47,6 +47,8 @@ impl TestEdge {
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.manage_listen = "127.0.0.1:0".parse().unwrap();
         config.dev_mode = true;
+        // The chat demo's page and associations, as `echoctl dev` serves them.
+        echo_chat_demo::serve(&mut config);
         // Tests publish far faster than any person; the limit has its own test.
         config.publish_rate = 0;
         config
@@ -54,7 +56,7 @@ impl TestEdge {
 
     /// The demo edge.
     pub async fn start() -> Self {
-        Self::start_with(|_| {}, InProcess::demo()).await
+        Self::start_with(|_| {}, echo_chat_demo::functions()).await
     }
 
     /// An edge with `functions`, its config adjusted by `configure`.

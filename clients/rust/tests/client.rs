@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use echo_client::{Client, ErrorCode, Event, Options, Published, State, Subscription};
-use echo_edge::invoker::InProcess;
 use echo_tests::TestEdge;
 use echo_tests::proxy::Proxy;
 use serde_json::{Value, json};
@@ -209,7 +208,7 @@ async fn a_gap_longer_than_the_replay_is_filled_from_history() {
 async fn the_connection_is_replaced_before_its_maximum_age_without_loss() {
     let edge = TestEdge::start_with(
         |c| c.max_connection_age = Duration::from_secs(2),
-        InProcess::demo(),
+        echo_chat_demo::functions(),
     )
     .await;
     let options = Options {
@@ -251,7 +250,7 @@ async fn the_connection_is_replaced_before_its_maximum_age_without_loss() {
 async fn keepalive_pings_outlive_the_idle_timeout() {
     let edge = TestEdge::start_with(
         |c| c.idle_timeout = Duration::from_millis(700),
-        InProcess::demo(),
+        echo_chat_demo::functions(),
     )
     .await;
     let options = Options {

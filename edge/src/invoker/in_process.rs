@@ -22,17 +22,6 @@ pub struct InProcess {
 }
 
 impl InProcess {
-    /// The demo functions: angry, emojify, backwards, robot, profanity.
-    pub fn demo() -> Self {
-        let mut f = Self::default();
-        f.register_sync(echo_fn_angry::NAME, echo_fn_angry::transform);
-        f.register_sync(echo_fn_emojify::NAME, echo_fn_emojify::transform);
-        f.register_sync(echo_fn_backwards::NAME, echo_fn_backwards::transform);
-        f.register_sync(echo_fn_robot::NAME, echo_fn_robot::transform);
-        f.register_sync(echo_fn_profanity::NAME, echo_fn_profanity::transform);
-        f
-    }
-
     pub fn register_sync(
         &mut self,
         name: &str,
