@@ -316,6 +316,15 @@ async fn the_edge_serves_the_site_it_is_given_and_nothing_else() {
             .text()
             .await
             .unwrap()
+            .contains("export { EchoClient }")
+    );
+    let module = client.get(at("/echo/client.js")).send().await.unwrap();
+    assert_eq!(module.status(), 200);
+    assert!(
+        module
+            .text()
+            .await
+            .unwrap()
             .contains("export class EchoClient")
     );
     assert_eq!(

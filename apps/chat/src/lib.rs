@@ -2,7 +2,8 @@
 //! of its own; `echoctl dev` and `echoctl serve` give it this:
 //!
 //! - [`site`]: the demo's page, script and style, and the JavaScript client they import
-//!   (`/echo.js`, which browsers of any Echo application may load from the edge);
+//!   (`/echo.js` and the modules it imports, `/echo/*.js`, which browsers of any Echo
+//!   application may load from the edge);
 //! - [`functions`]: the five demo functions, run in-process;
 //! - [`ASSOCIATIONS`]: the demo's associations, the edge's starting ones.
 
@@ -15,9 +16,70 @@ pub const ASSOCIATIONS: &str = include_str!("../associations.json");
 
 const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
 
+/// The JavaScript client: its facade and the modules it imports.
+const CLIENT: [(&str, &str); 15] = [
+    ("/echo.js", include_str!("../../../clients/js/echo.js")),
+    (
+        "/echo/checks.js",
+        include_str!("../../../clients/js/echo/checks.js"),
+    ),
+    (
+        "/echo/client.js",
+        include_str!("../../../clients/js/echo/client.js"),
+    ),
+    (
+        "/echo/e2e.js",
+        include_str!("../../../clients/js/echo/e2e.js"),
+    ),
+    (
+        "/echo/errors.js",
+        include_str!("../../../clients/js/echo/errors.js"),
+    ),
+    (
+        "/echo/link.js",
+        include_str!("../../../clients/js/echo/link.js"),
+    ),
+    (
+        "/echo/messages.js",
+        include_str!("../../../clients/js/echo/messages.js"),
+    ),
+    (
+        "/echo/mixin.js",
+        include_str!("../../../clients/js/echo/mixin.js"),
+    ),
+    (
+        "/echo/options.js",
+        include_str!("../../../clients/js/echo/options.js"),
+    ),
+    (
+        "/echo/ordering.js",
+        include_str!("../../../clients/js/echo/ordering.js"),
+    ),
+    (
+        "/echo/presence.js",
+        include_str!("../../../clients/js/echo/presence.js"),
+    ),
+    (
+        "/echo/reconnect.js",
+        include_str!("../../../clients/js/echo/reconnect.js"),
+    ),
+    (
+        "/echo/renewal.js",
+        include_str!("../../../clients/js/echo/renewal.js"),
+    ),
+    (
+        "/echo/token.js",
+        include_str!("../../../clients/js/echo/token.js"),
+    ),
+    (
+        "/echo/util.js",
+        include_str!("../../../clients/js/echo/util.js"),
+    ),
+];
+
 /// The demo's page at `/`, its files, and the JavaScript client.
 pub fn site() -> Site {
-    Site::default()
+    let page = Site::default()
         .with(
             "/",
             "text/html; charset=utf-8",
@@ -28,12 +90,10 @@ pub fn site() -> Site {
             "/style.css",
             "text/css; charset=utf-8",
             include_str!("../style.css"),
-        )
-        .with(
-            "/echo.js",
-            JAVASCRIPT,
-            include_str!("../../../clients/js/echo.js"),
-        )
+        );
+    CLIENT.iter().fold(page, |site, (path, body)| {
+        site.with(path, JAVASCRIPT, *body)
+    })
 }
 
 /// The demo functions: angry, emojify, backwards, robot, profanity.
@@ -67,9 +127,23 @@ mod tests {
     }
 
     #[test]
-    fn the_site_has_the_page_and_the_client() {
+    fn the_site_has_the_page_and_every_module_of_the_client() {
         let site = site();
         let paths: Vec<&str> = site.paths().collect();
-        assert_eq!(paths, ["/", "/app.js", "/echo.js", "/style.css"]);
+        for page in ["/", "/app.js", "/echo.js", "/style.css"] {
+            assert!(paths.contains(&page), "{page}: {paths:?}");
+        }
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../clients/js/echo");
+        let mut modules: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| format!("/echo/{}", e.unwrap().file_name().to_string_lossy()))
+            .collect();
+        modules.sort();
+        let served: Vec<&str> = paths
+            .iter()
+            .copied()
+            .filter(|p| p.starts_with("/echo/"))
+            .collect();
+        assert_eq!(served, modules, "a module of the client is not served");
     }
 }
