@@ -111,6 +111,7 @@ async fn persistent_throttling_gives_the_publisher_a_clear_error() {
     let publisher = Arc::new(Publisher::new(
         history,
         Arc::new(fanout::Inline(fanout::Deps {
+            subscriptions: connections.clone(),
             connections: connections.clone(),
             gateway: gateway.clone(),
             metrics: Arc::new(echo_core::metrics::NoMetrics),

@@ -159,6 +159,7 @@ fn invocation_cpu(
     };
     runtime.block_on(async {
         let deps = Deps {
+            subscriptions: store.clone(),
             connections: store,
             gateway: Arc::new(management(args, args.concurrency)),
             metrics: Arc::new(echo_core::metrics::NoMetrics),
@@ -388,6 +389,7 @@ pub async fn measure(args: &FanoutArgs, n: usize) -> crate::Result<FanoutOutcome
     let post_alone_ms = post_alone(&warm, &ids[0]).await?;
     for round in 1..=args.rounds {
         let deps = Arc::new(Deps {
+            subscriptions: store.clone(),
             connections: store.clone(),
             gateway: warm.clone(),
             metrics: Arc::new(echo_core::metrics::NoMetrics),

@@ -23,13 +23,14 @@ use echo_core::presence::Presence;
 use echo_core::protocol::{ErrorCode, ProtocolError};
 use echo_core::publish::Publisher;
 use echo_core::status::StatusEvent;
-use echo_core::store::{ConnectionRecord, ConnectionStore, StoreResult};
+use echo_core::store::{ConnectionRecord, ConnectionRecords, StoreResult};
 use serde::{Deserialize, Serialize};
 
 /// What the connect handler needs.
 pub struct Deps {
     pub verifier: TokenVerifier,
-    pub connections: Arc<dyn ConnectionStore>,
+    /// Connection records: what `$connect`, `$disconnect` and the sweep write and read.
+    pub connections: Arc<dyn ConnectionRecords>,
     pub publisher: Arc<Publisher>,
     /// Ends presence on the channels of a connection that disconnects.
     pub presence: Arc<Presence>,
@@ -214,6 +215,7 @@ mod tests {
 
     fn deps(store: &Arc<MemoryStore>, clock: &ManualClock) -> Deps {
         let dispatcher = fanout::Inline(fanout::Deps {
+            subscriptions: store.clone(),
             connections: store.clone(),
             gateway: Arc::new(NoGateway),
             metrics: Arc::new(echo_core::metrics::NoMetrics),

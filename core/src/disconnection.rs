@@ -16,7 +16,7 @@ use crate::ids::ConnectionId;
 use crate::presence::Departures;
 use crate::publish::Publisher;
 use crate::status::StatusEvent;
-use crate::store::{ConnectionRecord, ConnectionStore, StoreResult};
+use crate::store::{ConnectionRecord, ConnectionRecords, StoreResult};
 
 /// Lapsed connections read at a time.
 pub const SWEEP_BATCH: usize = 100;
@@ -25,7 +25,7 @@ pub const SWEEP_MAX_BATCHES: usize = 20;
 
 /// What ends connections.
 pub struct Disconnections<'a> {
-    pub connections: &'a dyn ConnectionStore,
+    pub connections: &'a dyn ConnectionRecords,
     pub publisher: &'a Arc<Publisher>,
     pub departures: &'a dyn Departures,
 }

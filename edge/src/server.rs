@@ -207,6 +207,7 @@ pub async fn start_with(
     let metrics = Arc::new(crate::metrics::Prometheus::new());
     let departures = Arc::new(crate::departures::SpawnedDepartures::default());
     let dispatcher = fanout::Inline(fanout::Deps {
+        subscriptions: connections.clone(),
         connections: connections.clone(),
         gateway: gateway.clone(),
         metrics: metrics.clone(),

@@ -19,12 +19,15 @@ use echo_core::metrics::{Metric, Metrics};
 use echo_core::presence::Departures;
 use echo_core::protocol::ServerFrame;
 use echo_core::publish::{DispatchError, Dispatcher};
-use echo_core::store::ConnectionStore;
+use echo_core::store::{ConnectionRecords, Subscriptions};
 use serde::Serialize;
 
 /// What fan-out needs.
 pub struct Deps {
-    pub connections: Arc<dyn ConnectionStore>,
+    /// A channel's subscribers.
+    pub subscriptions: Arc<dyn Subscriptions>,
+    /// Connection records: those found gone are removed.
+    pub connections: Arc<dyn ConnectionRecords>,
     pub gateway: Arc<dyn Gateway>,
     /// Each batch's delivery is recorded here ([`Metric::Fanout`]).
     pub metrics: Arc<dyn Metrics>,
@@ -103,7 +106,7 @@ pub async fn fan_out(
     let mine = match connections {
         Some(ids) => ids,
         None => {
-            let mut batches = batches(deps.connections.subscribers(key).await?, batch_size);
+            let mut batches = batches(deps.subscriptions.subscribers(key).await?, batch_size);
             let first = if batches.is_empty() {
                 Vec::new()
             } else {
@@ -143,7 +146,7 @@ pub async fn deliver_batch(
     key: &ChannelKey,
     messages: &[StoredMessage],
 ) -> Result<Report, echo_core::store::StoreError> {
-    let subscribers = deps.connections.subscribers(key).await?;
+    let subscribers = deps.subscriptions.subscribers(key).await?;
     deliver_batch_to(deps, key, messages, &subscribers).await
 }
 
@@ -315,6 +318,7 @@ mod tests {
             ..Recorder::default()
         });
         let inline = Inline(Deps {
+            subscriptions: store.clone(),
             connections: store.clone(),
             gateway: gateway.clone(),
             metrics: Arc::new(echo_core::metrics::NoMetrics),
@@ -370,6 +374,7 @@ mod tests {
         let (store, key) = subscribed(5).await;
         let gateway = Arc::new(Recorder::default());
         let deps = Deps {
+            subscriptions: store.clone(),
             connections: store.clone(),
             gateway: gateway.clone(),
             metrics: Arc::new(echo_core::metrics::NoMetrics),
@@ -401,6 +406,7 @@ mod tests {
             ..Recorder::default()
         });
         let deps = Deps {
+            subscriptions: store.clone(),
             connections: store.clone(),
             gateway: gateway.clone(),
             metrics: Arc::new(echo_core::metrics::NoMetrics),

@@ -87,6 +87,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let publisher = Arc::new(Publisher::new(r.store.clone(), Arc::new(fanout)));
     let f = Fanout {
         deps: fanout::Deps {
+            subscriptions: r.store.clone(),
             connections: r.store.clone(),
             gateway: Arc::new(r.config.management_api(&r.sdk)),
             metrics: Arc::new(Emf { service: "fanout" }),
