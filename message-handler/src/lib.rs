@@ -11,7 +11,7 @@
 //! - `admission`: whether the frame may be handled: the connection's record, its allowance, its
 //!   token's expiry, an ordered publish's turn.
 //! - `deps`: what the handler needs (`lambda`: its ports on AWS); `reply`: the answer to a frame.
-//! - `subscription`: `subscribe`, `unsubscribe` and `presence`.
+//! - `subscription`: `subscribe` and `unsubscribe`; `members`: `presence`, a page of members.
 //! - `publish`: the channel's functions, the commit and the ack; `after_publish`: the functions
 //!   handed each committed message.
 //! - `order`: a connection's publishes on a channel committed in the order it numbered them.
@@ -29,6 +29,7 @@ mod deps;
 mod history;
 #[cfg(feature = "lambda")]
 pub mod lambda;
+mod members;
 mod order;
 mod publish;
 mod refresh;
@@ -147,7 +148,7 @@ pub async fn start_frame(deps: &Deps, id: &ConnectionId, body: &str, is_binary: 
                 .map_err(|e| e.with_channel(&channel).with_id(Some(msg_id)))
         }
         ClientFrame::Presence { channel, after } => {
-            subscription::presence(deps, id, &claims, &channel, after.as_deref())
+            members::presence(deps, id, &claims, &channel, after.as_deref())
                 .await
                 .map(Reply::Ready)
                 .map_err(|e| e.with_channel(&channel))

@@ -77,7 +77,7 @@ pub async fn presence(
     channel: &ChannelName,
     after: Option<&str>,
 ) -> Result<Members, ProtocolError> {
-    match crate::subscription::presence(deps, origin, claims, channel, after).await? {
+    match crate::members::presence(deps, origin, claims, channel, after).await? {
         Some(ServerFrame::Presence {
             members, seq, more, ..
         }) => Ok(Members { members, seq, more }),
