@@ -17,6 +17,9 @@
 //! wins over patterns, and among patterns the longest prefix wins; `room1` never matches `room10`.
 //! Reserved channels (`$status`) never run functions. `onError` defaults to `reject`, `timeoutMs`
 //! to [`DEFAULT_TIMEOUT_MS`].
+//!
+//! This file parses and validates a document and resolves a channel's policy; [`source`] is where
+//! handlers read the document in force.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -27,6 +30,10 @@ use thiserror::Error;
 
 use crate::channel::{AppId, ChannelName, ChannelPattern};
 use crate::function::reference::valid_function_ref;
+
+pub mod source;
+
+pub use source::{AssociationsSource, LiveAssociations};
 
 /// Per-function timeout when an association does not set one.
 pub const DEFAULT_TIMEOUT_MS: u64 = 1000;
@@ -290,41 +297,6 @@ impl Associations {
         names.sort();
         names.dedup();
         names
-    }
-}
-
-/// Where handlers read the associations in force.
-///
-/// Locally a [`LiveAssociations`] swapped on reload; on AWS a short-lived cache over DynamoDB. An
-/// update is seen by the next message after the source returns it.
-#[async_trait::async_trait]
-pub trait AssociationsSource: Send + Sync + 'static {
-    async fn current(&self) -> Result<Arc<Associations>, crate::store::StoreError>;
-}
-
-/// Associations held in memory and replaced atomically: readers see the old or the new document,
-/// never a mix.
-#[derive(Debug)]
-pub struct LiveAssociations(std::sync::RwLock<Arc<Associations>>);
-
-impl LiveAssociations {
-    pub fn new(a: Associations) -> Self {
-        Self(std::sync::RwLock::new(Arc::new(a)))
-    }
-
-    pub fn get(&self) -> Arc<Associations> {
-        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    pub fn replace(&self, a: Associations) {
-        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(a);
-    }
-}
-
-#[async_trait::async_trait]
-impl AssociationsSource for LiveAssociations {
-    async fn current(&self) -> Result<Arc<Associations>, crate::store::StoreError> {
-        Ok(self.get())
     }
 }
 
