@@ -1,5 +1,15 @@
 //! Limits every Echo deployment enforces. Defaults follow API Gateway's quotas so that what works
 //! locally works on AWS.
+//!
+//! Where each is decided, on the local edge and on AWS:
+//!
+//! | limit | local edge | AWS |
+//! | --- | --- | --- |
+//! | frames per connection (`rate_limited`) | `core/src/admission/in_process.rs` | `core/src/admission/in_store.rs`, counted by `aws/src/store/dynamodb/allowance.rs` |
+//! | subscriptions per connection (`limit_exceeded`) | `core/src/store/memory.rs` (`Subscriptions::subscribe`) | `aws/src/store/dynamodb/subscriptions.rs` |
+//! | token expiry (`token_expired`) | `message-handler/src/admission.rs` | the same |
+//! | message size (`too_large`) | `message-handler/src/lib.rs` (the frame), `message-handler/src/publish.rs` (the message as delivered) | the same |
+//! | connection age and record expiry | [`Limits::record_expiry`], and the edge's timers | the same, and API Gateway |
 
 use crate::auth::LEEWAY_SECS;
 
