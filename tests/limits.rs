@@ -320,7 +320,7 @@ async fn sockets_that_are_not_websockets_are_bounded_and_closed_in_time() {
         .await
         .unwrap();
 
-    // Past the capacity, closed at once (the drip-feeder is among those).
+    // Past the capacity, the oldest give way to the newest: as many are closed at once.
     let mut closed_at_once = 0;
     for s in &mut silent {
         let mut b = [0u8; 1];
@@ -390,6 +390,45 @@ async fn sockets_that_are_not_websockets_are_bounded_and_closed_in_time() {
     let mut c = edge.connect(&edge.token("chat-demo", "late")).await;
     c.send(json!({"action": "ping"})).await;
     assert_eq!(c.recv().await["type"], "pong");
+}
+
+/// Sockets that sit in their handshake without a byte cannot keep a client out, even while more
+/// keep coming: past the capacity the oldest of them gives way to the new socket, so a client
+/// (whose request comes at once) gets in long before any handshake time runs out.
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_sockets_give_way_to_a_client() {
+    use tokio::io::AsyncReadExt;
+    let edge = TestEdge::start_with(
+        |c| {
+            c.max_connections = Some(4);
+            c.handshake_timeout = Duration::from_secs(60);
+        },
+        echo_chat_demo::functions(),
+    )
+    .await;
+    let (_, sockets) = echo_edge::capacity::limits(Some(4), None);
+    let started = tokio::time::Instant::now();
+    // Every place taken, then as many again, as someone who keeps reconnecting would.
+    let mut idle = Vec::new();
+    for _ in 0..sockets * 2 {
+        idle.push(
+            tokio::net::TcpStream::connect(edge.edge.addr)
+                .await
+                .unwrap(),
+        );
+    }
+    // A client gets in while they sit there.
+    let mut c = edge.connect(&edge.token("chat-demo", "real")).await;
+    c.send(json!({"action": "ping"})).await;
+    assert_eq!(c.recv().await["type"], "pong");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    // The oldest idle sockets were closed to make room; the newest are still held.
+    let mut first = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_secs(5), idle[0].read(&mut first)).await;
+    assert!(matches!(read, Ok(Ok(0) | Err(_))), "{read:?}");
+    let newest = idle.last_mut().unwrap();
+    let read = tokio::time::timeout(Duration::from_millis(300), newest.read(&mut first)).await;
+    assert!(read.is_err(), "the newest socket is still held: {read:?}");
 }
 
 /// Subscribes and unsubscribes share the connection's allowance with publishes: a flood of them
