@@ -53,6 +53,9 @@ fi
 (cd bench/baseline && npm ci --no-audit --no-fund --loglevel=error)
 # dynalite: a DynamoDB-compatible server the DynamoDB adapter is tested against.
 (cd tests/services && npm ci --no-audit --no-fund --loglevel=error)
+# The AWS SDK for JavaScript v3, driving the local @connections API as applications do (boto3
+# comes with the SAM virtualenv below).
+(cd tests/sdk && npm ci --no-audit --no-fund --loglevel=error)
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

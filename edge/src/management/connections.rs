@@ -1,6 +1,6 @@
-//! `/@connections/{id}`: the API Gateway management API, as the edge emulates it. Answers use
-//! API Gateway's status codes and error names (410 `GoneException`, 413
-//! `PayloadTooLargeException`, 429 `LimitExceededException`).
+//! `/@connections/{id}`: the API Gateway management API, as the edge emulates it. Errors are
+//! answered as API Gateway answers them ([`super::error`]): 410 `GoneException`, 413
+//! `PayloadTooLargeException`, 429 `LimitExceededException`.
 
 use std::sync::Arc;
 
@@ -11,32 +11,23 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use echo_core::gateway::{Frame, Gateway, GatewayError};
 use echo_core::ids::ConnectionId;
-use serde_json::json;
 
+use super::error::ManagementError;
 use crate::state::State;
 
-fn gone() -> Response {
-    (StatusCode::GONE, Json(json!({"message": "GoneException"}))).into_response()
-}
-
-fn gateway_error(e: GatewayError) -> Response {
+fn gateway_error(id: &str, e: GatewayError) -> Response {
     match e {
-        GatewayError::Gone => gone(),
-        GatewayError::Overloaded | GatewayError::Throttled => (
-            StatusCode::TOO_MANY_REQUESTS,
-            Json(json!({"message": "LimitExceededException"})),
-        )
-            .into_response(),
-        GatewayError::TooLarge => (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            Json(json!({"message": "PayloadTooLargeException"})),
-        )
-            .into_response(),
-        GatewayError::Other(e) => (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"message": e.to_string()})),
-        )
-            .into_response(),
+        GatewayError::Gone => ManagementError::Gone.answer(format!("no connection {id}")),
+        GatewayError::Overloaded => ManagementError::LimitExceeded.answer(format!(
+            "connection {id} has more frames waiting than it may"
+        )),
+        GatewayError::Throttled => {
+            ManagementError::LimitExceeded.answer("too many requests: slow down")
+        }
+        GatewayError::TooLarge => {
+            ManagementError::PayloadTooLarge.answer("the frame is over the message limit")
+        }
+        GatewayError::Other(e) => ManagementError::BadRequest.answer(e.to_string()),
     }
 }
 
@@ -46,19 +37,20 @@ pub async fn post(
     body: Bytes,
 ) -> Response {
     emulated_latency(&state).await;
-    if body.len() > state.config.limits.max_message_bytes {
-        return (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            Json(json!({"message": "PayloadTooLargeException"})),
-        )
-            .into_response();
+    let max = state.config.limits.max_message_bytes;
+    if body.len() > max {
+        return ManagementError::PayloadTooLarge.answer(format!(
+            "the frame is {} bytes, over the {max}-byte message limit",
+            body.len()
+        ));
     }
     let Ok(frame) = Frame::from_bytes(body) else {
-        return (StatusCode::BAD_REQUEST, Json(json!({"message": "BadRequestException: the local edge sends text frames; the body must be UTF-8"}))).into_response();
+        return ManagementError::BadRequest
+            .answer("the local edge sends text frames: the body must be UTF-8");
     };
-    match state.gateway.post(&ConnectionId(id), &frame).await {
+    match state.gateway.post(&ConnectionId(id.clone()), &frame).await {
         Ok(()) => StatusCode::OK.into_response(),
-        Err(e) => gateway_error(e),
+        Err(e) => gateway_error(&id, e),
     }
 }
 
@@ -72,17 +64,17 @@ async fn emulated_latency(state: &State) {
 
 pub async fn get(AxState(state): AxState<Arc<State>>, Path(id): Path<String>) -> Response {
     emulated_latency(&state).await;
-    match state.gateway.info(&ConnectionId(id)).await {
+    match state.gateway.info(&ConnectionId(id.clone())).await {
         Ok(info) => Json(info).into_response(),
-        Err(e) => gateway_error(e),
+        Err(e) => gateway_error(&id, e),
     }
 }
 
 pub async fn delete(AxState(state): AxState<Arc<State>>, Path(id): Path<String>) -> Response {
     emulated_latency(&state).await;
-    match state.gateway.close(&ConnectionId(id)).await {
+    match state.gateway.close(&ConnectionId(id.clone())).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => gateway_error(e),
+        Err(e) => gateway_error(&id, e),
     }
 }
 

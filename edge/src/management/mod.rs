@@ -2,25 +2,26 @@
 //! as the edge emulates it, and the associations the edge runs.
 //!
 //! - [`connections`]: `POST`, `GET` and `DELETE /@connections/{id}` (with or without a stage).
+//! - [`error`]: errors as API Gateway answers them, named for the AWS SDKs.
 //! - [`associations`]: `GET` and `PUT /associations`.
 //! - `GET /metrics`: the edge's metrics in Prometheus' text format ([`crate::metrics`]).
 //! - [`latency`]: emulation only, the wait `--manage-latency` adds to each @connections request.
 
 pub mod associations;
 pub mod connections;
+pub mod error;
 pub mod latency;
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::Router;
 use axum::extract::State as AxState;
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde_json::json;
 
 use crate::state::State;
+use error::ManagementError;
 
 pub fn routes(state: Arc<State>) -> Router {
     Router::new()
@@ -89,11 +90,9 @@ async fn require_token(
     {
         return next.run(request).await;
     }
-    (
-        StatusCode::FORBIDDEN,
-        Json(json!({"message": "Forbidden: send Authorization: Bearer <management token>"})),
+    ManagementError::Forbidden.answer(
+        "Forbidden: send Authorization: Bearer <management token>, or sign with it as the access key",
     )
-        .into_response()
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
