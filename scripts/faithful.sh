@@ -38,7 +38,8 @@ trap cleanup EXIT INT TERM
 # management API takes the management token as the access key id.
 export AWS_REGION=us-east-1
 export AWS_ACCESS_KEY_ID=$ECHO_MANAGE_TOKEN
-export AWS_SECRET_ACCESS_KEY=local
+# The edge checks the signatures of the Lambdas' posts with the management token as the secret.
+export AWS_SECRET_ACCESS_KEY=$ECHO_MANAGE_TOKEN
 export AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$DYNAMO_PORT
 export AWS_ENDPOINT_URL_LAMBDA=http://127.0.0.1:$LAMBDA_PORT
 export ECHO_CONNECTIONS_TABLE=echo-connections

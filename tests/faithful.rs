@@ -62,7 +62,7 @@ impl Faithful {
         let mut env: Vec<(&str, String)> = vec![
             ("AWS_REGION", "us-east-1".into()),
             ("AWS_ACCESS_KEY_ID", MANAGE_TOKEN.into()),
-            ("AWS_SECRET_ACCESS_KEY", "local".into()),
+            ("AWS_SECRET_ACCESS_KEY", MANAGE_TOKEN.into()),
             ("AWS_ENDPOINT_URL_DYNAMODB", dynamo.endpoint.clone()),
             ("ECHO_JWT_SECRET", SECRET.into()),
             ("ECHO_CONNECTIONS_TABLE", "echo-connections".into()),

@@ -36,7 +36,7 @@ impl ManagementApi {
     }
 
     /// The local edge's management API at `endpoint`, signing with its management token as the
-    /// access key id (the edge checks the key id, not the signature).
+    /// access key id and the secret key, which the edge checks the signature with.
     pub fn local(endpoint: &str, token: &str, concurrency: usize) -> Self {
         use aws_sdk_apigatewaymanagement::config::{
             BehaviorVersion, Credentials, Region, SharedCredentialsProvider,
@@ -46,7 +46,7 @@ impl ManagementApi {
             .region(Region::new("us-east-1"))
             .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
                 token,
-                "unused-locally",
+                token,
                 None,
                 None,
                 "echo-local",

@@ -3,7 +3,7 @@
 // `tests/sdk.rs` starts the edge, sets the environment and checks the output.
 //
 //   ENDPOINT  the management API (http://127.0.0.1:PORT)
-//   TOKEN     the management token: the access key id and the secret
+//   TOKEN     the management token: the access key id and the secret key
 //   LIVE_ID   a connection that reads; SLOW_ID one that never reads; GONE_ID one that closed
 import {
   ApiGatewayManagementApiClient,
@@ -18,11 +18,11 @@ const env = (name) => {
   return value;
 };
 
-const client = (key = env("TOKEN")) =>
+const client = (key = env("TOKEN"), secret = key) =>
   new ApiGatewayManagementApiClient({
     endpoint: env("ENDPOINT"),
     region: "us-east-1",
-    credentials: { accessKeyId: key, secretAccessKey: key },
+    credentials: { accessKeyId: key, secretAccessKey: secret },
     maxAttempts: 1,
   });
 
@@ -59,6 +59,10 @@ out.tooLarge = await outcome(() =>
 );
 out.forbidden = await outcome(() =>
   client("not-the-management-token").send(new GetConnectionCommand({ ConnectionId: env("LIVE_ID") })),
+);
+// The right key id with the wrong secret: the signature does not match.
+out.badSignature = await outcome(() =>
+  client(env("TOKEN"), "not-the-secret").send(new GetConnectionCommand({ ConnectionId: env("LIVE_ID") })),
 );
 // A connection that never reads: frames pile up until it can take no more.
 out.limit = "ok";

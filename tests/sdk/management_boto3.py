@@ -3,7 +3,7 @@ what boto3 made of each answer as one JSON object. The system test `tests/sdk.rs
 edge, sets the environment and checks the output.
 
   ENDPOINT  the management API (http://127.0.0.1:PORT)
-  TOKEN     the management token: the access key id and the secret
+  TOKEN     the management token: the access key id and the secret key
   LIVE_ID   a connection that reads; SLOW_ID one that never reads; GONE_ID one that closed
 """
 
@@ -16,14 +16,14 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 
-def client(key=None):
+def client(key=None, secret=None):
     key = key or os.environ["TOKEN"]
     return boto3.client(
         "apigatewaymanagementapi",
         endpoint_url=os.environ["ENDPOINT"],
         region_name="us-east-1",
         aws_access_key_id=key,
-        aws_secret_access_key=key,
+        aws_secret_access_key=secret or key,
         # One attempt each: an error is seen as the API answered it, not after retries.
         config=Config(retries={"total_max_attempts": 1, "mode": "standard"}),
     )
@@ -67,6 +67,10 @@ out["tooLarge"] = outcome(
     lambda: api.post_to_connection(ConnectionId=live, Data=b"x" * (128 * 1024 + 1)), modeled
 )
 out["forbidden"] = outcome(lambda: client("not-the-management-token").get_connection(ConnectionId=live), modeled)
+# The right key id with the wrong secret: the signature does not match.
+out["badSignature"] = outcome(
+    lambda: client(os.environ["TOKEN"], "not-the-secret").get_connection(ConnectionId=live), modeled
+)
 # A connection that never reads: frames pile up until it can take no more.
 out["limit"] = "ok"
 big = b"y" * (100 * 1024)

@@ -16,6 +16,11 @@ pub const ERROR_TYPE: HeaderName = HeaderName::from_static("x-amzn-errortype");
 pub enum ManagementError {
     /// 403: the request's credentials are not the management token.
     Forbidden,
+    /// 403: a SigV4 signature that does not match, or is too old (not one of the model's
+    /// errors: the SDKs raise it by its name as a generic error, as they do on AWS).
+    InvalidSignature,
+    /// 403: a SigV4 `Authorization` header that lacks a part.
+    IncompleteSignature,
     /// 410: no such connection (it closed, or never was).
     Gone,
     /// 413: a frame over API Gateway's 128 KB.
@@ -31,6 +36,8 @@ impl ManagementError {
     pub fn name(self) -> &'static str {
         match self {
             Self::Forbidden => "ForbiddenException",
+            Self::InvalidSignature => "InvalidSignatureException",
+            Self::IncompleteSignature => "IncompleteSignatureException",
             Self::Gone => "GoneException",
             Self::PayloadTooLarge => "PayloadTooLargeException",
             Self::LimitExceeded => "LimitExceededException",
@@ -40,7 +47,9 @@ impl ManagementError {
 
     pub fn status(self) -> StatusCode {
         match self {
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::InvalidSignature | Self::IncompleteSignature => {
+                StatusCode::FORBIDDEN
+            }
             Self::Gone => StatusCode::GONE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::LimitExceeded => StatusCode::TOO_MANY_REQUESTS,
