@@ -51,6 +51,11 @@ if ! command -v redis-server >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq redis-server >/dev/null
 fi
 (cd bench/baseline && npm ci --no-audit --no-fund --loglevel=error)
+# promtool (Debian's prometheus package) checks the edge's /metrics as Prometheus reads them.
+if ! command -v promtool >/dev/null 2>&1; then
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
 # dynalite: a DynamoDB-compatible server the DynamoDB adapter is tested against.
 (cd tests/services && npm ci --no-audit --no-fund --loglevel=error)
 # The AWS SDK for JavaScript v3, driving the local @connections API as applications do (boto3

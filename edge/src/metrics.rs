@@ -35,6 +35,57 @@ pub const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
 static METADATA: Metadata<'static> = Metadata::new(module_path!(), Level::INFO, None);
 
+/// Every series' `# HELP` text (the table above, as Prometheus shows it).
+const COUNTERS: [(&str, &str); 9] = [
+    (
+        "echo_messages_published_total",
+        "Messages committed to a channel.",
+    ),
+    (
+        "echo_messages_dropped_total",
+        "Messages a function dropped before they were committed.",
+    ),
+    (
+        "echo_messages_delivered_total",
+        "Messages posted to subscribers by fan-out.",
+    ),
+    (
+        "echo_fanout_failures_total",
+        "Posts to subscribers that failed for a reason other than a gone connection.",
+    ),
+    (
+        "echo_stale_connections_removed_total",
+        "Connections fan-out found gone and removed.",
+    ),
+    (
+        "echo_function_errors_total",
+        "Function runs that failed or timed out, by function.",
+    ),
+    (
+        "echo_rate_limited_total",
+        "Frames refused with rate_limited.",
+    ),
+    (
+        "echo_after_publish_total",
+        "Messages handed to after-publish functions, by function and outcome.",
+    ),
+    (
+        "echo_connections_refused_total",
+        "WebSocket upgrades refused, by reason.",
+    ),
+];
+const HISTOGRAMS: [(&str, &str); 2] = [
+    (
+        "echo_function_duration_seconds",
+        "How long each function run took, by function.",
+    ),
+    (
+        "echo_fanout_duration_seconds",
+        "How long one fan-out batch's posts took.",
+    ),
+];
+const GAUGES: [(&str, &str); 1] = [("echo_connections", "Client connections held now.")];
+
 /// The recorder, and the handles of the metrics recorded on every message.
 pub struct Prometheus {
     recorder: PrometheusRecorder,
@@ -58,6 +109,15 @@ impl Prometheus {
             Ok(builder) => builder.build_recorder(),
             Err(_) => PrometheusBuilder::new().build_recorder(),
         };
+        for (name, help) in COUNTERS {
+            recorder.describe_counter(name.into(), None, help.into());
+        }
+        for (name, help) in HISTOGRAMS {
+            recorder.describe_histogram(name.into(), Some(metrics::Unit::Seconds), help.into());
+        }
+        for (name, help) in GAUGES {
+            recorder.describe_gauge(name.into(), None, help.into());
+        }
         let handle = recorder.handle();
         let counter =
             |name: &'static str| recorder.register_counter(&Key::from_static_name(name), &METADATA);
