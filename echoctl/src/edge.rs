@@ -94,14 +94,16 @@ async fn serve(
             runner.endpoint()
         );
     }
-    let open_files = edge
-        .open_files
-        .map_or_else(|| "no limit read".to_owned(), |n| format!("open files {n}"));
-    match (edge.state.capacity.max(), edge.sockets) {
-        (usize::MAX, _) => println!("  connections     no limit ({open_files})"),
-        (max, sockets) => println!(
-            "  connections     up to {max}, {sockets} sockets with handshakes ({open_files})"
-        ),
+    // What a user needs; how it follows from the open-file limit is in the log and the docs.
+    tracing::info!(
+        clients = edge.state.capacity.max(),
+        sockets = edge.sockets,
+        open_files = edge.open_files,
+        "connection capacity"
+    );
+    match edge.state.capacity.max() {
+        usize::MAX => println!("  connections     no limit"),
+        max => println!("  connections     up to {} clients", thousands(max)),
     }
     if dev && !edge.addr.ip().is_loopback() {
         let who = if dev_tokens_for_network {
@@ -122,11 +124,18 @@ async fn serve(
         tracing::warn!(addr = %edge.addr, for_network = dev_tokens_for_network, "dev mode beyond loopback: /dev/token serves tokens for any app and user");
     }
     if dev {
-        if generated {
-            println!(
-                "  JWT secret      {secret} (generated; kept in {})",
-                data_dir.join(crate::secrets::DEV_SECRET_FILE).display()
-            );
+        // Where the secret is, never the secret: a terminal pasted into an issue leaks nothing.
+        let kept = data_dir.join(crate::secrets::DEV_SECRET_FILE);
+        match (generated, std::env::var_os("ECHO_JWT_SECRET").is_some()) {
+            (_, true) => println!("  JWT secret      from ECHO_JWT_SECRET"),
+            (true, false) => println!(
+                "  JWT secret      generated and kept in {} (echoctl jwt signs with it)",
+                kept.display()
+            ),
+            (false, false) => println!(
+                "  JWT secret      kept in {} (echoctl jwt signs with it)",
+                kept.display()
+            ),
         }
         let issuer = TokenIssuer::new(secret.as_bytes())?;
         let now = SystemClock.now_secs();
@@ -140,6 +149,19 @@ async fn serve(
     }
     edge.serve_until(shutdown_signal()).await;
     Ok(())
+}
+
+/// `n` with a comma between each group of three digits: 17,726.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Node.js serving the JavaScript functions in `dir`, if it has any, and their names.
@@ -173,5 +195,23 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {}
         _ = term => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_are_grouped() {
+        for (n, text) in [
+            (0, "0"),
+            (999, "999"),
+            (1000, "1,000"),
+            (17726, "17,726"),
+            (1234567, "1,234,567"),
+        ] {
+            assert_eq!(thousands(n), text);
+        }
     }
 }

@@ -172,16 +172,68 @@ fn the_edge_raises_its_open_file_limit_and_says_how_many_connections_it_holds() 
         echo_edge::capacity::connections_for(hard),
         "sockets take what the open files leave room for"
     );
+    let grouped = websockets
+        .to_string()
+        .as_bytes()
+        .rchunks(3)
+        .rev()
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect::<Vec<_>>()
+        .join(",");
     assert_eq!(
         line.trim(),
-        format!(
-            "connections     up to {websockets}, {sockets} sockets with handshakes (open files {hard})"
-        )
+        format!("connections     up to {grouped} clients")
     );
 
     let (line, _) = banner_line_and_open_files(&["--max-connections", "3"], "connections");
-    assert_eq!(
-        line.trim(),
-        format!("connections     up to 3, 19 sockets with handshakes (open files {hard})")
+    assert_eq!(line.trim(), "connections     up to 3 clients");
+}
+
+/// The banner says where the dev secret is kept, never the secret; logs to a pipe carry no
+/// colour codes.
+#[test]
+fn the_banner_keeps_the_secret_and_piped_logs_have_no_colour() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(ECHOCTL)
+        .args(["dev", "--port", "0", "--manage-port", "0", "--data-dir"])
+        .arg(dir.path())
+        .env_remove("ECHO_JWT_SECRET")
+        .env_remove("ECHO_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut banner = Vec::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let last = line.trim_start().starts_with("then send");
+        banner.push(line);
+        if last {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut logs = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+    let banner = banner.join("\n");
+    let secret = std::fs::read_to_string(dir.path().join("dev-secret")).unwrap();
+    assert!(secret.trim().len() >= 32);
+    assert!(!banner.contains(secret.trim()), "{banner}");
+    assert!(
+        banner.contains("JWT secret      generated and kept in"),
+        "{banner}"
+    );
+    assert!(logs.contains("associations loaded"), "{logs}");
+    assert!(
+        !logs.contains('\u{1b}'),
+        "colour codes in piped logs: {logs:?}"
     );
 }
