@@ -86,9 +86,11 @@ function cleanName(raw) {
   return name || defaultName();
 }
 
+// The name is kept per window (sessionStorage): a reload keeps it, and a second window of the same
+// browser is a second person unless its user picks the same name.
 function loadName() {
   try {
-    const saved = localStorage.getItem(NAME_KEY);
+    const saved = sessionStorage.getItem(NAME_KEY);
     if (saved) return cleanName(saved);
   } catch {
     // Storage can be unavailable (privacy modes); a fresh name will do.
@@ -98,7 +100,7 @@ function loadName() {
 
 function saveName(name) {
   try {
-    localStorage.setItem(NAME_KEY, name);
+    sessionStorage.setItem(NAME_KEY, name);
   } catch {
     // Not fatal.
   }

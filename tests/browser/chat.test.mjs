@@ -152,12 +152,18 @@ async function withDiagnostics(body) {
 
 // ------------------------------------------------------------ page helpers
 
-async function openChat(label) {
-  const context = await browser.newContext({ viewport: { width: 1100, height: 720 } });
-  contexts.push(context);
+/** A chat page in a browser of its own, or a window of `context`'s browser when given. */
+async function openChat(label, context) {
+  if (!context) {
+    context = await browser.newContext({ viewport: { width: 1100, height: 720 } });
+    contexts.push(context);
+  }
   const page = await context.newPage();
   page.on("console", (msg) => pageLogs.push(`[${label}] console.${msg.type()}: ${msg.text()}`));
   page.on("pageerror", (err) => pageLogs.push(`[${label}] page error: ${err.message}`));
+  page.on("response", (r) => {
+    if (r.status() >= 400) pageLogs.push(`[${label}] HTTP ${r.status()} for ${r.url()}`);
+  });
   page.on("requestfailed", (req) =>
     pageLogs.push(`[${label}] request failed: ${req.url()} ${req.failure()?.errorText ?? ""}`),
   );
@@ -549,6 +555,37 @@ describe("chat demo", () => {
       await waitForPeople(pageF, "F", [nameF]);
       const errors = pageLogs.filter((l) => l.includes("page error"));
       assert.deepEqual(errors, [], "the pages threw");
+    }),
+  );
+
+  test("two windows of one browser are two people, and a reload keeps the name", { timeout: 60_000 }, () =>
+    withDiagnostics(async () => {
+      const context = await browser.newContext({ viewport: { width: 1100, height: 720 } });
+      contexts.push(context);
+      const pageH = await openChat("H", context);
+      const pageI = await openChat("I", context);
+      const nameH = await pageH.getByTestId("name-input").inputValue();
+      const nameI = await pageI.getByTestId("name-input").inputValue();
+      assert.notEqual(nameH, nameI, "two windows of one browser got one name");
+      const room = "boring";
+      await joinChannel(pageH, "H", room);
+      await joinChannel(pageI, "I", room);
+      // Each window sees both as members of the room (others from earlier tests may be there too).
+      for (const page of [pageH, pageI]) {
+        await page.waitForFunction(
+          (w) => {
+            const shown = [...document.querySelectorAll('[data-testid="person"]')].map((n) => n.dataset.sub);
+            return w.every((name) => shown.includes(name));
+          },
+          [nameH, nameI],
+          { timeout: MESSAGE_TIMEOUT_MS },
+        );
+      }
+      await pageH.reload();
+      await waitForStatus(pageH, "H", "connected");
+      assert.equal(await pageH.getByTestId("name-input").inputValue(), nameH, "a reload changed the name");
+      const missing = pageLogs.filter((l) => /^\[[HI]\] HTTP 404/.test(l));
+      assert.deepEqual(missing, [], "the page asked for something the edge does not serve");
     }),
   );
 

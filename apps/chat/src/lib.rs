@@ -77,7 +77,8 @@ const CLIENT: [(&str, &str); 15] = [
     ),
 ];
 
-/// The demo's page at `/`, its files, and the JavaScript client.
+/// The demo's page at `/`, its files (its icon too: a page without one asks for
+/// `/favicon.ico` on every load), and the JavaScript client.
 pub fn site() -> Site {
     let page = Site::default()
         .with(
@@ -86,6 +87,11 @@ pub fn site() -> Site {
             include_str!("../index.html"),
         )
         .with("/app.js", JAVASCRIPT, include_str!("../app.js"))
+        .with(
+            "/favicon.svg",
+            "image/svg+xml",
+            include_str!("../favicon.svg"),
+        )
         .with(
             "/style.css",
             "text/css; charset=utf-8",
@@ -130,7 +136,7 @@ mod tests {
     fn the_site_has_the_page_and_every_module_of_the_client() {
         let site = site();
         let paths: Vec<&str> = site.paths().collect();
-        for page in ["/", "/app.js", "/echo.js", "/style.css"] {
+        for page in ["/", "/app.js", "/echo.js", "/favicon.svg", "/style.css"] {
             assert!(paths.contains(&page), "{page}: {paths:?}");
         }
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../clients/js/echo");
