@@ -61,6 +61,10 @@ const state = {
   bySeq: new Map(),
   /** Encrypted channels this page holds a key for. */
   unlocked: new Set(),
+  /** Encrypted channels where a message opened with the key: the passphrase is right. */
+  opened: new Set(),
+  /** Encrypted channels where messages fail to open and none opened: a wrong passphrase. */
+  wrongKey: new Set(),
 };
 
 function isEncrypted(channel) {
@@ -175,9 +179,14 @@ function highlightChannel() {
   }
   const info = CHANNELS.find((c) => c.name === state.channel);
   els.unlock.hidden = !info?.encrypted;
-  const unlocked = state.unlocked.has(state.channel);
-  els.lockState.textContent = unlocked ? "unlocked" : "locked";
-  els.lockState.dataset.state = unlocked ? "unlocked" : "locked";
+  const lock = state.wrongKey.has(state.channel)
+    ? ["wrong", "wrong passphrase"]
+    : state.unlocked.has(state.channel)
+      ? ["unlocked", "unlocked"]
+      : ["locked", "locked"];
+  els.lockState.dataset.state = lock[0];
+  els.lockState.textContent = lock[1];
+  els.lockState.title = lock[0] === "wrong" ? "Nothing in this room opens with that passphrase" : "";
   els.title.textContent = `${info?.encrypted ? "🔒 " : ""}#${state.channel}`;
   els.desc.textContent = info ? info.desc : "";
   els.input.placeholder = `Message #${state.channel}`;
@@ -236,6 +245,12 @@ function displayName(msg) {
 function addMessage(msg) {
   if (!msg || msg.channel !== state.channel || typeof msg.seq !== "number") return false;
   if (state.bySeq.has(msg.seq)) return false;
+  // A message of an encrypted room that opened: the passphrase is the room's.
+  if (state.unlocked.has(msg.channel) && !msg.locked && !isEnvelope(msg.data) && !state.opened.has(msg.channel)) {
+    state.opened.add(msg.channel);
+    state.wrongKey.delete(msg.channel);
+    highlightChannel();
+  }
 
   const mine = msg.from === state.sub;
   const li = el("li", mine ? "message mine" : "message");
@@ -345,6 +360,11 @@ client.on("statechange", ({ state: s }) => showState(s));
 // A message of an encrypted room that this page's key does not open: shown as such, never as text.
 client.on("decrypt_error", (e) => {
   if (e.channel !== state.channel) return;
+  // Nothing has opened with this passphrase, and this did not: say the passphrase is wrong.
+  if (state.unlocked.has(e.channel) && !state.opened.has(e.channel) && !state.wrongKey.has(e.channel)) {
+    state.wrongKey.add(e.channel);
+    highlightChannel();
+  }
   const text = "🔒 Could not decrypt this message (a different passphrase?)";
   addMessage({ channel: e.channel, seq: e.seq, id: e.id, from: e.from, ts: e.ts, data: { text }, locked: true });
 });
@@ -473,6 +493,8 @@ async function onUnlock(event) {
     const key = await E2EKey.fromPassphrase(passphrase, SECRET_SALT);
     client.encryptChannel(channel, [key]);
     state.unlocked.add(channel);
+    state.opened.delete(channel);
+    state.wrongKey.delete(channel);
   } catch (err) {
     notice(`Could not use the passphrase: ${err.message}`);
     return;

@@ -589,15 +589,35 @@ describe("chat demo", () => {
     }),
   );
 
+  test("at a phone's width the room's members and the lock state stay in view", { timeout: 60_000 }, () =>
+    withDiagnostics(async () => {
+      const context = await browser.newContext({ viewport: { width: 420, height: 860 } });
+      contexts.push(context);
+      const page = await openChat("K", context);
+      await joinChannel(page, "K", "secret");
+      const name = await page.getByTestId("name-input").inputValue();
+      await page.waitForFunction(
+        (n) => [...document.querySelectorAll('[data-testid="person"]')].some((p) => p.dataset.sub === n),
+        name,
+        { timeout: MESSAGE_TIMEOUT_MS },
+      );
+      for (const id of ["people", "people-count", "lock-state", "passphrase-input", "unlock-button"]) {
+        const box = await page.getByTestId(id).boundingBox();
+        assert.ok(box && box.width > 0 && box.height > 0, `[K] ${id} is not shown`);
+        assert.ok(box.x >= 0 && box.x + box.width <= 420, `[K] ${id} is cut off: ${JSON.stringify(box)}`);
+      }
+    }),
+  );
+
   test("an encrypted room: pages with the passphrase chat, a third sees only that it is encrypted", { timeout: 90_000 }, () =>
     withDiagnostics(async () => {
       const [pageH, pageI, pageJ] = [await openChat("H"), await openChat("I"), await openChat("J")];
-      const unlock = async (page, label, passphrase) => {
+      const unlock = async (page, label, passphrase, want = "unlocked") => {
         await page.getByTestId("passphrase-input").fill(passphrase);
         await page.getByTestId("unlock-button").click();
         await page.waitForFunction(
-          () => document.querySelector('[data-testid="lock-state"]')?.textContent === "unlocked",
-          null,
+          (w) => document.querySelector('[data-testid="lock-state"]')?.dataset.state === w,
+          want,
           { timeout: MESSAGE_TIMEOUT_MS },
         );
         await page.waitForFunction(
@@ -631,10 +651,15 @@ describe("chat demo", () => {
       assert.ok(notices.some((n) => n.includes("encrypted")), `[J] notices: ${JSON.stringify(notices)}`);
 
       // With a wrong passphrase J sees that messages do not decrypt, still never their text.
-      await unlock(pageJ, "J", "wrong guess");
+      // The page says the passphrase is wrong, not "unlocked".
+      await unlock(pageJ, "J", "wrong guess", "wrong");
+      assert.match(await pageJ.getByTestId("lock-state").textContent(), /wrong passphrase/);
       await waitForMessage(pageJ, "J", ["Could not decrypt"]);
       const wrong = await pageJ.getByTestId("message").allTextContents();
       assert.ok(wrong.every((t) => !t.includes(plan)), `[J] ${JSON.stringify(wrong)}`);
+      // The right passphrase then opens the room.
+      await unlock(pageJ, "J", "open sesame");
+      await waitForMessage(pageJ, "J", [plan]);
       const errors = pageLogs.filter((l) => l.includes("page error"));
       assert.deepEqual(errors, [], "the pages threw");
     }),
