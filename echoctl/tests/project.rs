@@ -558,3 +558,47 @@ fn every_edge_setting_docs_list_is_accepted_by_echo_toml_and_each_is_listed() {
     let err = failed(echoctl(tmp.path(), &["config"]).output().unwrap());
     assert!(err.contains("often"), "{err}");
 }
+
+/// Without credentials each AWS command says what it would do in the account; a dry run of
+/// `deploy` says what the real one would stop at: no SAM CLI, no JWT secret, no credentials.
+#[test]
+fn aws_commands_say_what_they_need() {
+    let echo = workspace();
+    let err = failed(
+        echoctl(&echo, &["deploy", "--stack-name", "shop"])
+            .env("HOME", "/nonexistent")
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        err.contains("echoctl deploy builds and deploys the stack to your AWS account"),
+        "{err}"
+    );
+    let err = failed(
+        echoctl(&echo, &["status", "--stack-name", "shop"])
+            .env("HOME", "/nonexistent")
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        err.contains("echoctl status reads a deployed stack"),
+        "{err}"
+    );
+
+    let out = echoctl(&echo, &["deploy", "--dry-run", "--stack-name", "shop"])
+        .env("HOME", "/nonexistent")
+        .env("ECHO_SAM", "/nonexistent/sam")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let said = String::from_utf8_lossy(&out.stdout);
+    let warned = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("JwtSecret=$ECHO_JWT_SECRET"), "{said}");
+    for warning in [
+        "the SAM CLI was not found at \"/nonexistent/sam\"",
+        "ECHO_JWT_SECRET is not set",
+        "no AWS credentials found",
+    ] {
+        assert!(warned.contains(warning), "no {warning:?} in {warned}");
+    }
+}

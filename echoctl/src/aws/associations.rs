@@ -30,7 +30,7 @@ pub fn push_associations(
 #[cfg(feature = "aws")]
 fn store_associations(aws: &AwsArgs, file: &Path, parsed: &Associations) -> crate::Result {
     if !has_credentials() {
-        return Err(AwsError::NoCredentials.into());
+        return Err(AwsError::NoCredentials("echoctl associations push --target aws stores associations in a stack in your AWS account").into());
     }
     let table = stack_outputs(aws)?
         .into_iter()

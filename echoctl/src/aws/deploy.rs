@@ -125,10 +125,26 @@ pub fn deploy(args: DeployArgs, project: &Project) -> crate::Result {
                 file.display()
             );
         }
+        // What the real deploy would stop at, said now.
+        if let Err(e) = check_sam(&sam) {
+            eprintln!("warning: {e}");
+        }
+        if secret.as_ref().is_none_or(|s| s.len() < 32) {
+            eprintln!(
+                "warning: ECHO_JWT_SECRET is not set to a secret of at least 32 bytes: \
+                 JwtSecret=$ECHO_JWT_SECRET above stands for it; set it to the stack's JWT secret before deploying"
+            );
+        }
+        if !has_credentials() {
+            eprintln!("warning: no AWS credentials found: deploying needs them");
+        }
         return Ok(());
     }
     if !has_credentials() {
-        return Err(AwsError::NoCredentials.into());
+        return Err(AwsError::NoCredentials(
+            "echoctl deploy builds and deploys the stack to your AWS account",
+        )
+        .into());
     }
     match &secret {
         Some(s) if s.len() >= 32 => {}

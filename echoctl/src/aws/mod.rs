@@ -156,12 +156,12 @@ pub struct TeardownArgs {
 
 #[derive(Debug, thiserror::Error)]
 pub enum AwsError {
+    /// No credentials; what the command does in the account.
     #[error(
         "no AWS credentials found (AWS_PROFILE, AWS_ACCESS_KEY_ID, or ~/.aws/credentials and \
-         ~/.aws/config): this command works on a deployed stack in your AWS account; \
-         --dry-run shows what it would do"
+         ~/.aws/config): {0}; --dry-run shows what it would do"
     )]
-    NoCredentials,
+    NoCredentials(&'static str),
     #[error(
         "the SAM CLI was not found at {0:?}: install it (pip install aws-sam-cli) or set ECHO_SAM"
     )]

@@ -14,7 +14,10 @@ use super::{
 pub fn status(args: StatusArgs, project: &Project) -> crate::Result {
     let aws = &args.aws;
     if !args.dry_run && !has_credentials() {
-        return Err(AwsError::NoCredentials.into());
+        return Err(AwsError::NoCredentials(
+            "echoctl status reads a deployed stack in your AWS account",
+        )
+        .into());
     }
     let local = local_hashes(aws)?;
     let functions = project.hashes()?;

@@ -30,7 +30,10 @@ pub fn teardown(args: TeardownArgs, project: &Project) -> crate::Result {
         return Ok(());
     }
     if !has_credentials() {
-        return Err(AwsError::NoCredentials.into());
+        return Err(AwsError::NoCredentials(
+            "echoctl teardown deletes a stack from your AWS account",
+        )
+        .into());
     }
     check_sam(&aws.sam())?;
     let total = steps.len();

@@ -98,7 +98,10 @@ pub fn update(args: UpdateArgs, project: &Project) -> crate::Result {
         return Ok(());
     }
     if !has_credentials() {
-        return Err(AwsError::NoCredentials.into());
+        return Err(AwsError::NoCredentials(
+            "echoctl update replaces the code of deployed functions in your AWS account",
+        )
+        .into());
     }
     check_sam(&aws.sam())?;
     let runtime_of = |name: &str| {
