@@ -137,18 +137,42 @@ async fn serve(
                 kept.display()
             ),
         }
+        // The app and channel the associations in force name first: a project's own, or the
+        // chat demo's.
+        let (app, channel) = suggestion(edge.state.associations.get().source());
         let issuer = TokenIssuer::new(secret.as_bytes())?;
         let now = SystemClock.now_secs();
         let token = issuer
-            .issue(&Claims::new(AppId::new("chat-demo")?, "alice", now + 3600).issued_at(now))?;
-        println!("  dev tokens      curl 'http://{base}/dev/token?app=chat-demo&sub=alice'");
+            .issue(&Claims::new(AppId::new(app.as_str())?, "alice", now + 3600).issued_at(now))?;
+        println!("  dev tokens      curl 'http://{base}/dev/token?app={app}&sub=alice'");
         println!("  try it          npx wscat -c 'ws://{base}/?token={token}'");
         println!(
-            "                  then send {{\"action\":\"subscribe\",\"channel\":\"angry\"}} and {{\"action\":\"publish\",\"channel\":\"angry\",\"data\":{{\"text\":\"hello\"}}}}"
+            "                  then send {{\"action\":\"subscribe\",\"channel\":\"{channel}\"}} and {{\"action\":\"publish\",\"channel\":\"{channel}\",\"data\":{{\"text\":\"hello\"}}}}"
         );
     }
     edge.serve_until(shutdown_signal()).await;
     Ok(())
+}
+
+/// The associations' first app (by name) and, of its channels named exactly (not patterns), the
+/// first that runs functions, else the first; the chat demo's `angry` when there is no app.
+fn suggestion(source: &str) -> (String, String) {
+    let doc: serde_json::Value = serde_json::from_str(source).unwrap_or_default();
+    let Some((app, spec)) = doc["apps"].as_object().and_then(|apps| apps.iter().next()) else {
+        return ("chat-demo".to_owned(), "angry".to_owned());
+    };
+    let channels: Vec<(&String, &serde_json::Value)> = spec["channels"]
+        .as_object()
+        .map(|c| c.iter().filter(|(name, _)| !name.contains('*')).collect())
+        .unwrap_or_default();
+    let runs_functions =
+        |c: &serde_json::Value| c["functions"].as_array().is_some_and(|f| !f.is_empty());
+    let channel = channels
+        .iter()
+        .find(|(_, c)| runs_functions(c))
+        .or(channels.first())
+        .map_or_else(|| "news".to_owned(), |(name, _)| (*name).clone());
+    (app.clone(), channel)
 }
 
 /// `n` with a comma between each group of three digits: 17,726.
@@ -201,6 +225,21 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_banner_suggests_the_project_s_own_app_and_channel() {
+        let project = r#"{"apps":{"shop":{"channels":{"orders-*":{"functions":["tidy"]},"lobby":{},"chat":{"functions":["tidy","shout"]}}}}}"#;
+        assert_eq!(suggestion(project), ("shop".to_owned(), "chat".to_owned()));
+        let demo = include_str!("../../apps/chat/associations.json");
+        assert_eq!(
+            suggestion(demo),
+            ("chat-demo".to_owned(), "angry".to_owned())
+        );
+        assert_eq!(
+            suggestion(r#"{"apps":{}}"#),
+            ("chat-demo".to_owned(), "angry".to_owned())
+        );
+    }
 
     #[test]
     fn thousands_are_grouped() {
