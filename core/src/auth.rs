@@ -360,11 +360,9 @@ mod tests {
         let lobby = ChannelName::new("lobby").unwrap();
         let status = ChannelName::status();
         assert!(c.authorize_subscribe(&room).is_ok());
-        assert!(
-            c.authorize_subscribe(&status)
-                .unwrap_err()
-                .0
-                .contains("only admin tokens")
+        assert_eq!(
+            crate::protocol::ProtocolError::from(c.authorize_subscribe(&status).unwrap_err()).code,
+            crate::protocol::ErrorCode::Forbidden
         );
         c.channels = Some(Permissions {
             subscribe: Some(vec![ChannelPattern::new("room-*").unwrap()]),
