@@ -75,29 +75,14 @@ impl Admission for InProcessAdmission {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::Claims;
-    use crate::channel::{AppId, ChannelName};
-    use crate::store::{ConnectionRecord, MemoryStore};
 
-    async fn connected(store: &MemoryStore, id: &str) -> ConnectionId {
-        let id = ConnectionId::from(id);
-        let claims = Claims::new(AppId::new("app").unwrap(), "alice", u64::MAX / 2);
-        store
-            .put_connection(ConnectionRecord {
-                id: id.clone(),
-                claims,
-                connected_at: 0,
-                expires_at: u64::MAX / 2,
-            })
-            .await
-            .unwrap();
-        id
-    }
+    use crate::channel::ChannelName;
+    use crate::store::MemoryStore;
 
     #[tokio::test]
     async fn counted_frames_take_from_the_bucket_and_others_do_not() {
         let store = Arc::new(MemoryStore::new());
-        let id = connected(&store, "c1").await;
+        let id = crate::admission::connected(&store, "c1").await;
         let admission = InProcessAdmission::new(store.clone(), 1, 2);
         let room = ChannelName::new("room").unwrap();
         let counted = Ask {
@@ -134,7 +119,7 @@ mod tests {
     #[tokio::test]
     async fn rate_zero_is_no_limit() {
         let store = Arc::new(MemoryStore::new());
-        let id = connected(&store, "c1").await;
+        let id = crate::admission::connected(&store, "c1").await;
         let admission = InProcessAdmission::new(store.clone(), 0, 0);
         let room = ChannelName::new("room").unwrap();
         for _ in 0..1000 {

@@ -87,24 +87,14 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::Claims;
-    use crate::channel::{AppId, ChannelName};
-    use crate::store::{ConnectionRecord, MemoryStore};
+
+    use crate::channel::ChannelName;
+    use crate::store::MemoryStore;
 
     #[tokio::test]
     async fn frames_are_counted_with_the_record_and_orders_read_with_it() {
         let store = Arc::new(MemoryStore::new());
-        let id = ConnectionId::from("c1");
-        let claims = Claims::new(AppId::new("app").unwrap(), "alice", u64::MAX / 2);
-        store
-            .put_connection(ConnectionRecord {
-                id: id.clone(),
-                claims,
-                connected_at: 0,
-                expires_at: u64::MAX / 2,
-            })
-            .await
-            .unwrap();
+        let id = crate::admission::connected(&store, "c1").await;
         let room = ChannelName::new("room").unwrap();
         store.settle_order(&id, &room, 4).await.unwrap();
         let admission = InStoreAdmission::new(store.clone(), Allowance::new(1, 1));

@@ -67,3 +67,25 @@ pub trait Admission: Send + Sync + 'static {
     /// Forgets what was counted for a connection that is gone.
     fn forget(&self, id: &ConnectionId);
 }
+
+/// What the adapters' tests share: a connection of user `alice` whose record never expires.
+#[cfg(test)]
+pub(crate) async fn connected(store: &crate::store::MemoryStore, id: &str) -> ConnectionId {
+    use crate::store::ConnectionRecords;
+    let id = ConnectionId::from(id);
+    let claims = crate::auth::Claims::new(
+        crate::channel::AppId::new("app").unwrap_or_else(|e| panic!("{e}")),
+        "alice",
+        u64::MAX / 2,
+    );
+    store
+        .put_connection(ConnectionRecord {
+            id: id.clone(),
+            claims,
+            connected_at: 0,
+            expires_at: u64::MAX / 2,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    id
+}
