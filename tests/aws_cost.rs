@@ -1,7 +1,7 @@
 //! What a publish asks of DynamoDB on the AWS path: the message handler over the DynamoDB store
 //! (dynalite), every request counted by operation. A publish reads nothing it did not before:
-//! the per-connection allowance is counted in the write that reads the record, and `order`
-//! adds one write.
+//! the per-connection allowance is counted in the write that reads the record, `order` adds
+//! one write, and a publisher-given id one request (its claim).
 //!
 //! The figures are printed as well as checked; `docs/aws.md` and `bench/README.md` quote them.
 
@@ -107,18 +107,22 @@ async fn handler(
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_publish_costs_one_more_write_with_order_and_nothing_more_for_the_rate() {
+async fn a_publish_costs_one_more_request_with_an_id_or_order_and_nothing_more_for_the_rate() {
     let db = services::dynalite().await;
     let (endpoint, front) = Front::start(&db.endpoint).await;
-    let (_store, deps, clock) = handler(&endpoint, &["steady", "plain", "sporadic"]).await;
-    let publish = |id: &'static str, n: u64, order: bool| {
+    let (_store, deps, clock) = handler(&endpoint, &["steady", "plain", "named", "sporadic"]).await;
+    // Publishes `n` on the channel named after the connection, with an id and an `order` or
+    // without; the answer's JSON.
+    let publish = |id: &'static str, n: u64, named: bool, order: bool| {
         let deps = &deps;
         async move {
-            let frame = if order {
-                json!({"action": "publish", "channel": id, "data": n, "id": format!("{id}{n}"), "order": n})
-            } else {
-                json!({"action": "publish", "channel": id, "data": n, "id": format!("{id}{n}")})
-            };
+            let mut frame = json!({"action": "publish", "channel": id, "data": n});
+            if named {
+                frame["id"] = json!(format!("{id}{n}"));
+            }
+            if order {
+                frame["order"] = json!(n);
+            }
             let reply = message_handler::handle_frame(
                 deps,
                 &ConnectionId::from(id),
@@ -127,42 +131,52 @@ async fn a_publish_costs_one_more_write_with_order_and_nothing_more_for_the_rate
             )
             .await
             .unwrap();
-            assert!(
-                reply.to_json().contains(r#""type":"ack""#),
-                "{}",
-                reply.to_json()
-            );
+            let reply: serde_json::Value = serde_json::from_str(&reply.to_json()).unwrap();
+            assert_eq!(reply["type"], "ack", "{reply}");
+            reply
         }
     };
     const N: u64 = 20;
 
     // The first publish of the window, then publishes within it.
-    publish("steady", 1, true).await;
+    let measure = |id: &'static str, named: bool, order: bool| {
+        let front = &front;
+        async move {
+            publish(id, 1, named, order).await;
+            let mark = front.mark();
+            for n in 2..=N {
+                publish(id, n, named, order).await;
+            }
+            front.counts_since(mark)
+        }
+    };
+    let plain = measure("plain", false, false).await;
+    let named = measure("named", true, false).await;
+    // As both clients publish: with an id and an order.
+    let steady = measure("steady", true, true).await;
+    // The same ids again: duplicates, answered from the claims.
     let mark = front.mark();
     for n in 2..=N {
-        publish("steady", n, true).await;
+        let ack = publish("named", n, true, false).await;
+        assert_eq!(ack["duplicate"], true, "{ack}");
     }
-    let steady = front.counts_since(mark);
-    publish("plain", 1, false).await;
-    let mark = front.mark();
-    for n in 2..=N {
-        publish("plain", n, false).await;
-    }
-    let plain = front.counts_since(mark);
+    let repeated = front.counts_since(mark);
     // One publish per window: each one starts a window's count.
     let mark = front.mark();
     for n in 1..=N {
         clock.advance_ms(2_000);
-        publish("sporadic", n, true).await;
+        publish("sporadic", n, true, true).await;
     }
     let sporadic = front.counts_since(mark);
 
     let n = (N - 1) as usize;
     println!("DynamoDB requests per publish (publishes within one window):");
-    println!("  without order: {:?}", per_publish(&plain, n));
-    println!("  with order:    {:?}", per_publish(&steady, n));
+    println!("  without an id or order: {:?}", per_publish(&plain, n));
+    println!("  with an id:             {:?}", per_publish(&named, n));
+    println!("  with an id and order:   {:?}", per_publish(&steady, n));
+    println!("  repeating an id:        {:?}", per_publish(&repeated, n));
     println!(
-        "  with order, one publish per window: {:?}",
+        "  with an id and order, one publish per window: {:?}",
         per_publish(&sporadic, N as usize)
     );
     let ops = |c: &BTreeMap<String, usize>| c.values().sum::<usize>();
@@ -172,7 +186,26 @@ async fn a_publish_costs_one_more_write_with_order_and_nothing_more_for_the_rate
         plain,
         BTreeMap::from([("PutItem".into(), n), ("UpdateItem".into(), 2 * n)])
     );
-    assert_eq!(ops(&steady), ops(&plain) + n, "order adds one write");
+    // An id adds its claim (a conditional PutItem); its seq goes into the claim in the same
+    // batch as the message.
+    assert_eq!(
+        named,
+        BTreeMap::from([
+            ("BatchWriteItem".into(), n),
+            ("PutItem".into(), n),
+            ("UpdateItem".into(), 2 * n)
+        ])
+    );
+    assert_eq!(ops(&steady), ops(&named) + n, "order adds one write");
+    // A repeat is counted, finds the claim taken and reads its seq: no seq, no message.
+    assert_eq!(
+        repeated,
+        BTreeMap::from([
+            ("GetItem".into(), n),
+            ("PutItem".into(), n),
+            ("UpdateItem".into(), n)
+        ])
+    );
     assert_eq!(
         ops(&sporadic),
         ops(&steady) / n * N as usize,

@@ -55,7 +55,11 @@ async fn history_and_sequences_survive_a_restart() {
 #[tokio::test(flavor = "multi_thread")]
 async fn history_older_than_the_retention_is_pruned_and_seq_continues() {
     let edge = TestEdge::start_with(
-        |c| c.history_retention = std::time::Duration::from_secs(1),
+        |c| {
+            c.history_retention = std::time::Duration::from_secs(1);
+            // Ids may not outlive their messages.
+            c.limits.dedup_window_secs = 1;
+        },
         echo_chat_demo::functions(),
     )
     .await;

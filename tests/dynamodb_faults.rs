@@ -65,6 +65,7 @@ fn message(id: &str) -> NewMessage {
         data: serde_json::json!(id),
         from: "u".into(),
         ts: SystemClock.now_ms(),
+        dedup_window_ms: None,
     }
 }
 

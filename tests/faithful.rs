@@ -216,6 +216,27 @@ async fn the_aws_code_path_works_end_to_end() {
         .await
         .unwrap();
     assert_eq!(history["messages"][0]["id"], "h1", "{history}");
+    // Its id repeated, over WebSockets and over HTTP: the first seq, nothing stored again.
+    let repeat = a.publish("angry", json!({"text": "over http"}), "h1").await;
+    assert_eq!(
+        (repeat["seq"].as_u64(), repeat["duplicate"].as_bool()),
+        (Some(seq), Some(true)),
+        "{repeat}"
+    );
+    let repeat: serde_json::Value = http
+        .post(&url)
+        .bearer_auth(edge.admin_token("chat-demo"))
+        .body(r#"{"data": {"text": "over http"}, "id": "h1"}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        repeat,
+        json!({"channel": "angry", "seq": seq, "id": "h1", "duplicate": true})
+    );
     let refused = http.post(&url).body("{}").send().await.unwrap();
     assert_eq!(refused.status(), 401);
     f.edge.edge.shutdown().await;

@@ -30,6 +30,9 @@ pub struct Config {
     pub subscriber_shards: u32,
     /// `ECHO_HISTORY_TTL_SECS` (default 86400).
     pub history_ttl_secs: u64,
+    /// `ECHO_DEDUP_WINDOW_SECS` (default 120, at most `ECHO_HISTORY_TTL_SECS`): how long a
+    /// publisher-given message id is remembered per channel.
+    pub dedup_window_secs: u64,
     /// `ECHO_FANOUT_FUNCTION`: the fan-out Lambda's name.
     pub fanout_function: String,
     /// `ECHO_MANAGEMENT_ENDPOINT`: `https://{api}.execute-api.{region}.amazonaws.com/{stage}`.
@@ -103,6 +106,12 @@ impl Config {
     }
 
     pub fn from<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let history_ttl_secs = env.number(
+            "ECHO_HISTORY_TTL_SECS",
+            86_400,
+            |n| *n > 0,
+            "a positive number of seconds",
+        )?;
         Ok(Self {
             connections_table: env.required("ECHO_CONNECTIONS_TABLE")?,
             history_table: env.required("ECHO_HISTORY_TABLE")?,
@@ -112,11 +121,12 @@ impl Config {
                 |n| (1..=64).contains(n),
                 "a number from 1 to 64",
             )?,
-            history_ttl_secs: env.number(
-                "ECHO_HISTORY_TTL_SECS",
-                86_400,
-                |n| *n > 0,
-                "a positive number of seconds",
+            history_ttl_secs,
+            dedup_window_secs: env.number(
+                "ECHO_DEDUP_WINDOW_SECS",
+                echo_core::limits::DEFAULT_DEDUP_WINDOW_SECS.min(history_ttl_secs),
+                |n| *n <= history_ttl_secs,
+                "seconds, at most ECHO_HISTORY_TTL_SECS (an id must not outlive its message)",
             )?,
             fanout_function: (env.0)("ECHO_FANOUT_FUNCTION").unwrap_or_default(),
             management_endpoint: (env.0)("ECHO_MANAGEMENT_ENDPOINT").unwrap_or_default(),
@@ -199,6 +209,7 @@ impl std::fmt::Debug for Config {
             .field("history_table", &self.history_table)
             .field("subscriber_shards", &self.subscriber_shards)
             .field("history_ttl_secs", &self.history_ttl_secs)
+            .field("dedup_window_secs", &self.dedup_window_secs)
             .field("fanout_function", &self.fanout_function)
             .field("management_endpoint", &self.management_endpoint)
             .field("function_prefix", &self.function_prefix)
@@ -247,6 +258,20 @@ mod tests {
                 ..
             })
         ));
+        // The dedup window never outlives history.
+        let mut long_window = base.to_vec();
+        long_window.extend([
+            ("ECHO_HISTORY_TTL_SECS", "60"),
+            ("ECHO_DEDUP_WINDOW_SECS", "120"),
+        ]);
+        assert!(matches!(
+            env(&long_window),
+            Err(ConfigError::Invalid {
+                name: "ECHO_DEDUP_WINDOW_SECS",
+                ..
+            })
+        ));
+        assert_eq!(env(&base).unwrap().dedup_window_secs, 120);
         let mut with_secret = base.to_vec();
         with_secret.push(("ECHO_JWT_SECRET", "hunter2-hunter2-hunter2-hunter2-hunter2"));
         let c = env(&with_secret).unwrap();

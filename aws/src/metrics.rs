@@ -57,6 +57,7 @@ impl Metrics for Emf {
         match metric {
             Metric::MessagePublished => self.emit(&[("MessagesPublished", "Count", 1.0)], &[]),
             Metric::MessageDropped => self.emit(&[("MessagesDropped", "Count", 1.0)], &[]),
+            Metric::MessageDuplicate => self.emit(&[("MessagesDuplicate", "Count", 1.0)], &[]),
             Metric::FunctionRun {
                 function,
                 elapsed_ms,

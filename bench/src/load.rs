@@ -174,6 +174,9 @@ async fn publish(
     let mut in_flight = 0usize;
     let mut n = id;
     let mut ack_id = 0u64;
+    // Echo commits a publisher-given id once per channel: each publisher's ids are its own, and
+    // each run's are new (a server may still remember the last run's).
+    let tag = format!("{}-p{id}", run_tag());
     loop {
         let can_send = in_flight < spec.window;
         tokio::select! {
@@ -200,11 +203,11 @@ async fn publish(
                     counters.skipped.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
-                send_one(&mut ws, &endpoint, &spec, &mut n, &mut ack_id, start).await?;
+                send_one(&mut ws, &endpoint, &spec, &mut n, (&tag, &mut ack_id), start).await?;
                 in_flight += 1;
             }
             () = std::future::ready(()), if tick.is_none() && can_send => {
-                send_one(&mut ws, &endpoint, &spec, &mut n, &mut ack_id, start).await?;
+                send_one(&mut ws, &endpoint, &spec, &mut n, (&tag, &mut ack_id), start).await?;
                 in_flight += 1;
             }
         }
@@ -298,7 +301,7 @@ async fn send_one(
     endpoint: &Endpoint,
     spec: &Spec,
     n: &mut usize,
-    ack_id: &mut u64,
+    (tag, ack_id): (&str, &mut u64),
     start: Instant,
 ) -> Result<(), TargetError> {
     let channel = spec.channel_name(*n);
@@ -310,12 +313,12 @@ async fn send_one(
             format!(
                 "42{}{}",
                 ack_id,
-                serde_json::json!(["publish", {"channel": channel, "data": data, "id": format!("m{ack_id}")}])
+                serde_json::json!(["publish", {"channel": channel, "data": data, "id": format!("{tag}-{ack_id}")}])
             )
         }
         System::Echo => {
             *ack_id += 1;
-            serde_json::json!({"action": "publish", "channel": channel, "data": data, "id": format!("m{ack_id}")})
+            serde_json::json!({"action": "publish", "channel": channel, "data": data, "id": format!("{tag}-{ack_id}")})
                 .to_string()
         }
         System::Ceiling => serde_json::json!({"channel": channel, "data": data}).to_string(),
@@ -431,4 +434,15 @@ pub struct IdleOutcome {
     pub rss_before_mb: f64,
     pub rss_after_mb: f64,
     pub kb_per_connection: f64,
+}
+
+/// This run's tag for message ids: when the process started, in microseconds.
+pub(crate) fn run_tag() -> &'static str {
+    static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TAG.get_or_init(|| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        format!("{:x}", now.as_micros())
+    })
 }

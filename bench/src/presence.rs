@@ -254,10 +254,12 @@ async fn joins(endpoint: &Endpoint, members: usize, rounds: usize) -> crate::Res
         let joiner = format!("joiner-{round}");
         let mut guest = endpoint.publisher(&joiner).await?;
         tokio::time::sleep(Duration::from_millis(100)).await;
+        // A new id each run: the server may still remember the last run's.
+        let id = format!("{}-m{round}", crate::load::run_tag());
         let steps = [
             (
-                json!({"action": "publish", "channel": channel, "data": {"round": round}, "id": format!("m{round}")}),
-                format!("message m{round}"),
+                json!({"action": "publish", "channel": channel, "data": {"round": round}, "id": id}),
+                format!("message {id}"),
                 false,
             ),
             (

@@ -138,6 +138,8 @@ export interface EchoClientOptions {
   renewBefore?: number;
   /** How long (ms) a message that came after a gap in seq waits for the earlier ones before they are read from history (default 250). */
   reorderHold?: number;
+  /** A publish whose connection dropped before its ack is sent again, with its id, if first sent less than this many ms ago (default 120 000, Echo's dedup window); older ones reject with `disconnected`. 0: never. */
+  resendWithin?: number;
 }
 
 export type ConnectionState = "connecting" | "open" | "reconnecting" | "closed";
@@ -262,7 +264,8 @@ export interface Subscribed {
 }
 
 export type PublishResult =
-  | { channel: string; id: string; seq: number; dropped?: undefined }
+  /** `duplicate`: the id was already stored on the channel within Echo's dedup window, as `seq`. */
+  | { channel: string; id: string; seq: number; duplicate?: true; dropped?: undefined }
   | { channel: string; id: string; dropped: true; reason: string };
 
 export class EchoClient {

@@ -9,6 +9,7 @@
 //! | subscriptions per connection (`limit_exceeded`) | `core/src/store/memory.rs` (`Subscriptions::subscribe`) | `aws/src/store/dynamodb/subscriptions.rs` |
 //! | token expiry (`token_expired`) | `message-handler/src/admission.rs` | the same |
 //! | message size (`too_large`) | `message-handler/src/lib.rs` (the frame), `message-handler/src/publish.rs` (the message as delivered) | the same |
+//! | publish dedup window | `edge/src/store/redb/dedup.rs` (in the group commit) | `aws/src/store/dynamodb/history.rs` (a claim item, one conditional write) |
 //! | connection age and record expiry | [`Limits::record_expiry`], and the edge's timers | the same, and API Gateway |
 
 use crate::auth::LEEWAY_SECS;
@@ -21,6 +22,9 @@ pub const DEFAULT_MAX_SUBSCRIPTIONS: usize = 256;
 pub const DEFAULT_MAX_CONNECTION_AGE_SECS: u64 = 2 * 60 * 60;
 /// How long past its token's expiry a connection may still `refresh` before it is forgotten.
 pub const DEFAULT_TOKEN_GRACE_SECS: u64 = 30;
+/// How long a publisher-given message id is remembered per channel: a publish repeating it
+/// within this time is acknowledged with the first one's seq and not committed again.
+pub const DEFAULT_DEDUP_WINDOW_SECS: u64 = 120;
 
 /// Limits the handlers apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +39,9 @@ pub struct Limits {
     /// `token_expired` but a `refresh` is still accepted and messages still reach it. After
     /// that the connection's record is gone: nothing reaches it and its next frame closes it.
     pub token_grace_secs: u64,
+    /// How long a publisher-given message id is remembered per channel, in seconds: a publish
+    /// repeating it within this time is a duplicate. Never longer than history is kept.
+    pub dedup_window_secs: u64,
 }
 
 impl Limits {
@@ -55,6 +62,7 @@ impl Default for Limits {
             max_subscriptions: DEFAULT_MAX_SUBSCRIPTIONS,
             max_connection_age_secs: DEFAULT_MAX_CONNECTION_AGE_SECS,
             token_grace_secs: DEFAULT_TOKEN_GRACE_SECS,
+            dedup_window_secs: DEFAULT_DEDUP_WINDOW_SECS,
         }
     }
 }

@@ -18,9 +18,22 @@ pub struct NewMessage {
     pub from: String,
     /// When Echo accepted the publish, in milliseconds since the Unix epoch.
     pub ts: u64,
+    /// Set when the publisher gave the id: a message with the same id committed to the channel
+    /// less than this many milliseconds before `ts` is this one, and the store answers
+    /// [`StoreError::Duplicate`](crate::store::StoreError::Duplicate) instead of committing it
+    /// again. `None` for ids Echo made up, which need no dedup.
+    #[serde(skip)]
+    pub dedup_window_ms: Option<u64>,
 }
 
 impl NewMessage {
+    /// Whether a message with this message's id, first committed at `first_ts`, makes this one a
+    /// duplicate.
+    pub fn repeats(&self, first_ts: u64) -> bool {
+        self.dedup_window_ms
+            .is_some_and(|window| self.ts.saturating_sub(first_ts) < window)
+    }
+
     /// The encoded length it will have once committed to `channel` with `seq`.
     pub fn stored_len(&self, channel: &ChannelName, seq: u64) -> usize {
         /// [`StoredMessage`] borrowed: the same fields in the same order.
@@ -104,6 +117,7 @@ mod tests {
             data: json!({"text": "héllo \u{1}", "n": [1, 2.5, null]}),
             from: "al\\ice".into(),
             ts: 1_795_459_582_512,
+            dedup_window_ms: None,
         };
         let channel = ChannelName::new("room:1").unwrap();
         let predicted = message.stored_len(&channel, u64::MAX);

@@ -9,6 +9,8 @@ pub enum Metric<'a> {
     MessagePublished,
     /// A function dropped a message.
     MessageDropped,
+    /// A publish repeated an id committed within the dedup window and was not committed again.
+    MessageDuplicate,
     /// A function ran; `ok` is false when it failed or timed out.
     FunctionRun {
         function: &'a str,

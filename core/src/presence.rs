@@ -112,6 +112,7 @@ impl Presence {
                 data: event.data(sub),
                 from: SYSTEM_SENDER.to_owned(),
                 ts: now_ms,
+                dedup_window_ms: None,
             };
             self.publisher.begin(&keys.events, message).await
         };

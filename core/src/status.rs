@@ -54,6 +54,7 @@ impl Publisher {
             data,
             from: crate::message::SYSTEM_SENDER.to_owned(),
             ts: now_ms,
+            dedup_window_ms: None,
         };
         if let Err(e) = self.commit(&key, message).await {
             tracing::warn!(app = %app, event = event.as_str(), error = %e, "could not publish status event");

@@ -125,6 +125,13 @@ impl EdgeConfig {
             max_message_bytes: settings.max_message_bytes,
             max_subscriptions: settings.max_subscriptions,
             max_connection_age_secs: settings.max_connection_age.as_secs(),
+            dedup_window_secs: settings
+                .dedup_window
+                .unwrap_or_else(|| {
+                    Duration::from_secs(echo_core::limits::DEFAULT_DEDUP_WINDOW_SECS)
+                        .min(settings.history_retention)
+                })
+                .as_secs(),
             ..Limits::default()
         };
         Self {

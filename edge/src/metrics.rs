@@ -6,6 +6,7 @@
 //! | --- | --- | --- |
 //! | `echo_messages_published_total` | counter | a message committed |
 //! | `echo_messages_dropped_total` | counter | a function dropped a message |
+//! | `echo_messages_duplicate_total` | counter | a publish repeated an id within the dedup window |
 //! | `echo_messages_delivered_total` | counter | messages posted to subscribers |
 //! | `echo_fanout_failures_total`, `echo_stale_connections_removed_total` | counter | fan-out |
 //! | `echo_fanout_duration_seconds` | histogram | one batch's posts |
@@ -36,7 +37,7 @@ pub const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 static METADATA: Metadata<'static> = Metadata::new(module_path!(), Level::INFO, None);
 
 /// Every series' `# HELP` text (the table above, as Prometheus shows it).
-const COUNTERS: [(&str, &str); 9] = [
+const COUNTERS: [(&str, &str); 10] = [
     (
         "echo_messages_published_total",
         "Messages committed to a channel.",
@@ -44,6 +45,10 @@ const COUNTERS: [(&str, &str); 9] = [
     (
         "echo_messages_dropped_total",
         "Messages a function dropped before they were committed.",
+    ),
+    (
+        "echo_messages_duplicate_total",
+        "Publishes that repeated an id committed within the dedup window, not committed again.",
     ),
     (
         "echo_messages_delivered_total",
@@ -92,6 +97,7 @@ pub struct Prometheus {
     handle: PrometheusHandle,
     published: Counter,
     dropped: Counter,
+    duplicates: Counter,
     delivered: Counter,
     fanout_failures: Counter,
     stale_removed: Counter,
@@ -124,6 +130,7 @@ impl Prometheus {
         Self {
             published: counter("echo_messages_published_total"),
             dropped: counter("echo_messages_dropped_total"),
+            duplicates: counter("echo_messages_duplicate_total"),
             delivered: counter("echo_messages_delivered_total"),
             fanout_failures: counter("echo_fanout_failures_total"),
             stale_removed: counter("echo_stale_connections_removed_total"),
@@ -166,6 +173,7 @@ impl Metrics for Prometheus {
         match metric {
             Metric::MessagePublished => self.published.increment(1),
             Metric::MessageDropped => self.dropped.increment(1),
+            Metric::MessageDuplicate => self.duplicates.increment(1),
             Metric::FunctionRun {
                 function,
                 elapsed_ms,

@@ -54,6 +54,11 @@ pub enum StartError {
     },
     #[error("associations: {0}")]
     Associations(#[from] crate::associations::LoadError),
+    #[error(
+        "the dedup window ({window} s) is longer than the history retention ({retention} s): \
+         an id must not outlive the message it names"
+    )]
+    DedupWindow { window: u64, retention: u64 },
     #[error("the management API must listen on a loopback address, not {0}")]
     ManageNotLoopback(SocketAddr),
     #[error("cannot listen on {addr}: {source}")]
@@ -149,6 +154,13 @@ pub async fn start_with(
 ) -> Result<RunningEdge, StartError> {
     if !config.manage_listen.ip().is_loopback() {
         return Err(StartError::ManageNotLoopback(config.manage_listen));
+    }
+    let (window, retention) = (
+        config.limits.dedup_window_secs,
+        config.history_retention.as_secs(),
+    );
+    if window > retention {
+        return Err(StartError::DedupWindow { window, retention });
     }
     let verifier = TokenVerifier::new(&config.jwt_secret)?;
     let issuer = TokenIssuer::new(&config.jwt_secret)?;

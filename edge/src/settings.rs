@@ -56,6 +56,11 @@ pub struct Settings {
     /// How long stored messages are kept.
     #[arg(long, env = "ECHO_HISTORY_RETENTION", default_value = "24h", value_parser = humantime::parse_duration)]
     pub history_retention: Duration,
+    /// How long a publisher-given message id is remembered per channel: a publish repeating it
+    /// within this time is acknowledged with the first one's seq and not stored again. At most
+    /// the history retention [default: 2m, or the history retention if shorter]
+    #[arg(long, env = "ECHO_DEDUP_WINDOW", value_parser = humantime::parse_duration)]
+    pub dedup_window: Option<Duration>,
     /// Faithful mode: send API Gateway events to the handler Lambdas at this Lambda Invoke API
     /// endpoint (`cargo lambda watch`; `--faithful` alone means http://127.0.0.1:9000) instead of
     /// running them in-process. `scripts/faithful.sh` starts everything this needs.
@@ -161,5 +166,19 @@ mod tests {
         assert_eq!(s.max_connection_age, Duration::from_secs(7200));
         assert_eq!(s.publish_rate, 100);
         assert!(s.faithful.is_none() && !s.lose_disconnects);
+    }
+
+    #[test]
+    fn the_dedup_window_is_two_minutes_or_the_retention_if_shorter() {
+        let window = |args: &[&str]| {
+            let m = Settings::command().try_get_matches_from(args).unwrap();
+            let settings = Settings::from_arg_matches(&m).unwrap();
+            crate::EdgeConfig::from_settings(settings, vec![], String::new(), false)
+                .limits
+                .dedup_window_secs
+        };
+        assert_eq!(window(&[]), 120);
+        assert_eq!(window(&["--history-retention", "30s"]), 30);
+        assert_eq!(window(&["--dedup-window", "5m"]), 300);
     }
 }

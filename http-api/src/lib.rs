@@ -152,6 +152,9 @@ async fn publish(
         .await
         .map_err(HttpError::from)?;
     Ok(match ack.seq {
+        Some(seq) if ack.duplicate => {
+            json!({"channel": ack.channel, "seq": seq, "id": ack.id, "duplicate": true})
+        }
         Some(seq) => json!({"channel": ack.channel, "seq": seq, "id": ack.id}),
         None => json!({
             "channel": ack.channel,

@@ -185,6 +185,7 @@ mod tests {
             data: json!("x".repeat(3_000)),
             from: "alice".into(),
             ts: 1,
+            dedup_window_ms: None,
         };
         h.store.append(&key("news"), message).await.unwrap();
         let reply = h

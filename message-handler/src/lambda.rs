@@ -44,7 +44,10 @@ pub fn deps(
         invoker: Arc::new(LambdaInvoker::new(lambda, config.function_prefix.clone())),
         gateway: Arc::new(config.management_api(&r.sdk)),
         clock: Arc::new(SystemClock),
-        limits: Limits::default(),
+        limits: Limits {
+            dedup_window_secs: config.dedup_window_secs,
+            ..Limits::default()
+        },
         metrics: Arc::new(Emf { service }),
         admission: Arc::new(InStoreAdmission::new(store_for_admission, allowance)),
         verifier: TokenVerifier::new(config.jwt_secret.as_bytes())?,

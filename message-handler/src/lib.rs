@@ -45,8 +45,10 @@ pub use reply::Reply;
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::encodings::Body;
-use echo_core::ids::{ConnectionId, random_hex};
+use echo_core::ids::ConnectionId;
 use echo_core::protocol::{ClientFrame, ErrorCode, ProtocolError, ServerFrame};
+
+use crate::publish::MessageId;
 
 /// Handles a `MESSAGE` event; the response body, when present, goes back to the client.
 pub async fn handle(
@@ -142,10 +144,11 @@ pub async fn start_frame(deps: &Deps, id: &ConnectionId, body: &str, is_binary: 
             id: msg_id,
             ..
         } => {
-            let msg_id = msg_id.unwrap_or_else(|| random_hex(8));
-            publish::publish(deps, id, &claims, &channel, data, msg_id.clone(), order)
+            let msg_id = MessageId::from_publisher(msg_id);
+            let reply_id = msg_id.as_str().to_owned();
+            publish::publish(deps, id, &claims, &channel, data, msg_id, order)
                 .await
-                .map_err(|e| e.with_channel(&channel).with_id(Some(msg_id)))
+                .map_err(|e| e.with_channel(&channel).with_id(Some(reply_id)))
         }
         ClientFrame::Presence { channel, after } => {
             members::presence(deps, id, &claims, &channel, after.as_deref())

@@ -1,5 +1,10 @@
 //! `publish`: the channel's functions, then the commit; the ack once the message is stored. A
 //! publish with an `order` takes its turn after the connection's earlier ones (see `order`).
+//!
+//! A publisher-given id is committed once per channel within the dedup window: the store
+//! answers a repeat with the first one's seq, and its ack says `duplicate`. The functions run
+//! for a repeat as for any publish (what they answer is not stored); a publish they dropped, or
+//! that was refused, took no id.
 
 use std::sync::Arc;
 
@@ -7,11 +12,12 @@ use echo_core::associations::ChannelPolicy;
 use echo_core::auth::Claims;
 use echo_core::channel::{ChannelKey, ChannelName};
 use echo_core::function::{ChainOutcome, FunctionInput, FunctionMessage, run_chain};
-use echo_core::ids::ConnectionId;
+use echo_core::ids::{ConnectionId, random_hex};
 use echo_core::message::NewMessage;
 use echo_core::metrics::Metric;
 use echo_core::protocol::frame_size::largest_frame_len;
 use echo_core::protocol::{Ack, ErrorCode, ProtocolError, ServerFrame};
+use echo_core::store::StoreError;
 use serde_json::Value;
 
 use crate::after_publish::Notifier;
@@ -19,17 +25,55 @@ use crate::deps::Deps;
 use crate::order::Order;
 use crate::reply::{Reply, internal};
 
+/// A message's id: the publisher's, or one Echo made up (which needs no dedup).
+#[derive(Debug, Clone)]
+pub(crate) enum MessageId {
+    Publisher(String),
+    Made(String),
+}
+
+impl MessageId {
+    pub(crate) fn from_publisher(id: Option<String>) -> Self {
+        id.map_or_else(|| Self::Made(random_hex(8)), Self::Publisher)
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            Self::Publisher(id) | Self::Made(id) => id,
+        }
+    }
+}
+
 pub(crate) async fn publish(
     deps: &Deps,
     id: &ConnectionId,
     claims: &Claims,
     channel: &ChannelName,
     data: Value,
-    msg_id: String,
+    msg_id: MessageId,
     order: Option<Order>,
 ) -> Result<Reply, ProtocolError> {
     let started = tokio::time::Instant::now();
-    let prepared = prepare(deps, id, claims, channel, data, msg_id.clone()).await;
+    // A window of 0 turns dedup off: nothing is looked up or remembered.
+    let dedup_window_ms = match msg_id {
+        MessageId::Publisher(_) if deps.limits.dedup_window_secs > 0 => {
+            Some(deps.limits.dedup_window_secs.saturating_mul(1000))
+        }
+        MessageId::Publisher(_) | MessageId::Made(_) => None,
+    };
+    let msg_id = match msg_id {
+        MessageId::Publisher(id) | MessageId::Made(id) => id,
+    };
+    let prepared = prepare(
+        deps,
+        id,
+        claims,
+        channel,
+        data,
+        msg_id.clone(),
+        dedup_window_ms,
+    )
+    .await;
     let Some(order) = order else {
         return match prepared? {
             Prepared::Commit(key, message, after) => {
@@ -71,6 +115,7 @@ async fn prepare(
     channel: &ChannelName,
     data: Value,
     msg_id: String,
+    dedup_window_ms: Option<u64>,
 ) -> Result<Prepared, ProtocolError> {
     claims.authorize_publish(channel)?;
     let ts = deps.clock.now_ms();
@@ -133,6 +178,7 @@ async fn prepare(
                             reason: Some(
                                 reason.unwrap_or_else(|| format!("dropped by {function}")),
                             ),
+                            duplicate: false,
                         },
                     )))));
                 }
@@ -151,6 +197,7 @@ async fn prepare(
         data,
         from: claims.sub.clone(),
         ts,
+        dedup_window_ms,
     };
     let frame_len = largest_frame_len(channel, &message);
     if frame_len > deps.limits.max_message_bytes {
@@ -178,11 +225,15 @@ async fn commit(
     msg_id: String,
     after: Option<Arc<ChannelPolicy>>,
 ) -> Result<Reply, ProtocolError> {
-    let committing = deps
-        .publisher
-        .begin(&key, message)
-        .await
-        .map_err(|e| internal(id, "could not store the message", &e))?;
+    // A store that commits on `begin` (serial ordering) answers a duplicate there; the
+    // pipelined one, once the commit completes: both are answered below.
+    let committing = match deps.publisher.begin(&key, message).await {
+        Ok(committing) => committing,
+        Err(StoreError::Duplicate { id, seq }) => {
+            Box::pin(std::future::ready(Err(StoreError::Duplicate { id, seq })))
+        }
+        Err(e) => return Err(internal(id, "could not store the message", &e)),
+    };
     let (metrics, id, channel) = (deps.metrics.clone(), id.clone(), channel.clone());
     let notifier = Notifier {
         invoker: deps.invoker.clone(),
@@ -201,6 +252,18 @@ async fn commit(
                     seq: Some(seq),
                     dropped: false,
                     reason: None,
+                    duplicate: false,
+                })
+            }
+            Err(StoreError::Duplicate { seq, .. }) => {
+                metrics.record(Metric::MessageDuplicate);
+                ServerFrame::Ack(Ack {
+                    id: msg_id,
+                    channel,
+                    seq: Some(seq),
+                    dropped: false,
+                    reason: None,
+                    duplicate: true,
                 })
             }
             Err(e) => internal(&id, "could not store the message", &e)
@@ -253,6 +316,50 @@ mod tests {
             *h.recorder.metrics.lock().unwrap(),
             ["shout:true", "published", "published"]
         );
+    }
+
+    #[tokio::test]
+    async fn a_repeated_id_is_committed_once_and_acked_with_the_first_seq() {
+        let h = Harness::new();
+        let first = h.connect("c1", |c| c).await;
+        let second = h.connect("c2", |c| c).await;
+        let publish =
+            |id: &str| json!({"action": "publish", "channel": "loud", "data": "hi", "id": id});
+        assert_eq!(h.send(&first, publish("m1")).await.unwrap()["seq"], 1);
+        assert_eq!(h.send(&first, publish("m2")).await.unwrap()["seq"], 2);
+        let repeat =
+            json!({"type": "ack", "id": "m1", "channel": "loud", "seq": 1, "duplicate": true});
+        // On the same connection and on another: the first one's ack, nothing stored.
+        assert_eq!(h.send(&first, publish("m1")).await, Some(repeat.clone()));
+        assert_eq!(h.send(&second, publish("m1")).await, Some(repeat));
+        assert_eq!(h.stored("loud").await.len(), 2);
+        assert_eq!(h.recorder.dispatched.lock().unwrap().len(), 2);
+        let metrics = h.recorder.metrics.lock().unwrap().clone();
+        assert_eq!(metrics.iter().filter(|m| *m == "duplicate").count(), 2);
+        // Another channel is another message; ids Echo makes up are never compared.
+        let other = json!({"action": "publish", "channel": "plain", "data": "hi", "id": "m1"});
+        assert_eq!(h.send(&first, other).await.unwrap()["seq"], 1);
+        let unnamed = json!({"action": "publish", "channel": "plain", "data": "hi"});
+        assert_eq!(h.send(&first, unnamed.clone()).await.unwrap()["seq"], 2);
+        assert_eq!(h.send(&first, unnamed).await.unwrap()["seq"], 3);
+        // Past the window the id is free again.
+        h.clock.advance_ms(120_000);
+        assert_eq!(h.send(&second, publish("m1")).await.unwrap()["seq"], 3);
+    }
+
+    #[tokio::test]
+    async fn a_refused_publish_takes_no_id() {
+        let h = Harness::with(Limits::default(), 2, 1);
+        let id = h.connect("c1", |c| c).await;
+        let publish =
+            |id: &str| json!({"action": "publish", "channel": "news", "data": 1, "id": id});
+        assert_eq!(h.send(&id, publish("a")).await.unwrap()["seq"], 1);
+        let refused = h.send(&id, publish("b")).await.unwrap();
+        assert_eq!(refused["code"], "rate_limited", "{refused}");
+        h.clock.advance_ms(500);
+        let ack = h.send(&id, publish("b")).await.unwrap();
+        assert_eq!(ack["seq"], 2, "{ack}");
+        assert_eq!(ack.get("duplicate"), None, "{ack}");
     }
 
     #[tokio::test]
@@ -348,7 +455,8 @@ mod tests {
         );
         // Once the allowance is back, the next one goes through.
         h.clock.advance_ms(500);
-        assert_eq!(h.send(&id, publish).await.unwrap()["seq"], 2);
+        let next = json!({"action": "publish", "channel": "news", "data": 1, "id": "n"});
+        assert_eq!(h.send(&id, next).await.unwrap()["seq"], 2);
         assert_eq!(h.stored("news").await.len(), 2);
     }
 

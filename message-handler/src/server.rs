@@ -6,13 +6,14 @@
 
 use echo_core::auth::Claims;
 use echo_core::channel::ChannelName;
-use echo_core::ids::{ConnectionId, random_hex};
+use echo_core::ids::ConnectionId;
 use echo_core::message::StoredMessage;
 use echo_core::protocol::{Ack, ErrorCode, ProtocolError, ServerFrame};
 use echo_core::store::Member;
 use serde_json::Value;
 
 use crate::deps::Deps;
+use crate::publish::MessageId;
 
 /// A page of stored messages, as `history` gives it.
 #[derive(Debug)]
@@ -22,7 +23,8 @@ pub struct Page {
 }
 
 /// Publishes `data` on `channel` as `claims`' user; Echo makes up the id when `msg_id` is
-/// `None`. The ack once the message is stored (or dropped by a function), or the refusal.
+/// `None`. The ack once the message is stored (or dropped by a function, or found to repeat an
+/// id committed within the dedup window), or the refusal.
 pub async fn publish(
     deps: &Deps,
     origin: &ConnectionId,
@@ -36,7 +38,7 @@ pub async fn publish(
     if let Err(retry_ms) = deps.admission.admit_request(origin, deps.clock.now_ms()) {
         return Err(crate::admission::rate_limited(deps, retry_ms));
     }
-    let msg_id = msg_id.unwrap_or_else(|| random_hex(8));
+    let msg_id = MessageId::from_publisher(msg_id);
     let reply = crate::publish::publish(deps, origin, claims, channel, data, msg_id, None).await?;
     match reply.resolve().await {
         Some(ServerFrame::Ack(ack)) => Ok(ack),

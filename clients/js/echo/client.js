@@ -14,6 +14,7 @@ import { HISTORY_PAGE, MAX_ID_BYTES, byteLength, checkChannel, checkSeq, positiv
 import { E2EKey, sealEnvelope } from "./e2e.js";
 import { EchoError } from "./errors.js";
 import { normalizeMessages } from "./messages.js";
+import { OPEN } from "./link.js";
 import { mixIn } from "./mixin.js";
 import { DEFAULTS } from "./options.js";
 import { orderingMethods } from "./ordering.js";
@@ -71,6 +72,7 @@ export class EchoClient {
       maxConnectionAge: positive(o.maxConnectionAge, "maxConnectionAge", { zeroOk: true }),
       renewBefore: positive(o.renewBefore, "renewBefore", { zeroOk: true }),
       reorderHold: positive(o.reorderHold, "reorderHold", { zeroOk: true }),
+      resendWithin: positive(o.resendWithin, "resendWithin", { zeroOk: true }),
     };
 
     this._state = "closed";
@@ -79,6 +81,8 @@ export class EchoClient {
     this._subs = new Map();
     /** Publishes waiting for a connection. */
     this._queue = [];
+    /** Publishes whose connection dropped before their ack, to send again (before `_queue`). */
+    this._resending = [];
     /** Every live Link, whatever its role. */
     this._links = new Set();
     /** The connection requests go to. */
@@ -289,11 +293,15 @@ export class EchoClient {
 
   /**
    * Publishes `data` (any JSON) to `channel`. Resolves with `{channel, id, seq}` once Echo stored
-   * it, or `{channel, id, dropped: true, reason}` when a function dropped it. Rejects with the
+   * it (with `duplicate: true` when Echo had already stored that id on the channel), or
+   * `{channel, id, dropped: true, reason}` when a function dropped it. Rejects with the
    * EchoError Echo answered (`forbidden`, `too_large`, `function_failed`, ...), with `timeout`
-   * when no answer came in time, with `disconnected` when the connection dropped before the ack
-   * (the message may or may not have been published), with `queue_full` or `closed`.
-   * While not connected, publishes wait in a bounded queue and are sent after reconnecting.
+   * when no answer came in time, with `queue_full` or `closed`.
+   * While not connected, publishes wait in a bounded queue and are sent after reconnecting. A
+   * publish whose connection dropped before its ack is sent again, with the same id, once
+   * reconnected: Echo stores an id once per channel within its dedup window, so it is published
+   * exactly once. One first sent `resendWithin` ago or more rejects with `disconnected` instead
+   * (it may or may not have been published).
    */
   publish(channel, data, options = {}) {
     const keys = this._ciphers.get(channel);
@@ -340,10 +348,13 @@ export class EchoClient {
           resolve(
             f.dropped
               ? { channel, id, dropped: true, reason: typeof f.reason === "string" ? f.reason : "" }
-              : { channel, id, seq: f.seq },
+              : f.duplicate === true
+                ? { channel, id, seq: f.seq, duplicate: true }
+                : { channel, id, seq: f.seq },
           ),
         error: reject,
-        lost: () =>
+        lost: () => this._resend(entry),
+        gone: () =>
           reject(
             new EchoError(
               "disconnected",
@@ -367,6 +378,25 @@ export class EchoClient {
         reject(new EchoError("queue_full", `not connected and ${this._queue.length} publishes are already queued`, { channel, id }));
       } else this._queue.push(entry);
     });
+  }
+
+  /**
+   * Sends again, with its id, a publish whose connection dropped before its ack: at once on the
+   * open connection, else first thing once reconnected. Rejected instead when the client is
+   * closed, or when it was first sent `resendWithin` ago or more.
+   */
+  _resend(entry) {
+    if (this._closedByUser) {
+      entry.cancel(new EchoError("closed", "the client closed before Echo acknowledged the publish: it may or may not have been published", { channel: entry.channel, id: entry.id }));
+      return;
+    }
+    if (Date.now() - entry.firstSent >= this._opts.resendWithin) {
+      entry.gone();
+      return;
+    }
+    const link = this._primary;
+    if (this._state === "open" && link?.opened && !link.done && link.ws?.readyState === OPEN) link.request(entry);
+    else this._resending.push(entry);
   }
 
   /**

@@ -98,7 +98,7 @@ export class Link {
     return true;
   }
 
-  /** `entry`: {kind, channel?, id?, text, reply, error, lost, timeout, late?}. */
+  /** `entry`: {kind, channel?, id?, text, reply, error, lost, timeout, late?, firstSent?}. */
   request(entry) {
     let text = entry.text;
     let order;
@@ -113,6 +113,7 @@ export class Link {
       return;
     }
     if (order !== undefined) this.orders.set(entry.channel, order);
+    entry.firstSent ??= Date.now();
     entry.expired = false;
     entry.timer = setTimeout(() => {
       entry.expired = true;

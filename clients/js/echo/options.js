@@ -13,4 +13,5 @@ export const DEFAULTS = Object.freeze({
   maxConnectionAge: 2 * 60 * 60_000,
   renewBefore: 5 * 60_000,
   reorderHold: 250,
+  resendWithin: 120_000,
 });

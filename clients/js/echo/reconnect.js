@@ -135,6 +135,7 @@ export const reconnectMethods = {
     for (const link of [...this._links]) link.shut(1000, "closing");
     this._primary = this._next = this._attempting = null;
     const closedErr = error?.code === "closed" ? error : new EchoError("closed", `the connection closed: ${reason || code}`, { cause: error });
+    for (const entry of this._resending.splice(0)) entry.cancel(closedErr);
     for (const entry of this._queue.splice(0)) entry.cancel(closedErr);
     // Subscriptions Echo never confirmed are given up; confirmed ones resume on the next connect().
     for (const [channel, sub] of this._subs) {
@@ -147,6 +148,7 @@ export const reconnectMethods = {
   },
 
   _flushQueue(link) {
+    for (const entry of this._resending.splice(0)) link.request(entry);
     for (const entry of this._queue.splice(0)) link.request(entry);
   },
 

@@ -116,8 +116,12 @@ export async function startProxy(targetPort) {
     client.on("error", drop).on("close", drop);
     upstream.on("error", drop).on("close", drop);
     client.pipe(upstream);
-    upstream.pipe(client);
+    // What the edge sends is dropped while muted (an answer lost on the way).
+    upstream.on("data", (chunk) => {
+      if (!muted) client.write(chunk);
+    });
   };
+  let muted = false;
   let server = net.createServer(onConnection);
   await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = server.address().port;
@@ -132,7 +136,12 @@ export async function startProxy(targetPort) {
     get open() {
       return sockets.size / 2;
     },
+    /** Drops everything the edge sends from now until `sever`. */
+    mute() {
+      muted = true;
+    },
     async sever() {
+      muted = false;
       const closed = new Promise((resolve) => server.close(resolve));
       for (const s of sockets) s.destroy();
       sockets.clear();

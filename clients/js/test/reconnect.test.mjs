@@ -1,5 +1,5 @@
-// Network drops, reconnecting with `since`, queued and interrupted publishes, and closes that
-// must not be followed by a reconnect.
+// Network drops, reconnecting with `since`, queued and interrupted publishes (sent again with
+// their ids), and closes that must not be followed by a reconnect.
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -103,7 +103,7 @@ describe("reconnecting", { timeout: 30_000 }, () => {
     assert.ok(tokens >= retries.length, `a fresh token per attempt (${tokens} tokens, ${retries.length} retries)`);
   });
 
-  test("a publish in flight when the connection drops rejects with disconnected; one made while away is sent after", async () => {
+  test("a publish in flight when the connection drops is sent again and stored once; one made while away is sent after", async () => {
     const app = unique("app");
     const p = await proxy();
     const alice = client(app, "alice", { url: p.url });
@@ -112,17 +112,56 @@ describe("reconnecting", { timeout: 30_000 }, () => {
     const seen = [];
     await bob.subscribe("q", (m) => seen.push(m.data));
 
+    // Whether or not it reached Echo before the drop, it is stored once.
     const inFlight = alice.publish("q", "in-flight");
     await p.sever();
-    await assert.rejects(inFlight, (err) => err.code === "disconnected" && /may or may not/.test(err.message));
-
     await waitFor(() => alice.state === "reconnecting", "the drop to be noticed");
     const queued = alice.publish("q", "queued");
     await sleep(100);
     await p.restore();
-    const ack = await queued;
-    assert.equal(typeof ack.seq, "number");
+    const [first, ack] = await Promise.all([inFlight, queued]);
+    assert.equal(first.seq, 1);
+    assert.equal(ack.seq, 2);
     await waitFor(() => seen.includes("queued"), "the queued message to be delivered");
+    await sleep(200);
+    assert.deepEqual(seen, ["in-flight", "queued"]);
+  });
+
+  test("a publish whose ack was lost is sent again with its id and settles once, with the first seq", async () => {
+    const app = unique("app");
+    const p = await proxy();
+    const alice = client(app, "alice", { url: p.url });
+    const bob = client(app, "bob");
+    await Promise.all([alice.connect(), bob.connect()]);
+    const seen = [];
+    await bob.subscribe("q", (m) => seen.push(m.data));
+    await alice.publish("q", "warm");
+
+    p.mute();
+    let settled = 0;
+    const once = alice.publish("q", "once", { id: "order-7" }).finally(() => (settled += 1));
+    await waitFor(() => seen.includes("once"), "the publish to be stored and delivered");
+    await p.sever();
+    await waitFor(() => alice.state === "reconnecting", "the drop to be noticed");
+    await p.restore();
+    assert.deepEqual(await once, { channel: "q", id: "order-7", seq: 2, duplicate: true });
+    await sleep(300);
+    assert.deepEqual(seen, ["warm", "once"], "delivered once");
+    assert.equal(settled, 1);
+    const page = await bob.history("q");
+    assert.deepEqual(page.messages.map((m) => m.id).slice(1), ["order-7"], "stored once");
+  });
+
+  test("with resendWithin 0 a publish in flight when the connection drops rejects with disconnected", async () => {
+    const app = unique("app");
+    const p = await proxy();
+    const alice = client(app, "alice", { url: p.url, resendWithin: 0 });
+    await alice.connect();
+    p.mute();
+    const inFlight = alice.publish("q", "in-flight");
+    await sleep(100);
+    await p.sever();
+    await assert.rejects(inFlight, (err) => err.code === "disconnected" && /may or may not/.test(err.message));
   });
 
   test("the publish queue is bounded", async () => {

@@ -190,6 +190,7 @@ impl Client {
             data,
             id,
             reply,
+            first_sent: None,
         })
         .await
     }

@@ -27,6 +27,14 @@ pub struct Options {
     /// Largest publish frame sent (Echo's and API Gateway's limit is 128 KB); larger ones fail
     /// with [`Error::TooLarge`] without being sent.
     pub max_message_bytes: usize,
+    /// A publish whose ack a lost connection took is sent again, with the same id, on the next
+    /// connection if it was first sent less than this long ago. Echo commits an id once per
+    /// channel within its dedup window (2 minutes by default), so keep this within that window:
+    /// the publish is then stored exactly once. Older ones fail with [`Error::Disconnected`]
+    /// (they may or may not have been stored).
+    ///
+    /// [`Error::Disconnected`]: crate::Error::Disconnected
+    pub resend_within: Duration,
 }
 
 impl Default for Options {
@@ -42,6 +50,7 @@ impl Default for Options {
             subscription_buffer: 1024,
             reorder_hold: Duration::from_millis(250),
             max_message_bytes: 128 * 1024,
+            resend_within: Duration::from_secs(120),
         }
     }
 }

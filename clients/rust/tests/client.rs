@@ -180,6 +180,46 @@ async fn a_severed_connection_recovers_every_message_in_order() {
 }
 
 #[tokio::test]
+async fn a_publish_whose_ack_was_lost_is_sent_again_and_stored_once() {
+    let edge = TestEdge::start().await;
+    let proxy = Proxy::start(edge.edge.addr).await;
+    let away = connect_to(base(proxy.addr), edge.token("chat-demo", "away"), quick()).await;
+    let mut events = away.events();
+    let watcher = connect(&edge, "watcher", quick()).await;
+    let mut boring = watcher.subscribe("boring").await.unwrap();
+    away.publish("boring", json!("warm")).await.unwrap();
+    assert_eq!(next(&mut boring).await.data, json!("warm"));
+
+    // Stored and delivered, but its ack never reaches the publisher.
+    proxy.mute();
+    let publishing = tokio::spawn({
+        let away = away.clone();
+        async move {
+            away.publish_with_id("boring", json!("once"), Some("order-7".into()))
+                .await
+        }
+    });
+    let m = next(&mut boring).await;
+    assert_eq!((m.seq, m.id.as_str()), (2, "order-7"));
+    proxy.sever();
+    wait_event(&mut events, |e| matches!(e, Event::Reconnecting { .. })).await;
+    proxy.restore();
+    // Sent again with its id once reconnected: Echo answers with the first seq.
+    assert_eq!(
+        publishing.await.unwrap().unwrap(),
+        Published::Stored { seq: 2 }
+    );
+    assert!(
+        timeout(Duration::from_millis(300), boring.recv())
+            .await
+            .is_err(),
+        "delivered once"
+    );
+    let page = watcher.history("boring", 0, 10).await.unwrap();
+    assert_eq!(page.messages.len(), 2, "stored once");
+}
+
+#[tokio::test]
 async fn a_gap_longer_than_the_replay_is_filled_from_history() {
     let edge = TestEdge::start().await;
     let proxy = Proxy::start(edge.edge.addr).await;

@@ -39,6 +39,7 @@ mod tests {
             data: json!({"text": "x".repeat(1000)}),
             from: "u".repeat(256),
             ts: u64::MAX,
+            dedup_window_ms: None,
         };
         let bound = largest_frame_len(&channel, &message);
         let stored = StoredMessage::new(channel.clone(), u64::MAX, message);

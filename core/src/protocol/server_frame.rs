@@ -142,6 +142,10 @@ pub struct Ack {
     pub dropped: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The id was committed on the channel within the dedup window: `seq` is the first one's
+    /// and nothing was committed again.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub duplicate: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -170,10 +174,23 @@ mod tests {
             seq: None,
             dropped: true,
             reason: Some("rude".into()),
+            duplicate: false,
         });
         assert_eq!(
             serde_json::from_str::<Value>(&f.to_json()).unwrap(),
             json!({"type":"ack","id":"m1","channel":"a","dropped":true,"reason":"rude"})
+        );
+        let f = ServerFrame::Ack(Ack {
+            id: "m1".into(),
+            channel: ChannelName::new("a").unwrap(),
+            seq: Some(3),
+            dropped: false,
+            reason: None,
+            duplicate: true,
+        });
+        assert_eq!(
+            serde_json::from_str::<Value>(&f.to_json()).unwrap(),
+            json!({"type":"ack","id":"m1","channel":"a","seq":3,"duplicate":true})
         );
         assert_eq!(ServerFrame::Pong.to_json(), r#"{"type":"pong"}"#);
         let room = ChannelName::new("room").unwrap();

@@ -205,6 +205,7 @@ pub(crate) mod tests {
             data: serde_json::json!(i),
             from: "u".into(),
             ts: 1,
+            dedup_window_ms: None,
         }
     }
 }

@@ -52,6 +52,7 @@ fn msg(id: &str, ts: u64) -> NewMessage {
         data: json!({"text": id}),
         from: "u".to_owned(),
         ts: T0 + ts,
+        dedup_window_ms: None,
     }
 }
 
@@ -417,6 +418,97 @@ pub async fn history_store(store: &dyn HistoryStore) {
     );
 
     concurrent_appends(store, &key(&app, "busy")).await;
+    dedup(store, &app).await;
+}
+
+/// Publisher-given ids: committed once per channel within the window.
+async fn dedup(store: &dyn HistoryStore, app: &AppId) {
+    const WINDOW: u64 = 120_000;
+    let once = |id: &str, ts: u64| NewMessage {
+        dedup_window_ms: Some(WINDOW),
+        ..msg(id, ts)
+    };
+    let room = key(app, "once");
+    assert_eq!(
+        store.append(&room, once("a", 0)).await.expect("append").seq,
+        1
+    );
+    assert_eq!(
+        store.append(&room, once("b", 0)).await.expect("append").seq,
+        2
+    );
+    match store.append(&room, once("a", WINDOW - 1)).await {
+        Err(StoreError::Duplicate { id, seq }) => assert_eq!((id.as_str(), seq), ("a", 1)),
+        other => panic!("a repeated id within the window is a duplicate: {other:?}"),
+    }
+    assert_eq!(
+        store.latest_seq(&room).await.expect("latest"),
+        2,
+        "a duplicate takes no seq"
+    );
+    assert_eq!(
+        store.range(&room, 0, 10).await.expect("range").len(),
+        2,
+        "a duplicate is not stored"
+    );
+    // The same id on another channel, or in another app, is another message.
+    let elsewhere = key(app, "once-elsewhere");
+    assert_eq!(
+        store
+            .append(&elsewhere, once("a", 1))
+            .await
+            .expect("append")
+            .seq,
+        1
+    );
+    let other_app = key(&app_other(app), "once");
+    assert_eq!(
+        store
+            .append(&other_app, once("a", 1))
+            .await
+            .expect("append")
+            .seq,
+        1
+    );
+    // Without a window (an id Echo made up) nothing is checked.
+    assert_eq!(
+        store.append(&room, msg("a", 2)).await.expect("append").seq,
+        3
+    );
+    // Once the window has passed, the id is free again.
+    assert_eq!(
+        store
+            .append(&room, once("a", WINDOW))
+            .await
+            .expect("append")
+            .seq,
+        4
+    );
+
+    // Racing appends of one id: exactly one commits; the others answer with its seq.
+    let race = key(app, "once-race");
+    let results =
+        futures_util::future::join_all((0..8).map(|_| store.append(&race, once("r", 5)))).await;
+    let committed: Vec<u64> = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok().map(|m| m.seq))
+        .collect();
+    assert_eq!(
+        committed,
+        [1],
+        "one of the racing appends commits: {results:?}"
+    );
+    for r in &results {
+        match r {
+            Ok(_) | Err(StoreError::Duplicate { seq: 1, .. }) => {}
+            other => panic!("a racing duplicate answers with the winner's seq: {other:?}"),
+        }
+    }
+    assert_eq!(
+        store.latest_seq(&race).await.expect("latest"),
+        1,
+        "no seq was lost"
+    );
 }
 
 /// Pages of the five messages on `room`: cut by count or by bytes, with `more` exactly when

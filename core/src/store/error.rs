@@ -17,6 +17,11 @@ pub enum StoreError {
     /// documentation says it is atomic.
     #[error("store backend failed: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A message with the same publisher-given id was committed to the channel within the dedup
+    /// window (see [`NewMessage::dedup_window_ms`](crate::message::NewMessage::dedup_window_ms)):
+    /// nothing was stored, no seq was taken, and `seq` is the first one's.
+    #[error("message {id} was already committed as seq {seq}")]
+    Duplicate { id: String, seq: u64 },
     /// Stored data could not be decoded.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),

@@ -30,6 +30,8 @@ struct State {
     windows: HashMap<ConnectionId, (u64, u32)>,
     seqs: HashMap<ChannelKey, u64>,
     history: HashMap<ChannelKey, BTreeMap<u64, StoredMessage>>,
+    /// Publisher-given ids committed per channel, with their seq and `ts`.
+    ids: HashMap<(ChannelKey, String), (u64, u64)>,
     /// Each channel's members: their connections there, with the connections' `expires_at`.
     members: HashMap<ChannelKey, BTreeMap<String, HashMap<ConnectionId, u64>>>,
     associations: Option<String>,
@@ -297,9 +299,24 @@ impl Allowances for MemoryStore {
 impl HistoryStore for MemoryStore {
     async fn append(&self, key: &ChannelKey, message: NewMessage) -> StoreResult<StoredMessage> {
         let mut s = self.state();
+        let once = message.dedup_window_ms.is_some();
+        if once
+            && let Some(&(seq, first_ts)) = s.ids.get(&(key.clone(), message.id.clone()))
+            && message.repeats(first_ts)
+        {
+            return Err(StoreError::Duplicate {
+                id: message.id,
+                seq,
+            });
+        }
         let seq = s.seqs.entry(key.clone()).or_insert(0);
         *seq += 1;
-        let stored = StoredMessage::new(key.channel.clone(), *seq, message);
+        let seq = *seq;
+        if once {
+            s.ids
+                .insert((key.clone(), message.id.clone()), (seq, message.ts));
+        }
+        let stored = StoredMessage::new(key.channel.clone(), seq, message);
         s.history
             .entry(key.clone())
             .or_default()
@@ -338,6 +355,7 @@ impl HistoryStore for MemoryStore {
             h.retain(|_, m| m.ts >= before_ts);
             removed += (before - h.len()) as u64;
         }
+        s.ids.retain(|_, (_, ts)| *ts >= before_ts);
         Ok(removed)
     }
 }

@@ -9,43 +9,41 @@ use echo_core::store::{
     HistoryPage, HistoryStore, PageBuilder, PageLimit, StoreError, StoreResult,
 };
 
+use super::message_ids::Claim;
 use super::{DynamoStore, Item, expired, get_n, get_s, n, now_secs, s};
 
 #[async_trait]
 impl HistoryStore for DynamoStore {
     async fn append(&self, key: &ChannelKey, message: NewMessage) -> StoreResult<StoredMessage> {
         let channel = key.encode();
-        let counter = self
-            .client
-            .update_item()
-            .table_name(&self.tables.history)
-            .key("channel", s(&channel))
-            .key("seq", n(0))
-            .update_expression("ADD #last :one")
-            .expression_attribute_names("#last", "last")
-            .expression_attribute_values(":one", n(1))
-            .return_values(ReturnValue::UpdatedNew)
-            .send()
-            .await
-            .map_err(StoreError::backend)?;
-        let seq = counter
-            .attributes()
-            .and_then(|a| get_n(a, "last"))
-            .ok_or_else(|| StoreError::Corrupt(format!("no counter returned for {channel}")))?;
-        let stored = StoredMessage::new(key.channel.clone(), seq, message);
-        let json = serde_json::to_string(&stored).map_err(StoreError::backend)?;
-        self.client
-            .put_item()
-            .table_name(&self.tables.history)
-            .item("channel", s(channel))
-            .item("seq", n(seq))
-            .item("msg", s(json))
-            .item("ts", n(stored.ts))
-            .item("ttl", n(stored.ts / 1000 + self.tables.history_ttl_secs))
-            .send()
-            .await
-            .map_err(StoreError::backend)?;
-        Ok(stored)
+        let Some(window) = message.dedup_window_ms else {
+            let stored = self.next_message(key, &channel, message).await?;
+            self.client
+                .put_item()
+                .table_name(&self.tables.history)
+                .set_item(Some(self.history_item(&channel, &stored)?))
+                .send()
+                .await
+                .map_err(StoreError::backend)?;
+            return Ok(stored);
+        };
+        let until = message.ts.saturating_add(window);
+        let id = message.id.clone();
+        if let Claim::Repeats(seq) = self.claim_id(&channel, &message, window).await? {
+            return Err(StoreError::Duplicate { id, seq });
+        }
+        let committed = async {
+            let stored = self.next_message(key, &channel, message).await?;
+            let claim = Self::committed_claim(&channel, &id, stored.seq, until);
+            self.put_history_batch(vec![self.history_item(&channel, &stored)?, claim])
+                .await?;
+            Ok(stored)
+        }
+        .await;
+        if committed.is_err() {
+            self.release_claim(&channel, &id).await;
+        }
+        committed
     }
 
     async fn latest_seq(&self, key: &ChannelKey) -> StoreResult<u64> {
@@ -147,5 +145,49 @@ impl HistoryStore for DynamoStore {
                 _ => return Ok(removed),
             }
         }
+    }
+}
+
+impl DynamoStore {
+    /// `message` with the channel's next seq, counted up in the channel's counter item.
+    async fn next_message(
+        &self,
+        key: &ChannelKey,
+        channel: &str,
+        message: NewMessage,
+    ) -> StoreResult<StoredMessage> {
+        let counter = self
+            .client
+            .update_item()
+            .table_name(&self.tables.history)
+            .key("channel", s(channel))
+            .key("seq", n(0))
+            .update_expression("ADD #last :one")
+            .expression_attribute_names("#last", "last")
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(StoreError::backend)?;
+        let seq = counter
+            .attributes()
+            .and_then(|a| get_n(a, "last"))
+            .ok_or_else(|| StoreError::Corrupt(format!("no counter returned for {channel}")))?;
+        Ok(StoredMessage::new(key.channel.clone(), seq, message))
+    }
+
+    /// The history item of a stored message.
+    fn history_item(&self, channel: &str, stored: &StoredMessage) -> StoreResult<Item> {
+        let json = serde_json::to_string(stored).map_err(StoreError::backend)?;
+        Ok(Item::from([
+            ("channel".to_owned(), s(channel)),
+            ("seq".to_owned(), n(stored.seq)),
+            ("msg".to_owned(), s(json)),
+            ("ts".to_owned(), n(stored.ts)),
+            (
+                "ttl".to_owned(),
+                n(stored.ts / 1000 + self.tables.history_ttl_secs),
+            ),
+        ]))
     }
 }

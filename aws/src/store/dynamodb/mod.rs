@@ -21,13 +21,15 @@
 //!
 //! **History** (`channel` S, `seq` N): the item at seq 0 holds the channel's counter (`last`),
 //! incremented atomically with `ADD`; messages sit at their seq with `msg` (JSON), `ts` and `ttl`.
+//! A publisher-given message id is claimed at `{app}/{channel}#{id}`, seq 0, with `until`,
+//! `claimed`, `first` (the seq once committed) and `ttl` (see `message_ids`).
 //!
 //! This file holds the tables, their creation and the helpers the ports share; each port has a
 //! file: `connections` ([`ConnectionRecords`](echo_core::store::ConnectionRecords)),
 //! `subscriptions` ([`Subscriptions`](echo_core::store::Subscriptions)), `publish_orders`
 //! ([`PublishOrders`](echo_core::store::PublishOrders)), `allowance`
 //! ([`Allowances`](echo_core::store::Allowances): the publish rate on AWS), `history`
-//! ([`HistoryStore`](echo_core::store::HistoryStore)), `presence`
+//! ([`HistoryStore`](echo_core::store::HistoryStore)) with `message_ids` (its dedup), `presence`
 //! ([`PresenceStore`](echo_core::store::PresenceStore)), `associations`
 //! ([`AssociationsStore`](echo_core::store::AssociationsStore)).
 
@@ -35,6 +37,7 @@ mod allowance;
 mod associations;
 mod connections;
 mod history;
+mod message_ids;
 mod presence;
 mod publish_orders;
 mod subscriptions;

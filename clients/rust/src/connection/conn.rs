@@ -44,6 +44,16 @@ pub(super) enum Waiter {
     },
 }
 
+/// A publish sent and waiting for its ack: what it takes to send it again.
+pub(super) struct InFlight {
+    pub(super) channel: String,
+    pub(super) data: serde_json::Value,
+    pub(super) reply: Reply<Published>,
+    pub(super) first_sent: Instant,
+    /// Its `order` on this connection.
+    pub(super) order: u64,
+}
+
 /// One WebSocket and what is waiting for replies on it.
 pub(super) struct Conn {
     pub(super) ws: Ws,
@@ -55,7 +65,7 @@ pub(super) struct Conn {
     pub(super) refreshing: bool,
     pub(super) waiters: HashMap<String, VecDeque<Waiter>>,
     pub(super) pings: VecDeque<Option<Reply<()>>>,
-    pub(super) publishes: HashMap<String, Reply<Published>>,
+    pub(super) publishes: HashMap<String, InFlight>,
     /// The `order` of the last publish sent on each channel on this connection.
     pub(super) orders: HashMap<String, u64>,
 }
@@ -111,15 +121,28 @@ impl Conn {
             .any(|w| matches!(w, Waiter::Resubscribe))
     }
 
-    /// Fails what cannot be retried and gives back, as commands, what can.
-    pub(super) fn abandon(self, error: &Error) -> Vec<Command> {
-        for (_, reply) in self.publishes {
-            let _ = reply.send(Err(error.clone()));
-        }
+    /// Fails what cannot be retried and gives back, as commands, what can: publishes sent
+    /// within `resend_within` go again with their ids, in the order they were sent.
+    pub(super) fn abandon(self, error: &Error, resend_within: Duration) -> Vec<Command> {
         for reply in self.pings.into_iter().flatten() {
             let _ = reply.send(Err(error.clone()));
         }
         let mut retry = Vec::new();
+        let mut publishes: Vec<(String, InFlight)> = self.publishes.into_iter().collect();
+        publishes.sort_by_key(|(_, p)| p.order);
+        for (id, p) in publishes {
+            if p.first_sent.elapsed() < resend_within {
+                retry.push(Command::Publish {
+                    channel: p.channel,
+                    data: p.data,
+                    id: Some(id),
+                    reply: p.reply,
+                    first_sent: Some(p.first_sent),
+                });
+            } else {
+                let _ = p.reply.send(Err(error.clone()));
+            }
+        }
         for (channel, waiters) in self.waiters {
             for waiter in waiters {
                 match waiter {

@@ -74,6 +74,8 @@ pub(crate) enum Command {
         data: Value,
         id: Option<String>,
         reply: Reply<Published>,
+        /// When it was first sent, for a publish sent again after its connection was lost.
+        first_sent: Option<Instant>,
     },
     History {
         channel: String,
@@ -124,7 +126,6 @@ pub(crate) async fn start(setup: Setup, commands: mpsc::Receiver<Command>) -> Re
         drain_until: Instant::now(),
         subs: HashMap::new(),
         queued: VecDeque::new(),
-        next_id: 0,
         dropped: (None, String::new()),
     };
     task.install(ws, exp, false).await;
@@ -149,7 +150,6 @@ pub(super) struct Task {
     subs: HashMap<String, Sub>,
     /// Requests made while disconnected, sent once connected.
     queued: VecDeque<Command>,
-    next_id: u64,
     /// Why the current connection was lost: close code and reason, for the reconnect events.
     dropped: (Option<u16>, String),
 }
@@ -245,7 +245,7 @@ impl Task {
         }
         if let Some(old) = self.conn.replace(conn) {
             if let Some(older) = self.draining.replace(old) {
-                self.requeue(older.abandon(&Error::Disconnected));
+                self.requeue(older.abandon(&Error::Disconnected, self.setup.options.resend_within));
             }
             self.drain_until = Instant::now() + self.setup.options.request_timeout;
         }
@@ -311,7 +311,7 @@ impl Task {
             .into_iter()
             .flatten()
         {
-            for command in conn.abandon(&Error::Closed) {
+            for command in conn.abandon(&Error::Closed, std::time::Duration::ZERO) {
                 command.fail(Error::Closed);
             }
         }

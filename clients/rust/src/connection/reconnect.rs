@@ -77,14 +77,14 @@ impl Task {
             Which::Draining => self.draining.take(),
         };
         if let Some(conn) = conn {
-            let retry = conn.abandon(&Error::Disconnected);
+            let retry = conn.abandon(&Error::Disconnected, self.setup.options.resend_within);
             self.requeue(retry);
         }
         if which == Which::Draining {
             return true;
         }
         if let Some(draining) = self.draining.take() {
-            let retry = draining.abandon(&Error::Disconnected);
+            let retry = draining.abandon(&Error::Disconnected, self.setup.options.resend_within);
             self.requeue(retry);
         }
         // Gap fills were asked on the lost connection; the resubscribe replays from last_seq.

@@ -41,7 +41,7 @@ impl Task {
     pub(super) async fn stop_draining(&mut self) {
         if let Some(mut old) = self.draining.take() {
             let _ = old.ws.close(Some(normal_close())).await;
-            let retry = old.abandon(&Error::Disconnected);
+            let retry = old.abandon(&Error::Disconnected, self.setup.options.resend_within);
             self.requeue(retry);
             self.flush().await;
         }

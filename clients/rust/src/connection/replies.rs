@@ -92,8 +92,8 @@ impl Task {
                 dropped,
                 reason,
             } => {
-                if let Some(reply) = self.conn_mut(which).and_then(|c| c.publishes.remove(&id)) {
-                    let _ = reply.send(Ok(if dropped {
+                if let Some(p) = self.conn_mut(which).and_then(|c| c.publishes.remove(&id)) {
+                    let _ = p.reply.send(Ok(if dropped {
                         Published::Dropped { reason }
                     } else {
                         Published::Stored {
@@ -130,11 +130,11 @@ impl Task {
                     self.token_expired();
                 }
                 let error = Error::Server { code, message };
-                if let Some(reply) = id
+                if let Some(p) = id
                     .as_ref()
                     .and_then(|id| self.conn_mut(which)?.publishes.remove(id))
                 {
-                    let _ = reply.send(Err(error));
+                    let _ = p.reply.send(Err(error));
                     return;
                 }
                 let Some(channel) = channel else {

@@ -2,7 +2,9 @@
 
 use std::collections::hash_map::Entry;
 
-use super::conn::Waiter;
+use tokio::time::Instant;
+
+use super::conn::{InFlight, Waiter};
 use super::{Command, Task};
 use crate::error::Error;
 use crate::wire;
@@ -96,11 +98,10 @@ impl Task {
                 data,
                 id,
                 reply,
+                first_sent,
             } => {
-                let id = id.unwrap_or_else(|| {
-                    self.next_id += 1;
-                    format!("r{}", self.next_id)
-                });
+                // Random: Echo commits an id once per channel, whoever publishes it.
+                let id = id.unwrap_or_else(|| format!("{:016x}", rand::random::<u64>()));
                 let max = self.setup.options.max_message_bytes;
                 let Some(conn) = &mut self.conn else {
                     return true;
@@ -124,7 +125,13 @@ impl Task {
                         ))));
                     }
                     Entry::Vacant(e) => {
-                        e.insert(reply);
+                        e.insert(InFlight {
+                            channel: channel.clone(),
+                            data,
+                            reply,
+                            first_sent: first_sent.unwrap_or_else(Instant::now),
+                            order,
+                        });
                         conn.orders.insert(channel, order);
                         conn.send(frame).await;
                     }

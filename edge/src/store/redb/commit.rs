@@ -10,6 +10,7 @@ use echo_core::store::{StoreError, StoreResult};
 use redb::{Database, ReadableTable};
 use tokio::sync::oneshot;
 
+use super::dedup::Ids;
 use super::{MESSAGES, RedbStore, SEQS};
 
 /// A commit taking this long is logged: every publish on the edge waits for it.
@@ -57,7 +58,7 @@ pub(super) fn commit_loop(db: &Database, queue: &std::sync::mpsc::Receiver<Appen
         match committed {
             Ok(stored) => {
                 for (reply, s) in replies.into_iter().zip(stored) {
-                    let _ = reply.send(Ok(s));
+                    let _ = reply.send(s);
                 }
             }
             Err(e) => {
@@ -71,15 +72,24 @@ pub(super) fn commit_loop(db: &Database, queue: &std::sync::mpsc::Receiver<Appen
     }
 }
 
-/// Assigns each append the next seq of its channel and stores it; all or nothing.
-fn commit_batch(db: &Database, batch: Vec<Entry>) -> StoreResult<Vec<StoredMessage>> {
+/// Assigns each append the next seq of its channel and stores it, or answers it as a duplicate
+/// of one committed before (in this batch too); all or nothing.
+fn commit_batch(db: &Database, batch: Vec<Entry>) -> StoreResult<Vec<StoreResult<StoredMessage>>> {
     let txn = db.begin_write().map_err(StoreError::backend)?;
     let mut out = Vec::with_capacity(batch.len());
     {
         let mut seqs = txn.open_table(SEQS).map_err(StoreError::backend)?;
         let mut messages = txn.open_table(MESSAGES).map_err(StoreError::backend)?;
+        let mut ids = Ids::open(&txn)?;
         let mut latest: HashMap<String, u64> = HashMap::new();
         for entry in batch {
+            if let Some(seq) = ids.first(&entry.key, &entry.message)? {
+                out.push(Err(StoreError::Duplicate {
+                    id: entry.message.id,
+                    seq,
+                }));
+                continue;
+            }
             let seq = match latest.get(&entry.key) {
                 Some(s) => *s,
                 None => seqs
@@ -88,13 +98,14 @@ fn commit_batch(db: &Database, batch: Vec<Entry>) -> StoreResult<Vec<StoredMessa
                     .map(|g| g.value())
                     .unwrap_or(0),
             } + 1;
+            ids.remember(&entry.key, &entry.message, seq)?;
             let stored = StoredMessage::new(entry.channel, seq, entry.message);
             let bytes = serde_json::to_vec(&stored).map_err(StoreError::backend)?;
             messages
                 .insert((entry.key.as_str(), seq), bytes.as_slice())
                 .map_err(StoreError::backend)?;
             latest.insert(entry.key, seq);
-            out.push(stored);
+            out.push(Ok(stored));
         }
         for (key, seq) in &latest {
             seqs.insert(key.as_str(), *seq)

@@ -6,12 +6,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use echo_core::channel::ChannelKey;
+use echo_core::clock::{Clock, SystemClock};
 use echo_core::message::{NewMessage, StoredMessage};
 use echo_core::store::{
     HistoryPage, HistoryStore, PageBuilder, PageLimit, StoreError, StoreResult,
 };
 use redb::{Database, ReadableDatabase, ReadableTable};
 
+use super::dedup::forget_expired;
 use super::{MESSAGES, RedbStore, SEQS, decode};
 
 #[async_trait]
@@ -78,9 +80,14 @@ impl HistoryStore for RedbStore {
     /// Per channel, from its oldest message up to the first one young enough to keep, a few
     /// thousand removals per transaction: publishes wait for the store only while one chunk
     /// commits, and a long history is not read in full.
+    /// Ids past their dedup window are forgotten too (by the wall clock, as they were stamped).
     async fn prune(&self, before_ts: u64) -> StoreResult<u64> {
-        self.blocking(move |db| prune_before(db, before_ts, PRUNE_CHUNK))
-            .await
+        let now_ms = SystemClock.now_ms();
+        self.blocking(move |db| {
+            forget_expired(db, now_ms, PRUNE_CHUNK)?;
+            prune_before(db, before_ts, PRUNE_CHUNK)
+        })
+        .await
     }
 }
 

@@ -6,14 +6,16 @@
 //! limited to one disk flush per message.
 //!
 //! Tables: `seqs` (channel key to last seq), `messages` ((channel key, seq) to the message as
-//! JSON), `meta` (the associations document).
+//! JSON), `meta` (the associations document), and `dedup`'s publisher-given ids.
 //!
-//! This file opens the store; `commit` is the group commit, `history` the
+//! This file opens the store; `commit` is the group commit, `dedup` the ids it checks,
+//! `history` the
 //! [`HistoryStore`](echo_core::store::HistoryStore), `associations` the
 //! [`AssociationsStore`](echo_core::store::AssociationsStore).
 
 mod associations;
 mod commit;
+mod dedup;
 mod history;
 
 use std::path::Path;
@@ -68,6 +70,9 @@ impl RedbStore {
         txn.open_table(SEQS).map_err(StoreError::backend)?;
         txn.open_table(MESSAGES).map_err(StoreError::backend)?;
         txn.open_table(META).map_err(StoreError::backend)?;
+        txn.open_table(dedup::IDS).map_err(StoreError::backend)?;
+        txn.open_table(dedup::ID_EXPIRIES)
+            .map_err(StoreError::backend)?;
         txn.commit().map_err(StoreError::backend)?;
         let db = Arc::new(db);
         let (appends, queue) = std::sync::mpsc::channel();
@@ -122,6 +127,7 @@ mod tests {
             data: serde_json::json!(id),
             from: "u".into(),
             ts: 1,
+            dedup_window_ms: None,
         };
         store.append(&key, msg("a")).await.unwrap();
         drop(store);
@@ -129,6 +135,44 @@ mod tests {
         assert_eq!(store.latest_seq(&key).await.unwrap(), 1);
         assert_eq!(store.append(&key, msg("b")).await.unwrap().seq, 2);
         assert!(store.load_associations().await.unwrap().is_some());
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn ids_are_forgotten_once_their_window_ends() {
+        use redb::{ReadableDatabase, ReadableTable};
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(&dir.path().join("echo.redb")).unwrap();
+        let key = ChannelKey::decode("app/room").unwrap();
+        let once = |id: &str, ts: u64| NewMessage {
+            id: id.into(),
+            data: serde_json::json!(id),
+            from: "u".into(),
+            ts,
+            dedup_window_ms: Some(1_000),
+        };
+        // Windows ending at 1,000, 2,000 and 3,000 (the first id repeated in its window).
+        store.append(&key, once("a", 0)).await.unwrap();
+        store.append(&key, once("b", 1_000)).await.unwrap();
+        store.append(&key, once("c", 2_000)).await.unwrap();
+        assert!(store.append(&key, once("a", 999)).await.is_err());
+        assert_eq!(
+            super::dedup::forget_expired(&store.db, 2_000, 1).unwrap(),
+            2
+        );
+        assert_eq!(
+            super::dedup::forget_expired(&store.db, 2_000, 1).unwrap(),
+            0
+        );
+        let txn = store.db.begin_read().unwrap();
+        let ids = txn.open_table(super::dedup::IDS).unwrap();
+        let left: Vec<String> = ids
+            .iter()
+            .unwrap()
+            .map(|e| e.unwrap().0.value().1.to_owned())
+            .collect();
+        assert_eq!(left, ["c"]);
+        // Forgotten, "a" is a new message.
+        assert_eq!(store.append(&key, once("a", 2_500)).await.unwrap().seq, 4);
     }
 
     #[tokio::test(flavor = "multi_thread")]
@@ -140,6 +184,7 @@ mod tests {
             data: serde_json::json!(ts),
             from: "u".into(),
             ts,
+            dedup_window_ms: None,
         };
         // Channel c0 has 1 message, c1 has 2, ...: old ones at ts 1..=n, one new one each.
         let keys: Vec<ChannelKey> = (0..6)
