@@ -85,7 +85,11 @@ async fn handler(
         )),
         publisher,
         associations: Arc::new(LiveAssociations::new(
-            Associations::parse(r#"{"apps":{}}"#, &|_| true).unwrap(),
+            Associations::parse(
+                r#"{"apps":{"chat-demo":{"channels":{"members":{"onSubscribe":["members"]}}}}}"#,
+                &|_| true,
+            )
+            .unwrap(),
         )),
         invoker: Arc::new(echo_chat_demo::functions()),
         gateway: Arc::new(echo_edge::gateway::LocalGateway::new(
@@ -292,3 +296,39 @@ async fn a_join_and_a_leave_cost_three_requests_each_beyond_the_member_item() {
 }
 
 const N_USERS: usize = 10;
+
+/// An `onSubscribe` hook asks nothing of DynamoDB: the associations are in the handler's cache,
+/// and the hook is a Lambda invocation (here in-process), not a request to the tables.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_subscribe_hook_costs_no_dynamodb_request() {
+    let db = services::dynalite().await;
+    let (endpoint, front) = Front::start(&db.endpoint).await;
+    let (_store, deps, _clock) = handler(&endpoint, &["ada.1", "ada.2"]).await;
+    let subscribe = |id: &'static str, channel: &'static str| {
+        let deps = &deps;
+        async move {
+            let frame = json!({"action": "subscribe", "channel": channel});
+            let reply = message_handler::handle_frame(
+                deps,
+                &ConnectionId::from(id),
+                &frame.to_string(),
+                false,
+            )
+            .await;
+            assert!(reply.is_none(), "{reply:?}");
+        }
+    };
+    // Each connection's first subscribe to a channel, the user's second connection there (no join).
+    subscribe("ada.1", "room").await;
+    subscribe("ada.1", "members").await;
+    let mark = front.mark();
+    subscribe("ada.2", "room").await;
+    let plain = front.counts_since(mark);
+    let mark = front.mark();
+    subscribe("ada.2", "members").await;
+    let hooked = front.counts_since(mark);
+    println!(
+        "DynamoDB requests per subscribe: without a hook {plain:?}, with onSubscribe {hooked:?}"
+    );
+    assert_eq!(hooked, plain);
+}

@@ -242,6 +242,50 @@ async fn the_aws_code_path_works_end_to_end() {
     f.edge.edge.shutdown().await;
 }
 
+/// `onSubscribe` run by the message-handler Lambda and `onConnect` by the connect-handler Lambda,
+/// each invoking the `members` hook Lambda.
+#[tokio::test(flavor = "multi_thread")]
+async fn hooks_run_through_the_lambdas() {
+    let f = Faithful::start(
+        r#"{"apps":{
+            "chat-demo":{"channels":{"members":{"onSubscribe":["members"]}}},
+            "strict":{"onConnect":["members"]},
+            "lenient":{"onConnect":["members"],"onError":"pass"}
+        }}"#,
+        &["connect-handler", "message-handler", "fanout", "members"],
+        &[],
+        |_| {},
+    )
+    .await;
+    let edge = &f.edge;
+    let mut ada = edge.connect(&edge.token("chat-demo", "ada")).await;
+    assert_eq!(ada.subscribe("members").await["channel"], "members");
+    let mut guest = edge.connect(&edge.token("chat-demo", "guest")).await;
+    guest
+        .send(json!({"action": "subscribe", "channel": "members", "since": 0}))
+        .await;
+    let refused = guest.recv().await;
+    assert_eq!(refused["code"], "forbidden", "{refused}");
+    assert_eq!(
+        refused["message"],
+        "members is for members only (ada, grace, linus); guest is not one"
+    );
+    // `members` decides subscriptions: as an onConnect hook it fails, which denies under
+    // `reject` (403 with the reason) and is passed over under `pass`.
+    let (status, body) = edge.refusal(&edge.url(&edge.token("strict", "ada"))).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["code"], "forbidden");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("members decides subscriptions"),
+        "{body}"
+    );
+    edge.connect(&edge.token("lenient", "ada")).await;
+    f.edge.edge.shutdown().await;
+}
+
 /// Two publishers send 150 publishes each, two at a time without waiting for acks, through
 /// a function that sleeps for some of them, with the edge handing frames to the handler Lambdas
 /// at once as API Gateway may: every message is committed once, each publisher's in the order

@@ -21,6 +21,10 @@ const CHANNELS = [
     desc: "End-to-end encrypted: only those with the room's passphrase read it.",
     encrypted: true,
   },
+  {
+    name: "members",
+    desc: "Members only: a function decides who may enter (ada, grace and linus).",
+  },
 ];
 
 /** What the room's key is derived with besides the passphrase (see docs/security.md). */
@@ -36,6 +40,7 @@ const els = {
   desc: $("channel-desc"),
   wrap: $("messages-wrap"),
   empty: $("empty"),
+  denied: $("denied"),
   messages: $("messages"),
   notices: $("notices"),
   people: $("people"),
@@ -196,6 +201,7 @@ function highlightChannel() {
 // ---------------------------------------------------------------- UI: messages
 
 function clearMessages() {
+  els.denied.hidden = true;
   state.bySeq.clear();
   els.messages.replaceChildren();
   els.messages.dataset.loaded = "false";
@@ -411,6 +417,13 @@ async function join() {
     markLoaded();
   } catch (err) {
     if (join !== state.join || err.code === "unsubscribed" || err.code === "closed") return;
+    if (err.code === "forbidden") {
+      // Refused, here by the room's onSubscribe function: say why, in the room.
+      els.denied.textContent = `You may not enter #${channel}: ${err.message}`;
+      els.denied.hidden = false;
+      els.empty.hidden = true;
+      return;
+    }
     notice(`Could not join #${channel}: ${err.message}`);
   }
 }

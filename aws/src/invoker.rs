@@ -33,10 +33,35 @@ fn invoke_error(
     if e.as_service_error()
         .is_some_and(|s| s.is_resource_not_found_exception())
     {
-        InvokeError::Unknown(name.to_owned())
-    } else {
-        InvokeError::Transport(Box::new(e))
+        return InvokeError::Unknown(name.to_owned());
     }
+    // An answer that is not Lambda's (an emulator's, which some answer a function's error with
+    // a 500 and its payload): what it says, rather than "service error".
+    if let Some(raw) = e.raw_response()
+        && raw.status().is_server_error()
+        && let Some(body) = raw.body().bytes().filter(|b| !b.is_empty())
+    {
+        return InvokeError::Failed(format!(
+            "{}: {}",
+            raw.status().as_u16(),
+            String::from_utf8_lossy(body)
+                .chars()
+                .take(500)
+                .collect::<String>()
+        ));
+    }
+    InvokeError::Transport(Box::new(e))
+}
+
+/// A function's own error, as Lambda reports it: its kind and (the start of) its payload.
+fn failed(kind: &str, body: &[u8]) -> InvokeError {
+    InvokeError::Failed(format!(
+        "{kind}: {}",
+        String::from_utf8_lossy(body)
+            .chars()
+            .take(500)
+            .collect::<String>()
+    ))
 }
 
 impl LambdaInvoker {
@@ -68,13 +93,7 @@ impl FunctionInvoker for LambdaInvoker {
             .map_err(|e| invoke_error(name, e))?;
         let body = out.payload().map(|b| b.as_ref()).unwrap_or_default();
         if let Some(kind) = out.function_error() {
-            return Err(InvokeError::Failed(format!(
-                "{kind}: {}",
-                String::from_utf8_lossy(body)
-                    .chars()
-                    .take(500)
-                    .collect::<String>()
-            )));
+            return Err(failed(kind, body));
         }
         parse_output(body)
     }
@@ -92,6 +111,27 @@ impl FunctionInvoker for LambdaInvoker {
             .await
             .map_err(|e| invoke_error(name, e))?;
         Ok(())
+    }
+
+    async fn call(
+        &self,
+        name: &str,
+        input: &serde_json::Value,
+    ) -> Result<serde_json::Value, InvokeError> {
+        let payload = serde_json::to_vec(input).map_err(|e| InvokeError::Transport(Box::new(e)))?;
+        let out = self
+            .client
+            .invoke()
+            .function_name(self.lambda(name))
+            .payload(Blob::new(payload))
+            .send()
+            .await
+            .map_err(|e| invoke_error(name, e))?;
+        let body = out.payload().map(|b| b.as_ref()).unwrap_or_default();
+        if let Some(kind) = out.function_error() {
+            return Err(failed(kind, body));
+        }
+        serde_json::from_slice(body).map_err(|e| InvokeError::InvalidOutput(e.to_string()))
     }
 
     /// Deployed functions are not listed up front; an unknown one fails at invocation.

@@ -1,8 +1,9 @@
 //! `$connect` and `$disconnect`.
 //!
-//! `$connect` verifies the token from `?token=` and records the connection with its claims; any
-//! answer but 200 makes the gateway refuse the WebSocket upgrade (the client sees the status, 401
-//! for a bad token). `$disconnect` removes the connection and its subscriptions; it is best effort
+//! `$connect` verifies the token from `?token=`, runs the app's `onConnect` hook if it has one
+//! (see [`echo_core::hook`]), and records the connection with its claims; any answer but 200
+//! makes the gateway refuse the WebSocket upgrade (the client sees the status: 401 for a bad
+//! token, 403 when `onConnect` denies). `$disconnect` removes the connection and its subscriptions; it is best effort
 //! on AWS, so fan-out also removes connections the gateway reports gone.
 //!
 //! Both publish events to the app's `$status` channel; a `$disconnect` also ends the user's
@@ -14,9 +15,12 @@ use std::sync::Arc;
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::encodings::Body;
-use echo_core::auth::TokenVerifier;
+use echo_core::associations::AssociationsSource;
+use echo_core::auth::{Claims, TokenVerifier};
 use echo_core::clock::Clock;
 use echo_core::disconnection::{Disconnections, Swept};
+use echo_core::function::FunctionInvoker;
+use echo_core::hook::{ConnectInput, Decision, decide};
 use echo_core::ids::ConnectionId;
 use echo_core::limits::Limits;
 use echo_core::presence::Presence;
@@ -29,6 +33,9 @@ use serde::{Deserialize, Serialize};
 /// What the connect handler needs.
 pub struct Deps {
     pub verifier: TokenVerifier,
+    /// Where each app's `onConnect` hook is found, and what runs it.
+    pub associations: Arc<dyn AssociationsSource>,
+    pub invoker: Arc<dyn FunctionInvoker>,
     /// Connection records: what `$connect`, `$disconnect` and the sweep write and read.
     pub connections: Arc<dyn ConnectionRecords>,
     pub publisher: Arc<Publisher>,
@@ -109,6 +116,10 @@ async fn connect(
             );
         }
     };
+    let claims = match admit(deps, event, &id, claims).await {
+        Ok(claims) => claims,
+        Err(refusal) => return refusal,
+    };
     let record = ConnectionRecord {
         id: id.clone(),
         expires_at: deps.limits.record_expiry(now_ms, claims.exp),
@@ -128,6 +139,52 @@ async fn connect(
         .status(&app, StatusEvent::Connected, &id, &user, None, now_ms)
         .await;
     ok()
+}
+
+/// The app's `onConnect` hook, if it has one: the claims the connection gets (the token's, their
+/// permissions replaced when the hook gave some), or the refusal (403 with the hook's reason).
+async fn admit(
+    deps: &Deps,
+    event: &ApiGatewayWebsocketProxyRequest,
+    id: &ConnectionId,
+    mut claims: Claims,
+) -> Result<Claims, ApiGatewayProxyResponse> {
+    let associations = deps.associations.current().await.map_err(|e| {
+        tracing::error!(connection_id = %id, error = %e, "could not load associations");
+        error(
+            500,
+            ProtocolError::new(ErrorCode::Internal, "could not load associations"),
+        )
+    })?;
+    let Some(hook) = associations.connect_hook(&claims.app) else {
+        return Ok(claims);
+    };
+    let source_ip = event
+        .request_context
+        .identity
+        .source_ip
+        .as_deref()
+        .unwrap_or_default();
+    let input = serde_json::to_value(ConnectInput::new(&claims, source_ip)).map_err(|e| {
+        tracing::error!(connection_id = %id, error = %e, "could not encode the hook's input");
+        error(
+            500,
+            ProtocolError::new(ErrorCode::Internal, "could not run onConnect"),
+        )
+    })?;
+    let mut runs = Vec::with_capacity(hook.functions.len());
+    match decide(deps.invoker.as_ref(), hook, &input, &mut runs).await {
+        Decision::Allow { channels } => {
+            if channels.is_some() {
+                claims.channels = channels;
+            }
+            Ok(claims)
+        }
+        Decision::Deny { reason } => {
+            tracing::info!(connection_id = %id, app = %claims.app, user = %claims.sub, reason, "connection denied by onConnect");
+            Err(error(403, ProtocolError::new(ErrorCode::Forbidden, reason)))
+        }
+    }
 }
 
 async fn disconnect(deps: &Deps, id: ConnectionId) -> ApiGatewayProxyResponse {
@@ -213,6 +270,32 @@ mod tests {
         }
     }
 
+    /// No app here has hooks; `onConnect` is tested over a real edge (`tests/hooks.rs`).
+    struct NoFunctions;
+
+    #[async_trait::async_trait]
+    impl FunctionInvoker for NoFunctions {
+        async fn invoke(
+            &self,
+            name: &str,
+            _: &echo_core::function::FunctionInput,
+        ) -> Result<echo_core::function::FunctionOutput, echo_core::function::InvokeError> {
+            Err(echo_core::function::InvokeError::Unknown(name.to_owned()))
+        }
+
+        async fn call(
+            &self,
+            name: &str,
+            _: &serde_json::Value,
+        ) -> Result<serde_json::Value, echo_core::function::InvokeError> {
+            Err(echo_core::function::InvokeError::Unknown(name.to_owned()))
+        }
+
+        fn knows(&self, _: &str) -> bool {
+            false
+        }
+    }
+
     fn deps(store: &Arc<MemoryStore>, clock: &ManualClock) -> Deps {
         let dispatcher = fanout::Inline(fanout::Deps {
             subscriptions: store.clone(),
@@ -224,6 +307,10 @@ mod tests {
         let publisher = Arc::new(Publisher::new(store.clone(), Arc::new(dispatcher)));
         Deps {
             verifier: TokenVerifier::new(SECRET).unwrap(),
+            associations: Arc::new(echo_core::associations::LiveAssociations::new(
+                echo_core::associations::Associations::empty(),
+            )),
+            invoker: Arc::new(NoFunctions),
             connections: store.clone(),
             presence: Arc::new(Presence::new(store.clone(), publisher.clone())),
             publisher,

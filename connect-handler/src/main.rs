@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
+use echo_aws::associations::CachedAssociations;
 use echo_aws::dispatcher::LambdaFanout;
+use echo_aws::invoker::LambdaInvoker;
 use echo_aws::lambda::Resources;
 use echo_core::auth::TokenVerifier;
 use echo_core::clock::SystemClock;
@@ -18,6 +20,15 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let publisher = Arc::new(Publisher::new(r.store.clone(), Arc::new(fanout)));
     let deps = connect_handler::Deps {
         verifier: TokenVerifier::new(r.config.jwt_secret.as_bytes())?,
+        associations: Arc::new(CachedAssociations::new(
+            r.store.clone(),
+            r.config.associations_cache,
+            |_| true,
+        )),
+        invoker: Arc::new(LambdaInvoker::new(
+            r.lambda(),
+            r.config.function_prefix.clone(),
+        )),
         connections: r.store.clone(),
         presence: Arc::new(Presence::new(r.store.clone(), publisher.clone())),
         publisher,

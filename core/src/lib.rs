@@ -38,6 +38,7 @@ pub mod disconnection;
 pub mod envelope;
 pub mod function;
 pub mod gateway;
+pub mod hook;
 pub mod ids;
 pub mod limits;
 pub mod locate;

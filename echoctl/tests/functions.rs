@@ -335,6 +335,73 @@ async fn a_channel_runs_a_rust_and_a_javascript_function_in_turn() {
     dev.child.wait().unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn javascript_hooks_decide_connects_and_subscriptions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let proj = project(tmp.path(), "gate", "node");
+    std::fs::write(
+        proj.join("functions/gate/index.mjs"),
+        r#"export async function handler(event) {
+  if (event.hook === 'connect') {
+    return event.user.sub === 'mallory'
+      ? { action: 'deny', reason: 'mallory is banned' }
+      : { action: 'allow' };
+  }
+  if (event.hook === 'subscribe') {
+    return event.channel === `room-${event.user.sub}`
+      ? { action: 'allow' }
+      : { action: 'deny', reason: `${event.channel} is not ${event.user.sub}'s` };
+  }
+  throw new Error(`no hook ${event.hook}`);
+}
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        proj.join("associations.json"),
+        r#"{"apps": {"shop": {"onConnect": ["gate"], "timeoutMs": 5000,
+  "channels": {"room-*": {"onSubscribe": ["gate"], "timeoutMs": 5000}}}}}"#,
+    )
+    .unwrap();
+    let data = tmp.path().join("data");
+    let mut dev = start_dev_in(&proj, &data, &[]);
+    let refused = tokio_tungstenite::connect_async(format!(
+        "ws://{}/?token={}",
+        dev.addr,
+        token(&data, "shop", "mallory")
+    ))
+    .await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 403);
+            let body: Value =
+                serde_json::from_slice(response.body().as_deref().unwrap_or_default()).unwrap();
+            assert_eq!(body["message"], "mallory is banned", "{body}");
+        }
+        other => panic!("mallory connected: {other:?}"),
+    }
+    let mut ws = connect(&dev.addr, &token(&data, "shop", "alice")).await;
+    send(
+        &mut ws,
+        json!({"action": "subscribe", "channel": "room-alice"}),
+    )
+    .await;
+    assert_eq!(next_json(&mut ws).await.unwrap()["type"], "subscribed");
+    send(
+        &mut ws,
+        json!({"action": "subscribe", "channel": "room-bob"}),
+    )
+    .await;
+    let denied = next_json(&mut ws).await.unwrap();
+    assert_eq!(
+        (denied["code"].as_str(), denied["message"].as_str()),
+        (Some("forbidden"), Some("room-bob is not alice's")),
+        "{denied}"
+    );
+    dev.child.kill().unwrap();
+    dev.child.wait().unwrap();
+}
+
 /// The hex SHA-256 of a file, as deploy passes a template's `SourceHash`.
 fn sha256(path: &Path) -> String {
     use sha2::{Digest, Sha256};

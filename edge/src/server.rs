@@ -281,6 +281,8 @@ pub async fn start_with(
                 crate::handlers::Handlers::InProcess(Box::new(crate::handlers::InProcessHandlers {
                     connect: connect_handler::Deps {
                         verifier,
+                        associations: associations.clone(),
+                        invoker: invoker.clone(),
                         connections: connections.clone(),
                         publisher: publisher.clone(),
                         presence: presence.clone(),

@@ -49,6 +49,13 @@ impl FunctionInvoker for Nothing {
     async fn invoke(&self, name: &str, _: &FunctionInput) -> Result<FunctionOutput, InvokeError> {
         Err(InvokeError::Unknown(name.to_owned()))
     }
+    async fn call(
+        &self,
+        name: &str,
+        _: &serde_json::Value,
+    ) -> Result<serde_json::Value, InvokeError> {
+        Err(InvokeError::Unknown(name.to_owned()))
+    }
     fn knows(&self, _: &str) -> bool {
         false
     }

@@ -13,7 +13,8 @@ use crate::subscription::end;
 /// Verifies `token` and puts it in place of the connection's: its claims apply to every frame
 /// from now on, and the record (with its subscriptions) lives until the new token's expiry plus
 /// the grace, within the connection's maximum age, and so does its presence on its channels.
-/// Subscriptions the new token no longer allows end, each with an `unsubscribed` frame.
+/// Subscriptions the new token no longer allows end, each with an `unsubscribed` frame. In an app
+/// with `onConnect`, the connection keeps the permissions it was given at connect.
 pub(crate) async fn refresh(
     deps: &Deps,
     id: &ConnectionId,
@@ -30,6 +31,17 @@ pub(crate) async fn refresh(
             )
         })?;
     same_identity(&record.claims, &claims)?;
+    let mut claims = claims;
+    // In an app with `onConnect`, the permissions were decided at connect (by the hook, or the
+    // token's as it allowed them): a new token renews the connection, not what it may do.
+    let associations = deps
+        .associations
+        .current()
+        .await
+        .map_err(|e| internal(id, "could not load associations", &e))?;
+    if associations.connect_hook(&claims.app).is_some() {
+        claims.channels = record.claims.channels.clone();
+    }
     let exp = claims.exp;
     let expires_at = deps.limits.record_expiry(record.connected_at, exp);
     let subscriptions = deps

@@ -3,7 +3,9 @@
 use echo_core::auth::Claims;
 use echo_core::channel::{ChannelKey, ChannelName};
 use echo_core::gateway::Frame;
+use echo_core::hook::{Decision, SubscribeInput, decide};
 use echo_core::ids::ConnectionId;
+use echo_core::metrics::Metric;
 use echo_core::protocol::{
     ErrorCode, MAX_HISTORY_LIMIT, MAX_REPLAY_BYTES, ProtocolError, ServerFrame,
 };
@@ -12,6 +14,46 @@ use echo_core::store::{ConnectionRecord, PageLimit, StoreError, Subscribed};
 
 use crate::deps::Deps;
 use crate::reply::internal;
+
+/// The channel's `onSubscribe` hook, if it has one: a denial is `forbidden` with its reason, before
+/// anything about the channel is read or changed.
+async fn admit(
+    deps: &Deps,
+    id: &ConnectionId,
+    claims: &Claims,
+    channel: &ChannelName,
+    presence: bool,
+) -> Result<(), ProtocolError> {
+    let associations = deps
+        .associations
+        .current()
+        .await
+        .map_err(|e| internal(id, "could not load associations", &e))?;
+    let Some(hook) = associations
+        .resolve(&claims.app, channel)
+        .and_then(|p| p.subscribe_hook())
+    else {
+        return Ok(());
+    };
+    let input = serde_json::to_value(SubscribeInput::new(claims, channel, id.as_str(), presence))
+        .map_err(|e| internal(id, "could not encode the hook's input", &e))?;
+    let mut runs = Vec::with_capacity(hook.functions.len());
+    let decision = decide(deps.invoker.as_ref(), &hook, &input, &mut runs).await;
+    for run in &runs {
+        deps.metrics.record(Metric::FunctionRun {
+            function: &run.function,
+            elapsed_ms: run.elapsed.as_secs_f64() * 1000.0,
+            ok: run.ok,
+        });
+    }
+    match decision {
+        Decision::Allow { .. } => Ok(()),
+        Decision::Deny { reason } => {
+            tracing::info!(connection_id = %id, channel = %channel, reason, "subscription denied");
+            Err(ProtocolError::new(ErrorCode::Forbidden, reason))
+        }
+    }
+}
 
 /// Subscribes the connection to `channel` (and, with `presence`, to its presence channel, or
 /// else not); the user joins the channel with its first subscription there.
@@ -25,6 +67,7 @@ pub(crate) async fn subscribe(
 ) -> Result<Option<ServerFrame>, ProtocolError> {
     let claims = &record.claims;
     claims.authorize_subscribe(channel)?;
+    admit(deps, id, claims, channel, presence).await?;
     let key = ChannelKey::new(claims.app.clone(), channel.clone());
     // Put in place before the user's join is committed, so that a presence subscriber hears its
     // own join.
@@ -269,6 +312,55 @@ mod tests {
             ]
         );
         assert_eq!(h.status_events().await, ["subscribed"]);
+    }
+
+    #[tokio::test]
+    async fn on_subscribe_decides_and_a_denial_says_why_and_reveals_nothing() {
+        let h = Harness::new();
+        let alice = h.connect_as("a", "alice", |c| c).await;
+        let bob = h.connect_as("b", "bob", |c| c).await;
+        let publish = json!({"action": "publish", "channel": "members", "data": "secret plans"});
+        assert_eq!(h.send(&alice, publish).await.unwrap()["seq"], 1);
+        let subscribe =
+            json!({"action": "subscribe", "channel": "members", "since": 0, "presence": true});
+        assert_eq!(h.send(&alice, subscribe.clone()).await, None);
+        assert_eq!(h.posted_to(&alice)[0]["type"], "subscribed");
+        // Bob is refused with the hook's reason: no replay, no join, no subscription.
+        let refused = h.send(&bob, subscribe).await.unwrap();
+        assert_eq!(refused["code"], "forbidden", "{refused}");
+        assert_eq!(refused["message"], "bob is not a member of members");
+        assert_eq!(refused["channel"], "members");
+        assert!(h.posted_to(&bob).is_empty());
+        let key = key("members");
+        let subscribers = h.store.subscribers(&key).await.unwrap();
+        assert_eq!(subscribers, std::slice::from_ref(&alice));
+        let hooks: Vec<String> = h
+            .recorder
+            .metrics
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| m.starts_with("member-check"))
+            .cloned()
+            .collect();
+        assert_eq!(hooks, ["member-check:true", "member-check:true"]);
+    }
+
+    #[tokio::test]
+    async fn a_failing_on_subscribe_denies_under_reject_and_admits_under_pass() {
+        let h = Harness::new();
+        let id = h.connect("c1", |c| c).await;
+        let subscribe = |channel: &str| json!({"action": "subscribe", "channel": channel});
+        assert_eq!(h.send(&id, subscribe("open-door")).await, None);
+        let refused = h.send(&id, subscribe("closed-door")).await.unwrap();
+        assert_eq!(refused["code"], "forbidden", "{refused}");
+        assert!(
+            refused["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("broken failed"),
+            "{refused}"
+        );
     }
 
     #[tokio::test]

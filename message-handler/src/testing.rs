@@ -119,21 +119,48 @@ impl FunctionInvoker for Functions {
         }
     }
 
+    /// `member-check` admits alice alone, saying why others may not enter.
+    async fn call(&self, name: &str, input: &Value) -> Result<Value, InvokeError> {
+        match name {
+            "member-check" if input["user"]["sub"] == "alice" => {
+                Ok(serde_json::json!({"action": "allow"}))
+            }
+            "member-check" => Ok(serde_json::json!({
+                "action": "deny",
+                "reason": format!("{} is not a member of {}", input["user"]["sub"].as_str().unwrap_or_default(), input["channel"].as_str().unwrap_or_default()),
+            })),
+            "broken" => Err(InvokeError::Failed("it broke".to_owned())),
+            other => Err(InvokeError::Unknown(other.to_owned())),
+        }
+    }
+
     fn knows(&self, name: &str) -> bool {
-        ["shout", "quiet", "broken", "sleepy", "audit"].contains(&name)
+        [
+            "shout",
+            "quiet",
+            "broken",
+            "sleepy",
+            "audit",
+            "member-check",
+        ]
+        .contains(&name)
     }
 }
 
 /// Channels `angry` and `loud` (shout), `hushed` (quiet), `fragile` (broken, rejecting),
-/// `sleepy` (waits `data.sleepMs`) and `audited` (shout, then after publish `audit` and
-/// `broken`) of [`APP`].
+/// `sleepy` (waits `data.sleepMs`), `audited` (shout, then after publish `audit` and
+/// `broken`), `members` (subscribing checked by `member-check`), `open-door` and `closed-door`
+/// (subscribing checked by `broken`, under `pass` and `reject`) of [`APP`].
 pub const ASSOCIATIONS: &str = r#"{"apps":{"chat-demo":{"channels":{
     "sleepy":{"functions":["sleepy"],"timeoutMs":5000},
     "angry":{"functions":["shout"]},
     "loud":{"functions":["shout"]},
     "hushed":{"functions":["quiet"]},
     "fragile":{"functions":["broken"],"onError":"reject"},
-    "audited":{"functions":["shout"],"afterPublish":["audit","broken"]}
+    "audited":{"functions":["shout"],"afterPublish":["audit","broken"]},
+    "members":{"onSubscribe":["member-check"]},
+    "open-door":{"onSubscribe":["broken"],"onError":"pass"},
+    "closed-door":{"onSubscribe":["broken"]}
 }}}}"#;
 
 /// A message handler over the in-memory store, with a manual clock.

@@ -664,4 +664,36 @@ describe("chat demo", () => {
       assert.deepEqual(errors, [], "the pages threw");
     }),
   );
+
+  test("a members-only room: its onSubscribe function lets members in and tells others why not", { timeout: 60_000 }, () =>
+    withDiagnostics(async () => {
+      const [pageK, pageL] = [await openChat("K"), await openChat("L")];
+      // K is a guest: the room's function refuses it, and the page says why, in the room.
+      await pageK.getByTestId("channel-members").click();
+      const denied = pageK.getByTestId("denied");
+      await denied.waitFor({ state: "visible", timeout: MESSAGE_TIMEOUT_MS });
+      const why = await denied.textContent();
+      assert.match(why, /members only \(ada, grace, linus\)/, `[K] ${why}`);
+      assert.match(why, /guest-\d+ is not one/, `[K] ${why}`);
+      // L takes a member's name (on a renewed connection, once the old one is closed) and enters.
+      const old = pageL.sockets.at(-1);
+      await pageL.getByTestId("name-input").fill("ada");
+      await pageL.getByTestId("name-input").press("Tab");
+      const deadline = Date.now() + MESSAGE_TIMEOUT_MS;
+      while (!(pageL.sockets.length > 1 && old.isClosed())) {
+        assert.ok(Date.now() < deadline, "[L] the connection was not replaced after the name change");
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      await joinChannel(pageL, "L", "members");
+      assert.equal(await pageL.getByTestId("denied").isVisible(), false, "[L] a member was refused");
+      const text = `members only ${Math.random().toString(36).slice(2, 8)}`;
+      await sendText(pageL, text, { enter: true });
+      await waitForMessage(pageL, "L", [text]);
+      // K, refused, never sees it.
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const seen = await pageK.getByTestId("message").allTextContents();
+      assert.ok(seen.every((t) => !t.includes(text)), `[K] ${JSON.stringify(seen)}`);
+      assert.ok(await denied.isVisible(), "[K] the refusal is still shown");
+    }),
+  );
 });

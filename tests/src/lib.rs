@@ -148,6 +148,21 @@ impl TestEdge {
         }
     }
 
+    /// Connects and expects a refusal; returns the HTTP status and the JSON body.
+    pub async fn refusal(&self, url: &str) -> (u16, Value) {
+        match tokio_tungstenite::connect_async(url).await {
+            Ok(_) => panic!("connection to {url} was accepted"),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                let body = response.body().as_deref().unwrap_or_default();
+                (
+                    response.status().as_u16(),
+                    serde_json::from_slice(body).unwrap_or(Value::Null),
+                )
+            }
+            Err(e) => panic!("unexpected error {e}"),
+        }
+    }
+
     pub fn manage_url(&self, path: &str) -> String {
         format!("http://{}{path}", self.edge.manage_addr)
     }

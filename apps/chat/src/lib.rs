@@ -4,7 +4,7 @@
 //! - [`site`]: the demo's page, script and style, and the JavaScript client they import
 //!   (`/echo.js` and the modules it imports, `/echo/*.js`, which browsers of any Echo
 //!   application may load from the edge);
-//! - [`functions`]: the five demo functions, run in-process;
+//! - [`functions`]: the five demo functions and the `members` hook, run in-process;
 //! - [`ASSOCIATIONS`]: the demo's associations, the edge's starting ones.
 
 use echo_edge::EdgeConfig;
@@ -110,6 +110,10 @@ pub fn functions() -> InProcess {
     f.register_sync(echo_fn_backwards::NAME, echo_fn_backwards::transform);
     f.register_sync(echo_fn_robot::NAME, echo_fn_robot::transform);
     f.register_sync(echo_fn_profanity::NAME, echo_fn_profanity::transform);
+    f.register_hook(
+        "members",
+        |input| async move { echo_fn_members::decide(input) },
+    );
     f
 }
 

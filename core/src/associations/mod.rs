@@ -13,6 +13,18 @@
 //! `metadataFunctions` (which may pass or drop a message by its sender, channel, time or size,
 //! but not change it) take their place.
 //!
+//! Hooks (see [`crate::hook`]): an app's `onConnect` functions decide whether a connection is
+//! accepted (and may hand it its permissions), a channel's `onSubscribe` functions whether a
+//! subscription is; at most [`MAX_HOOK_FUNCTIONS`] each. The app's `onError` and `timeoutMs` apply
+//! to `onConnect`, the channel's to `onSubscribe`:
+//!
+//! ```json
+//! {"apps": {"chat-demo": {
+//!     "onConnect": ["admit"], "onError": "reject", "timeoutMs": 1000,
+//!     "channels": {"team-*": {"functions": ["profanity"], "onSubscribe": ["member-check"]}}
+//! }}}
+//! ```
+//!
 //! A channel key is an exact channel name or a pattern ending in `*`. For a channel, an exact name
 //! wins over patterns, and among patterns the longest prefix wins; `room1` never matches `room10`.
 //! Reserved channels (`$status`) never run functions. `onError` defaults to `reject`, `timeoutMs`
@@ -44,6 +56,9 @@ pub const MAX_TIMEOUT_MS: u64 = 25_000;
 pub const MAX_CHAIN_MS: u64 = 25_000;
 /// Longest chain on one channel.
 pub const MAX_FUNCTIONS: usize = 10;
+/// Most functions one hook (`onConnect`, `onSubscribe`) runs: each one delays the connection or
+/// the subscription.
+pub const MAX_HOOK_FUNCTIONS: usize = 3;
 
 /// What happens to a message when one of its functions fails or times out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -66,6 +81,27 @@ pub struct ChannelPolicy {
     /// Functions handed a copy of each message once it is committed, without waiting for them:
     /// they never delay, change or drop delivery.
     pub after_publish: Vec<String>,
+    pub on_error: OnError,
+    pub timeout: Duration,
+    /// Functions that decide whether a subscription to the channel is accepted.
+    pub on_subscribe: Vec<String>,
+}
+
+impl ChannelPolicy {
+    /// The channel's `onSubscribe` hook, if it has one.
+    pub fn subscribe_hook(&self) -> Option<HookPolicy> {
+        (!self.on_subscribe.is_empty()).then(|| HookPolicy {
+            functions: self.on_subscribe.clone(),
+            on_error: self.on_error,
+            timeout: self.timeout,
+        })
+    }
+}
+
+/// The functions of one hook (see [`crate::hook`]), with their failure policy and timeout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookPolicy {
+    pub functions: Vec<String>,
     pub on_error: OnError,
     pub timeout: Duration,
 }
@@ -99,8 +135,15 @@ struct FileFormat {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct AppFormat {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    on_connect: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    on_error: Option<OnError>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    timeout_ms: Option<u64>,
+    #[serde(default)]
     channels: BTreeMap<String, ChannelFormat>,
 }
 
@@ -119,10 +162,14 @@ struct ChannelFormat {
     encrypted: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     metadata_functions: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    on_subscribe: Vec<String>,
 }
 
 #[derive(Debug, Default)]
 struct AppAssociations {
+    /// The app's `onConnect` hook.
+    on_connect: Option<HookPolicy>,
     exact: HashMap<ChannelName, Arc<ChannelPolicy>>,
     /// Longest prefix first.
     patterns: Vec<(String, Arc<ChannelPolicy>)>,
@@ -163,10 +210,57 @@ impl Associations {
                 column,
             }
         };
+        // A list of functions at `path`: at most `max`, each a known, valid reference.
+        let check_functions = |path: &[&str], list: &[String], max: usize, what: &str| {
+            if list.len() > max {
+                return Err(invalid(path, &format!("at most {max} functions {what}")));
+            }
+            for (i, f) in list.iter().enumerate() {
+                let index = format!("[{i}]");
+                let mut fpath = path.to_vec();
+                fpath.push(&index);
+                if !valid_function_ref(f) {
+                    return Err(invalid(
+                        &fpath,
+                        &format!(
+                            "{f:?} is not a valid function name (1 to 64 of a-z A-Z 0-9 _ -) or Lambda function ARN"
+                        ),
+                    ));
+                }
+                if !known(f) {
+                    return Err(invalid(&fpath, &format!("unknown function {f:?}")));
+                }
+            }
+            Ok(())
+        };
+        let timeout = |path: &[&str], ms: Option<u64>| {
+            let ms = ms.unwrap_or(DEFAULT_TIMEOUT_MS);
+            if ms == 0 || ms > MAX_TIMEOUT_MS {
+                let mut at = path.to_vec();
+                at.push("timeoutMs");
+                return Err(invalid(&at, &format!("must be 1 to {MAX_TIMEOUT_MS}")));
+            }
+            Ok(Duration::from_millis(ms))
+        };
         for (app_name, app) in &file.apps {
             let app_path = ["apps", app_name.as_str()];
             let app_id = AppId::new(app_name.clone()).map_err(|e| invalid(&app_path, &e))?;
             let mut assoc = AppAssociations::default();
+            let on_connect_path = ["apps", app_name.as_str(), "onConnect"];
+            check_functions(
+                &on_connect_path,
+                &app.on_connect,
+                MAX_HOOK_FUNCTIONS,
+                "in a hook",
+            )?;
+            let app_timeout = timeout(&app_path, app.timeout_ms)?;
+            if !app.on_connect.is_empty() {
+                assoc.on_connect = Some(HookPolicy {
+                    functions: app.on_connect.clone(),
+                    on_error: app.on_error.unwrap_or_default(),
+                    timeout: app_timeout,
+                });
+            }
             for (key, ch) in &app.channels {
                 let path = ["apps", app_name.as_str(), "channels", key.as_str()];
                 let at = |rest: &[&'static str]| -> Vec<&str> {
@@ -199,36 +293,15 @@ impl Associations {
                     .into_iter()
                     .chain([("metadataFunctions", &ch.metadata_functions)])
                 {
-                    if list.len() > MAX_FUNCTIONS {
-                        return Err(invalid(
-                            &at(&[field]),
-                            &format!("at most {MAX_FUNCTIONS} functions per channel"),
-                        ));
-                    }
-                    for (i, f) in list.iter().enumerate() {
-                        let index = format!("[{i}]");
-                        let mut fpath = at(&[field]);
-                        fpath.push(&index);
-                        if !valid_function_ref(f) {
-                            return Err(invalid(
-                                &fpath,
-                                &format!(
-                                    "{f:?} is not a valid function name (1 to 64 of a-z A-Z 0-9 _ -) or Lambda function ARN"
-                                ),
-                            ));
-                        }
-                        if !known(f) {
-                            return Err(invalid(&fpath, &format!("unknown function {f:?}")));
-                        }
-                    }
+                    check_functions(&at(&[field]), list, MAX_FUNCTIONS, "per channel")?;
                 }
-                let timeout_ms = ch.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
-                if timeout_ms == 0 || timeout_ms > MAX_TIMEOUT_MS {
-                    return Err(invalid(
-                        &at(&["timeoutMs"]),
-                        &format!("must be 1 to {MAX_TIMEOUT_MS}"),
-                    ));
-                }
+                check_functions(
+                    &at(&["onSubscribe"]),
+                    &ch.on_subscribe,
+                    MAX_HOOK_FUNCTIONS,
+                    "in a hook",
+                )?;
+                let channel_timeout = timeout(&path, ch.timeout_ms)?;
                 let policy = Arc::new(ChannelPolicy {
                     functions: if ch.encrypted {
                         ch.metadata_functions.clone()
@@ -238,7 +311,8 @@ impl Associations {
                     encrypted: ch.encrypted,
                     after_publish: ch.after_publish.clone(),
                     on_error: ch.on_error,
-                    timeout: Duration::from_millis(timeout_ms),
+                    timeout: channel_timeout,
+                    on_subscribe: ch.on_subscribe.clone(),
                 });
                 if pattern.is_wildcard() {
                     assoc.patterns.push((pattern.prefix().to_owned(), policy));
@@ -272,6 +346,11 @@ impl Associations {
             .map(|(_, p)| p.clone())
     }
 
+    /// `app`'s `onConnect` hook, if it has one.
+    pub fn connect_hook(&self, app: &AppId) -> Option<&HookPolicy> {
+        self.apps.get(app)?.on_connect.as_ref()
+    }
+
     /// The normalized JSON document.
     pub fn source(&self) -> &str {
         &self.source
@@ -291,7 +370,14 @@ impl Associations {
                 a.exact
                     .values()
                     .chain(a.patterns.iter().map(|(_, p)| p))
-                    .flat_map(|p| p.functions.iter().chain(&p.after_publish).cloned())
+                    .flat_map(|p| {
+                        p.functions
+                            .iter()
+                            .chain(&p.after_publish)
+                            .chain(&p.on_subscribe)
+                            .cloned()
+                    })
+                    .chain(a.on_connect.iter().flat_map(|h| h.functions.clone()))
             })
             .collect();
         names.sort();
@@ -385,6 +471,51 @@ mod tests {
                 other => panic!("{doc}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn hooks_are_validated_and_resolved() {
+        let known = |n: &str| ["admit", "member-check", "f"].contains(&n);
+        let a = Associations::parse(
+            r#"{"apps":{"a":{"onConnect":["admit"],"onError":"pass","timeoutMs":200,
+                "channels":{"team-*":{"functions":["f"],"onSubscribe":["member-check"],"timeoutMs":300}}}}}"#,
+            &known,
+        )
+        .unwrap();
+        let connect = a.connect_hook(&app()).unwrap();
+        assert_eq!(connect.functions, ["admit"]);
+        assert_eq!(
+            (connect.on_error, connect.timeout),
+            (OnError::Pass, Duration::from_millis(200))
+        );
+        let subscribe = a
+            .resolve(&app(), &ch("team-blue"))
+            .unwrap()
+            .subscribe_hook()
+            .unwrap();
+        assert_eq!(subscribe.functions, ["member-check"]);
+        assert_eq!(
+            (subscribe.on_error, subscribe.timeout),
+            (OnError::Reject, Duration::from_millis(300))
+        );
+        assert_eq!(a.function_names(), ["admit", "f", "member-check"]);
+        assert!(a.source().contains("onConnect") && a.source().contains("onSubscribe"));
+        let err = |t: &str| Associations::parse(t, &known).unwrap_err().to_string();
+        assert!(
+            err(r#"{"apps":{"a":{"onConnect":["admit","nope"]}}}"#)
+                .starts_with("apps.a.onConnect[1]: unknown function \"nope\""),
+        );
+        assert!(
+            err(r#"{"apps":{"a":{"onConnect":["f","f","f","f"]}}}"#)
+                .starts_with("apps.a.onConnect: at most 3 functions in a hook"),
+        );
+        assert!(
+            err(r#"{"apps":{"a":{"channels":{"c":{"onSubscribe":["x"]}}}}}"#)
+                .starts_with("apps.a.channels.c.onSubscribe[0]: unknown function \"x\""),
+        );
+        assert!(
+            err(r#"{"apps":{"a":{"timeoutMs":0}}}"#).starts_with("apps.a.timeoutMs: must be 1")
+        );
     }
 
     #[test]

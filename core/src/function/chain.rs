@@ -159,6 +159,10 @@ mod tests {
                 other => Err(InvokeError::Unknown(other.into())),
             }
         }
+
+        async fn call(&self, name: &str, _: &Value) -> Result<Value, InvokeError> {
+            Err(InvokeError::Unknown(name.into()))
+        }
         fn knows(&self, _: &str) -> bool {
             true
         }
@@ -182,6 +186,7 @@ mod tests {
         let policy = ChannelPolicy {
             functions: fns.iter().map(|s| s.to_string()).collect(),
             after_publish: Vec::new(),
+            on_subscribe: Vec::new(),
             encrypted: false,
             on_error,
             timeout: Duration::from_millis(50),
@@ -194,6 +199,7 @@ mod tests {
         let policy = |fns: &[&str]| ChannelPolicy {
             functions: fns.iter().map(|s| s.to_string()).collect(),
             after_publish: Vec::new(),
+            on_subscribe: Vec::new(),
             encrypted: true,
             on_error: OnError::Pass,
             timeout: Duration::from_millis(50),
@@ -240,6 +246,7 @@ mod tests {
         let policy = |on_error| ChannelPolicy {
             functions: vec!["slow".into(), "slow".into(), "slow".into()],
             after_publish: Vec::new(),
+            on_subscribe: Vec::new(),
             encrypted: false,
             on_error,
             timeout: Duration::from_secs(20),

@@ -142,6 +142,9 @@ pub trait FunctionInvoker: Send + Sync + 'static {
         self.invoke(name, input).await.map(|_| ())
     }
 
+    /// Runs a hook function (see [`crate::hook`]): its input as JSON, its JSON answer back.
+    async fn call(&self, name: &str, input: &Value) -> Result<Value, InvokeError>;
+
     /// Whether a function of this name can be invoked; associations naming others are refused.
     fn knows(&self, name: &str) -> bool;
 }

@@ -16,13 +16,14 @@ use crate::functions::{self, Runtime};
 use crate::hash::{HashError, TemplateFunction, Workspace, hash_folder};
 
 /// Names the Lambdas of Echo's own stack take (`<stack>-<name>`): a project function cannot.
-const ECHO_NAMES: [&str; 6] = [
+const ECHO_NAMES: [&str; 7] = [
     "fanout",
     "angry",
     "emojify",
     "backwards",
     "robot",
     "profanity",
+    "members",
 ];
 
 #[derive(Debug, thiserror::Error)]

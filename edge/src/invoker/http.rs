@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use echo_core::function::{
     FunctionInput, FunctionInvoker, FunctionOutput, InvokeError, parse_output,
 };
+use serde_json::Value;
 
 /// A Lambda Invoke API endpoint, such as `http://127.0.0.1:9000`.
 #[derive(Debug, Clone)]
@@ -25,7 +26,11 @@ impl LambdaInvokeApi {
 impl LambdaInvokeApi {
     /// Invokes `name` and returns its answer's body; a function error, an unknown function or
     /// a failed request is an error.
-    async fn call(&self, name: &str, input: &FunctionInput) -> Result<bytes::Bytes, InvokeError> {
+    async fn post(
+        &self,
+        name: &str,
+        input: &impl serde::Serialize,
+    ) -> Result<bytes::Bytes, InvokeError> {
         let url = format!("{}/2015-03-31/functions/{name}/invocations", self.endpoint);
         let response = self
             .client
@@ -68,12 +73,17 @@ impl FunctionInvoker for LambdaInvokeApi {
         name: &str,
         input: &FunctionInput,
     ) -> Result<FunctionOutput, InvokeError> {
-        parse_output(&self.call(name, input).await?)
+        parse_output(&self.post(name, input).await?)
     }
 
     /// The invocation, its answer ignored but for a function error.
     async fn notify(&self, name: &str, input: &FunctionInput) -> Result<(), InvokeError> {
-        self.call(name, input).await.map(|_| ())
+        self.post(name, input).await.map(|_| ())
+    }
+
+    async fn call(&self, name: &str, input: &Value) -> Result<Value, InvokeError> {
+        let body = self.post(name, input).await?;
+        serde_json::from_slice(&body).map_err(|e| InvokeError::InvalidOutput(e.to_string()))
     }
 
     fn knows(&self, _name: &str) -> bool {

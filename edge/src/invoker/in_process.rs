@@ -10,15 +10,20 @@ use async_trait::async_trait;
 use echo_core::function::{
     FunctionError, FunctionInput, FunctionInvoker, FunctionOutput, InvokeError,
 };
+use serde_json::Value;
 use tokio_util::task::AbortOnDropHandle;
 
 type BoxFuture = Pin<Box<dyn Future<Output = Result<FunctionOutput, FunctionError>> + Send>>;
 type Function = Arc<dyn Fn(FunctionInput) -> BoxFuture + Send + Sync>;
+type HookFuture = Pin<Box<dyn Future<Output = Result<Value, FunctionError>> + Send>>;
+type Hook = Arc<dyn Fn(Value) -> HookFuture + Send + Sync>;
 
-/// A registry of in-process functions.
+/// A registry of in-process functions: message functions, and hook functions (any JSON in and
+/// out, see [`echo_core::hook`]).
 #[derive(Default, Clone)]
 pub struct InProcess {
     functions: HashMap<String, Function>,
+    hooks: HashMap<String, Hook>,
 }
 
 impl InProcess {
@@ -39,8 +44,23 @@ impl InProcess {
             .insert(name.to_owned(), Arc::new(move |input| Box::pin(f(input))));
     }
 
+    /// Registers a hook function.
+    pub fn register_hook<F, Fut>(&mut self, name: &str, f: F)
+    where
+        F: Fn(Value) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Value, FunctionError>> + Send + 'static,
+    {
+        self.hooks
+            .insert(name.to_owned(), Arc::new(move |input| Box::pin(f(input))));
+    }
+
     pub fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.functions.keys().cloned().collect();
+        let mut names: Vec<String> = self
+            .functions
+            .keys()
+            .chain(self.hooks.keys())
+            .cloned()
+            .collect();
         names.sort();
         names
     }
@@ -65,7 +85,20 @@ impl FunctionInvoker for InProcess {
         }
     }
 
+    async fn call(&self, name: &str, input: &Value) -> Result<Value, InvokeError> {
+        let Some(f) = self.hooks.get(name) else {
+            return Err(InvokeError::Unknown(name.to_owned()));
+        };
+        let task = AbortOnDropHandle::new(tokio::spawn(f(input.clone())));
+        match task.await {
+            Ok(Ok(out)) => Ok(out),
+            Ok(Err(e)) => Err(InvokeError::Failed(e.0)),
+            Err(e) if e.is_panic() => Err(InvokeError::Failed("function panicked".to_owned())),
+            Err(e) => Err(InvokeError::Failed(e.to_string())),
+        }
+    }
+
     fn knows(&self, name: &str) -> bool {
-        self.functions.contains_key(name)
+        self.functions.contains_key(name) || self.hooks.contains_key(name)
     }
 }

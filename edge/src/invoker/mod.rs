@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use echo_core::function::reference::lambda_arn_name;
 use echo_core::function::{FunctionInput, FunctionInvoker, FunctionOutput, InvokeError};
+use serde_json::Value;
 
 pub use http::LambdaInvokeApi;
 pub use in_process::InProcess;
@@ -53,6 +54,20 @@ impl FunctionInvoker for Invoker {
         }
         match &self.remote {
             Some(remote) => remote.notify(name, input).await,
+            None => Err(InvokeError::Unknown(name.to_owned())),
+        }
+    }
+
+    async fn call(&self, name: &str, input: &Value) -> Result<Value, InvokeError> {
+        let name = lambda_arn_name(name).unwrap_or(name);
+        if let Some(route) = self.routes.get(name) {
+            return route.call(name, input).await;
+        }
+        if self.local.knows(name) {
+            return self.local.call(name, input).await;
+        }
+        match &self.remote {
+            Some(remote) => remote.call(name, input).await,
             None => Err(InvokeError::Unknown(name.to_owned())),
         }
     }

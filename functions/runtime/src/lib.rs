@@ -49,6 +49,39 @@ pub async fn run(
     .await
 }
 
+/// Serves a hook function (see [`echo_core::hook`]: any JSON in, its answer out) on the Lambda
+/// Runtime API; with `--input FILE`, runs it once on the file instead.
+pub async fn run_hook(
+    hook: fn(serde_json::Value) -> Result<serde_json::Value, FunctionError>,
+) -> Result<(), Error> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, path] = args.as_slice()
+        && flag == "--input"
+    {
+        let input: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+        let output = hook(input).map_err(|e| e.0)?;
+        println!("{}", serde_json::to_string_pretty(&output)?);
+        return Ok(());
+    }
+    tracing_subscriber::fmt()
+        .json()
+        .with_target(false)
+        .without_time()
+        .init();
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            hook(event.payload).map_err(|e| {
+                tracing::warn!(error = %e, "hook failed");
+                Diagnostic {
+                    error_type: "EchoFunctionError".to_owned(),
+                    error_message: e.0,
+                }
+            })
+        },
+    ))
+    .await
+}
+
 /// Applies `transform` to `text`: a whole [`FunctionInput`], or the `data` of a test message.
 pub fn run_once(
     transform: fn(FunctionInput) -> Result<FunctionOutput, FunctionError>,

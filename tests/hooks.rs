@@ -1,0 +1,193 @@
+//! Hooks over a real edge: `onConnect` and `onSubscribe` functions deciding, with their reasons,
+//! the permissions `onConnect` hands back, and failing or slow hooks under `reject` and `pass`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use echo_core::function::FunctionError;
+use echo_tests::TestEdge;
+use serde_json::{Value, json};
+
+/// The demo's functions, with hooks: `admit` refuses mallory, hands `guest` the `team-*`
+/// channels alone and lets the rest in with their tokens' permissions; `member-check` lets only
+/// alice into a channel; `flaky` fails and `dawdle` takes 5 s.
+fn functions() -> echo_edge::invoker::InProcess {
+    let mut functions = echo_chat_demo::functions();
+    functions.register_hook("admit", |input: Value| async move {
+        assert_eq!(input["hook"], "connect");
+        assert_eq!(input["app"], "chat-demo");
+        assert_eq!(input["sourceIp"], "127.0.0.1");
+        let sub = input["user"]["sub"].as_str().unwrap_or_default().to_owned();
+        assert_eq!(input["user"]["claims"]["sub"], sub.as_str());
+        Ok(match sub.as_str() {
+            "mallory" => json!({"action": "deny", "reason": "mallory is banned"}),
+            "guest" => json!({"action": "allow", "channels": {"subscribe": ["team-*"], "publish": ["team-*"]}}),
+            _ => json!({"action": "allow"}),
+        })
+    });
+    functions.register_hook("member-check", |input: Value| async move {
+        assert_eq!(input["hook"], "subscribe");
+        assert!(input["connectionId"].as_str().is_some_and(|c| !c.is_empty()));
+        Ok(if input["user"]["sub"] == "alice" {
+            json!({"action": "allow"})
+        } else {
+            json!({"action": "deny", "reason": format!("{} is not on the list of {}", input["user"]["sub"].as_str().unwrap_or_default(), input["channel"].as_str().unwrap_or_default())})
+        })
+    });
+    functions.register_hook("flaky", |_| async {
+        Err(FunctionError::new("the database is down"))
+    });
+    functions.register_hook("dawdle", |_| async {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        Ok(json!({"action": "allow"}))
+    });
+    functions
+}
+
+async fn edge(associations: &str) -> TestEdge {
+    let edge = TestEdge::start_with(|_| {}, functions()).await;
+    let (status, body) = edge.put_associations(associations).await;
+    assert_eq!(status, 200, "{body}");
+    edge
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_connect_refuses_with_its_reason_and_hands_back_permissions() {
+    let edge = edge(
+        r#"{"apps":{"chat-demo":{"onConnect":["admit"],"channels":{"team-*":{"functions":[]}}}}}"#,
+    )
+    .await;
+    let (status, body) = edge
+        .refusal(&edge.url(&edge.token("chat-demo", "mallory")))
+        .await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        (body["code"].as_str(), body["message"].as_str()),
+        (Some("forbidden"), Some("mallory is banned")),
+        "{body}"
+    );
+    // Another app has no hook: its users connect as before.
+    edge.connect(&edge.token("other-app", "mallory")).await;
+
+    // The permissions the hook gave replace the token's (which allow everything).
+    let mut guest = edge.connect(&edge.token("chat-demo", "guest")).await;
+    assert_eq!(guest.subscribe("team-blue").await["seq"], 0);
+    guest
+        .send(json!({"action": "subscribe", "channel": "lobby"}))
+        .await;
+    let refused = guest.recv().await;
+    assert_eq!(refused["code"], "forbidden", "{refused}");
+    let ack = guest.publish("lobby", json!("hi"), "g1").await;
+    assert_eq!(ack["code"], "forbidden", "{ack}");
+    // A refresh renews the connection, not its permissions.
+    guest
+        .send(json!({"action": "refresh", "token": edge.token("chat-demo", "guest")}))
+        .await;
+    assert_eq!(guest.recv().await["type"], "refreshed");
+    let ack = guest.publish("lobby", json!("hi"), "g2").await;
+    assert_eq!(ack["code"], "forbidden", "{ack}");
+    let ack = guest.publish("team-blue", json!("hi"), "g3").await;
+    assert_eq!(ack["seq"], 1, "{ack}");
+    // Users the hook allows without permissions keep their token's.
+    let mut alice = edge.connect(&edge.token("chat-demo", "alice")).await;
+    alice.subscribe("lobby").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_subscribe_refuses_with_its_reason_and_nothing_about_the_channel() {
+    let edge =
+        edge(r#"{"apps":{"chat-demo":{"channels":{"vip-*":{"onSubscribe":["member-check"]}}}}}"#)
+            .await;
+    let mut alice = edge.connect(&edge.token("chat-demo", "alice")).await;
+    let mut bob = edge.connect(&edge.token("chat-demo", "bob")).await;
+    let ack = alice
+        .publish("vip-lounge", json!("members only"), "a1")
+        .await;
+    assert_eq!(ack["seq"], 1, "{ack}");
+    alice
+        .send(json!({"action": "subscribe", "channel": "vip-lounge", "since": 0, "presence": true}))
+        .await;
+    let (subscribed, _) = alice.recv_until("subscribed").await;
+    assert_eq!(subscribed["seq"], 1);
+    let (replayed, _) = alice.recv_until("message").await;
+    assert_eq!(replayed["data"], "members only");
+    let (join, _) = alice.recv_until("join").await;
+    assert_eq!(join["sub"], "alice");
+
+    bob.send(json!({"action": "subscribe", "channel": "vip-lounge", "since": 0, "presence": true}))
+        .await;
+    let refused = bob.recv().await;
+    assert_eq!(
+        (
+            refused["type"].as_str(),
+            refused["code"].as_str(),
+            refused["message"].as_str(),
+            refused["channel"].as_str()
+        ),
+        (
+            Some("error"),
+            Some("forbidden"),
+            Some("bob is not on the list of vip-lounge"),
+            Some("vip-lounge")
+        ),
+        "{refused}"
+    );
+    // Nothing replayed to bob, no join announced to the members, and a new message reaches
+    // the members alone.
+    bob.silent_for(300).await;
+    alice.silent_for(0).await;
+    alice
+        .publish("vip-lounge", json!("still private"), "a2")
+        .await;
+    let (m, skipped) = alice.recv_until("message").await;
+    assert_eq!(m["data"], "still private");
+    assert!(skipped.iter().all(|f| f["type"] != "join"), "{skipped:?}");
+    bob.silent_for(300).await;
+    // Asked again on every subscribe.
+    bob.send(json!({"action": "subscribe", "channel": "vip-lounge"}))
+        .await;
+    assert_eq!(bob.recv().await["code"], "forbidden");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failing_and_slow_hooks_deny_under_reject_and_are_passed_over_under_pass() {
+    let edge = edge(
+        r#"{"apps":{
+            "strict":{"onConnect":["flaky"]},
+            "lenient":{"onConnect":["dawdle"],"onError":"pass","timeoutMs":100},
+            "chat-demo":{"channels":{
+                "closed":{"onSubscribe":["dawdle"],"timeoutMs":100},
+                "open":{"onSubscribe":["flaky"],"onError":"pass"}
+            }}
+        }}"#,
+    )
+    .await;
+    let (status, body) = edge
+        .refusal(&edge.url(&edge.token("strict", "alice")))
+        .await;
+    assert_eq!(status, 403);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("the database is down"),
+        "{body}"
+    );
+    edge.connect(&edge.token("lenient", "alice")).await;
+
+    let mut alice = edge.connect(&edge.token("chat-demo", "alice")).await;
+    alice
+        .send(json!({"action": "subscribe", "channel": "closed"}))
+        .await;
+    let refused = alice.recv().await;
+    assert_eq!(refused["code"], "forbidden", "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("did not answer within"),
+        "{refused}"
+    );
+    assert_eq!(alice.subscribe("open").await["channel"], "open");
+}
