@@ -13,6 +13,9 @@ pub enum Error {
     /// The token was refused when connecting (HTTP 401).
     #[error("the token was refused (HTTP 401)")]
     Unauthorized,
+    /// The app's `onConnect` hook refused the connection (HTTP 403): the reason it gave.
+    #[error("the connection was refused: {0}")]
+    Denied(String),
     /// The WebSocket could not be opened.
     #[error("could not connect: {0}")]
     Connect(String),

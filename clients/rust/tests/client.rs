@@ -132,6 +132,41 @@ async fn refusals_reject_the_request_that_caused_them() {
 }
 
 #[tokio::test]
+async fn hook_denials_are_typed_errors_carrying_the_reason() {
+    let mut functions = echo_chat_demo::functions();
+    functions.register_hook("admit", |input: Value| async move {
+        Ok(if input["user"]["sub"] == "mallory" {
+            json!({"action": "deny", "reason": "mallory is banned"})
+        } else {
+            json!({"action": "allow"})
+        })
+    });
+    let edge = TestEdge::start_with(|_| {}, functions).await;
+    let (status, body) = edge
+        .put_associations(
+            r#"{"apps":{"chat-demo":{"onConnect":["admit"],"channels":{"members":{"onSubscribe":["members"]}}}}}"#,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let refused = Client::builder(base(edge.edge.addr))
+        .token(edge.token("chat-demo", "mallory"))
+        .connect()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused,
+        echo_client::Error::Denied("mallory is banned".into())
+    );
+
+    let guest = connect(&edge, "guest", quick()).await;
+    let denied = guest.subscribe("members").await.unwrap_err();
+    assert_eq!(denied.code(), Some(ErrorCode::Forbidden), "{denied}");
+    assert!(denied.to_string().contains("guest is not one"), "{denied}");
+    let ada = connect(&edge, "ada", quick()).await;
+    ada.subscribe("members").await.unwrap();
+}
+
+#[tokio::test]
 async fn a_severed_connection_recovers_every_message_in_order() {
     let edge = TestEdge::start().await;
     let proxy = Proxy::start(edge.edge.addr).await;

@@ -61,6 +61,11 @@ impl Task {
                     self.stop(None, "the token was refused (HTTP 401)");
                     return false;
                 }
+                Err(Error::Denied(why)) if matches!(self.setup.token, Token::Static(_)) => {
+                    // Nor, as a rule, one the app's onConnect hook refused.
+                    self.stop(None, &format!("the connection was refused: {why}"));
+                    return false;
+                }
                 Err(e) => {
                     code = None;
                     reason = e.to_string();

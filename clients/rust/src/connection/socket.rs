@@ -22,6 +22,16 @@ pub(super) async fn open(
         Ok(Err(tungstenite::Error::Http(response))) if response.status() == 401 => {
             Err(Error::Unauthorized)
         }
+        Ok(Err(tungstenite::Error::Http(response))) if response.status() == 403 => {
+            // `{"type":"error","code":"forbidden","message":REASON}`
+            let reason = response
+                .body()
+                .as_deref()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
+                .and_then(|v| v["message"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| "refused (HTTP 403)".to_owned());
+            Err(Error::Denied(reason))
+        }
         Ok(Err(e)) => Err(Error::Connect(e.to_string())),
         Ok(Ok(ws)) => Ok((ws, crate::token::expiry(&token))),
     }
