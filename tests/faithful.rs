@@ -29,7 +29,7 @@ const BATCH: usize = 2;
 struct Faithful {
     edge: TestEdge,
     store: Arc<DynamoStore>,
-    _lambdas: services::Service,
+    lambdas: services::Service,
     dynamo: services::Service,
 }
 
@@ -94,7 +94,7 @@ impl Faithful {
         Self {
             edge,
             store,
-            _lambdas: lambdas,
+            lambdas,
             dynamo,
         }
     }
@@ -243,16 +243,26 @@ async fn the_aws_code_path_works_end_to_end() {
 }
 
 /// `onSubscribe` run by the message-handler Lambda and `onConnect` by the connect-handler Lambda,
-/// each invoking the `members` hook Lambda.
+/// each invoking the `members` hook Lambda; the minute tick running the `ticker` schedule.
 #[tokio::test(flavor = "multi_thread")]
 async fn hooks_run_through_the_lambdas() {
     let f = Faithful::start(
         r#"{"apps":{
-            "chat-demo":{"channels":{"members":{"onSubscribe":["members"]}}},
+            "chat-demo":{
+                "schedules":[{"function":"ticker","every":"1m"}],
+                "channels":{"members":{"onSubscribe":["members"]},"clock":{"functions":["angry"]}}
+            },
             "strict":{"onConnect":["members"]},
             "lenient":{"onConnect":["members"],"onError":"pass"}
         }}"#,
-        &["connect-handler", "message-handler", "fanout", "members"],
+        &[
+            "connect-handler",
+            "message-handler",
+            "fanout",
+            "members",
+            "ticker",
+            "angry",
+        ],
         &[],
         |_| {},
     )
@@ -283,6 +293,31 @@ async fn hooks_run_through_the_lambdas() {
         "{body}"
     );
     edge.connect(&edge.token("lenient", "ada")).await;
+
+    // The minute tick, as the stack's rule sends it: the message-handler Lambda runs the due
+    // schedule, and what `ticker` publishes goes through `clock`'s functions to subscribers.
+    let mut watcher = edge.connect(&edge.token("chat-demo", "watcher")).await;
+    watcher.subscribe("clock").await;
+    let ticked: serde_json::Value = edge
+        .http()
+        .post(format!(
+            "{}/2015-03-31/functions/message-handler/invocations",
+            f.lambdas.endpoint
+        ))
+        .body(r#"{"tick":{}}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ticked, json!({"ran": 1, "failed": 0}));
+    let (m, _) = watcher.recv_until("message").await;
+    assert_eq!(m["from"], "$fn:ticker");
+    assert!(
+        m["data"]["text"].as_str().unwrap().starts_with("TICK AT "),
+        "{m}"
+    );
     f.edge.edge.shutdown().await;
 }
 

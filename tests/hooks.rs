@@ -1,12 +1,14 @@
-//! Hooks over a real edge: `onConnect` and `onSubscribe` functions deciding, with their reasons,
-//! the permissions `onConnect` hands back, and failing or slow hooks under `reject` and `pass`.
+//! Functions at other moments than a publish, over a real edge: `onConnect` and `onSubscribe`
+//! deciding, with their reasons, the permissions `onConnect` hands back, failing or slow hooks
+//! under `reject` and `pass`; and functions that publish to other channels, hop by hop.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 
-use echo_core::function::FunctionError;
-use echo_tests::TestEdge;
+use echo_core::channel::ChannelName;
+use echo_core::function::{FunctionError, FunctionOutput, Publication};
+use echo_tests::{MANAGE_TOKEN, TestEdge};
 use serde_json::{Value, json};
 
 /// The demo's functions, with hooks: `admit` refuses mallory, hands `guest` the `team-*`
@@ -190,4 +192,117 @@ async fn failing_and_slow_hooks_deny_under_reject_and_are_passed_over_under_pass
         "{refused}"
     );
     assert_eq!(alice.subscribe("open").await["channel"], "open");
+}
+
+/// `copy` passes a message on and publishes a copy of it to `audit`; `to-pong` and `to-ping`
+/// publish each message to the other channel, and would do so forever.
+fn publishing() -> echo_edge::invoker::InProcess {
+    let mut functions = echo_chat_demo::functions();
+    let to = |channel: &str, data: serde_json::Value| Publication {
+        channel: ChannelName::new(channel).unwrap(),
+        data,
+    };
+    functions.register("copy", move |input| async move {
+        let copy = to(
+            "audit",
+            json!({"copied": input.message.data, "from": input.message.from}),
+        );
+        Ok(FunctionOutput::cont(input.message.data).publishing(vec![copy]))
+    });
+    functions.register("to-pong", move |input| async move {
+        Ok(FunctionOutput::cont(input.message.data.clone())
+            .publishing(vec![to("pong", input.message.data)]))
+    });
+    functions.register("to-ping", move |input| async move {
+        Ok(FunctionOutput::drop("bounced").publishing(vec![to("ping", input.message.data)]))
+    });
+    functions
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn functions_publish_elsewhere_and_a_fourth_hop_is_refused() {
+    let edge = TestEdge::start_with(|_| {}, publishing()).await;
+    let (status, body) = edge
+        .put_associations(
+            r#"{"apps":{"chat-demo":{"channels":{
+                "orders":{"functions":["copy"]},
+                "audit":{"functions":["angry"]},
+                "ping":{"functions":["to-pong"]},
+                "pong":{"functions":["to-ping"]}
+            }}}}"#,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut alice = edge.connect(&edge.token("chat-demo", "alice")).await;
+    let mut auditor = edge.connect(&edge.token("chat-demo", "auditor")).await;
+    auditor.subscribe("audit").await;
+    let ack = alice
+        .publish("orders", json!({"text": "order 7"}), "o7")
+        .await;
+    assert_eq!(ack["seq"], 1, "{ack}");
+    // The copy went through audit's own functions, from the function, not from alice.
+    let (m, _) = auditor.recv_until("message").await;
+    assert_eq!(m["from"], "$fn:copy");
+    assert_eq!(m["data"]["copied"], json!({"text": "order 7"}));
+    assert_eq!(m["data"]["from"], "alice");
+
+    // ping → pong → ping → pong, and the fourth hop (to ping again) is refused.
+    let mut watcher = edge.connect(&edge.token("chat-demo", "watcher")).await;
+    watcher.subscribe("ping").await;
+    let ack = alice.publish("ping", json!("ball"), "b1").await;
+    assert_eq!(ack["seq"], 1, "{ack}");
+    let (first, _) = watcher.recv_until("message").await;
+    let (second, _) = watcher.recv_until("message").await;
+    assert_eq!(
+        (first["from"].as_str(), second["from"].as_str()),
+        (Some("alice"), Some("$fn:to-ping"))
+    );
+    watcher.silent_for(300).await;
+    let metrics = edge
+        .http()
+        .get(edge.manage_url("/metrics"))
+        .bearer_auth(MANAGE_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("echo_function_publishes_refused_total{function=\"to-ping\"} 1"),
+        "{metrics}"
+    );
+    // No token can pose as a function: a `$` sender is refused at connect.
+    assert_eq!(
+        edge.refused(&edge.url(&edge.token("chat-demo", "$fn:copy")))
+            .await,
+        401
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_schedule_publishes_through_the_channels_functions() {
+    let edge = TestEdge::start_with(|_| {}, functions()).await;
+    let (status, body) = edge
+        .put_associations(
+            r#"{"apps":{"chat-demo":{
+                "schedules":[{"function":"ticker","every":"1s"},{"function":"flaky","every":"1s"}],
+                "channels":{"clock":{"functions":["angry"]}}
+            }}}"#,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut watcher = edge.connect(&edge.token("chat-demo", "watcher")).await;
+    watcher.subscribe("clock").await;
+    // The first run is a period after the schedule appears; the failing one changes nothing.
+    let (first, _) = watcher.recv_until("message").await;
+    assert_eq!(first["from"], "$fn:ticker");
+    let text = first["data"]["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("TICK AT ") && text.ends_with("!!!"),
+        "{first}"
+    );
+    let (second, _) = watcher.recv_until("message").await;
+    let at = |m: &Value| m["data"]["at"].as_u64().unwrap();
+    assert!(at(&second) >= at(&first) + 900, "{first} then {second}");
 }

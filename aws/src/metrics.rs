@@ -69,6 +69,10 @@ impl Metrics for Emf {
                 ],
                 &[("Function", json!(function))],
             ),
+            Metric::FunctionPublishRefused { function } => self.emit(
+                &[("FunctionPublishesRefused", "Count", 1.0)],
+                &[("Function", function.into())],
+            ),
             Metric::RateLimited => self.emit(&[("RateLimited", "Count", 1.0)], &[]),
             Metric::AfterPublish { function, ok } => self.emit(
                 &[

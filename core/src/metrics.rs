@@ -17,6 +17,9 @@ pub enum Metric<'a> {
         elapsed_ms: f64,
         ok: bool,
     },
+    /// A message a function published elsewhere was refused (too many hops, a reserved channel,
+    /// over the budget) or failed.
+    FunctionPublishRefused { function: &'a str },
     /// A frame (publish, subscribe or unsubscribe) was refused with `rate_limited`.
     RateLimited,
     /// Fan-out posted a batch of a channel's messages to its subscribers.

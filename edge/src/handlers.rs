@@ -68,6 +68,22 @@ impl Handlers {
         }
     }
 
+    /// The schedules' minute tick, in faithful mode: to the message handler Lambda, as
+    /// EventBridge sends it on AWS.
+    pub async fn tick(&self) -> Result<message_handler::schedule::Ticked, String> {
+        match self {
+            Self::InProcess(_) => Ok(message_handler::schedule::Ticked::default()),
+            Self::Lambda {
+                endpoint, client, ..
+            } => {
+                let event = serde_json::json!({ "tick": message_handler::schedule::TickEvent {} });
+                call(client, endpoint, MESSAGE_FUNCTION, &event)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
+
     /// Starts handling a `MESSAGE` event and returns its reply text, to be awaited later. In
     /// process, a publish is handed to the store before this returns and only its ack is left
     /// to wait for: a connection's next frame can start meanwhile, and its messages still get

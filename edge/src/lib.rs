@@ -30,6 +30,7 @@
 //! - [`invoker`]: running functions in-process or through the Lambda Invoke API.
 //! - [`associations`]: loading, validating, watching and replacing associations.
 //! - [`retention`]: pruning history older than the retention.
+//! - [`schedules`]: running apps' scheduled functions.
 //! - [`metrics`]: Prometheus metrics of what the handlers, fan-out and the edge observe.
 //! - [`store`]: the embedded store (redb).
 //! - [`data_dir`]: the data directory and the store file, private to their owner.
@@ -53,6 +54,7 @@ pub mod management;
 pub mod metrics;
 pub mod outbox;
 pub mod retention;
+pub mod schedules;
 pub mod server;
 pub mod settings;
 pub mod site;

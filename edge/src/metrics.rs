@@ -12,6 +12,7 @@
 //! | `echo_fanout_duration_seconds` | histogram | one batch's posts |
 //! | `echo_function_duration_seconds{function}` | histogram | each function run |
 //! | `echo_function_errors_total{function}` | counter | a function failed or timed out |
+//! | `echo_function_publishes_refused_total{function}` | counter | a message a function published elsewhere was refused (a 4th hop, a reserved channel) or failed |
 //! | `echo_rate_limited_total` | counter | a frame refused with `rate_limited` |
 //! | `echo_after_publish_total{function,outcome}` | counter | a message handed to an after-publish function (`ok`, `failed`) |
 //! | `echo_connections_refused_total{reason}` | counter | an upgrade refused (401, 503) |
@@ -37,7 +38,7 @@ pub const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 static METADATA: Metadata<'static> = Metadata::new(module_path!(), Level::INFO, None);
 
 /// Every series' `# HELP` text (the table above, as Prometheus shows it).
-const COUNTERS: [(&str, &str); 10] = [
+const COUNTERS: [(&str, &str); 11] = [
     (
         "echo_messages_published_total",
         "Messages committed to a channel.",
@@ -65,6 +66,10 @@ const COUNTERS: [(&str, &str); 10] = [
     (
         "echo_function_errors_total",
         "Function runs that failed or timed out, by function.",
+    ),
+    (
+        "echo_function_publishes_refused_total",
+        "Messages functions published elsewhere that were refused or failed, by function.",
     ),
     (
         "echo_rate_limited_total",
@@ -187,6 +192,14 @@ impl Metrics for Prometheus {
                     let key = self.labelled("echo_function_errors_total", "function", function);
                     self.recorder.register_counter(&key, &METADATA).increment(1);
                 }
+            }
+            Metric::FunctionPublishRefused { function } => {
+                let key = self.labelled(
+                    "echo_function_publishes_refused_total",
+                    "function",
+                    function,
+                );
+                self.recorder.register_counter(&key, &METADATA).increment(1);
             }
             Metric::RateLimited => self.rate_limited.increment(1),
             Metric::Fanout {

@@ -364,6 +364,10 @@ pub async fn start_with(
     }
     tasks.push(tokio::spawn(upkeep(metrics, shutdown.clone())));
     tasks.push(tokio::spawn(sweep(state.clone(), shutdown.clone())));
+    tasks.push(tokio::spawn(crate::schedules::run(
+        state.clone(),
+        shutdown.clone(),
+    )));
     tasks.push(tokio::spawn(crate::retention::prune_history(
         store,
         state.clock.clone(),

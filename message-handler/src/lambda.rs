@@ -55,3 +55,28 @@ pub fn deps(
         after_publish: AfterPublish::BeforeReply,
     })
 }
+
+/// What the message handler Lambda is invoked with: API Gateway's `MESSAGE` events, or the
+/// schedules' minute tick `{"tick":{}}`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(untagged)]
+pub enum Invocation {
+    Tick { tick: crate::schedule::TickEvent },
+    Gateway(Box<aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest>),
+}
+
+/// What it answers: API Gateway's response, or what a tick ran.
+#[derive(Debug, serde::Serialize)]
+#[serde(untagged)]
+pub enum Answer {
+    Gateway(Box<aws_lambda_events::apigw::ApiGatewayProxyResponse>),
+    Ticked(crate::schedule::Ticked),
+}
+
+/// Handles an invocation.
+pub async fn invoked(deps: &Deps, invocation: &Invocation, now_ms: u64) -> Answer {
+    match invocation {
+        Invocation::Gateway(event) => Answer::Gateway(Box::new(crate::handle(deps, event).await)),
+        Invocation::Tick { .. } => Answer::Ticked(crate::schedule::tick(deps, now_ms).await),
+    }
+}

@@ -33,7 +33,9 @@ mod members;
 mod order;
 mod publish;
 mod refresh;
+mod relay;
 mod reply;
+pub mod schedule;
 pub mod server;
 mod subscription;
 #[cfg(test)]

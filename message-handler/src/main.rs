@@ -1,9 +1,9 @@
 //! The Lambda behind the action routes and `$default`. Its answer is the route response: API
-//! Gateway sends the body back to the client.
+//! Gateway sends the body back to the client. Every minute an EventBridge rule also invokes it
+//! with `{"tick":{}}`, to run the schedules due.
 
 use std::convert::Infallible;
 
-use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use echo_aws::lambda::Resources;
 use echo_core::rate::Allowance;
 use lambda_runtime::{LambdaEvent, service_fn};
@@ -21,8 +21,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let deps = message_handler::lambda::deps(&r, "message-handler", allowance)?;
     let deps = &deps;
     lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
-            Ok::<_, Infallible>(message_handler::handle(deps, &event.payload).await)
+        move |event: LambdaEvent<message_handler::lambda::Invocation>| async move {
+            let now_ms = deps.clock.now_ms();
+            Ok::<_, Infallible>(
+                message_handler::lambda::invoked(deps, &event.payload, now_ms).await,
+            )
         },
     ))
     .await

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use echo_core::associations::ChannelPolicy;
 use echo_core::auth::Claims;
-use echo_core::channel::{ChannelKey, ChannelName};
-use echo_core::function::{ChainOutcome, FunctionInput, FunctionMessage, run_chain};
+use echo_core::channel::{AppId, ChannelKey, ChannelName};
+use echo_core::function::{ChainOutcome, FunctionInput, FunctionMessage, Publication, run_chain};
 use echo_core::ids::{ConnectionId, random_hex};
 use echo_core::message::NewMessage;
 use echo_core::metrics::Metric;
@@ -64,67 +64,112 @@ pub(crate) async fn publish(
     let msg_id = match msg_id {
         MessageId::Publisher(id) | MessageId::Made(id) => id,
     };
-    let prepared = prepare(
-        deps,
-        id,
-        claims,
-        channel,
-        data,
-        msg_id.clone(),
-        dedup_window_ms,
-    )
-    .await;
+    let prepared = match claims.authorize_publish(channel) {
+        Ok(()) => {
+            let author = Author {
+                app: &claims.app,
+                from: &claims.sub,
+            };
+            prepare(
+                deps,
+                id,
+                author,
+                channel,
+                data,
+                msg_id.clone(),
+                dedup_window_ms,
+            )
+            .await
+        }
+        Err(e) => Err(e.into()),
+    };
     let Some(order) = order else {
         return match prepared? {
-            Prepared::Commit(key, message, after) => {
-                commit(deps, id, channel, key, message, msg_id, after).await
+            Prepared::Commit(key, message, after, relays) => {
+                let reply = commit(deps, id, channel, key, message, msg_id, after).await?;
+                Ok(relayed(deps, id, &claims.app, reply, relays).await)
             }
-            Prepared::Answered(reply) => Ok(reply),
+            Prepared::Answered(reply, relays) => {
+                Ok(relayed(deps, id, &claims.app, reply, relays).await)
+            }
         };
     };
     order.wait_turn(deps, id, channel, started).await;
-    let reply = match prepared {
-        Ok(Prepared::Commit(key, message, after)) => {
+    let (reply, relays) = match prepared {
+        Ok(Prepared::Commit(key, message, after, relays)) => {
             match commit(deps, id, channel, key, message, msg_id, after).await {
                 // The next publish may commit once this one is stored.
-                Ok(pending) => Ok(Reply::Ready(pending.resolve().await)),
-                Err(e) => Err(e),
+                Ok(pending) => (Ok(Reply::Ready(pending.resolve().await)), relays),
+                Err(e) => (Err(e), Vec::new()),
             }
         }
-        Ok(Prepared::Answered(reply)) => Ok(reply),
-        Err(e) => Err(e),
+        Ok(Prepared::Answered(reply, relays)) => (Ok(reply), relays),
+        Err(e) => (Err(e), Vec::new()),
     };
     order.settle(deps, id, channel).await;
-    reply
+    match reply {
+        Ok(reply) => Ok(relayed(deps, id, &claims.app, reply, relays).await),
+        Err(e) => Err(e),
+    }
 }
 
-/// What is left of a publish once its functions ran.
-enum Prepared {
-    /// Store this message on this channel, then hand it to the policy's after-publish functions.
-    Commit(ChannelKey, NewMessage, Option<Arc<ChannelPolicy>>),
-    /// Nothing to store (a function dropped it): this is the answer.
-    Answered(Reply),
-}
-
-/// Everything before the commit: permission, the channel's functions, the size of the
-/// frame that will carry the message.
-async fn prepare(
+/// `reply`, once the messages the functions published elsewhere are published (the publisher
+/// hears of its own message when they are).
+async fn relayed(
     deps: &Deps,
     id: &ConnectionId,
-    claims: &Claims,
+    app: &AppId,
+    reply: Reply,
+    relays: Vec<(String, Publication)>,
+) -> Reply {
+    if relays.is_empty() {
+        return reply;
+    }
+    let frame = reply.resolve().await;
+    crate::relay::relay(deps, id, app, relays).await;
+    Reply::Ready(frame)
+}
+
+/// Who a message is from: a user of the app, or one of its functions.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Author<'a> {
+    pub app: &'a AppId,
+    pub from: &'a str,
+}
+
+/// What is left of a publish once its functions ran, with the messages they published
+/// elsewhere (each with the function that did).
+pub(crate) enum Prepared {
+    /// Store this message on this channel, then hand it to the policy's after-publish functions.
+    Commit(
+        ChannelKey,
+        NewMessage,
+        Option<Arc<ChannelPolicy>>,
+        Vec<(String, Publication)>,
+    ),
+    /// Nothing to store (a function dropped it): this is the answer.
+    Answered(Reply, Vec<(String, Publication)>),
+}
+
+/// Everything after permission and before the commit: the channel's functions, the size of the
+/// frame that will carry the message.
+pub(crate) async fn prepare(
+    deps: &Deps,
+    id: &ConnectionId,
+    author: Author<'_>,
     channel: &ChannelName,
     data: Value,
     msg_id: String,
     dedup_window_ms: Option<u64>,
 ) -> Result<Prepared, ProtocolError> {
-    claims.authorize_publish(channel)?;
+    let Author { app, from } = author;
     let ts = deps.clock.now_ms();
     let associations = deps
         .associations
         .current()
         .await
         .map_err(|e| internal(id, "could not load associations", &e))?;
-    let policy = associations.resolve(&claims.app, channel);
+    let policy = associations.resolve(app, channel);
     if let Some(why) = policy
         .as_ref()
         .filter(|p| p.encrypted)
@@ -134,16 +179,16 @@ async fn prepare(
             "{channel} is encrypted: publish end-to-end encrypted data ({why})"
         )));
     }
-    let data = match &policy {
-        None => data,
+    let (data, relays) = match &policy {
+        None => (data, Vec::new()),
         Some(policy) => {
             let input = FunctionInput {
-                app: claims.app.clone(),
+                app: app.clone(),
                 channel: channel.clone(),
                 message: FunctionMessage {
                     id: msg_id.clone(),
                     data,
-                    from: claims.sub.clone(),
+                    from: from.to_owned(),
                     ts,
                     seq: None,
                 },
@@ -165,22 +210,26 @@ async fn prepare(
                 });
             }
             match outcome {
-                ChainOutcome::Deliver { data, .. } => data,
-                ChainOutcome::Dropped { function, reason } => {
+                ChainOutcome::Deliver { data, publish, .. } => (data, publish),
+                ChainOutcome::Dropped {
+                    function,
+                    reason,
+                    publish,
+                } => {
                     deps.metrics.record(Metric::MessageDropped);
                     tracing::info!(connection_id = %id, channel = %channel, message_id = %msg_id, function, "message dropped");
-                    return Ok(Prepared::Answered(Reply::Ready(Some(ServerFrame::Ack(
-                        Ack {
-                            id: msg_id,
-                            channel: channel.clone(),
-                            seq: None,
-                            dropped: true,
-                            reason: Some(
-                                reason.unwrap_or_else(|| format!("dropped by {function}")),
-                            ),
-                            duplicate: false,
-                        },
-                    )))));
+                    let ack = Ack {
+                        id: msg_id,
+                        channel: channel.clone(),
+                        seq: None,
+                        dropped: true,
+                        reason: Some(reason.unwrap_or_else(|| format!("dropped by {function}"))),
+                        duplicate: false,
+                    };
+                    return Ok(Prepared::Answered(
+                        Reply::Ready(Some(ServerFrame::Ack(ack))),
+                        publish,
+                    ));
                 }
                 ChainOutcome::Failed { function, error } => {
                     return Err(ProtocolError::new(
@@ -191,11 +240,11 @@ async fn prepare(
             }
         }
     };
-    let key = ChannelKey::new(claims.app.clone(), channel.clone());
+    let key = ChannelKey::new(app.clone(), channel.clone());
     let message = NewMessage {
         id: msg_id.clone(),
         data,
-        from: claims.sub.clone(),
+        from: from.to_owned(),
         ts,
         dedup_window_ms,
     };
@@ -211,12 +260,12 @@ async fn prepare(
             ),
         ));
     }
-    Ok(Prepared::Commit(key, message, policy))
+    Ok(Prepared::Commit(key, message, policy, relays))
 }
 
 /// Hands the message to the store; the reply is the ack once it is stored (and `after` was
 /// handed the stored message).
-async fn commit(
+pub(crate) async fn commit(
     deps: &Deps,
     id: &ConnectionId,
     channel: &ChannelName,

@@ -54,6 +54,7 @@ impl Metrics for Recorder {
             Metric::MessagePublished => "published".to_owned(),
             Metric::MessageDropped => "dropped".to_owned(),
             Metric::MessageDuplicate => "duplicate".to_owned(),
+            Metric::FunctionPublishRefused { function } => format!("refused:{function}"),
             Metric::FunctionRun { function, ok, .. } => format!("{function}:{ok}"),
             Metric::RateLimited => "rate_limited".to_owned(),
             Metric::AfterPublish { function, ok } => format!("after:{function}:{ok}"),

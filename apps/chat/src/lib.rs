@@ -4,7 +4,8 @@
 //! - [`site`]: the demo's page, script and style, and the JavaScript client they import
 //!   (`/echo.js` and the modules it imports, `/echo/*.js`, which browsers of any Echo
 //!   application may load from the edge);
-//! - [`functions`]: the five demo functions and the `members` hook, run in-process;
+//! - [`functions`]: the five demo functions, the `members` hook and the `ticker` scheduled
+//!   function, run in-process;
 //! - [`ASSOCIATIONS`]: the demo's associations, the edge's starting ones.
 
 use echo_edge::EdgeConfig;
@@ -114,6 +115,7 @@ pub fn functions() -> InProcess {
         "members",
         |input| async move { echo_fn_members::decide(input) },
     );
+    f.register_hook("ticker", |input| async move { echo_fn_ticker::tick(input) });
     f
 }
 

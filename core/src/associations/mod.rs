@@ -25,6 +25,10 @@
 //! }}}
 //! ```
 //!
+//! `schedules` (per app, at most [`MAX_SCHEDULES`]) run a function every so often
+//! (`[{"function":"ticker","every":"1m"}]`, `every` at least 1 s; on AWS a minute tick runs those
+//! due, so there the period is rounded up to whole minutes). The app's `timeoutMs` applies.
+//!
 //! A channel key is an exact channel name or a pattern ending in `*`. For a channel, an exact name
 //! wins over patterns, and among patterns the longest prefix wins; `room1` never matches `room10`.
 //! Reserved channels (`$status`) never run functions. `onError` defaults to `reject`, `timeoutMs`
@@ -59,6 +63,28 @@ pub const MAX_FUNCTIONS: usize = 10;
 /// Most functions one hook (`onConnect`, `onSubscribe`) runs: each one delays the connection or
 /// the subscription.
 pub const MAX_HOOK_FUNCTIONS: usize = 3;
+/// Most schedules one app has.
+pub const MAX_SCHEDULES: usize = 10;
+/// The shortest period of a schedule.
+pub const MIN_SCHEDULE_EVERY: Duration = Duration::from_secs(1);
+
+/// A function an app runs every so often.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule {
+    pub function: String,
+    pub every: Duration,
+    /// The app's `timeoutMs`.
+    pub timeout: Duration,
+}
+
+impl Schedule {
+    /// Whether the minute tick at `now_ms` runs it (AWS): at every minute that is a whole
+    /// multiple of its period in minutes (rounded up), counted from the epoch.
+    pub fn due_at_minute(&self, now_ms: u64) -> bool {
+        let minutes = self.every.as_secs().div_ceil(60).max(1);
+        (now_ms / 60_000).is_multiple_of(minutes)
+    }
+}
 
 /// What happens to a message when one of its functions fails or times out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -145,6 +171,15 @@ struct AppFormat {
     timeout_ms: Option<u64>,
     #[serde(default)]
     channels: BTreeMap<String, ChannelFormat>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    schedules: Vec<ScheduleFormat>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScheduleFormat {
+    function: String,
+    every: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -170,6 +205,7 @@ struct ChannelFormat {
 struct AppAssociations {
     /// The app's `onConnect` hook.
     on_connect: Option<HookPolicy>,
+    schedules: Vec<Schedule>,
     exact: HashMap<ChannelName, Arc<ChannelPolicy>>,
     /// Longest prefix first.
     patterns: Vec<(String, Arc<ChannelPolicy>)>,
@@ -261,6 +297,39 @@ impl Associations {
                     timeout: app_timeout,
                 });
             }
+            if app.schedules.len() > MAX_SCHEDULES {
+                return Err(invalid(
+                    &["apps", app_name.as_str(), "schedules"],
+                    &format!("at most {MAX_SCHEDULES} schedules per app"),
+                ));
+            }
+            for (i, schedule) in app.schedules.iter().enumerate() {
+                let index = format!("[{i}]");
+                let path = ["apps", app_name.as_str(), "schedules", index.as_str()];
+                let at = |field: &'static str| -> Vec<&str> {
+                    path.iter().copied().chain([field]).collect()
+                };
+                check_functions(
+                    &at("function"),
+                    std::slice::from_ref(&schedule.function),
+                    1,
+                    "per schedule",
+                )?;
+                let every = humantime::parse_duration(&schedule.every).map_err(|e| {
+                    invalid(
+                        &at("every"),
+                        &format!("{e}: write a duration such as \"30s\" or \"1m\""),
+                    )
+                })?;
+                if every < MIN_SCHEDULE_EVERY {
+                    return Err(invalid(&at("every"), &"must be at least 1s"));
+                }
+                assoc.schedules.push(Schedule {
+                    function: schedule.function.clone(),
+                    every,
+                    timeout: app_timeout,
+                });
+            }
             for (key, ch) in &app.channels {
                 let path = ["apps", app_name.as_str(), "channels", key.as_str()];
                 let at = |rest: &[&'static str]| -> Vec<&str> {
@@ -346,6 +415,17 @@ impl Associations {
             .map(|(_, p)| p.clone())
     }
 
+    /// Every app's schedules.
+    pub fn schedules(&self) -> Vec<(AppId, Schedule)> {
+        let mut all: Vec<(AppId, Schedule)> = self
+            .apps
+            .iter()
+            .flat_map(|(app, a)| a.schedules.iter().map(|s| (app.clone(), s.clone())))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
     /// `app`'s `onConnect` hook, if it has one.
     pub fn connect_hook(&self, app: &AppId) -> Option<&HookPolicy> {
         self.apps.get(app)?.on_connect.as_ref()
@@ -378,6 +458,7 @@ impl Associations {
                             .cloned()
                     })
                     .chain(a.on_connect.iter().flat_map(|h| h.functions.clone()))
+                    .chain(a.schedules.iter().map(|s| s.function.clone()))
             })
             .collect();
         names.sort();
@@ -515,6 +596,43 @@ mod tests {
         );
         assert!(
             err(r#"{"apps":{"a":{"timeoutMs":0}}}"#).starts_with("apps.a.timeoutMs: must be 1")
+        );
+    }
+
+    #[test]
+    fn schedules_are_validated_and_listed() {
+        let known = |n: &str| n == "ticker";
+        let a = Associations::parse(
+            r#"{"apps":{"a":{"timeoutMs":500,"schedules":[{"function":"ticker","every":"5m"},{"function":"ticker","every":"2s"}]}}}"#,
+            &known,
+        )
+        .unwrap();
+        let all = a.schedules();
+        assert_eq!(all.len(), 2);
+        let (app_id, five) = &all[0];
+        assert_eq!(app_id.as_str(), "a");
+        assert_eq!(
+            (five.every, five.timeout),
+            (Duration::from_secs(300), Duration::from_millis(500))
+        );
+        assert!(five.due_at_minute(10 * 60_000) && !five.due_at_minute(11 * 60_000));
+        assert!(
+            all[1].1.due_at_minute(11 * 60_000),
+            "a period under a minute runs every minute"
+        );
+        assert_eq!(a.function_names(), ["ticker"]);
+        let err = |t: &str| Associations::parse(t, &known).unwrap_err().to_string();
+        assert!(
+            err(r#"{"apps":{"a":{"schedules":[{"function":"ticker","every":"500ms"}]}}}"#)
+                .starts_with("apps.a.schedules[0].every: must be at least 1s")
+        );
+        assert!(
+            err(r#"{"apps":{"a":{"schedules":[{"function":"ticker","every":"soon"}]}}}"#)
+                .starts_with("apps.a.schedules[0].every: ")
+        );
+        assert!(
+            err(r#"{"apps":{"a":{"schedules":[{"function":"nope","every":"1m"}]}}}"#)
+                .starts_with("apps.a.schedules[0].function[0]: unknown function \"nope\"")
         );
     }
 

@@ -6,20 +6,25 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{FunctionInput, FunctionInvoker, FunctionOutput, InvokeError};
+use super::{
+    FunctionInput, FunctionInvoker, FunctionOutput, InvokeError, MAX_PUBLICATIONS, Publication,
+};
 use crate::associations::{ChannelPolicy, MAX_CHAIN_MS, OnError};
 
-/// How a chain ended.
+/// How a chain ended. Delivered or dropped, the messages its functions published elsewhere
+/// come with it, each with the function that published it.
 #[derive(Debug)]
 pub enum ChainOutcome {
     /// Deliver this data. `degraded` names the function that failed when the policy is `pass`.
     Deliver {
         data: Value,
         degraded: Option<(String, InvokeError)>,
+        publish: Vec<(String, Publication)>,
     },
     Dropped {
         function: String,
         reason: Option<String>,
+        publish: Vec<(String, Publication)>,
     },
     /// A function failed under the `reject` policy: deliver nothing.
     Failed {
@@ -47,6 +52,7 @@ pub async fn run_chain(
 ) -> ChainOutcome {
     let budget = Duration::from_millis(MAX_CHAIN_MS);
     let deadline = tokio::time::Instant::now() + budget;
+    let mut published = Vec::new();
     for name in &policy.functions {
         let started = Instant::now();
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -60,18 +66,24 @@ pub async fn run_chain(
             Err(_) => Err(late),
         }
         .and_then(|out| check_size(out, max_bytes))
-        .and_then(|out| check_unchanged(out, policy, &input.message.data));
+        .and_then(|out| check_unchanged(out, policy, &input.message.data))
+        .and_then(check_publications);
         runs.push(FunctionRun {
             function: name.clone(),
             elapsed: started.elapsed(),
             ok: result.is_ok(),
         });
         match result {
-            Ok(FunctionOutput::Continue { data }) => input.message.data = data,
-            Ok(FunctionOutput::Drop { reason }) => {
+            Ok(FunctionOutput::Continue { data, publish }) => {
+                input.message.data = data;
+                published.extend(publish.into_iter().map(|p| (name.clone(), p)));
+            }
+            Ok(FunctionOutput::Drop { reason, publish }) => {
+                published.extend(publish.into_iter().map(|p| (name.clone(), p)));
                 return ChainOutcome::Dropped {
                     function: name.clone(),
                     reason,
+                    publish: published,
                 };
             }
             Err(error) => {
@@ -84,6 +96,7 @@ pub async fn run_chain(
                     OnError::Pass => ChainOutcome::Deliver {
                         data: input.message.data,
                         degraded: Some((name.clone(), error)),
+                        publish: published,
                     },
                 };
             }
@@ -92,7 +105,19 @@ pub async fn run_chain(
     ChainOutcome::Deliver {
         data: input.message.data,
         degraded: None,
+        publish: published,
     }
+}
+
+/// At most [`MAX_PUBLICATIONS`] messages to publish elsewhere per answer.
+fn check_publications(out: FunctionOutput) -> Result<FunctionOutput, InvokeError> {
+    let n = out.publications().len();
+    if n > MAX_PUBLICATIONS {
+        return Err(InvokeError::InvalidOutput(format!(
+            "an answer publishes at most {MAX_PUBLICATIONS} messages, not {n}"
+        )));
+    }
+    Ok(out)
 }
 
 /// On an encrypted channel a function may pass or drop the message, not change its data (it
@@ -103,7 +128,7 @@ fn check_unchanged(
     data: &serde_json::Value,
 ) -> Result<FunctionOutput, InvokeError> {
     match &out {
-        FunctionOutput::Continue { data: changed } if policy.encrypted && changed != data => {
+        FunctionOutput::Continue { data: changed, .. } if policy.encrypted && changed != data => {
             Err(InvokeError::Failed(
                 "on an encrypted channel a function may pass or drop a message, not change it"
                     .into(),
@@ -114,7 +139,7 @@ fn check_unchanged(
 }
 
 fn check_size(out: FunctionOutput, max: usize) -> Result<FunctionOutput, InvokeError> {
-    if let FunctionOutput::Continue { data } = &out {
+    if let FunctionOutput::Continue { data, .. } = &out {
         let size = serde_json::to_vec(data)
             .map(|v| v.len())
             .unwrap_or(usize::MAX);
@@ -208,6 +233,7 @@ mod tests {
             ChainOutcome::Deliver {
                 data,
                 degraded: Some((f, InvokeError::Failed(why))),
+                ..
             } => {
                 assert_eq!(
                     (data, f.as_str()),
@@ -230,6 +256,7 @@ mod tests {
             ChainOutcome::Deliver {
                 data,
                 degraded: None,
+                ..
             } => assert_eq!(data, json!("HI!")),
             other => panic!("{other:?}"),
         }
@@ -268,6 +295,7 @@ mod tests {
             ChainOutcome::Deliver {
                 data,
                 degraded: Some((_, InvokeError::ChainOutOfTime(_))),
+                ..
             } => assert_eq!(data, json!("hi..")),
             other => panic!("{other:?}"),
         }
@@ -277,7 +305,7 @@ mod tests {
     async fn drop_stops_the_chain() {
         assert!(matches!(
             run(&["upper", "drop", "bang"], OnError::Pass).await,
-            ChainOutcome::Dropped { function, reason: Some(r) } if function == "drop" && r == "no"
+            ChainOutcome::Dropped { function, reason: Some(r), .. } if function == "drop" && r == "no"
         ));
     }
 
@@ -291,6 +319,7 @@ mod tests {
             ChainOutcome::Deliver {
                 data,
                 degraded: Some((f, InvokeError::TimedOut(_))),
+                ..
             } => {
                 assert_eq!(data, json!("HI"));
                 assert_eq!(f, "hang");

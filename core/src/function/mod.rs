@@ -64,29 +64,78 @@ pub struct FunctionMessage {
     pub seq: Option<u64>,
 }
 
-/// What a function answers.
+/// Most messages one function answer may publish to other channels.
+pub const MAX_PUBLICATIONS: usize = 10;
+/// Most hops of messages that functions publish: a client's message may lead to messages that
+/// lead to messages, three deep; what would go further is refused, so channels whose functions
+/// publish to each other cannot loop.
+pub const MAX_HOPS: u32 = 3;
+
+/// A message a function publishes to another channel of its app, as from the function.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Publication {
+    pub channel: ChannelName,
+    pub data: Value,
+}
+
+/// What a function answers. Either answer may add `"publish":[{"channel":C,"data":D},...]`
+/// (at most [`MAX_PUBLICATIONS`]): messages to other channels of the app.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "lowercase", deny_unknown_fields)]
 pub enum FunctionOutput {
     /// Pass `data` to the next function, or deliver it if this was the last one.
-    Continue { data: Value },
+    Continue {
+        data: Value,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        publish: Vec<Publication>,
+    },
     /// Stop the message: nothing is delivered and the publisher's ack says `dropped`.
     Drop {
         #[serde(default)]
         reason: Option<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        publish: Vec<Publication>,
     },
 }
 
 impl FunctionOutput {
     pub fn cont(data: Value) -> Self {
-        Self::Continue { data }
+        Self::Continue {
+            data,
+            publish: Vec::new(),
+        }
     }
 
     pub fn drop(reason: impl Into<String>) -> Self {
         Self::Drop {
             reason: Some(reason.into()),
+            publish: Vec::new(),
         }
     }
+
+    /// This answer, publishing `publish` as well.
+    pub fn publishing(mut self, more: Vec<Publication>) -> Self {
+        match &mut self {
+            Self::Continue { publish, .. } | Self::Drop { publish, .. } => publish.extend(more),
+        }
+        self
+    }
+
+    /// The messages this answer publishes elsewhere.
+    pub fn publications(&self) -> &[Publication] {
+        match self {
+            Self::Continue { publish, .. } | Self::Drop { publish, .. } => publish,
+        }
+    }
+}
+
+/// What a scheduled function answers: `{"publish":[...]}`, or `{}` for nothing.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduledOutput {
+    #[serde(default)]
+    pub publish: Vec<Publication>,
 }
 
 /// A function's own failure, as its code reports it.
@@ -176,7 +225,21 @@ mod tests {
         );
         assert_eq!(
             parse_output(br#"{"action":"drop"}"#).unwrap(),
-            FunctionOutput::Drop { reason: None }
+            FunctionOutput::Drop {
+                reason: None,
+                publish: Vec::new()
+            }
+        );
+        let out = parse_output(
+            br#"{"action":"continue","data":1,"publish":[{"channel":"audit","data":{"n":1}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(out.publications()[0].channel.as_str(), "audit");
+        assert!(
+            parse_output(
+                br#"{"action":"continue","data":1,"publish":[{"channel":"a b","data":1}]}"#
+            )
+            .is_err()
         );
         assert!(parse_output(br#"{"action":"explode"}"#).is_err());
         assert!(parse_output(b"not json").is_err());

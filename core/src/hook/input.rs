@@ -72,3 +72,22 @@ impl<'a> SubscribeInput<'a> {
         }
     }
 }
+
+/// A scheduled function's input: `{"hook":"schedule","app":A,"at":MS}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScheduleInput<'a> {
+    pub hook: &'static str,
+    pub app: &'a AppId,
+    /// When the schedule ran, milliseconds since the Unix epoch.
+    pub at: u64,
+}
+
+impl<'a> ScheduleInput<'a> {
+    pub fn new(app: &'a AppId, at: u64) -> Self {
+        Self {
+            hook: "schedule",
+            app,
+            at,
+        }
+    }
+}

@@ -26,7 +26,7 @@ use crate::associations::{HookPolicy, MAX_CHAIN_MS, OnError};
 use crate::auth::Permissions;
 use crate::function::{FunctionInvoker, FunctionRun, InvokeError};
 
-pub use input::{ConnectInput, HookUser, SubscribeInput};
+pub use input::{ConnectInput, HookUser, ScheduleInput, SubscribeInput};
 
 /// What a hook function answers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -16,7 +16,7 @@ use crate::functions::{self, Runtime};
 use crate::hash::{HashError, TemplateFunction, Workspace, hash_folder};
 
 /// Names the Lambdas of Echo's own stack take (`<stack>-<name>`): a project function cannot.
-const ECHO_NAMES: [&str; 7] = [
+const ECHO_NAMES: [&str; 8] = [
     "fanout",
     "angry",
     "emojify",
@@ -24,6 +24,7 @@ const ECHO_NAMES: [&str; 7] = [
     "robot",
     "profanity",
     "members",
+    "ticker",
 ];
 
 #[derive(Debug, thiserror::Error)]
