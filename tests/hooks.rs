@@ -306,3 +306,81 @@ async fn a_schedule_publishes_through_the_channels_functions() {
     let at = |m: &Value| m["data"]["at"].as_u64().unwrap();
     assert!(at(&second) >= at(&first) + 900, "{first} then {second}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn after_presence_sees_each_join_and_leave_once() {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
+    let mut functions = functions();
+    functions.register_hook("audit", {
+        let seen = seen.clone();
+        move |input: Value| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().unwrap().push(input);
+                Ok(json!({}))
+            }
+        }
+    });
+    let edge = TestEdge::start_with(|_| {}, functions).await;
+    let (status, body) = edge
+        .put_associations(
+            r#"{"apps":{"chat-demo":{"channels":{"team-*":{"afterPresence":["audit","flaky"]}}}}}"#,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut phone = edge.connect(&edge.token("chat-demo", "alice")).await;
+    let mut laptop = edge.connect(&edge.token("chat-demo", "alice")).await;
+    phone.subscribe("team-blue").await;
+    laptop.subscribe("team-blue").await;
+    laptop.subscribe("lobby").await;
+    phone
+        .send(json!({"action": "unsubscribe", "channel": "team-blue"}))
+        .await;
+    phone.recv_until("unsubscribed").await;
+    // The user's last connection there goes away: a leave.
+    laptop.close().await;
+    let events = || {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["channel"].as_str().unwrap().to_owned(),
+                    e["event"]["type"].as_str().unwrap().to_owned(),
+                    e["event"]["seq"].as_u64().unwrap(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let started = std::time::Instant::now();
+    while events().len() < 2 && started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        events(),
+        [
+            ("team-blue".to_owned(), "join".to_owned(), 1),
+            ("team-blue".to_owned(), "leave".to_owned(), 2)
+        ]
+    );
+    let first = seen.lock().unwrap()[0].clone();
+    assert_eq!(first["hook"], "presence");
+    assert_eq!(first["app"], "chat-demo");
+    assert_eq!(first["event"]["sub"], "alice");
+    // The failing function beside it was counted, and changed nothing.
+    let metrics = edge
+        .http()
+        .get(edge.manage_url("/metrics"))
+        .bearer_auth(MANAGE_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("echo_after_publish_total{function=\"flaky\",outcome=\"failed\"} 2"),
+        "{metrics}"
+    );
+}

@@ -134,6 +134,20 @@ impl FunctionInvoker for LambdaInvoker {
         serde_json::from_slice(body).map_err(|e| InvokeError::InvalidOutput(e.to_string()))
     }
 
+    /// An asynchronous invocation (`Event`), as [`notify`](FunctionInvoker::notify).
+    async fn notify_call(&self, name: &str, input: &serde_json::Value) -> Result<(), InvokeError> {
+        let payload = serde_json::to_vec(input).map_err(|e| InvokeError::Transport(Box::new(e)))?;
+        self.client
+            .invoke()
+            .function_name(self.lambda(name))
+            .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
+            .payload(Blob::new(payload))
+            .send()
+            .await
+            .map_err(|e| invoke_error(name, e))?;
+        Ok(())
+    }
+
     /// Deployed functions are not listed up front; an unknown one fails at invocation.
     fn knows(&self, _name: &str) -> bool {
         true

@@ -6,6 +6,8 @@ use echo_aws::associations::CachedAssociations;
 use echo_aws::dispatcher::LambdaFanout;
 use echo_aws::invoker::LambdaInvoker;
 use echo_aws::lambda::Resources;
+use echo_aws::metrics::Emf;
+use echo_core::after_presence::AfterPresence;
 use echo_core::auth::TokenVerifier;
 use echo_core::clock::SystemClock;
 use echo_core::limits::Limits;
@@ -18,19 +20,32 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let r = Resources::load(&["ECHO_JWT_SECRET", "ECHO_FANOUT_FUNCTION"]).await?;
     let fanout = LambdaFanout::new(r.lambda(), r.config.fanout_function.clone());
     let publisher = Arc::new(Publisher::new(r.store.clone(), Arc::new(fanout)));
+    let associations = Arc::new(CachedAssociations::new(
+        r.store.clone(),
+        r.config.associations_cache,
+        |_| true,
+    ));
+    let invoker = Arc::new(LambdaInvoker::new(
+        r.lambda(),
+        r.config.function_prefix.clone(),
+    ));
+    // The leaves of connections that disconnect, handed to afterPresence before answering.
+    let after_presence = Arc::new(AfterPresence {
+        associations: associations.clone(),
+        invoker: invoker.clone(),
+        metrics: Arc::new(Emf {
+            service: "connect-handler",
+        }),
+        background: false,
+    });
     let deps = connect_handler::Deps {
         verifier: TokenVerifier::new(r.config.jwt_secret.as_bytes())?,
-        associations: Arc::new(CachedAssociations::new(
-            r.store.clone(),
-            r.config.associations_cache,
-            |_| true,
-        )),
-        invoker: Arc::new(LambdaInvoker::new(
-            r.lambda(),
-            r.config.function_prefix.clone(),
-        )),
+        associations,
+        invoker,
         connections: r.store.clone(),
-        presence: Arc::new(Presence::new(r.store.clone(), publisher.clone())),
+        presence: Arc::new(
+            Presence::new(r.store.clone(), publisher.clone()).with_after(after_presence),
+        ),
         publisher,
         clock: Arc::new(SystemClock),
         limits: Limits::default(),

@@ -30,6 +30,7 @@
 //! - [`ids`]: connection, request and message identifiers.
 
 pub mod admission;
+pub mod after_presence;
 pub mod associations;
 pub mod auth;
 pub mod channel;

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::after_presence::AfterPresence;
 use crate::channel::{AppId, ChannelKey, ChannelName};
 use crate::ids::{ConnectionId, random_hex};
 use crate::message::{NewMessage, SYSTEM_SENDER};
@@ -24,6 +25,8 @@ use crate::store::{ConnectionRecord, MembersPage, PresenceStore, StoreError};
 pub struct Presence {
     pub store: Arc<dyn PresenceStore>,
     pub publisher: Arc<Publisher>,
+    /// Hands each committed event to the channel's after-presence functions.
+    after: Option<Arc<AfterPresence>>,
     /// Held from a member change to its commit's start, so that one process commits a channel's
     /// presence events in the order the store changed.
     locks: ChannelLocks,
@@ -40,8 +43,15 @@ impl Presence {
         Self {
             store,
             publisher,
+            after: None,
             locks: ChannelLocks::default(),
         }
+    }
+
+    /// Hands each committed join and leave to `after` too.
+    pub fn with_after(mut self, after: Arc<AfterPresence>) -> Self {
+        self.after = Some(after);
+        self
     }
 
     /// Connection `id` of user `sub` subscribed to `channel`, until `expires_at` (seconds) at
@@ -116,8 +126,15 @@ impl Presence {
             };
             self.publisher.begin(&keys.events, message).await
         };
-        if let Err(e) = async { committing?.await }.await {
-            tracing::warn!(channel = %key, event = event.as_str(), error = %e, "could not publish presence event");
+        match async { committing?.await }.await {
+            Ok(stored) => {
+                if let Some(after) = &self.after {
+                    after.committed(&key.app, &key.channel, &stored).await;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(channel = %key, event = event.as_str(), error = %e, "could not publish presence event");
+            }
         }
     }
 

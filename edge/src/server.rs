@@ -232,7 +232,16 @@ pub async fn start_with(
         Arc::new(dispatcher),
         echo_core::publish::Ordering::Pipelined,
     ));
-    let presence = Arc::new(Presence::new(connections.clone(), publisher.clone()));
+    let presence = Arc::new(
+        Presence::new(connections.clone(), publisher.clone()).with_after(Arc::new(
+            echo_core::after_presence::AfterPresence {
+                associations: associations.clone(),
+                invoker: invoker.clone(),
+                metrics: metrics.clone(),
+                background: true,
+            },
+        )),
+    );
     departures.set(&presence);
 
     let listener = TcpListener::bind(config.listen)

@@ -4,9 +4,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use echo_aws::associations::CachedAssociations;
 use echo_aws::dispatcher::{FanoutEvent, LambdaFanout};
+use echo_aws::invoker::LambdaInvoker;
 use echo_aws::lambda::Resources;
 use echo_aws::metrics::Emf;
+use echo_core::after_presence::AfterPresence;
 use echo_core::channel::ChannelKey;
 use echo_core::ids::ConnectionId;
 use echo_core::message::StoredMessage;
@@ -91,7 +94,21 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             connections: r.store.clone(),
             gateway: Arc::new(r.config.management_api(&r.sdk)),
             metrics: Arc::new(Emf { service: "fanout" }),
-            departures: Arc::new(Presence::new(r.store.clone(), publisher)),
+            departures: Arc::new(
+                Presence::new(r.store.clone(), publisher).with_after(Arc::new(AfterPresence {
+                    associations: Arc::new(CachedAssociations::new(
+                        r.store.clone(),
+                        r.config.associations_cache,
+                        |_| true,
+                    )),
+                    invoker: Arc::new(LambdaInvoker::new(
+                        r.lambda(),
+                        r.config.function_prefix.clone(),
+                    )),
+                    metrics: Arc::new(Emf { service: "fanout" }),
+                    background: false,
+                })),
+            ),
         },
         next: LambdaHandoff(LambdaFanout::new(
             r.lambda(),

@@ -9,6 +9,7 @@ use echo_aws::invoker::LambdaInvoker;
 use echo_aws::lambda::Resources;
 use echo_aws::metrics::Emf;
 use echo_core::admission::InStoreAdmission;
+use echo_core::after_presence::AfterPresence;
 use echo_core::auth::TokenVerifier;
 use echo_core::clock::SystemClock;
 use echo_core::limits::Limits;
@@ -32,23 +33,35 @@ pub fn deps(
     let store_for_admission = store.clone();
     let fanout = LambdaFanout::new(lambda.clone(), config.fanout_function.clone());
     let publisher = Arc::new(Publisher::new(store.clone(), Arc::new(fanout)));
+    let associations: Arc<CachedAssociations> = Arc::new(CachedAssociations::new(
+        store.clone(),
+        config.associations_cache,
+        |_| true,
+    ));
+    let invoker = Arc::new(LambdaInvoker::new(lambda, config.function_prefix.clone()));
+    let metrics = Arc::new(Emf { service });
+    let after_presence = Arc::new(AfterPresence {
+        associations: associations.clone(),
+        invoker: invoker.clone(),
+        metrics: metrics.clone(),
+        // A Lambda is frozen once it answers: asynchronous invocations, queued before the reply.
+        background: false,
+    });
     Ok(Deps {
         connections: store.clone(),
-        presence: Arc::new(Presence::new(store.clone(), publisher.clone())),
+        presence: Arc::new(
+            Presence::new(store.clone(), publisher.clone()).with_after(after_presence),
+        ),
         publisher,
-        associations: Arc::new(CachedAssociations::new(
-            store,
-            config.associations_cache,
-            |_| true,
-        )),
-        invoker: Arc::new(LambdaInvoker::new(lambda, config.function_prefix.clone())),
+        associations,
+        invoker,
         gateway: Arc::new(config.management_api(&r.sdk)),
         clock: Arc::new(SystemClock),
         limits: Limits {
             dedup_window_secs: config.dedup_window_secs,
             ..Limits::default()
         },
-        metrics: Arc::new(Emf { service }),
+        metrics,
         admission: Arc::new(InStoreAdmission::new(store_for_admission, allowance)),
         verifier: TokenVerifier::new(config.jwt_secret.as_bytes())?,
         // A Lambda is frozen once it answers: asynchronous invocations, queued before the reply.

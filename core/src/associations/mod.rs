@@ -29,6 +29,9 @@
 //! (`[{"function":"ticker","every":"1m"}]`, `every` at least 1 s; on AWS a minute tick runs those
 //! due, so there the period is rounded up to whole minutes). The app's `timeoutMs` applies.
 //!
+//! `afterPresence` (per channel, at most [`MAX_FUNCTIONS`]) names functions handed each join and
+//! leave of the channel once committed (see [`crate::after_presence`]).
+//!
 //! A channel key is an exact channel name or a pattern ending in `*`. For a channel, an exact name
 //! wins over patterns, and among patterns the longest prefix wins; `room1` never matches `room10`.
 //! Reserved channels (`$status`) never run functions. `onError` defaults to `reject`, `timeoutMs`
@@ -111,6 +114,8 @@ pub struct ChannelPolicy {
     pub timeout: Duration,
     /// Functions that decide whether a subscription to the channel is accepted.
     pub on_subscribe: Vec<String>,
+    /// Functions handed each join and leave of the channel once committed.
+    pub after_presence: Vec<String>,
 }
 
 impl ChannelPolicy {
@@ -199,6 +204,8 @@ struct ChannelFormat {
     metadata_functions: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     on_subscribe: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    after_presence: Vec<String>,
 }
 
 #[derive(Debug, Default)]
@@ -343,6 +350,12 @@ impl Associations {
                     ("functions", &ch.functions),
                     ("afterPublish", &ch.after_publish),
                 ];
+                check_functions(
+                    &at(&["afterPresence"]),
+                    &ch.after_presence,
+                    MAX_FUNCTIONS,
+                    "per channel",
+                )?;
                 if ch.encrypted {
                     if let Some((field, _)) = content.iter().find(|(_, l)| !l.is_empty()) {
                         return Err(invalid(
@@ -382,6 +395,7 @@ impl Associations {
                     on_error: ch.on_error,
                     timeout: channel_timeout,
                     on_subscribe: ch.on_subscribe.clone(),
+                    after_presence: ch.after_presence.clone(),
                 });
                 if pattern.is_wildcard() {
                     assoc.patterns.push((pattern.prefix().to_owned(), policy));
@@ -455,6 +469,7 @@ impl Associations {
                             .iter()
                             .chain(&p.after_publish)
                             .chain(&p.on_subscribe)
+                            .chain(&p.after_presence)
                             .cloned()
                     })
                     .chain(a.on_connect.iter().flat_map(|h| h.functions.clone()))

@@ -194,6 +194,13 @@ pub trait FunctionInvoker: Send + Sync + 'static {
     /// Runs a hook function (see [`crate::hook`]): its input as JSON, its JSON answer back.
     async fn call(&self, name: &str, input: &Value) -> Result<Value, InvokeError>;
 
+    /// Hands `input` to a function whose answer nobody waits for (after-presence functions), as
+    /// [`notify`](Self::notify) does a message: on AWS an asynchronous invocation; elsewhere the
+    /// call itself, its answer ignored.
+    async fn notify_call(&self, name: &str, input: &Value) -> Result<(), InvokeError> {
+        self.call(name, input).await.map(|_| ())
+    }
+
     /// Whether a function of this name can be invoked; associations naming others are refused.
     fn knows(&self, name: &str) -> bool;
 }

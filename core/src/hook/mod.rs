@@ -133,9 +133,9 @@ mod tests {
             match name {
                 "allow" => Ok(json!({"action": "allow"})),
                 "grant" => Ok(json!({"action": "allow", "channels": {"subscribe": ["team-*"]}})),
-                "deny" => {
-                    Ok(json!({"action": "deny", "reason": format!("no {}", input["user"]["sub"])}))
-                }
+                "deny" => Ok(
+                    json!({"action": "deny", "reason": format!("no {}", input["user"]["sub"].as_str().unwrap_or_default())}),
+                ),
                 "silent" => Ok(json!({"action": "deny"})),
                 "garbled" => Ok(json!({"action": "maybe"})),
                 "slow" => {
