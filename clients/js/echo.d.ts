@@ -281,8 +281,18 @@ export class EchoClient {
   once<K extends keyof EchoClientEvents>(type: K, listener: (detail: EchoClientEvents[K]) => void): () => void;
   off<K extends keyof EchoClientEvents>(type: K, listener: (detail: EchoClientEvents[K]) => void): void;
 
+  /**
+   * Opens the connection. A refused handshake (a bad token, HTTP 401, or the app's `onConnect`
+   * hook denying, HTTP 403) rejects with `connect_failed`: browsers do not expose the HTTP answer,
+   * so the hook's reason cannot be read here.
+   */
   connect(): Promise<void>;
   close(code?: number, reason?: string): Promise<void>;
+  /**
+   * Subscribes. Rejects with `EchoError` `forbidden` when the token's permissions exclude the
+   * channel or the channel's `onSubscribe` hook denies (`message` is then the hook's reason);
+   * nothing of the channel is delivered.
+   */
   subscribe<T = Json>(channel: string, handler: (message: EchoMessage<T>) => void, options?: SubscribeOptions): Promise<Subscribed>;
   unsubscribe(channel: string): Promise<void>;
   publish(channel: string, data: Json | unknown, options?: { id?: string }): Promise<PublishResult>;

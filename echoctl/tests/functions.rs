@@ -363,6 +363,24 @@ async fn javascript_hooks_decide_connects_and_subscriptions() {
   "channels": {"room-*": {"onSubscribe": ["gate"], "timeoutMs": 5000}}}}}"#,
     )
     .unwrap();
+    // `functions test` hands a hook's input to it as it is, and prints its answer.
+    std::fs::write(
+        proj.join("subscribe.json"),
+        r#"{"hook":"subscribe","app":"shop","channel":"room-bob","user":{"sub":"alice","claims":{}},"connectionId":"c1","presence":false}"#,
+    )
+    .unwrap();
+    let out = echoctl(
+        &proj,
+        &["functions", "test", "gate", "--input", "subscribe.json"],
+    )
+    .output()
+    .unwrap();
+    ok(out.clone());
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        answer,
+        json!({"action": "deny", "reason": "room-bob is not alice's"})
+    );
     let data = tmp.path().join("data");
     let mut dev = start_dev_in(&proj, &data, &[]);
     let refused = tokio_tungstenite::connect_async(format!(

@@ -54,7 +54,8 @@ pub struct NewArgs {
 pub struct TestArgs {
     /// The function's name (its folder in the functions folder).
     name: String,
-    /// A JSON file: a whole function input ({"app","channel","message"}) or just the data.
+    /// A JSON file: a whole function input ({"app","channel","message"}), just the data, or a
+    /// hook's input ({"hook":"connect"|"subscribe"|"schedule"|"presence",...}).
     #[arg(long, value_name = "FILE")]
     input: PathBuf,
     /// The functions folder (default: [functions] dir in echo.toml, else ./functions).
