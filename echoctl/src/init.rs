@@ -72,8 +72,13 @@ pub fn run(args: InitArgs) -> crate::Result {
     }
     let functions = dir.join("functions");
     let function = match args.runtime {
-        Runtime::Rust => rust::scaffold(&functions, &args.function, &echo_source(args.echo_path))?,
-        Runtime::Node => node::scaffold(&functions, &args.function)?.0,
+        Runtime::Rust => rust::scaffold(
+            &functions,
+            &args.function,
+            &echo_source(args.echo_path),
+            None,
+        )?,
+        Runtime::Node => node::scaffold(&functions, &args.function, None)?.0,
     };
     println!("created an Echo project in {}", dir.display());
     println!("  echo.toml          settings for echoctl (edge, aws, functions)");

@@ -335,6 +335,57 @@ async fn a_channel_runs_a_rust_and_a_javascript_function_in_turn() {
     dev.child.wait().unwrap();
 }
 
+#[test]
+fn each_hook_has_a_javascript_scaffold_whose_sample_and_test_pass() {
+    let tmp = tempfile::tempdir().unwrap();
+    let proj = project(tmp.path(), "first", "node");
+    for (hook, answer) in [
+        (
+            "connect",
+            json!({"action": "deny", "reason": "mallory may not connect"}),
+        ),
+        (
+            "subscribe",
+            json!({"action": "deny", "reason": "room-bob is not alice's room"}),
+        ),
+        (
+            "schedule",
+            json!({"publish": [{"channel": "clock", "data": {"text": "tick at 1795459560000"}}]}),
+        ),
+        ("presence", json!({})),
+    ] {
+        let name = format!("on-{hook}");
+        let out = ok(echoctl(
+            &proj,
+            &[
+                "functions",
+                "new",
+                &name,
+                "--runtime",
+                "node",
+                "--hook",
+                hook,
+            ],
+        )
+        .output()
+        .unwrap());
+        assert!(out.contains("in associations.json"), "{out}");
+        let sample = format!("functions/{name}/sample.json");
+        let out = ok(
+            echoctl(&proj, &["functions", "test", &name, "--input", &sample])
+                .output()
+                .unwrap(),
+        );
+        let got: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(got, answer, "{hook}");
+        ok(Command::new("node")
+            .args(["--test"])
+            .current_dir(proj.join("functions").join(&name))
+            .output()
+            .unwrap());
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn javascript_hooks_decide_connects_and_subscriptions() {
     let tmp = tempfile::tempdir().unwrap();

@@ -78,9 +78,12 @@ fn init_scaffolds_a_project_whose_function_builds_and_runs() {
             .unwrap(),
     );
     assert!(err.contains("not a valid function name"), "{err}");
-    ok(echoctl(&proj, &["functions", "new", "second"])
-        .output()
-        .unwrap());
+    ok(echoctl(
+        &proj,
+        &["functions", "new", "second", "--hook", "subscribe"],
+    )
+    .output()
+    .unwrap());
     assert!(proj.join("functions/second/src/main.rs").is_file());
     let err = failed(
         echoctl(&proj, &["functions", "new", "second"])
@@ -111,6 +114,33 @@ fn init_scaffolds_a_project_whose_function_builds_and_runs() {
     .unwrap();
     let out = ok(run("blank.json"));
     assert!(out.contains(r#""action": "drop""#), "{out}");
+    // The hook function builds, runs on its sample, and its own test passes.
+    let out = ok(echoctl(
+        &proj,
+        &[
+            "functions",
+            "test",
+            "second",
+            "--input",
+            "functions/second/sample.json",
+        ],
+    )
+    .env("CARGO_TARGET_DIR", &target)
+    .output()
+    .unwrap());
+    let answer: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        answer,
+        serde_json::json!({"action": "deny", "reason": "room-bob is not alice's room"})
+    );
+    ok(
+        std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+            .args(["test", "-q", "-p", "second"])
+            .current_dir(&proj)
+            .env("CARGO_TARGET_DIR", &target)
+            .output()
+            .unwrap(),
+    );
     let err = failed(
         echoctl(
             &proj,

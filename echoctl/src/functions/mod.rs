@@ -5,6 +5,7 @@
 //! Node.js module ([`node`]). Both speak the same JSON contract (`echo_core::function`) and are
 //! called over the Lambda Invoke API locally, as Lambda invokes them on AWS.
 
+pub mod hook;
 pub mod node;
 pub mod rust;
 
@@ -41,6 +42,10 @@ pub struct NewArgs {
     /// The language to write it in.
     #[arg(long, value_enum, default_value_t = Runtime::Rust)]
     runtime: Runtime,
+    /// Write a hook function (onConnect, onSubscribe, a schedule, afterPresence) instead of a
+    /// message function, with a sample of its input.
+    #[arg(long, value_enum)]
+    hook: Option<hook::Hook>,
     /// The functions folder (default: [functions] dir in echo.toml, else ./functions).
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -101,13 +106,19 @@ pub fn run(command: FunctionsCommand, loaded: &Loaded) -> crate::Result {
             let (path, workspace) = match args.runtime {
                 Runtime::Rust => {
                     let echo = echo_source(args.echo_path.or_else(|| configured_echo(loaded)));
-                    let path = rust::scaffold(&dir, &args.name, &echo)?;
+                    let path = rust::scaffold(&dir, &args.name, &echo, args.hook)?;
                     let hint = rust::workspace_hint(&path);
                     (path, hint)
                 }
-                Runtime::Node => node::scaffold(&dir, &args.name)?,
+                Runtime::Node => node::scaffold(&dir, &args.name, args.hook)?,
             };
             println!("created {}", path.display());
+            if let Some(hook) = args.hook {
+                println!(
+                    "name it under {} in associations.json (README, \"Associations\")",
+                    hook.key()
+                );
+            }
             if let Some(workspace) = workspace {
                 println!("{workspace}");
             }
@@ -264,9 +275,10 @@ mod tests {
             dir.path(),
             "trim",
             &rust::EchoSource::Git("https://example.invalid/echo".into()),
+            None,
         )
         .unwrap();
-        let (_, workspace) = node::scaffold(dir.path(), "shout").unwrap();
+        let (_, workspace) = node::scaffold(dir.path(), "shout", None).unwrap();
         assert_eq!(workspace, None, "no workspace around it");
         std::fs::create_dir(dir.path().join("notes")).unwrap();
         assert_eq!(
@@ -277,7 +289,7 @@ mod tests {
             ]
         );
         assert!(matches!(
-            node::scaffold(dir.path(), "trim"),
+            node::scaffold(dir.path(), "trim", None),
             Err(FunctionsError::Exists(_))
         ));
         assert!(in_folder(&dir.path().join("missing")).is_empty());

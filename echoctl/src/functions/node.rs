@@ -108,9 +108,13 @@ impl Drop for NodeRunner {
 /// Writes `dir/name`: package.json, index.mjs (the handler), index.test.mjs (its unit tests, for
 /// `npm test`) and sample.json, and keeps the folder out of an enclosing Cargo workspace. Returns
 /// the folder and what was done to the workspace, or what to do.
-pub fn scaffold(dir: &Path, name: &str) -> Result<(PathBuf, Option<String>), FunctionsError> {
+pub fn scaffold(
+    dir: &Path,
+    name: &str,
+    hook: Option<super::hook::Hook>,
+) -> Result<(PathBuf, Option<String>), FunctionsError> {
     let root = super::new_function_dir(dir, name)?;
-    let files = [
+    let mut files = vec![
         (
             "package.json",
             format!(
@@ -189,6 +193,38 @@ test('passes other data on as it is', async () => {{
             "{\"text\": \"  hello from echoctl  \"}\n".to_owned(),
         ),
     ];
+    if let Some(hook) = hook {
+        files.retain(|(file, _)| *file == "package.json");
+        files.extend([
+            (
+                ENTRY,
+                format!(
+                    "// The `{name}` Echo hook function ({key} in associations). It gets the JSON in\n\
+                     // sample.json and answers as README's \"Writing a function\" says.\n\n{body}",
+                    key = hook.key(),
+                    body = hook.js()
+                ),
+            ),
+            (
+                "index.test.mjs",
+                format!(
+                    r#"import {{ test }} from 'node:test';
+import assert from 'node:assert/strict';
+import {{ readFile }} from 'node:fs/promises';
+
+import {{ handler }} from './{ENTRY}';
+
+test('answers the sample', async () => {{
+  const sample = JSON.parse(await readFile(new URL('./sample.json', import.meta.url), 'utf8'));
+  assert.deepEqual(await handler(sample), {expected});
+}});
+"#,
+                    expected = hook.js_test()
+                ),
+            ),
+            ("sample.json", hook.sample().to_owned()),
+        ]);
+    }
     super::write_files(&root, &files)?;
     let workspace = super::rust::exclude_from_workspace(&root)?;
     Ok((root, workspace))

@@ -44,12 +44,17 @@ pub fn echo_source(explicit: Option<PathBuf>) -> EchoSource {
 
 /// Writes `dir/name`: Cargo.toml, src/lib.rs (the transform, with tests), src/main.rs (the
 /// Lambda) and sample.json.
-pub fn scaffold(dir: &Path, name: &str, echo: &EchoSource) -> Result<PathBuf, FunctionsError> {
+pub fn scaffold(
+    dir: &Path,
+    name: &str,
+    echo: &EchoSource,
+    hook: Option<super::hook::Hook>,
+) -> Result<PathBuf, FunctionsError> {
     let root = super::new_function_dir(dir, name)?;
     let lib = name.replace('-', "_");
     // A crate outside any workspace gets its own, so that it builds where it is.
     let standalone = find_workspace(dir).is_none();
-    let files = [
+    let mut files = vec![
         (
             "Cargo.toml",
             format!(
@@ -142,6 +147,54 @@ async fn main() -> Result<(), echo_function_runtime::Error> {{
             "{\"text\": \"  hello from echoctl  \"}\n".to_owned(),
         ),
     ];
+    if let Some(hook) = hook {
+        files.retain(|(file, _)| *file == "Cargo.toml");
+        files.extend([
+            (
+                "src/lib.rs",
+                format!(
+                    r#"//! The `{name}` Echo hook function (`{key}` in associations). It gets the JSON in
+//! sample.json and answers as README's "Writing a function" says.
+
+use echo_core::function::FunctionError;
+use serde_json::{{Value, json}};
+
+pub fn decide(input: Value) -> Result<Value, FunctionError> {{
+{body}
+}}
+
+#[cfg(test)]
+mod tests {{
+    use super::*;
+
+    #[test]
+    fn answers_the_sample() {{
+        let sample: Value = serde_json::from_str(include_str!("../sample.json")).unwrap();
+        assert_eq!(decide(sample).unwrap(), {expected});
+    }}
+}}
+"#,
+                    key = hook.key(),
+                    body = hook.rust(),
+                    expected = hook.rust_test(),
+                ),
+            ),
+            (
+                "src/main.rs",
+                format!(
+                    r#"//! `{name}` as a Lambda (`cargo lambda build --release --arm64`; `cargo lambda watch` serves
+//! it locally). With `--input FILE` it runs once on the file and prints the answer.
+
+#[tokio::main]
+async fn main() -> Result<(), echo_function_runtime::Error> {{
+    echo_function_runtime::run_hook({lib}::decide).await
+}}
+"#
+                ),
+            ),
+            ("sample.json", hook.sample().to_owned()),
+        ]);
+    }
     super::write_files(&root, &files)?;
     Ok(root)
 }
@@ -258,16 +311,16 @@ mod tests {
     fn scaffold_refuses_to_overwrite() {
         let dir = tempfile::tempdir().unwrap();
         let echo = EchoSource::Git("https://example.invalid/echo".into());
-        let made = scaffold(dir.path(), "shout", &echo).unwrap();
+        let made = scaffold(dir.path(), "shout", &echo, None).unwrap();
         assert!(made.join("src/lib.rs").is_file());
         let manifest = std::fs::read_to_string(made.join("Cargo.toml")).unwrap();
         assert!(manifest.contains("echo-core = { git = \"https://example.invalid/echo\" }"));
         assert!(matches!(
-            scaffold(dir.path(), "shout", &echo),
+            scaffold(dir.path(), "shout", &echo, None),
             Err(FunctionsError::Exists(_))
         ));
         assert!(matches!(
-            scaffold(dir.path(), "Bad", &echo),
+            scaffold(dir.path(), "Bad", &echo, None),
             Err(FunctionsError::Name(_))
         ));
     }
