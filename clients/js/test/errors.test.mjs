@@ -59,6 +59,21 @@ describe("errors", { timeout: 30_000 }, () => {
     assert.deepEqual(c.channels, ["ok"]);
   });
 
+  test("a subscription the channel's onSubscribe hook denies rejects with forbidden and its reason", async () => {
+    // The demo's members-only room: its `members` function lets ada, grace and linus in.
+    const c = client({ app: "chat-demo" });
+    await c.connect();
+    await assert.rejects(
+      c.subscribe("members", () => {}),
+      (err) =>
+        err instanceof EchoError &&
+        err.code === "forbidden" &&
+        err.channel === "members" &&
+        err.message === "members is for members only (ada, grace, linus); alice is not one",
+    );
+    assert.deepEqual(c.channels, []);
+  });
+
   test("invalid channel names and arguments are refused with bad_request before sending", async () => {
     const c = client();
     await c.connect();
