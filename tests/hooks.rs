@@ -177,6 +177,25 @@ async fn failing_and_slow_hooks_deny_under_reject_and_are_passed_over_under_pass
         "{body}"
     );
     edge.connect(&edge.token("lenient", "alice")).await;
+    // Both failures are counted as the function's.
+    let metrics = edge
+        .http()
+        .get(edge.manage_url("/metrics"))
+        .bearer_auth(MANAGE_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for function in ["flaky", "dawdle"] {
+        assert!(
+            metrics.contains(&format!(
+                "echo_function_errors_total{{function=\"{function}\"}} 1"
+            )),
+            "{function}: {metrics}"
+        );
+    }
 
     let mut alice = edge.connect(&edge.token("chat-demo", "alice")).await;
     alice

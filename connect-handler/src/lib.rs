@@ -23,6 +23,7 @@ use echo_core::function::FunctionInvoker;
 use echo_core::hook::{ConnectInput, Decision, decide};
 use echo_core::ids::ConnectionId;
 use echo_core::limits::Limits;
+use echo_core::metrics::{Metric, Metrics};
 use echo_core::presence::Presence;
 use echo_core::protocol::{ErrorCode, ProtocolError};
 use echo_core::publish::Publisher;
@@ -36,6 +37,8 @@ pub struct Deps {
     /// Where each app's `onConnect` hook is found, and what runs it.
     pub associations: Arc<dyn AssociationsSource>,
     pub invoker: Arc<dyn FunctionInvoker>,
+    /// Where each `onConnect` function's run is counted.
+    pub metrics: Arc<dyn Metrics>,
     /// Connection records: what `$connect`, `$disconnect` and the sweep write and read.
     pub connections: Arc<dyn ConnectionRecords>,
     pub publisher: Arc<Publisher>,
@@ -173,7 +176,15 @@ async fn admit(
         )
     })?;
     let mut runs = Vec::with_capacity(hook.functions.len());
-    match decide(deps.invoker.as_ref(), hook, &input, &mut runs).await {
+    let decision = decide(deps.invoker.as_ref(), hook, &input, &mut runs).await;
+    for run in &runs {
+        deps.metrics.record(Metric::FunctionRun {
+            function: &run.function,
+            elapsed_ms: run.elapsed.as_secs_f64() * 1000.0,
+            ok: run.ok,
+        });
+    }
+    match decision {
         Decision::Allow { channels } => {
             if channels.is_some() {
                 claims.channels = channels;
@@ -311,6 +322,7 @@ mod tests {
                 echo_core::associations::Associations::empty(),
             )),
             invoker: Arc::new(NoFunctions),
+            metrics: Arc::new(echo_core::metrics::NoMetrics),
             connections: store.clone(),
             presence: Arc::new(Presence::new(store.clone(), publisher.clone())),
             publisher,

@@ -30,18 +30,20 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         r.config.function_prefix.clone(),
     ));
     // The leaves of connections that disconnect, handed to afterPresence before answering.
+    let metrics = Arc::new(Emf {
+        service: "connect-handler",
+    });
     let after_presence = Arc::new(AfterPresence {
         associations: associations.clone(),
         invoker: invoker.clone(),
-        metrics: Arc::new(Emf {
-            service: "connect-handler",
-        }),
+        metrics: metrics.clone(),
         background: false,
     });
     let deps = connect_handler::Deps {
         verifier: TokenVerifier::new(r.config.jwt_secret.as_bytes())?,
         associations,
         invoker,
+        metrics,
         connections: r.store.clone(),
         presence: Arc::new(
             Presence::new(r.store.clone(), publisher.clone()).with_after(after_presence),

@@ -292,6 +292,7 @@ pub async fn start_with(
                         verifier,
                         associations: associations.clone(),
                         invoker: invoker.clone(),
+                        metrics: metrics.clone(),
                         connections: connections.clone(),
                         publisher: publisher.clone(),
                         presence: presence.clone(),
