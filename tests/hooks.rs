@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use echo_core::channel::ChannelName;
 use echo_core::function::{FunctionError, FunctionOutput, Publication};
-use echo_tests::{MANAGE_TOKEN, TestEdge};
+use echo_tests::TestEdge;
 use serde_json::{Value, json};
 
 /// The demo's functions, with hooks: `admit` refuses mallory, hands `guest` the `team-*`
@@ -178,16 +178,7 @@ async fn failing_and_slow_hooks_deny_under_reject_and_are_passed_over_under_pass
     );
     edge.connect(&edge.token("lenient", "alice")).await;
     // Both failures are counted as the function's.
-    let metrics = edge
-        .http()
-        .get(edge.manage_url("/metrics"))
-        .bearer_auth(MANAGE_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = edge.metrics().await;
     for function in ["flaky", "dawdle"] {
         assert!(
             metrics.contains(&format!(
@@ -277,16 +268,7 @@ async fn functions_publish_elsewhere_and_a_fourth_hop_is_refused() {
         (Some("alice"), Some("$fn:to-ping"))
     );
     watcher.silent_for(300).await;
-    let metrics = edge
-        .http()
-        .get(edge.manage_url("/metrics"))
-        .bearer_auth(MANAGE_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = edge.metrics().await;
     assert!(
         metrics.contains("echo_function_publishes_refused_total{function=\"to-ping\"} 1"),
         "{metrics}"
@@ -388,16 +370,7 @@ async fn after_presence_sees_each_join_and_leave_once() {
     assert_eq!(first["app"], "chat-demo");
     assert_eq!(first["event"]["sub"], "alice");
     // The failing function beside it was counted, and changed nothing.
-    let metrics = edge
-        .http()
-        .get(edge.manage_url("/metrics"))
-        .bearer_auth(MANAGE_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = edge.metrics().await;
     assert!(
         metrics.contains("echo_after_publish_total{function=\"flaky\",outcome=\"failed\"} 2"),
         "{metrics}"

@@ -75,6 +75,46 @@ impl LambdaInvoker {
     }
 }
 
+impl LambdaInvoker {
+    /// Invokes `name` with `input` and waits for its answer's payload; a function error is a
+    /// failure.
+    async fn request(
+        &self,
+        name: &str,
+        input: &impl serde::Serialize,
+    ) -> Result<Vec<u8>, InvokeError> {
+        let payload = serde_json::to_vec(input).map_err(|e| InvokeError::Transport(Box::new(e)))?;
+        let out = self
+            .client
+            .invoke()
+            .function_name(self.lambda(name))
+            .payload(Blob::new(payload))
+            .send()
+            .await
+            .map_err(|e| invoke_error(name, e))?;
+        let body = out.payload().map(|b| b.as_ref()).unwrap_or_default();
+        if let Some(kind) = out.function_error() {
+            return Err(failed(kind, body));
+        }
+        Ok(body.to_vec())
+    }
+
+    /// An asynchronous invocation (`Event`): it returns once Lambda has queued it. Lambda retries
+    /// a failed one (twice by default), so the function may see its input more than once.
+    async fn event(&self, name: &str, input: &impl serde::Serialize) -> Result<(), InvokeError> {
+        let payload = serde_json::to_vec(input).map_err(|e| InvokeError::Transport(Box::new(e)))?;
+        self.client
+            .invoke()
+            .function_name(self.lambda(name))
+            .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
+            .payload(Blob::new(payload))
+            .send()
+            .await
+            .map_err(|e| invoke_error(name, e))?;
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl FunctionInvoker for LambdaInvoker {
     async fn invoke(
@@ -82,35 +122,12 @@ impl FunctionInvoker for LambdaInvoker {
         name: &str,
         input: &FunctionInput,
     ) -> Result<FunctionOutput, InvokeError> {
-        let payload = serde_json::to_vec(input).map_err(|e| InvokeError::Transport(Box::new(e)))?;
-        let out = self
-            .client
-            .invoke()
-            .function_name(self.lambda(name))
-            .payload(Blob::new(payload))
-            .send()
-            .await
-            .map_err(|e| invoke_error(name, e))?;
-        let body = out.payload().map(|b| b.as_ref()).unwrap_or_default();
-        if let Some(kind) = out.function_error() {
-            return Err(failed(kind, body));
-        }
-        parse_output(body)
+        parse_output(&self.request(name, input).await?)
     }
 
-    /// An asynchronous invocation (`Event`): it returns once Lambda has queued it. Lambda retries
-    /// a failed one (twice by default), so the function may see a message more than once.
+    /// An asynchronous invocation (`Event`).
     async fn notify(&self, name: &str, input: &FunctionInput) -> Result<(), InvokeError> {
-        let payload = serde_json::to_vec(input).map_err(|e| InvokeError::Transport(Box::new(e)))?;
-        self.client
-            .invoke()
-            .function_name(self.lambda(name))
-            .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
-            .payload(Blob::new(payload))
-            .send()
-            .await
-            .map_err(|e| invoke_error(name, e))?;
-        Ok(())
+        self.event(name, input).await
     }
 
     async fn call(
@@ -118,34 +135,13 @@ impl FunctionInvoker for LambdaInvoker {
         name: &str,
         input: &serde_json::Value,
     ) -> Result<serde_json::Value, InvokeError> {
-        let payload = serde_json::to_vec(input).map_err(|e| InvokeError::Transport(Box::new(e)))?;
-        let out = self
-            .client
-            .invoke()
-            .function_name(self.lambda(name))
-            .payload(Blob::new(payload))
-            .send()
-            .await
-            .map_err(|e| invoke_error(name, e))?;
-        let body = out.payload().map(|b| b.as_ref()).unwrap_or_default();
-        if let Some(kind) = out.function_error() {
-            return Err(failed(kind, body));
-        }
-        serde_json::from_slice(body).map_err(|e| InvokeError::InvalidOutput(e.to_string()))
+        let body = self.request(name, input).await?;
+        serde_json::from_slice(&body).map_err(|e| InvokeError::InvalidOutput(e.to_string()))
     }
 
     /// An asynchronous invocation (`Event`), as [`notify`](FunctionInvoker::notify).
     async fn notify_call(&self, name: &str, input: &serde_json::Value) -> Result<(), InvokeError> {
-        let payload = serde_json::to_vec(input).map_err(|e| InvokeError::Transport(Box::new(e)))?;
-        self.client
-            .invoke()
-            .function_name(self.lambda(name))
-            .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
-            .payload(Blob::new(payload))
-            .send()
-            .await
-            .map_err(|e| invoke_error(name, e))?;
-        Ok(())
+        self.event(name, input).await
     }
 
     /// Deployed functions are not listed up front; an unknown one fails at invocation.

@@ -163,6 +163,19 @@ impl TestEdge {
         }
     }
 
+    /// `GET /metrics` from the management API: Prometheus' text.
+    pub async fn metrics(&self) -> String {
+        self.http()
+            .get(self.manage_url("/metrics"))
+            .bearer_auth(MANAGE_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub fn manage_url(&self, path: &str) -> String {
         format!("http://{}{path}", self.edge.manage_addr)
     }

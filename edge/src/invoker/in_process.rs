@@ -76,29 +76,30 @@ impl FunctionInvoker for InProcess {
         let Some(f) = self.functions.get(name) else {
             return Err(InvokeError::Unknown(name.to_owned()));
         };
-        let task = AbortOnDropHandle::new(tokio::spawn(f(input.clone())));
-        match task.await {
-            Ok(Ok(out)) => Ok(out),
-            Ok(Err(e)) => Err(InvokeError::Failed(e.0)),
-            Err(e) if e.is_panic() => Err(InvokeError::Failed("function panicked".to_owned())),
-            Err(e) => Err(InvokeError::Failed(e.to_string())),
-        }
+        own_task(f(input.clone())).await
     }
 
     async fn call(&self, name: &str, input: &Value) -> Result<Value, InvokeError> {
         let Some(f) = self.hooks.get(name) else {
             return Err(InvokeError::Unknown(name.to_owned()));
         };
-        let task = AbortOnDropHandle::new(tokio::spawn(f(input.clone())));
-        match task.await {
-            Ok(Ok(out)) => Ok(out),
-            Ok(Err(e)) => Err(InvokeError::Failed(e.0)),
-            Err(e) if e.is_panic() => Err(InvokeError::Failed("function panicked".to_owned())),
-            Err(e) => Err(InvokeError::Failed(e.to_string())),
-        }
+        own_task(f(input.clone())).await
     }
 
     fn knows(&self, name: &str) -> bool {
         self.functions.contains_key(name) || self.hooks.contains_key(name)
+    }
+}
+
+/// Runs a function's invocation as a task of its own: a panic fails only it, and it is aborted
+/// when its caller stops waiting (a timeout).
+async fn own_task<T: Send + 'static>(
+    run: Pin<Box<dyn Future<Output = Result<T, FunctionError>> + Send>>,
+) -> Result<T, InvokeError> {
+    match AbortOnDropHandle::new(tokio::spawn(run)).await {
+        Ok(Ok(out)) => Ok(out),
+        Ok(Err(e)) => Err(InvokeError::Failed(e.0)),
+        Err(e) if e.is_panic() => Err(InvokeError::Failed("function panicked".to_owned())),
+        Err(e) => Err(InvokeError::Failed(e.to_string())),
     }
 }
