@@ -247,13 +247,19 @@ async fn the_aws_code_path_works_end_to_end() {
 #[tokio::test(flavor = "multi_thread")]
 async fn hooks_run_through_the_lambdas() {
     let f = Faithful::start(
+        // Generous timeouts: `cargo lambda watch` may start a new instance of a function for
+        // an invocation, which on a busy machine takes more than the default second.
         r#"{"apps":{
             "chat-demo":{
                 "schedules":[{"function":"ticker","every":"1m"}],
-                "channels":{"members":{"onSubscribe":["members"]},"clock":{"functions":["angry"]}}
+                "timeoutMs":15000,
+                "channels":{
+                    "members":{"onSubscribe":["members"],"timeoutMs":15000},
+                    "clock":{"functions":["angry"],"timeoutMs":15000}
+                }
             },
-            "strict":{"onConnect":["members"]},
-            "lenient":{"onConnect":["members"],"onError":"pass"}
+            "strict":{"onConnect":["members"],"timeoutMs":15000},
+            "lenient":{"onConnect":["members"],"onError":"pass","timeoutMs":15000}
         }}"#,
         &[
             "connect-handler",
