@@ -21,40 +21,10 @@ use tokio_tungstenite::tungstenite::Message;
 
 mod common;
 
-use common::{ECHOCTL, echoctl, ok, start_dev, workspace};
+use common::{ECHOCTL, blocks, echoctl, marked, ok, start_dev, workspace};
 
 fn read(doc: &str) -> String {
     std::fs::read_to_string(workspace().join(doc)).unwrap()
-}
-
-/// The fenced blocks of `text` with their info string.
-fn blocks(text: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut lines = text.lines();
-    while let Some(line) = lines.next() {
-        let Some(info) = line.strip_prefix("```") else {
-            continue;
-        };
-        let body: Vec<&str> = lines
-            .by_ref()
-            .take_while(|l| !l.starts_with("```"))
-            .collect();
-        out.push((info.trim().to_owned(), body.join("\n")));
-    }
-    out
-}
-
-/// The block right after the marker `<!-- checked: NAME ... -->`.
-fn marked(text: &str, name: &str) -> String {
-    let marker = format!("<!-- checked: {name} ");
-    let (_, after) = text
-        .split_once(&marker)
-        .unwrap_or_else(|| panic!("no {marker}"));
-    blocks(after)
-        .into_iter()
-        .next()
-        .map(|(_, body)| body)
-        .unwrap()
 }
 
 /// Whether `got` has the shape of `want`: the same fields, recursively, of the same JSON types,

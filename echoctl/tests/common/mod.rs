@@ -26,6 +26,36 @@ pub fn echoctl(dir: &Path, args: &[&str]) -> Command {
     c
 }
 
+/// The fenced blocks of `text` (a Markdown document) with their info string.
+pub fn blocks(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        let Some(info) = line.trim_start().strip_prefix("```") else {
+            continue;
+        };
+        let body: Vec<&str> = lines
+            .by_ref()
+            .take_while(|l| !l.trim_start().starts_with("```"))
+            .collect();
+        out.push((info.trim().to_owned(), body.join("\n")));
+    }
+    out
+}
+
+/// The block right after the marker `<!-- checked: NAME ... -->` in `text`.
+pub fn marked(text: &str, name: &str) -> String {
+    let marker = format!("<!-- checked: {name} ");
+    let (_, after) = text
+        .split_once(&marker)
+        .unwrap_or_else(|| panic!("no {marker}"));
+    blocks(after)
+        .into_iter()
+        .next()
+        .map(|(_, body)| body)
+        .unwrap()
+}
+
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
