@@ -10,6 +10,8 @@
 // errors naming the place (`apps.chat-demo.channels.angry.functions[1]: unknown function "angri"`).
 // An `encrypted` channel runs its `metadataFunctions` in place of `functions`, as Echo does; the
 // baseline, like the system it stands for, does not check that its data is an encrypted envelope.
+// Echo's hooks (`onConnect`, `onSubscribe`, `afterPresence`, `schedules`) are accepted, so that
+// the demo's associations load, and run nowhere: the system the baseline stands for has none.
 
 export const DEFAULT_TIMEOUT_MS = 1000;
 export const MAX_TIMEOUT_MS = 25_000;
@@ -55,7 +57,7 @@ export function parseAssociations(text, known) {
     const appPath = `apps.${app}`;
     if (!APP_ID.test(app)) throw new Error(`${appPath}: invalid app id (1 to 64 of A-Z a-z 0-9 _ - .)`);
     if (!isObject(appDoc) || !isObject(appDoc.channels)) throw new Error(`${appPath}: needs a "channels" object`);
-    unknownKeys(appDoc, ["channels"], appPath);
+    unknownKeys(appDoc, ["channels", "onConnect", "onError", "timeoutMs", "schedules"], appPath);
     const exact = new Map();
     const patterns = [];
     for (const [key, ch] of Object.entries(appDoc.channels)) {
@@ -67,7 +69,7 @@ export function parseAssociations(text, known) {
         throw new Error(`${path}: invalid channel name or pattern`);
       }
       if (!isObject(ch)) throw new Error(`${path}: must be an object`);
-      unknownKeys(ch, ["functions", "onError", "timeoutMs", "encrypted", "metadataFunctions"], path);
+      unknownKeys(ch, ["functions", "onError", "timeoutMs", "encrypted", "metadataFunctions", "onSubscribe", "afterPresence"], path);
       if (ch.encrypted !== undefined && typeof ch.encrypted !== "boolean") throw new Error(`${path}.encrypted: must be true or false`);
       const field = ch.encrypted ? "metadataFunctions" : "functions";
       const other = ch.encrypted ? "functions" : "metadataFunctions";
