@@ -19,11 +19,11 @@ use echo_core::associations::AssociationsSource;
 use echo_core::auth::{Claims, TokenVerifier};
 use echo_core::clock::Clock;
 use echo_core::disconnection::{Disconnections, Swept};
-use echo_core::function::FunctionInvoker;
+use echo_core::function::{FunctionInvoker, FunctionRun};
 use echo_core::hook::{ConnectInput, Decision, decide};
 use echo_core::ids::ConnectionId;
 use echo_core::limits::Limits;
-use echo_core::metrics::{Metric, Metrics};
+use echo_core::metrics::Metrics;
 use echo_core::presence::Presence;
 use echo_core::protocol::{ErrorCode, ProtocolError};
 use echo_core::publish::Publisher;
@@ -177,13 +177,7 @@ async fn admit(
     })?;
     let mut runs = Vec::with_capacity(hook.functions.len());
     let decision = decide(deps.invoker.as_ref(), hook, &input, &mut runs).await;
-    for run in &runs {
-        deps.metrics.record(Metric::FunctionRun {
-            function: &run.function,
-            elapsed_ms: run.elapsed.as_secs_f64() * 1000.0,
-            ok: run.ok,
-        });
-    }
+    FunctionRun::record_all(&runs, deps.metrics.as_ref());
     match decision {
         Decision::Allow { channels } => {
             if channels.is_some() {

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use echo_core::associations::ChannelPolicy;
 use echo_core::auth::Claims;
 use echo_core::channel::{AppId, ChannelKey, ChannelName};
-use echo_core::function::{ChainOutcome, FunctionInput, FunctionMessage, Publication, run_chain};
+use echo_core::function::{
+    ChainOutcome, FunctionInput, FunctionMessage, FunctionRun, Publication, run_chain,
+};
 use echo_core::ids::{ConnectionId, random_hex};
 use echo_core::message::NewMessage;
 use echo_core::metrics::Metric;
@@ -202,13 +204,7 @@ pub(crate) async fn prepare(
                 &mut runs,
             )
             .await;
-            for run in &runs {
-                deps.metrics.record(Metric::FunctionRun {
-                    function: &run.function,
-                    elapsed_ms: run.elapsed.as_secs_f64() * 1000.0,
-                    ok: run.ok,
-                });
-            }
+            FunctionRun::record_all(&runs, deps.metrics.as_ref());
             match outcome {
                 ChainOutcome::Deliver { data, publish, .. } => (data, publish),
                 ChainOutcome::Dropped {

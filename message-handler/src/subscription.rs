@@ -2,10 +2,10 @@
 
 use echo_core::auth::Claims;
 use echo_core::channel::{ChannelKey, ChannelName};
+use echo_core::function::FunctionRun;
 use echo_core::gateway::Frame;
 use echo_core::hook::{Decision, SubscribeInput, decide};
 use echo_core::ids::ConnectionId;
-use echo_core::metrics::Metric;
 use echo_core::protocol::{
     ErrorCode, MAX_HISTORY_LIMIT, MAX_REPLAY_BYTES, ProtocolError, ServerFrame,
 };
@@ -39,13 +39,7 @@ async fn admit(
         .map_err(|e| internal(id, "could not encode the hook's input", &e))?;
     let mut runs = Vec::with_capacity(hook.functions.len());
     let decision = decide(deps.invoker.as_ref(), &hook, &input, &mut runs).await;
-    for run in &runs {
-        deps.metrics.record(Metric::FunctionRun {
-            function: &run.function,
-            elapsed_ms: run.elapsed.as_secs_f64() * 1000.0,
-            ok: run.ok,
-        });
-    }
+    FunctionRun::record_all(&runs, deps.metrics.as_ref());
     match decision {
         Decision::Allow { .. } => Ok(()),
         Decision::Deny { reason } => {

@@ -10,6 +10,7 @@ use super::{
     FunctionInput, FunctionInvoker, FunctionOutput, InvokeError, MAX_PUBLICATIONS, Publication,
 };
 use crate::associations::{ChannelPolicy, MAX_CHAIN_MS, OnError};
+use crate::metrics::{Metric, Metrics};
 
 /// How a chain ended. Delivered or dropped, the messages its functions published elsewhere
 /// come with it, each with the function that published it.
@@ -41,6 +42,36 @@ pub struct FunctionRun {
     pub ok: bool,
 }
 
+impl FunctionRun {
+    /// Records each of `runs` as a [`Metric::FunctionRun`].
+    pub fn record_all(runs: &[FunctionRun], metrics: &dyn Metrics) {
+        for run in runs {
+            metrics.record(Metric::FunctionRun {
+                function: &run.function,
+                elapsed_ms: run.elapsed.as_secs_f64() * 1000.0,
+                ok: run.ok,
+            });
+        }
+    }
+}
+
+/// How long the next function of a chain (or hook) may take: its own timeout, or what is left of
+/// the chain's [`MAX_CHAIN_MS`] budget, with the error that running out of it is.
+pub(crate) fn next_limit(
+    deadline: tokio::time::Instant,
+    timeout: Duration,
+) -> (Duration, InvokeError) {
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    if left < timeout {
+        (
+            left,
+            InvokeError::ChainOutOfTime(Duration::from_millis(MAX_CHAIN_MS)),
+        )
+    } else {
+        (timeout, InvokeError::TimedOut(timeout))
+    }
+}
+
 /// Runs `policy`'s functions in order on `input`, each under the policy's timeout, applying
 /// `on_error` to the first failure. `max_bytes` bounds the encoded size of each function's data.
 pub async fn run_chain(
@@ -50,17 +81,11 @@ pub async fn run_chain(
     max_bytes: usize,
     runs: &mut Vec<FunctionRun>,
 ) -> ChainOutcome {
-    let budget = Duration::from_millis(MAX_CHAIN_MS);
-    let deadline = tokio::time::Instant::now() + budget;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(MAX_CHAIN_MS);
     let mut published = Vec::new();
     for name in &policy.functions {
         let started = Instant::now();
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let (limit, late) = if left < policy.timeout {
-            (left, InvokeError::ChainOutOfTime(budget))
-        } else {
-            (policy.timeout, InvokeError::TimedOut(policy.timeout))
-        };
+        let (limit, late) = next_limit(deadline, policy.timeout);
         let result = match tokio::time::timeout(limit, invoker.invoke(name, &input)).await {
             Ok(r) => r,
             Err(_) => Err(late),

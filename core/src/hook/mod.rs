@@ -24,6 +24,7 @@ use serde_json::Value;
 
 use crate::associations::{HookPolicy, MAX_CHAIN_MS, OnError};
 use crate::auth::Permissions;
+use crate::function::chain::next_limit;
 use crate::function::{FunctionInvoker, FunctionRun, InvokeError};
 
 pub use input::{ConnectInput, HookUser, ScheduleInput, SubscribeInput};
@@ -58,17 +59,11 @@ pub async fn decide(
     input: &Value,
     runs: &mut Vec<FunctionRun>,
 ) -> Decision {
-    let budget = Duration::from_millis(MAX_CHAIN_MS);
-    let deadline = tokio::time::Instant::now() + budget;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(MAX_CHAIN_MS);
     let mut channels = None;
     for name in &policy.functions {
         let started = Instant::now();
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let (limit, late) = if left < policy.timeout {
-            (left, InvokeError::ChainOutOfTime(budget))
-        } else {
-            (policy.timeout, InvokeError::TimedOut(policy.timeout))
-        };
+        let (limit, late) = next_limit(deadline, policy.timeout);
         let answer = match tokio::time::timeout(limit, invoker.call(name, input)).await {
             Ok(r) => r,
             Err(_) => Err(late),
