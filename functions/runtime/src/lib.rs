@@ -21,19 +21,12 @@ pub use lambda_runtime::Error;
 pub async fn run(
     transform: fn(FunctionInput) -> Result<FunctionOutput, FunctionError>,
 ) -> Result<(), Error> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if let [flag, path] = args.as_slice()
-        && flag == "--input"
-    {
+    if let Some(path) = input_file() {
         let output = run_once(transform, &std::fs::read_to_string(path)?)?;
         println!("{}", serde_json::to_string_pretty(&output)?);
         return Ok(());
     }
-    tracing_subscriber::fmt()
-        .json()
-        .with_target(false)
-        .without_time()
-        .init();
+    init_logs();
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<FunctionInput>| async move {
             let message_id = event.payload.message.id.clone();
@@ -54,20 +47,13 @@ pub async fn run(
 pub async fn run_hook(
     hook: fn(serde_json::Value) -> Result<serde_json::Value, FunctionError>,
 ) -> Result<(), Error> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if let [flag, path] = args.as_slice()
-        && flag == "--input"
-    {
+    if let Some(path) = input_file() {
         let input: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
         let output = hook(input).map_err(|e| e.0)?;
         println!("{}", serde_json::to_string_pretty(&output)?);
         return Ok(());
     }
-    tracing_subscriber::fmt()
-        .json()
-        .with_target(false)
-        .without_time()
-        .init();
+    init_logs();
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {
             hook(event.payload).map_err(|e| {
@@ -80,6 +66,24 @@ pub async fn run_hook(
         },
     ))
     .await
+}
+
+/// The file of `--input FILE`, when the binary was run that way.
+fn input_file() -> Option<String> {
+    let mut args = std::env::args().skip(1);
+    match (args.next(), args.next(), args.next()) {
+        (Some(flag), Some(path), None) if flag == "--input" => Some(path),
+        _ => None,
+    }
+}
+
+/// Logs as JSON lines, as CloudWatch reads them.
+fn init_logs() {
+    tracing_subscriber::fmt()
+        .json()
+        .with_target(false)
+        .without_time()
+        .init();
 }
 
 /// Applies `transform` to `text`: a whole [`FunctionInput`], or the `data` of a test message.
