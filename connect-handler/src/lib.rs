@@ -109,8 +109,12 @@ async fn connect(
         .first("token")
         .unwrap_or_default();
     let now_ms = deps.clock.now_ms();
-    let claims = match deps.verifier.verify(token, now_ms / 1000) {
+    let claims = match deps.verifier.verify(token, now_ms / 1000).await {
         Ok(c) => c,
+        Err(e) if e.is_unavailable() => {
+            tracing::error!(connection_id = %id, error = %e, "could not check the token");
+            return error(503, ProtocolError::new(ErrorCode::Internal, e.to_string()));
+        }
         Err(e) => {
             tracing::info!(connection_id = %id, error = %e, "connection refused");
             return error(

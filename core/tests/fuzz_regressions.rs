@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use echo_core::associations::Associations;
-use echo_core::auth::TokenVerifier;
+use echo_core::auth::Keyring;
 use echo_core::protocol::ClientFrame;
 
 fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
@@ -42,7 +42,7 @@ fn frames() {
 
 #[test]
 fn tokens() {
-    let verifier = TokenVerifier::new(b"fuzz-secret-fuzz-secret-fuzz-secret!").unwrap();
+    let verifier = Keyring::instance(b"fuzz-secret-fuzz-secret-fuzz-secret!").unwrap();
     for (path, data) in inputs("token") {
         if let Ok(token) = std::str::from_utf8(&data) {
             assert!(

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Child;
 
-use echo_core::auth::TokenVerifier;
+use echo_core::auth::Keyring;
 use echo_core::clock::{Clock, SystemClock};
 
 mod common;
@@ -299,7 +299,7 @@ fn jwt_limits_channels_and_prints_the_url() {
     assert_eq!(lines.len(), 2, "{out}");
     assert_eq!(lines[1], format!("ws://127.0.0.1:8080/?token={}", lines[0]));
     let secret = std::fs::read(tmp.path().join(".echo/dev-secret")).unwrap();
-    let claims = TokenVerifier::new(&secret)
+    let claims = Keyring::instance(&secret)
         .unwrap()
         .verify(lines[0], SystemClock.now_secs())
         .unwrap();

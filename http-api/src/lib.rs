@@ -68,7 +68,7 @@ async fn answer(deps: &Deps, request: &Request<Bytes>) -> Result<Value, HttpErro
         | Route::History { app, channel }
         | Route::Presence { app, channel } => (app, channel),
     };
-    let claims = authorize(deps, request, app)?;
+    let claims = authorize(deps, request, app).await?;
     // The token's subject stands for a connection: the local edge counts its rate per subject.
     let origin = ConnectionId::from(format!("http:{}", claims.sub).as_str());
     match route {
@@ -167,7 +167,11 @@ async fn publish(
 
 /// The claims of the request's `Authorization: Bearer` token, which must be an admin token of
 /// `app`: 401 without a valid one, 403 for a user token or another app's.
-fn authorize(deps: &Deps, request: &Request<Bytes>, app: &AppId) -> Result<Claims, HttpError> {
+async fn authorize(
+    deps: &Deps,
+    request: &Request<Bytes>,
+    app: &AppId,
+) -> Result<Claims, HttpError> {
     let unauthorized = |message: String| {
         HttpError::new(
             StatusCode::UNAUTHORIZED,
@@ -186,6 +190,7 @@ fn authorize(deps: &Deps, request: &Request<Bytes>, app: &AppId) -> Result<Claim
     let claims = deps
         .verifier
         .verify(token.trim(), deps.clock.now_secs())
+        .await
         .map_err(|e| unauthorized(format!("the token is not valid: {e}")))?;
     let forbidden = |message: String| {
         HttpError::new(

@@ -24,6 +24,7 @@ pub(crate) async fn refresh(
     let claims = deps
         .verifier
         .verify(token, deps.clock.now_secs())
+        .await
         .map_err(|e| {
             ProtocolError::new(
                 ErrorCode::Unauthorized,

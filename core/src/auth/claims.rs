@@ -1,17 +1,14 @@
-//! Tokens: JWT HS256 with Echo's claims, and what they allow.
+//! Echo's claims, and what they allow.
 //!
 //! A token carries the app it belongs to (`app`), the user (`sub`), a [`Role`], an expiry (`exp`,
-//! required) and optionally `nbf` and channel [`Permissions`]. Only HS256 is accepted: a token
-//! signed with any other algorithm, or with `alg: none`, is refused.
+//! required) and optionally `nbf` and channel [`Permissions`]. Tokens of a trusted OIDC issuer
+//! are mapped to the same claims ([`super::oidc`]).
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::channel::{AppId, ChannelName, ChannelPattern};
 
-/// Shortest secret accepted for signing tokens, in bytes (256 bits, as RFC 7518 asks for HS256).
-pub const MIN_SECRET_LEN: usize = 32;
 /// Clock skew tolerated on `exp` and `nbf`, in seconds.
 pub const LEEWAY_SECS: u64 = 5;
 
@@ -52,81 +49,6 @@ pub struct Claims {
     pub channels: Option<Permissions>,
 }
 
-/// Why a token was refused. Every variant means HTTP 401 at connect.
-#[derive(Debug, Error)]
-pub enum AuthError {
-    #[error("no token: connect with ?token=JWT")]
-    Missing,
-    #[error("token is not a valid Echo token: {0}")]
-    Invalid(#[source] jsonwebtoken::errors::Error),
-    #[error("token expired")]
-    Expired,
-    #[error("token not valid yet")]
-    NotYetValid,
-    #[error("token claims are invalid: {0}")]
-    BadClaims(String),
-}
-
-/// Why a secret was refused.
-#[derive(Debug, Error)]
-#[error("the JWT secret must be at least {MIN_SECRET_LEN} bytes, got {0}")]
-pub struct WeakSecret(pub usize);
-
-/// Checks tokens against one HS256 secret.
-#[derive(Clone)]
-pub struct TokenVerifier {
-    key: DecodingKey,
-    validation: Validation,
-}
-
-impl std::fmt::Debug for TokenVerifier {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("TokenVerifier { .. }")
-    }
-}
-
-impl TokenVerifier {
-    pub fn new(secret: &[u8]) -> Result<Self, WeakSecret> {
-        if secret.len() < MIN_SECRET_LEN {
-            return Err(WeakSecret(secret.len()));
-        }
-        let mut validation = Validation::new(Algorithm::HS256);
-        // Expiry is checked against Echo's clock below, not the library's.
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.required_spec_claims.clear();
-        validation.validate_aud = false;
-        Ok(Self {
-            key: DecodingKey::from_secret(secret),
-            validation,
-        })
-    }
-
-    /// Verifies signature, algorithm, expiry and claims at `now_secs`.
-    pub fn verify(&self, token: &str, now_secs: u64) -> Result<Claims, AuthError> {
-        if token.is_empty() {
-            return Err(AuthError::Missing);
-        }
-        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(
-            |e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::Json(_) => AuthError::BadClaims(e.to_string()),
-                _ => AuthError::Invalid(e),
-            },
-        )?;
-        let claims = data.claims;
-        if claims.expired_at(now_secs) {
-            return Err(AuthError::Expired);
-        }
-        if let Some(nbf) = claims.nbf
-            && nbf > now_secs + LEEWAY_SECS
-        {
-            return Err(AuthError::NotYetValid);
-        }
-        check_sub(&claims.sub).map_err(AuthError::BadClaims)?;
-        Ok(claims)
-    }
-}
-
 /// User ids starting with this are Echo's own: [`SYSTEM_SENDER`](crate::message::SYSTEM_SENDER)
 /// (`$echo`) is the sender of system events, and no token may speak as it.
 pub const RESERVED_SUB_PREFIX: char = '$';
@@ -143,33 +65,6 @@ pub fn check_sub(sub: &str) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-/// Signs tokens with one HS256 secret (for `echoctl jwt` and the dev-token endpoint).
-#[derive(Clone)]
-pub struct TokenIssuer {
-    key: EncodingKey,
-}
-
-impl std::fmt::Debug for TokenIssuer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("TokenIssuer { .. }")
-    }
-}
-
-impl TokenIssuer {
-    pub fn new(secret: &[u8]) -> Result<Self, WeakSecret> {
-        if secret.len() < MIN_SECRET_LEN {
-            return Err(WeakSecret(secret.len()));
-        }
-        Ok(Self {
-            key: EncodingKey::from_secret(secret),
-        })
-    }
-
-    pub fn issue(&self, claims: &Claims) -> Result<String, jsonwebtoken::errors::Error> {
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.key)
-    }
 }
 
 impl Claims {
@@ -269,88 +164,17 @@ fn forbidden(message: String) -> Forbidden {
 mod tests {
     use super::*;
 
-    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
-
     fn claims(exp: u64) -> Claims {
-        Claims {
-            app: AppId::new("chat").unwrap(),
-            sub: "alice".into(),
-            role: Role::User,
-            exp,
-            nbf: None,
-            iat: None,
-            channels: None,
-        }
+        Claims::new(AppId::new("chat").unwrap(), "alice", exp)
     }
 
     #[test]
-    fn round_trip_and_expiry() {
-        let issuer = TokenIssuer::new(SECRET).unwrap();
-        let verifier = TokenVerifier::new(SECRET).unwrap();
-        let token = issuer.issue(&claims(1000)).unwrap();
-        assert_eq!(verifier.verify(&token, 900).unwrap(), claims(1000));
-        assert!(matches!(
-            verifier.verify(&token, 1006),
-            Err(AuthError::Expired)
-        ));
-    }
-
-    #[test]
-    fn refuses_other_secrets_algorithms_and_garbage() {
-        let verifier = TokenVerifier::new(SECRET).unwrap();
-        let other = TokenIssuer::new(&[7u8; 32]).unwrap();
-        let token = other.issue(&claims(1000)).unwrap();
-        assert!(matches!(
-            verifier.verify(&token, 0),
-            Err(AuthError::Invalid(_))
-        ));
-        assert!(matches!(
-            verifier.verify("garbage", 0),
-            Err(AuthError::Invalid(_))
-        ));
-        assert!(matches!(verifier.verify("", 0), Err(AuthError::Missing)));
-        // alg: none, with the claims intact.
-        let none = format!(
-            "{}.{}.",
-            b64(r#"{"alg":"none","typ":"JWT"}"#),
-            b64(r#"{"app":"chat","sub":"a","exp":99999999999}"#)
-        );
-        assert!(verifier.verify(&none, 0).is_err());
-        assert!(TokenVerifier::new(b"short").is_err());
-    }
-
-    #[test]
-    fn reserved_and_oversize_user_ids_are_refused() {
-        let issuer = TokenIssuer::new(SECRET).unwrap();
-        let verifier = TokenVerifier::new(SECRET).unwrap();
+    fn user_ids() {
         for sub in ["$echo", "$anything", "", &"x".repeat(257)] {
-            let token = issuer
-                .issue(&Claims {
-                    sub: sub.to_owned(),
-                    ..claims(1000)
-                })
-                .unwrap();
-            assert!(
-                matches!(verifier.verify(&token, 0), Err(AuthError::BadClaims(_))),
-                "{sub:?}"
-            );
+            assert!(check_sub(sub).is_err(), "{sub:?}");
         }
         assert_eq!(check_sub("a$b"), Ok(()), "only a leading $ is reserved");
         assert!(check_sub(crate::message::SYSTEM_SENDER).is_err());
-    }
-
-    fn b64(s: &str) -> String {
-        const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-        let mut out = String::new();
-        for c in s.as_bytes().chunks(3) {
-            let n = (u32::from(c[0]) << 16)
-                | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-                | u32::from(*c.get(2).unwrap_or(&0));
-            for i in 0..=c.len() {
-                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            }
-        }
-        out
     }
 
     #[test]
