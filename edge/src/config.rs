@@ -36,8 +36,12 @@ pub struct EdgeConfig {
     /// JavaScript functions, which echoctl runs in Node.js. They come before the built-in ones
     /// and `functions_endpoint`, so a project's function may take a built-in function's name.
     pub function_endpoints: BTreeMap<String, String>,
-    /// HS256 secret tokens are signed with.
+    /// The instance secret: HS256, for tokens without a `kid` of apps that have no keys of
+    /// their own (`keys.json` in the data directory). Empty: there is none.
     pub jwt_secret: Vec<u8>,
+    /// The fewest seconds between two fetches of one OIDC issuer's keys
+    /// ([`echo_core::auth::jwks`]).
+    pub jwks_min_refetch: Duration,
     /// Bearer token the management API requires.
     pub manage_token: String,
     /// Serves `/dev/token`, which hands out tokens to anyone who asks: for a laptop only.
@@ -145,6 +149,7 @@ impl EdgeConfig {
             functions_endpoint: settings.functions_endpoint,
             function_endpoints: BTreeMap::new(),
             jwt_secret,
+            jwks_min_refetch: echo_core::auth::jwks::MIN_REFETCH,
             manage_token,
             dev_mode,
             dev_tokens_for_network: dev_mode && settings.dev_tokens_for_network,

@@ -17,7 +17,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use echo_core::auth::{Claims, Role};
+use echo_core::auth::{Claims, Role, TokenIssuer};
 use echo_core::channel::AppId;
 use serde::Deserialize;
 use serde_json::json;
@@ -108,7 +108,11 @@ async fn dev_token(
     let claims = Claims::new(app.clone(), sub.clone(), now + ttl)
         .with_role(q.role.unwrap_or_default())
         .issued_at(now);
-    match state.issuer.issue(&claims) {
+    let issuer = match signer(&state, &app) {
+        Ok(issuer) => issuer,
+        Err(why) => return (StatusCode::CONFLICT, Json(json!({"error": why}))).into_response(),
+    };
+    match issuer.issue(&claims) {
         Ok(token) => {
             let host = headers
                 .get(header::HOST)
@@ -127,6 +131,12 @@ async fn dev_token(
         )
             .into_response(),
     }
+}
+
+fn signer(state: &State, app: &AppId) -> Result<TokenIssuer, String> {
+    let path = state.config.data_dir.join(crate::key_file::KEYS_FILE);
+    let set = crate::key_file::read(&path).map_err(|e| e.to_string())?;
+    crate::key_file::signer(&set, app, state.issuer.as_ref())
 }
 
 #[cfg(test)]

@@ -18,6 +18,8 @@
 //! - [`outbox`]: a connection's outbound queue.
 //! - [`site`]: the static files it serves, as configured.
 //! - [`dev_token`]: tokens for anyone, in dev mode.
+//! - [`key_file`]: the key set in the data directory (`keys.json`), reloaded when it changes.
+//! - [`jwks_fetch`]: fetching OIDC issuers' published keys.
 //! - [`management`]: the management listener: the @connections API, associations, and the
 //!   emulated management latency (`--manage-latency`).
 //! - [`capacity`]: how many client connections the edge holds, and the open-file limit.
@@ -50,6 +52,8 @@ pub mod handlers;
 pub mod http_api;
 pub mod http_events;
 pub mod invoker;
+pub mod jwks_fetch;
+pub mod key_file;
 pub mod management;
 pub mod metrics;
 pub mod outbox;

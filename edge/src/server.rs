@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use echo_core::admission::{Admission, InProcessAdmission};
 use echo_core::associations::LiveAssociations;
+use echo_core::auth::jwks::Jwks;
 use echo_core::auth::{TokenIssuer, TokenVerifier};
 use echo_core::clock::{Clock, SystemClock};
 use echo_core::function::FunctionInvoker;
@@ -25,6 +26,7 @@ use crate::client_socket::{ClientListener, Peer};
 use crate::config::EdgeConfig;
 use crate::gateway::LocalGateway;
 use crate::invoker::{InProcess, Invoker, LambdaInvokeApi};
+use crate::key_file::KeyFile;
 use crate::management::latency::DelayLine;
 use crate::state::State;
 use crate::store::RedbStore;
@@ -34,6 +36,13 @@ use crate::store::RedbStore;
 pub enum StartError {
     #[error("{0}")]
     Secret(#[from] echo_core::auth::WeakSecret),
+    #[error("keys: {0}")]
+    Keys(#[from] echo_core::auth::KeysError),
+    #[error(
+        "no keys to verify tokens with: give a JWT secret (ECHO_JWT_SECRET) or add keys to {0} \
+         (echoctl keys create)"
+    )]
+    NoKeys(String),
     #[error("cannot create data directory {path}: {source}")]
     DataDir {
         path: String,
@@ -162,8 +171,28 @@ pub async fn start_with(
     if window > retention {
         return Err(StartError::DedupWindow { window, retention });
     }
-    let verifier = TokenVerifier::new(&config.jwt_secret)?;
-    let issuer = TokenIssuer::new(&config.jwt_secret)?;
+    let instance = (!config.jwt_secret.is_empty()).then(|| config.jwt_secret.clone());
+    let key_file = Arc::new(KeyFile::open(
+        config.data_dir.join(crate::key_file::KEYS_FILE),
+        instance,
+    )?);
+    let issuer = match config.jwt_secret.is_empty() {
+        true => None,
+        false => Some(TokenIssuer::new(&config.jwt_secret)?),
+    };
+    if issuer.is_none() {
+        let set = crate::key_file::read(key_file.path())?;
+        if set.keys.is_empty() && set.issuers.is_empty() {
+            return Err(StartError::NoKeys(key_file.path().display().to_string()));
+        }
+    }
+    let verifier = TokenVerifier::with_keys(
+        key_file.clone(),
+        Arc::new(Jwks::with_min_refetch(
+            Arc::new(crate::jwks_fetch::HttpFetch::new()),
+            config.jwks_min_refetch,
+        )),
+    );
     crate::data_dir::create_private(&config.data_dir).map_err(|source| StartError::DataDir {
         path: config.data_dir.display().to_string(),
         source,
@@ -289,7 +318,7 @@ pub async fn start_with(
             None => {
                 crate::handlers::Handlers::InProcess(Box::new(crate::handlers::InProcessHandlers {
                     connect: connect_handler::Deps {
-                        verifier,
+                        verifier: verifier.clone(),
                         associations: associations.clone(),
                         invoker: invoker.clone(),
                         metrics: metrics.clone(),
@@ -310,7 +339,7 @@ pub async fn start_with(
                         limits: config.limits,
                         metrics: metrics.clone(),
                         admission: admission.clone(),
-                        verifier: TokenVerifier::new(&config.jwt_secret)?,
+                        verifier,
                         // The edge outlives each reply.
                         after_publish: message_handler::AfterPublish::Background,
                     },

@@ -26,7 +26,8 @@ pub struct State {
     pub associations: Arc<LiveAssociations>,
     pub associations_store: Arc<dyn AssociationsStore>,
     pub invoker: Arc<dyn FunctionInvoker>,
-    pub issuer: TokenIssuer,
+    /// Signs dev tokens of apps without keys of their own; `None` without an instance secret.
+    pub issuer: Option<TokenIssuer>,
     pub shutdown: CancellationToken,
     /// What the handlers, fan-out and the edge observe, for `GET /metrics`.
     pub metrics: Arc<crate::metrics::Prometheus>,
