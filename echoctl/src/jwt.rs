@@ -1,10 +1,10 @@
 //! `echoctl jwt`: prints a token.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
-use echo_core::auth::{Claims, Permissions, Role, TokenIssuer};
+use echo_core::auth::{AppKey, Claims, KeyAlg, Permissions, Role, TokenIssuer};
 use echo_core::channel::{AppId, ChannelPattern};
 use echo_core::clock::{Clock, SystemClock};
 
@@ -34,7 +34,17 @@ pub struct JwtArgs {
     /// or the stack's WebSocketUrl.
     #[arg(long, value_name = "URL")]
     endpoint: Option<String>,
-    /// Where `echoctl dev` keeps its generated secret (used when ECHO_JWT_SECRET is unset).
+    /// Sign with this key of the app (default: its newest HS256 key, else the instance secret).
+    #[arg(long, value_name = "KID")]
+    key: Option<String>,
+    /// Sign with this RS256/ES256 private key (PEM, PKCS#8), as the app's servers do; --key
+    /// names its kid.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    private_key: Option<PathBuf>,
+    /// The private key's algorithm, when its kid is not in this data directory's keys.json.
+    #[arg(long)]
+    alg: Option<KeyAlg>,
+    /// Where the keys (keys.json) and `echoctl dev`'s generated secret are kept.
     #[arg(long, default_value = echo_edge::settings::DEFAULT_DATA_DIR, env = "ECHO_DATA_DIR")]
     data_dir: PathBuf,
 }
@@ -49,16 +59,61 @@ fn patterns(list: Option<Vec<String>>) -> Result<Option<Vec<ChannelPattern>>, St
     .transpose()
 }
 
+/// The named key (its secret, or the private key given), or the app's default signer.
+fn signer(
+    data_dir: &Path,
+    app: &AppId,
+    kid: Option<&str>,
+    private_key: Option<PathBuf>,
+    alg: Option<KeyAlg>,
+) -> Result<TokenIssuer, Box<dyn std::error::Error>> {
+    let Some(kid) = kid else {
+        return crate::secrets::signer(data_dir, app);
+    };
+    let set = echo_edge::key_file::read(&data_dir.join(echo_edge::key_file::KEYS_FILE))?;
+    let key = set.keys.iter().find(|k| k.kid == kid);
+    if let Some(file) = private_key {
+        let alg = alg
+            .or(key.map(|k| k.alg))
+            .ok_or_else(|| format!("key {kid:?} is not in keys.json: say its --alg"))?;
+        let pem =
+            std::fs::read(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        return Ok(TokenIssuer::with_private_key(alg, &pem, kid)?);
+    }
+    match key {
+        Some(AppKey {
+            secret: Some(secret),
+            ..
+        }) => Ok(TokenIssuer::with_kid(secret.as_bytes(), kid)?),
+        Some(key) => Err(format!(
+            "key {kid:?} is an {} key: sign with its private key (--private-key FILE)",
+            key.alg
+        )
+        .into()),
+        None => Err(format!(
+            "no key {kid:?} in {}",
+            data_dir.join(echo_edge::key_file::KEYS_FILE).display()
+        )
+        .into()),
+    }
+}
+
 pub fn run(args: JwtArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let (secret, _) = crate::secrets::jwt_secret(&args.data_dir, true)?;
-    let issuer = TokenIssuer::new(secret.as_bytes())?;
+    let app = AppId::new(args.app)?;
+    let issuer = signer(
+        &args.data_dir,
+        &app,
+        args.key.as_deref(),
+        args.private_key,
+        args.alg,
+    )?;
     let now = SystemClock.now_secs();
     let sub = args
         .sub
         .unwrap_or_else(|| format!("user-{}", echo_core::ids::random_hex(3)));
     echo_core::auth::check_sub(&sub)?;
     let role = if args.admin { Role::Admin } else { Role::User };
-    let mut claims = Claims::new(AppId::new(args.app)?, sub, now + args.ttl.as_secs().max(1))
+    let mut claims = Claims::new(app, sub, now + args.ttl.as_secs().max(1))
         .with_role(role)
         .issued_at(now);
     let both = patterns(args.channels)?;

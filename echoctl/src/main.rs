@@ -1,7 +1,8 @@
 //! `echoctl`: Echo's command line.
 //!
 //! - `dev`, `serve`: the local edge (in dev mode: demo functions, chat demo, dev tokens);
-//! - `jwt`: tokens; `publish`: a message through the HTTP API;
+//! - `jwt`: tokens; `keys`: the apps' keys and trusted issuers; `publish`: a message through
+//!   the HTTP API;
 //! - `init`, `functions new|test`: a project and its function crates;
 //! - `associations validate|push`: check and replace associations, locally or on AWS;
 //! - `deploy`, `update`, `status`, `teardown`: the AWS stacks (Echo's, and a project's
@@ -20,6 +21,7 @@ mod functions;
 mod hash;
 mod init;
 mod jwt;
+mod keys;
 mod publish;
 mod secrets;
 
@@ -53,6 +55,8 @@ enum Command {
     Serve(edge::EdgeArgs),
     /// Print a token for APP.
     Jwt(jwt::JwtArgs),
+    /// Manage the apps' signing keys and trusted OIDC issuers.
+    Keys(keys::KeysArgs),
     /// Publish a message through the HTTP API (for scripts), with an admin token.
     Publish(publish::PublishArgs),
     /// Create an Echo project: echo.toml, associations.json and a first function.
@@ -138,6 +142,7 @@ fn run(cli: Cli, m: &ArgMatches) -> Result {
             edge::run(args, &functions::functions_dir(None, &loaded), false)
         }
         Command::Jwt(args) => jwt::run(args),
+        Command::Keys(args) => keys::run(args),
         Command::Publish(args) => publish::run(args),
         Command::Init(args) => init::run(args),
         Command::Functions(command) => functions::run(command, &loaded),

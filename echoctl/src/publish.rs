@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use echo_core::auth::{Claims, Role, TokenIssuer};
+use echo_core::auth::{Claims, Role};
 use echo_core::channel::{AppId, ChannelName};
 use echo_core::clock::{Clock, SystemClock};
 
@@ -48,12 +48,11 @@ pub fn run(args: PublishArgs) -> crate::Result {
     let app = AppId::new(args.app)?;
     let channel = ChannelName::new(args.channel)?;
     let data: serde_json::Value = serde_json::from_str(&args.data).map_err(PublishError::Data)?;
-    let (secret, _) = crate::secrets::jwt_secret(&args.data_dir, true)?;
     let now = SystemClock.now_secs();
     let claims = Claims::new(app.clone(), "echoctl", now + 60)
         .with_role(Role::Admin)
         .issued_at(now);
-    let token = TokenIssuer::new(secret.as_bytes())?.issue(&claims)?;
+    let token = crate::secrets::signer(&args.data_dir, &app)?.issue(&claims)?;
     let url = format!(
         "{}/v1/apps/{}/channels/{}/messages",
         args.endpoint.trim_end_matches('/'),

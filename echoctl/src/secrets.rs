@@ -12,10 +12,6 @@ pub const MANAGE_TOKEN_FILE: &str = "manage-token";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
-    #[error(
-        "{JWT_SECRET_ENV} is not set; `echoctl serve` needs it (at least 32 bytes), `echoctl dev` generates one"
-    )]
-    MissingSecret,
     #[error("cannot use {path}: {source}")]
     File {
         path: PathBuf,
@@ -59,16 +55,35 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     options.open(path)?.write_all(contents.as_bytes())
 }
 
-/// The JWT secret: `ECHO_JWT_SECRET`, else (in dev mode only) the data directory's dev secret,
-/// created on first use. The flag says whether it was just generated.
+/// The instance secret: `ECHO_JWT_SECRET`, else (in dev mode) the data directory's dev secret,
+/// created on first use, else none (empty: the apps' keys in `keys.json` alone verify tokens).
+/// The flag says whether it was just generated.
 pub fn jwt_secret(data_dir: &Path, dev: bool) -> Result<(String, bool), SecretError> {
     if let Ok(s) = std::env::var(JWT_SECRET_ENV) {
         return Ok((s, false));
     }
     if !dev {
-        return Err(SecretError::MissingSecret);
+        return Ok((String::new(), false));
     }
     read_or_create(&data_dir.join(DEV_SECRET_FILE))
+}
+
+/// Who signs `echoctl`'s tokens for `app`: the app's newest HS256 key in `keys.json`, else the
+/// instance secret (`ECHO_JWT_SECRET`, or the dev secret, created on first use as `echoctl dev`
+/// would).
+pub fn signer(
+    data_dir: &Path,
+    app: &echo_core::channel::AppId,
+) -> Result<echo_core::auth::TokenIssuer, Box<dyn std::error::Error>> {
+    let set = echo_edge::key_file::read(&data_dir.join(echo_edge::key_file::KEYS_FILE))?;
+    let instance = match set.owns(app) {
+        true => None,
+        false => {
+            let (secret, _) = jwt_secret(data_dir, true)?;
+            Some(echo_core::auth::TokenIssuer::new(secret.as_bytes())?)
+        }
+    };
+    Ok(echo_edge::key_file::signer(&set, app, instance.as_ref())?)
 }
 
 /// The management token: `ECHO_MANAGE_TOKEN`, else the data directory's, created on first use.
