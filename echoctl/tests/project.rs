@@ -20,6 +20,9 @@ fn every_command_has_help() {
         &["dev"],
         &["serve"],
         &["jwt"],
+        &["keys"],
+        &["keys", "create"],
+        &["keys", "trust"],
         &["publish"],
         &["init"],
         &["functions"],
@@ -631,4 +634,108 @@ fn aws_commands_say_what_they_need() {
     ] {
         assert!(warned.contains(warning), "no {warning:?} in {warned}");
     }
+}
+
+/// `echoctl keys`: a created HS256 secret is shown once, kept 0600, and signs `echoctl jwt`'s
+/// tokens for the app; RS256 keys take a public key; a revoked key no longer signs or verifies.
+#[test]
+fn keys_are_created_listed_used_and_revoked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let out = ok(echoctl(dir, &["keys", "create", "shop", "--kid", "shop-1"])
+        .output()
+        .unwrap());
+    assert!(out.contains("kid: shop-1"), "{out}");
+    let secret = out
+        .lines()
+        .find_map(|l| l.strip_prefix("secret: "))
+        .expect("the secret is printed")
+        .to_owned();
+    assert_eq!(secret.len(), 64);
+    let file = dir.join(".echo/keys.json");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let pem = format!(
+        "{}/../tests/fixtures/keys/rsa-public.pem",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    ok(echoctl(
+        dir,
+        &[
+            "keys",
+            "create",
+            "shop",
+            "--kid",
+            "shop-rs",
+            "--alg",
+            "RS256",
+            "--public-key",
+            &pem,
+        ],
+    )
+    .output()
+    .unwrap());
+    let err = failed(
+        echoctl(dir, &["keys", "create", "shop", "--alg", "ES256"])
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains("--public-key"), "{err}");
+    let err = failed(
+        echoctl(dir, &["keys", "create", "shop", "--kid", "shop-1"])
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains("another key has this kid"), "{err}");
+
+    let list = ok(echoctl(dir, &["keys", "list"]).output().unwrap());
+    assert!(
+        list.contains("shop-1") && list.contains("shop-rs") && list.contains("RS256"),
+        "{list}"
+    );
+    assert!(!list.contains(&secret), "the secret is never listed");
+
+    let keys = || {
+        echo_core::auth::Keyring::compile(&echo_edge::key_file::read(&file).unwrap(), None).unwrap()
+    };
+    let token = ok(echoctl(dir, &["jwt", "shop", "--sub", "ann"])
+        .output()
+        .unwrap());
+    let header = jsonwebtoken::decode_header(token.trim()).unwrap();
+    assert_eq!(
+        header.kid.as_deref(),
+        Some("shop-1"),
+        "signed with the app's key"
+    );
+    assert_eq!(
+        keys()
+            .verify(token.trim(), SystemClock.now_secs())
+            .unwrap()
+            .sub,
+        "ann"
+    );
+    let private = format!(
+        "{}/../tests/fixtures/keys/rsa-private.pem",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let rs = ok(echoctl(
+        dir,
+        &["jwt", "shop", "--key", "shop-rs", "--private-key", &private],
+    )
+    .output()
+    .unwrap());
+    assert!(keys().verify(rs.trim(), SystemClock.now_secs()).is_ok());
+
+    ok(echoctl(dir, &["keys", "revoke", "shop-1"])
+        .output()
+        .unwrap());
+    assert!(keys().verify(token.trim(), SystemClock.now_secs()).is_err());
+    let err = failed(echoctl(dir, &["jwt", "shop"]).output().unwrap());
+    assert!(err.contains("no HS256 key"), "{err}");
+    let list = ok(echoctl(dir, &["keys", "list", "shop"]).output().unwrap());
+    assert!(list.contains("revoked"), "{list}");
 }
