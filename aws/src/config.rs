@@ -46,7 +46,14 @@ pub struct Config {
     pub fanout_concurrency: usize,
     /// `ECHO_FANOUT_BATCH_SIZE` (default 1000): subscribers one fan-out invocation posts to.
     pub fanout_batch_size: usize,
-    /// `ECHO_JWT_SECRET`: the HS256 secret tokens are signed with (the connect handler's).
+    /// `ECHO_KEYS_SECRET`: the Secrets Manager secret (name or ARN) holding the key set: the
+    /// apps' keys, trusted issuers and the instance secret.
+    pub keys_secret: String,
+    /// `ECHO_KEYS_CACHE_SECS` (default 10): how stale a container's key set may be, so how long
+    /// a revocation takes to be in force everywhere.
+    pub keys_cache: Duration,
+    /// `ECHO_JWT_SECRET` (optional, for stacks and tests that still set it): the instance
+    /// secret, over the key set's `instanceSecret`.
     pub jwt_secret: String,
     /// `ECHO_PUBLISH_RATE` (default 100, 0 for no limit): publishes per second one connection
     /// may sustain.
@@ -149,6 +156,13 @@ impl Config {
                 |n| (1..=100_000).contains(n),
                 "a number from 1 to 100000",
             )?,
+            keys_secret: (env.0)("ECHO_KEYS_SECRET").unwrap_or_default(),
+            keys_cache: Duration::from_secs(env.number(
+                "ECHO_KEYS_CACHE_SECS",
+                10,
+                |n: &u64| *n <= 300,
+                "0 to 300 seconds",
+            )?),
             jwt_secret: (env.0)("ECHO_JWT_SECRET").unwrap_or_default(),
             publish_rate: env.number(
                 "ECHO_PUBLISH_RATE",
@@ -172,6 +186,9 @@ impl Config {
                 "ECHO_FANOUT_FUNCTION" => &self.fanout_function,
                 "ECHO_MANAGEMENT_ENDPOINT" => &self.management_endpoint,
                 "ECHO_JWT_SECRET" => &self.jwt_secret,
+                // Either holds the keys tokens verify with.
+                "ECHO_KEYS_SECRET" if !self.jwt_secret.is_empty() => continue,
+                "ECHO_KEYS_SECRET" => &self.keys_secret,
                 _ => continue,
             };
             if value.is_empty() {
@@ -218,6 +235,8 @@ impl std::fmt::Debug for Config {
             .field("fanout_batch_size", &self.fanout_batch_size)
             .field("publish_rate", &self.publish_rate)
             .field("publish_burst", &self.publish_burst)
+            .field("keys_secret", &self.keys_secret)
+            .field("keys_cache", &self.keys_cache)
             .field("jwt_secret", &Secret(&self.jwt_secret))
             .finish()
     }

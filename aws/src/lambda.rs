@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use echo_core::auth::{TokenVerifier, WeakSecret};
+
 use crate::config::{Config, ConfigError};
 use crate::store::dynamodb::DynamoStore;
 
@@ -33,5 +35,30 @@ impl Resources {
 
     pub fn lambda(&self) -> aws_sdk_lambda::Client {
         aws_sdk_lambda::Client::new(&self.sdk)
+    }
+
+    /// Verifies tokens with the key set in `ECHO_KEYS_SECRET` (and `ECHO_JWT_SECRET`, when
+    /// set), or with `ECHO_JWT_SECRET` alone; trusted issuers' keys are fetched over HTTPS.
+    pub fn verifier(&self) -> Result<TokenVerifier, WeakSecret> {
+        let instance = (!self.config.jwt_secret.is_empty())
+            .then(|| self.config.jwt_secret.clone().into_bytes());
+        if self.config.keys_secret.is_empty() {
+            return TokenVerifier::new(instance.as_deref().unwrap_or_default());
+        }
+        if let Some(secret) = &instance
+            && secret.len() < echo_core::auth::MIN_SECRET_LEN
+        {
+            return Err(WeakSecret(secret.len()));
+        }
+        let keys = crate::keys::SecretKeys::new(
+            aws_sdk_secretsmanager::Client::new(&self.sdk),
+            self.config.keys_secret.clone(),
+            instance,
+            self.config.keys_cache,
+        );
+        Ok(TokenVerifier::of(
+            Arc::new(keys),
+            Arc::new(crate::jwks_fetch::HttpsFetch::new()),
+        ))
     }
 }

@@ -3,6 +3,8 @@
 //! - [`store`]: connections, subscriptions, history and associations in DynamoDB.
 //! - [`gateway`]: posting to and closing connections through API Gateway's management API.
 //! - [`invoker`]: running Echo functions with Lambda Invoke.
+//! - [`keys`]: the apps' keys and trusted issuers, from Secrets Manager.
+//! - [`jwks_fetch`]: fetching trusted issuers' published keys.
 //! - [`dispatcher`]: handing committed messages to the fan-out Lambda.
 //! - [`associations`]: associations read from DynamoDB, cached briefly per Lambda container.
 //! - [`config`]: the typed configuration the Lambdas read from their environment.
@@ -16,6 +18,8 @@ pub mod config;
 pub mod dispatcher;
 pub mod gateway;
 pub mod invoker;
+pub mod jwks_fetch;
+pub mod keys;
 pub mod lambda;
 pub mod metrics;
 pub mod signed;

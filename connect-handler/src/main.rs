@@ -8,7 +8,6 @@ use echo_aws::invoker::LambdaInvoker;
 use echo_aws::lambda::Resources;
 use echo_aws::metrics::Emf;
 use echo_core::after_presence::AfterPresence;
-use echo_core::auth::TokenVerifier;
 use echo_core::clock::SystemClock;
 use echo_core::limits::Limits;
 use echo_core::presence::Presence;
@@ -17,7 +16,7 @@ use lambda_runtime::{LambdaEvent, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let r = Resources::load(&["ECHO_JWT_SECRET", "ECHO_FANOUT_FUNCTION"]).await?;
+    let r = Resources::load(&["ECHO_KEYS_SECRET", "ECHO_FANOUT_FUNCTION"]).await?;
     let fanout = LambdaFanout::new(r.lambda(), r.config.fanout_function.clone());
     let publisher = Arc::new(Publisher::new(r.store.clone(), Arc::new(fanout)));
     let associations = Arc::new(CachedAssociations::new(
@@ -40,7 +39,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         background: false,
     });
     let deps = connect_handler::Deps {
-        verifier: TokenVerifier::new(r.config.jwt_secret.as_bytes())?,
+        verifier: r.verifier()?,
         associations,
         invoker,
         metrics,

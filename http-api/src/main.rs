@@ -7,7 +7,7 @@ use lambda_http::{Body, Error, Request, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let r = Resources::load(&[
-        "ECHO_JWT_SECRET",
+        "ECHO_KEYS_SECRET",
         "ECHO_FANOUT_FUNCTION",
         "ECHO_MANAGEMENT_ENDPOINT",
     ])

@@ -10,7 +10,6 @@ use echo_aws::lambda::Resources;
 use echo_aws::metrics::Emf;
 use echo_core::admission::InStoreAdmission;
 use echo_core::after_presence::AfterPresence;
-use echo_core::auth::TokenVerifier;
 use echo_core::clock::SystemClock;
 use echo_core::limits::Limits;
 use echo_core::presence::Presence;
@@ -63,7 +62,7 @@ pub fn deps(
         },
         metrics,
         admission: Arc::new(InStoreAdmission::new(store_for_admission, allowance)),
-        verifier: TokenVerifier::new(config.jwt_secret.as_bytes())?,
+        verifier: r.verifier()?,
         // A Lambda is frozen once it answers: asynchronous invocations, queued before the reply.
         after_publish: AfterPublish::BeforeReply,
     })

@@ -11,7 +11,7 @@ use lambda_runtime::{LambdaEvent, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let r = Resources::load(&[
-        "ECHO_JWT_SECRET",
+        "ECHO_KEYS_SECRET",
         "ECHO_FANOUT_FUNCTION",
         "ECHO_MANAGEMENT_ENDPOINT",
     ])

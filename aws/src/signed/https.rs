@@ -17,13 +17,13 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 /// Kept-alive connections to the management API.
-pub(super) type Pool = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+pub(crate) type Pool = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// How long an idle connection is kept.
 const IDLE: Duration = Duration::from_secs(60);
 
 /// The pool, or why TLS could not be set up (every post then fails saying so).
-pub(super) fn pool() -> Result<Pool, rustls::Error> {
+pub(crate) fn pool() -> Result<Pool, rustls::Error> {
     let provider = || rustls::crypto::aws_lc_rs::default_provider();
     let builder = match hyper_rustls::HttpsConnectorBuilder::new()
         .with_provider_and_native_roots(provider())

@@ -15,7 +15,7 @@
 
 mod credentials;
 mod endpoint;
-mod https;
+pub(crate) mod https;
 mod retry;
 
 pub use endpoint::BadEndpoint;

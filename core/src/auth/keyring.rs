@@ -77,8 +77,10 @@ impl Keyring {
     }
 
     /// Parses every key of `set` (a key that does not parse refuses the whole set, naming it).
+    /// `instance`, when given, is the instance secret, else the set's own `instanceSecret`.
     pub fn compile(set: &KeySet, instance: Option<&[u8]>) -> Result<Self, KeysError> {
         set.check()?;
+        let instance = instance.or(set.instance_secret.as_deref().map(str::as_bytes));
         if let Some(secret) = instance
             && secret.len() < MIN_SECRET_LEN
         {
@@ -258,6 +260,7 @@ mod tests {
 
     fn keyring() -> Keyring {
         let set = KeySet {
+            instance_secret: None,
             keys: vec![AppKey {
                 kid: "k".into(),
                 app: AppId::new("owned").unwrap(),

@@ -26,8 +26,13 @@ pub const MAX_ISSUERS_PER_APP: usize = 5;
 pub const MAX_KID_LEN: usize = 128;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct KeySet {
+    /// The instance secret, where the set is all the keys there are (the AWS secret): it
+    /// verifies tokens without a `kid` of apps with no keys of their own. Locally it is
+    /// `ECHO_JWT_SECRET` or the dev secret instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_secret: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub keys: Vec<AppKey>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -225,6 +230,17 @@ impl KeySet {
     /// Everything wrong with the set that can be found without parsing the keys themselves
     /// ([`super::keyring::Keyring::compile`] parses them).
     pub fn check(&self) -> Result<(), KeysError> {
+        if let Some(secret) = &self.instance_secret
+            && secret.len() < MIN_SECRET_LEN
+        {
+            return Err(KeysError::invalid(
+                "instanceSecret",
+                format!(
+                    "must be at least {MIN_SECRET_LEN} bytes, got {}",
+                    secret.len()
+                ),
+            ));
+        }
         let mut kids = std::collections::HashSet::new();
         let mut per_app = std::collections::HashMap::<&AppId, usize>::new();
         for key in &self.keys {
