@@ -1,12 +1,14 @@
 //! `echoctl jwt`: prints a token.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
 use echo_core::auth::{AppKey, Claims, KeyAlg, Permissions, Role, TokenIssuer};
 use echo_core::channel::{AppId, ChannelPattern};
 use echo_core::clock::{Clock, SystemClock};
+
+use crate::keys::Target;
 
 #[derive(Args)]
 pub struct JwtArgs {
@@ -44,6 +46,12 @@ pub struct JwtArgs {
     /// The private key's algorithm, when its kid is not in this data directory's keys.json.
     #[arg(long)]
     alg: Option<KeyAlg>,
+    /// Sign with a key of the local edge (keys.json, the dev secret) or of the deployed stack's
+    /// key set.
+    #[arg(long, value_enum, default_value = "local")]
+    target: Target,
+    #[command(flatten)]
+    aws: crate::aws::AwsArgs,
     /// Where the keys (keys.json) and `echoctl dev`'s generated secret are kept.
     #[arg(long, default_value = echo_edge::settings::DEFAULT_DATA_DIR, env = "ECHO_DATA_DIR")]
     data_dir: PathBuf,
@@ -60,24 +68,27 @@ fn patterns(list: Option<Vec<String>>) -> Result<Option<Vec<ChannelPattern>>, St
 }
 
 /// The named key (its secret, or the private key given), or the app's default signer.
-fn signer(
-    data_dir: &Path,
-    app: &AppId,
-    kid: Option<&str>,
-    private_key: Option<PathBuf>,
-    alg: Option<KeyAlg>,
-) -> Result<TokenIssuer, Box<dyn std::error::Error>> {
-    let Some(kid) = kid else {
-        return crate::secrets::signer(data_dir, app);
+fn signer(args: &JwtArgs, app: &AppId) -> Result<TokenIssuer, Box<dyn std::error::Error>> {
+    if matches!(args.target, Target::Local) && args.key.is_none() {
+        return crate::secrets::signer(&args.data_dir, app);
+    }
+    let (set, _) = crate::keys::load(args.target, &args.data_dir, &args.aws)?;
+    let Some(kid) = args.key.as_deref() else {
+        let instance = set
+            .instance_secret
+            .as_deref()
+            .map(|s| TokenIssuer::new(s.as_bytes()))
+            .transpose()?;
+        return Ok(echo_edge::key_file::signer(&set, app, instance.as_ref())?);
     };
-    let set = echo_edge::key_file::read(&data_dir.join(echo_edge::key_file::KEYS_FILE))?;
     let key = set.keys.iter().find(|k| k.kid == kid);
-    if let Some(file) = private_key {
-        let alg = alg
+    if let Some(file) = &args.private_key {
+        let alg = args
+            .alg
             .or(key.map(|k| k.alg))
-            .ok_or_else(|| format!("key {kid:?} is not in keys.json: say its --alg"))?;
+            .ok_or_else(|| format!("key {kid:?} is not in the key set: say its --alg"))?;
         let pem =
-            std::fs::read(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
         return Ok(TokenIssuer::with_private_key(alg, &pem, kid)?);
     }
     match key {
@@ -90,23 +101,18 @@ fn signer(
             key.alg
         )
         .into()),
-        None => Err(format!(
-            "no key {kid:?} in {}",
-            data_dir.join(echo_edge::key_file::KEYS_FILE).display()
-        )
-        .into()),
+        None => Err(format!("no key {kid:?} in the key set").into()),
     }
 }
 
-pub fn run(args: JwtArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let app = AppId::new(args.app)?;
-    let issuer = signer(
-        &args.data_dir,
-        &app,
-        args.key.as_deref(),
-        args.private_key,
-        args.alg,
-    )?;
+pub fn run(
+    mut args: JwtArgs,
+    m: &clap::ArgMatches,
+    loaded: &crate::config::Loaded,
+) -> Result<(), Box<dyn std::error::Error>> {
+    args.aws.layer(m, loaded)?;
+    let app = AppId::new(args.app.clone())?;
+    let issuer = signer(&args, &app)?;
     let now = SystemClock.now_secs();
     let sub = args
         .sub

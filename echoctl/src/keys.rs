@@ -1,9 +1,10 @@
 //! `echoctl keys`: the apps' signing keys and trusted OIDC issuers, in the data directory's
-//! `keys.json` (the edge picks changes up at the next connect).
+//! `keys.json` (the edge picks changes up at the next connect) or, with `--target aws`, in the
+//! stack's key set secret (the Lambdas pick changes up within `KeysCacheSeconds`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use clap::{Args, Subcommand};
+use clap::{ArgMatches, Args, Subcommand, ValueEnum};
 use echo_core::auth::keys::{AdminRule, ClaimMapping, ClaimPath, KeyAlg};
 use echo_core::auth::{AppKey, KeySet, Keyring, TrustedIssuer};
 use echo_core::channel::AppId;
@@ -14,9 +15,59 @@ use echo_edge::key_file;
 pub struct KeysArgs {
     #[command(subcommand)]
     command: KeysCommand,
-    /// The data directory whose keys.json is managed.
+    /// Where the key set is: the local edge's keys.json, or the deployed stack's Secrets Manager
+    /// secret (its KeysSecretArn output).
+    #[arg(long, value_enum, default_value = "local", global = true)]
+    target: Target,
+    /// The data directory whose keys.json is managed (--target local).
     #[arg(long, global = true, default_value = echo_edge::settings::DEFAULT_DATA_DIR, env = "ECHO_DATA_DIR")]
     data_dir: PathBuf,
+    #[command(flatten)]
+    aws: crate::aws::AwsArgs,
+}
+
+/// Where a key set is kept.
+#[derive(Clone, Copy, Default, ValueEnum)]
+pub enum Target {
+    /// The data directory's keys.json, which the local edge verifies with.
+    #[default]
+    Local,
+    /// The deployed stack's key set secret, which its Lambdas verify with.
+    Aws,
+}
+
+/// A key set read from its place, to be written back there.
+pub enum Place {
+    File(PathBuf),
+    Secret(String),
+}
+
+/// The key set at `target`, and where it came from.
+pub fn load(
+    target: Target,
+    data_dir: &Path,
+    aws: &crate::aws::AwsArgs,
+) -> crate::Result<(KeySet, Place)> {
+    match target {
+        Target::Local => {
+            let path = data_dir.join(key_file::KEYS_FILE);
+            Ok((key_file::read(&path)?, Place::File(path)))
+        }
+        Target::Aws => {
+            let (arn, set) = crate::aws::read_key_set(aws)?;
+            Ok((set, Place::Secret(arn)))
+        }
+    }
+}
+
+fn save(place: &Place, set: &KeySet, aws: &crate::aws::AwsArgs) -> crate::Result {
+    // Everything the edge or the Lambdas would refuse is refused here, before anything changes.
+    Keyring::compile(set, None)?;
+    match place {
+        Place::File(path) => key_file::write(path, set)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()).into()),
+        Place::Secret(arn) => crate::aws::write_key_set(aws, arn, set),
+    }
 }
 
 #[derive(Subcommand)]
@@ -74,9 +125,13 @@ enum KeysCommand {
     },
 }
 
-pub fn run(args: KeysArgs) -> crate::Result {
-    let path = args.data_dir.join(key_file::KEYS_FILE);
-    let mut set = key_file::read(&path)?;
+pub fn run(mut args: KeysArgs, m: &ArgMatches, loaded: &crate::config::Loaded) -> crate::Result {
+    args.aws.layer(m, loaded)?;
+    let (mut set, place) = load(args.target, &args.data_dir, &args.aws)?;
+    let path = match &place {
+        Place::File(path) => path.display().to_string(),
+        Place::Secret(arn) => arn.clone(),
+    };
     let now = SystemClock.now_secs();
     let mut secret = None;
     match args.command {
@@ -129,7 +184,7 @@ pub fn run(args: KeysArgs) -> crate::Result {
                 .keys
                 .iter_mut()
                 .find(|k| k.kid == kid)
-                .ok_or_else(|| format!("no key {kid:?} in {}", path.display()))?;
+                .ok_or_else(|| format!("no key {kid:?} in {path}"))?;
             if key.revoked.is_some() {
                 println!("key {kid} was already revoked");
                 return Ok(());
@@ -186,9 +241,7 @@ pub fn run(args: KeysArgs) -> crate::Result {
             println!("no longer trusting {issuer}");
         }
     }
-    // Everything the edge would refuse is refused here, before the file changes.
-    Keyring::compile(&set, None)?;
-    key_file::write(&path, &set).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    save(&place, &set, &args.aws)?;
     if let Some(secret) = secret {
         println!("secret: {secret}");
         eprintln!(

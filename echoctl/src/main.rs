@@ -141,8 +141,8 @@ fn run(cli: Cli, m: &ArgMatches) -> Result {
             args.layer(m, &loaded)?;
             edge::run(args, &functions::functions_dir(None, &loaded), false)
         }
-        Command::Jwt(args) => jwt::run(args),
-        Command::Keys(args) => keys::run(args),
+        Command::Jwt(args) => jwt::run(args, m, &loaded),
+        Command::Keys(args) => keys::run(args, m, &loaded),
         Command::Publish(args) => publish::run(args),
         Command::Init(args) => init::run(args),
         Command::Functions(command) => functions::run(command, &loaded),

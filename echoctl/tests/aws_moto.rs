@@ -190,6 +190,72 @@ print(" ".join(str(i) for i in items))
     assert!(stored.contains("emojify"), "{stored}");
 }
 
+/// `echoctl keys --target aws` and `jwt --target aws`: the key set lives in the secret the
+/// stack's `KeysSecretArn` output names, as the template creates it.
+#[test]
+fn keys_live_in_the_stacks_secret() {
+    let (_moto, endpoint) = start_moto();
+    let arn = python(
+        &endpoint,
+        r#"
+import boto3, json
+arn = boto3.client("secretsmanager").create_secret(Name="echo-keys",
+    SecretString=json.dumps({"instanceSecret": "i" * 64}))["ARN"]
+tpl = {"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+  "Outputs": {"KeysSecretArn": {"Value": arn}}}
+boto3.client("cloudformation").create_stack(StackName="echo", TemplateBody=json.dumps(tpl))
+print(arn)
+"#,
+    );
+    let echoctl = |args: &[&str]| {
+        aws(Path::new(ECHOCTL), &endpoint)
+            .args(args)
+            .args(["--target", "aws"])
+            .output()
+            .unwrap()
+    };
+    let out = ok(echoctl(&["keys", "create", "shop", "--kid", "shop-1"]));
+    let secret = out
+        .lines()
+        .find_map(|l| l.strip_prefix("secret: "))
+        .expect("the secret is printed once")
+        .to_owned();
+    let stored = python(
+        &endpoint,
+        &format!(
+            r#"
+import boto3
+print(boto3.client("secretsmanager").get_secret_value(SecretId="{}")["SecretString"])
+"#,
+            arn.trim()
+        ),
+    );
+    let set = echo_core::auth::KeySet::parse(stored.trim().as_bytes()).unwrap();
+    assert_eq!(set.keys[0].secret.as_deref(), Some(secret.as_str()));
+    assert_eq!(
+        set.instance_secret.as_deref(),
+        Some("i".repeat(64).as_str()),
+        "the instance secret is kept"
+    );
+    let list = ok(echoctl(&["keys", "list"]));
+    assert!(list.contains("shop-1") && !list.contains(&secret), "{list}");
+
+    let keyring = echo_core::auth::Keyring::compile(&set, None).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let token = ok(echoctl(&["jwt", "shop", "--sub", "ann"]));
+    assert_eq!(keyring.verify(token.trim(), now).unwrap().sub, "ann");
+    // An app without keys: the stack's instance secret signs.
+    let token = ok(echoctl(&["jwt", "other", "--sub", "bo"]));
+    assert_eq!(keyring.verify(token.trim(), now).unwrap().sub, "bo");
+
+    ok(echoctl(&["keys", "revoke", "shop-1"]));
+    let err = String::from_utf8(echoctl(&["jwt", "shop"]).stderr).unwrap();
+    assert!(err.contains("no HS256 key"), "{err}");
+}
+
 /// A project made by `echoctl init` with the JavaScript function `shout`.
 fn node_project(tmp: &Path) -> PathBuf {
     ok(Command::new(ECHOCTL)

@@ -74,7 +74,7 @@ async fn dev_tokens_from_jwt_work_and_sigterm_shuts_down_gracefully() {
 }
 
 #[test]
-fn serve_refuses_to_start_without_a_secret() {
+fn serve_refuses_to_start_without_keys() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(ECHOCTL)
         .args(["serve", "--port", "0", "--manage-port", "0", "--data-dir"])
@@ -84,7 +84,10 @@ fn serve_refuses_to_start_without_a_secret() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("ECHO_JWT_SECRET is not set"), "{err}");
+    assert!(
+        err.contains("no keys to verify tokens with") && err.contains("echoctl keys create"),
+        "{err}"
+    );
 
     let out = Command::new(ECHOCTL)
         .args(["serve", "--port", "0", "--manage-port", "0", "--data-dir"])

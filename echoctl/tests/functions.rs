@@ -636,8 +636,9 @@ fn a_project_deploys_its_functions_beside_echo() {
          {sam} build --template {echo}/template.yaml --build-dir {echo}/.aws-sam/build\n  \
          {sam} deploy --template-file {work}/functions-build/template.yaml --stack-name shop-functions {deploy} EchoStackName=shop SourceHash={functions_hash}\n  \
          then read the FunctionArns output of shop-functions (sam list stack-outputs)\n  \
-         {sam} deploy --template-file {echo}/.aws-sam/build/template.yaml --stack-name shop {deploy} JwtSecret=**** SourceHash={echo_hash} ProjectFunctionArns=<the FunctionArns output of shop-functions>\n  \
-         then tag each function with echo:source-hash (its local code hash)\n"
+         {sam} deploy --template-file {echo}/.aws-sam/build/template.yaml --stack-name shop {deploy} SourceHash={echo_hash} ProjectFunctionArns=<the FunctionArns output of shop-functions>\n  \
+         then tag each function with echo:source-hash (its local code hash)\n  \
+         then make ECHO_JWT_SECRET the instance secret of the stack's key set (its KeysSecretArn output)\n"
     );
     assert_eq!(out, expected);
     let out = ok(aws(&["teardown", "--dry-run", "--stack-name", "shop"]));

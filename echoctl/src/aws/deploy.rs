@@ -19,10 +19,16 @@ pub fn deploy(args: DeployArgs, project: &Project) -> crate::Result {
     if !aws.template.is_file() {
         return Err(AwsError::NoTemplate(aws.template.clone()).into());
     }
-    let secret = std::env::var(crate::secrets::JWT_SECRET_ENV).ok();
-    let secret_shown = secret
-        .clone()
-        .unwrap_or_else(|| "$ECHO_JWT_SECRET".to_owned());
+    // A stack deployed before the key set took its secret from ECHO_JWT_SECRET: it moves into
+    // the key set, so that tokens signed with it keep verifying.
+    let secret = std::env::var(crate::secrets::JWT_SECRET_ENV)
+        .ok()
+        .filter(|s| !s.is_empty());
+    if let Some(s) = &secret
+        && s.len() < echo_core::auth::MIN_SECRET_LEN
+    {
+        return Err(echo_core::auth::WeakSecret(s.len()).into());
+    }
     // Read first, so that a bad file stops the deploy before anything runs.
     let associations = match &args.associations {
         Some(file) => {
@@ -86,7 +92,6 @@ pub fn deploy(args: DeployArgs, project: &Project) -> crate::Result {
         steps.push(Planned::ReadArns);
     }
     let mut deploy = sam_deploy(&build_dir, &aws.stack_name, aws);
-    deploy.push(format!("JwtSecret={secret_shown}"));
     deploy.push(format!("SourceHash={}", template_hash(&aws.template)?));
     let granted = |outputs: Option<&str>| {
         outputs
@@ -104,7 +109,8 @@ pub fn deploy(args: DeployArgs, project: &Project) -> crate::Result {
         ));
     }
     steps.push(Planned::EchoDeploy(deploy));
-    let total = steps.len() + 1 + usize::from(args.associations.is_some());
+    let total =
+        steps.len() + 1 + usize::from(args.associations.is_some()) + usize::from(secret.is_some());
     if args.dry_run {
         println!("echoctl deploy would run:");
         for s in &steps {
@@ -114,11 +120,16 @@ pub fn deploy(args: DeployArgs, project: &Project) -> crate::Result {
                     "  then read the FunctionArns output of {functions_stack} (sam list stack-outputs)"
                 ),
                 Planned::EchoDeploy(args) => {
-                    println!("  {}", Step::new("", &sam, args, secret.as_deref()).shown)
+                    println!("  {}", Step::new("", &sam, args, None).shown)
                 }
             }
         }
         println!("  then tag each function with {SOURCE_HASH_TAG} (its local code hash)");
+        if secret.is_some() {
+            println!(
+                "  then make ECHO_JWT_SECRET the instance secret of the stack's key set (its KeysSecretArn output)"
+            );
+        }
         if let Some(file) = &args.associations {
             println!(
                 "  then store {} in the stack's connections table",
@@ -128,12 +139,6 @@ pub fn deploy(args: DeployArgs, project: &Project) -> crate::Result {
         // What the real deploy would stop at, said now.
         if let Err(e) = check_sam(&sam) {
             eprintln!("warning: {e}");
-        }
-        if secret.as_ref().is_none_or(|s| s.len() < 32) {
-            eprintln!(
-                "warning: ECHO_JWT_SECRET is not set to a secret of at least 32 bytes: \
-                 JwtSecret=$ECHO_JWT_SECRET above stands for it; set it to the stack's JWT secret before deploying"
-            );
         }
         if !has_credentials() {
             eprintln!("warning: no AWS credentials found: deploying needs them");
@@ -145,10 +150,6 @@ pub fn deploy(args: DeployArgs, project: &Project) -> crate::Result {
             "echoctl deploy builds and deploys the stack to your AWS account",
         )
         .into());
-    }
-    match &secret {
-        Some(s) if s.len() >= 32 => {}
-        _ => return Err(AwsError::NoSecret.into()),
     }
     check_sam(&sam)?;
     let node = project.functions.iter().any(|(_, r)| *r == Runtime::Node);
@@ -165,12 +166,7 @@ pub fn deploy(args: DeployArgs, project: &Project) -> crate::Result {
                 if let (Some(arns), Some(last)) = (&arns, args.last_mut()) {
                     *last = format!("ProjectFunctionArns={}", granted(Some(arns)));
                 }
-                let step = Step::new(
-                    "deploying Echo's stack (sam deploy)",
-                    &sam,
-                    &args,
-                    secret.as_deref(),
-                );
+                let step = Step::new("deploying Echo's stack (sam deploy)", &sam, &args, None);
                 step.run(i + 1, total).map_err(|e| {
                     if has_functions {
                         format!(
@@ -184,9 +180,19 @@ pub fn deploy(args: DeployArgs, project: &Project) -> crate::Result {
             }
         }
     }
-    let n = total - usize::from(args.associations.is_some());
+    let mut n = total - usize::from(args.associations.is_some()) - usize::from(secret.is_some());
     eprintln!("==> [{n}/{total}] recording the code hash of each function");
     record_hashes(aws)?;
+    if let Some(secret) = &secret {
+        n += 1;
+        eprintln!("==> [{n}/{total}] making ECHO_JWT_SECRET the stack's instance secret");
+        if super::adopt_instance_secret(aws, secret)? {
+            eprintln!(
+                "    moved into the key set: tokens signed with it verify (within KeysCacheSeconds); \
+                 ECHO_JWT_SECRET is no longer needed for deploying"
+            );
+        }
+    }
     if has_functions {
         let mut stack = aws.clone();
         stack.stack_name = functions_stack.clone();

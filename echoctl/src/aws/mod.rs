@@ -7,7 +7,7 @@
 //!
 //! - this file: the settings every AWS command shares, its errors, the credentials check.
 //! - `deploy`, `status`, `teardown`: the commands; `associations`: `associations push --target
-//!   aws`.
+//!   aws`; `key_set`: the stack's key set secret.
 //! - `project`: a project's own functions, as a stack beside Echo's; `update`: only those whose
 //!   code changed.
 //! - `sam`: the SAM CLI's commands and what `sam list` says.
@@ -15,6 +15,7 @@
 
 mod associations;
 mod deploy;
+mod key_set;
 mod project;
 mod sam;
 #[cfg(feature = "aws")]
@@ -25,6 +26,7 @@ mod update;
 
 pub use associations::push_associations;
 pub use deploy::deploy;
+pub use key_set::{adopt_instance_secret, read_key_set, write_key_set};
 pub use project::Project;
 pub use status::status;
 pub use teardown::teardown;
@@ -43,17 +45,23 @@ pub const SOURCE_HASH_TAG: &str = "echo:source-hash";
 
 #[derive(Args, Clone)]
 pub struct AwsArgs {
+    // Global, so that commands with subcommands (`keys`) take them after the subcommand too.
     /// The CloudFormation stack.
-    #[arg(long, default_value = "echo", env = "ECHO_STACK_NAME")]
+    #[arg(long, default_value = "echo", env = "ECHO_STACK_NAME", global = true)]
     stack_name: String,
     /// The AWS region (default: the AWS configuration's).
-    #[arg(long, env = "AWS_REGION")]
+    #[arg(long, env = "AWS_REGION", global = true)]
     region: Option<String>,
     /// The SAM template.
-    #[arg(long, default_value = "template.yaml", env = "ECHO_TEMPLATE")]
+    #[arg(
+        long,
+        default_value = "template.yaml",
+        env = "ECHO_TEMPLATE",
+        global = true
+    )]
     template: PathBuf,
     /// The SAM CLI (default: .venv-sam/bin/sam when present, else sam on PATH).
-    #[arg(long, env = "ECHO_SAM")]
+    #[arg(long, env = "ECHO_SAM", global = true)]
     sam: Option<PathBuf>,
 }
 
@@ -178,8 +186,6 @@ pub enum AwsError {
         "no template at {0}: run from a checkout of Echo or a project, pass --template, or name Echo's checkout in ECHO_SOURCE or [functions] echo-path"
     )]
     NoTemplate(PathBuf),
-    #[error("ECHO_JWT_SECRET must be set to the stack's JWT secret (at least 32 bytes)")]
-    NoSecret,
     #[error("cannot read the stack outputs: {0}")]
     Outputs(String),
     #[cfg(not(feature = "aws"))]

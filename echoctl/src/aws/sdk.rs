@@ -193,3 +193,28 @@ pub async fn store_associations(
     store.save_associations(parsed.source()).await?;
     Ok(())
 }
+
+/// The string value of the secret `arn`.
+pub async fn get_secret(aws: &AwsArgs, arn: &str) -> crate::Result<String> {
+    let client = aws_sdk_secretsmanager::Client::new(&config(aws).await);
+    let value = client
+        .get_secret_value()
+        .secret_id(arn)
+        .send()
+        .await
+        .map_err(|e| sdk_error("GetSecretValue", arn, &e))?;
+    Ok(value.secret_string().unwrap_or("{}").to_owned())
+}
+
+/// Replaces the value of the secret `arn`.
+pub async fn put_secret(aws: &AwsArgs, arn: &str, value: &str) -> crate::Result {
+    let client = aws_sdk_secretsmanager::Client::new(&config(aws).await);
+    client
+        .put_secret_value()
+        .secret_id(arn)
+        .secret_string(value)
+        .send()
+        .await
+        .map_err(|e| sdk_error("PutSecretValue", arn, &e))?;
+    Ok(())
+}
