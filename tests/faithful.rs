@@ -79,7 +79,13 @@ impl Faithful {
                 format!("http://127.0.0.1:{lambda_port}"),
             ),
         ];
-        env.extend(extra.iter().map(|&(k, v)| (k, v.to_owned())));
+        // An extra variable replaces the default of the same name (empty: leaves it unset).
+        for &(k, v) in extra {
+            match env.iter_mut().find(|(name, _)| *name == k) {
+                Some(entry) => entry.1 = v.to_owned(),
+                None => env.push((k, v.to_owned())),
+            }
+        }
         let lambdas = services::lambda_watch_on(lambda_port, &env, warm).await;
         let endpoint = lambdas.endpoint.clone();
         let edge = TestEdge::start_with(
@@ -654,4 +660,120 @@ async fn an_encrypted_canary_is_in_no_dynamodb_item() {
         "an encrypted canary is in DynamoDB"
     );
     f.edge.edge.shutdown().await;
+}
+
+/// The Lambdas verify tokens with the key set in Secrets Manager (moto), as the stack's
+/// `KeysSecret`: an app's own key, a rotation with a revocation (picked up within
+/// `ECHO_KEYS_CACHE_SECS`), and an OIDC issuer's token through the connect handler Lambda.
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_come_from_the_secret_store() {
+    use echo_core::auth::keys::KeyAlg;
+    use echo_core::auth::{AppKey, KeySet, TokenIssuer, TrustedIssuer};
+    use echo_tests::oidc::Issuer;
+
+    let moto = services::moto().await;
+    let secrets = services::secrets_client(&moto.endpoint);
+    let issuer = Issuer::start("/pool").await;
+    issuer.publish("idp-1", "rsa-private.pem");
+    let app = AppId::new("shop").unwrap();
+    let key = |kid: &str, secret: &str| AppKey {
+        kid: kid.into(),
+        app: app.clone(),
+        alg: KeyAlg::HS256,
+        secret: Some(secret.into()),
+        public_key: None,
+        created: SystemClock.now_secs(),
+        revoked: None,
+    };
+    let (old, new) = (
+        "old-secret-old-secret-old-secret-old",
+        "new-secret-new-secret-new-secret-new",
+    );
+    let mut set = KeySet {
+        instance_secret: Some(SECRET.into()),
+        keys: vec![key("shop-old", old)],
+        issuers: vec![TrustedIssuer {
+            app: AppId::new("sso").unwrap(),
+            issuer: issuer.url.clone(),
+            audience: vec!["web".into()],
+            jwks_uri: None,
+            algorithms: vec![KeyAlg::RS256],
+            claims: Default::default(),
+        }],
+    };
+    let arn = secrets
+        .create_secret()
+        .name("echo-keys")
+        .secret_string(serde_json::to_string(&set).unwrap())
+        .send()
+        .await
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_owned();
+    let f = Faithful::start(
+        include_str!("../apps/chat/associations.json"),
+        &["connect-handler", "message-handler"],
+        &[
+            ("ECHO_KEYS_SECRET", &arn),
+            ("ECHO_KEYS_CACHE_SECS", "1"),
+            ("AWS_ENDPOINT_URL_SECRETS_MANAGER", &moto.endpoint),
+            // The instance secret comes from the key set.
+            ("ECHO_JWT_SECRET", ""),
+        ],
+        |_| {},
+    )
+    .await;
+    let edge = &f.edge;
+    let claims = TestEdge::claims("shop", "ann");
+    let signed = |secret: &str, kid: &str| {
+        TokenIssuer::with_kid(secret.as_bytes(), kid)
+            .unwrap()
+            .issue(&claims)
+            .unwrap()
+    };
+    let mut ann = edge.connect(&signed(old, "shop-old")).await;
+    assert_eq!(
+        edge.refused(&edge.url(&edge.token("shop", "ann"))).await,
+        401,
+        "the instance secret does not speak for an app with keys"
+    );
+    // Apps without keys: the instance secret, from the key set.
+    edge.connect(&edge.token("chat-demo", "bo"))
+        .await
+        .close()
+        .await;
+
+    // Rotate: add the new key, revoke the old one.
+    set.keys.push(key("shop-new", new));
+    set.keys[0].revoked = Some(SystemClock.now_secs());
+    secrets
+        .put_secret_value()
+        .secret_id(&arn)
+        .secret_string(serde_json::to_string(&set).unwrap())
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(edge.refused(&edge.url(&signed(old, "shop-old"))).await, 401);
+    ann.send(json!({"action": "refresh", "token": signed(new, "shop-new")}))
+        .await;
+    let (refreshed, _) = ann.recv_until("refreshed").await;
+    assert_eq!(refreshed["type"], "refreshed");
+    edge.connect(&signed(new, "shop-new")).await.close().await;
+
+    // An OIDC issuer's token, its keys fetched by the connect handler Lambda.
+    let token = issuer.token(
+        "idp-1",
+        "rsa-private.pem",
+        json!({"sub": "u-1", "aud": "web"}),
+    );
+    let mut sso = edge.connect(&token).await;
+    assert_eq!(sso.subscribe("room").await["type"], "subscribed");
+    let wrong = issuer.token(
+        "idp-1",
+        "rsa-private.pem",
+        json!({"sub": "u-1", "aud": "other"}),
+    );
+    assert_eq!(edge.refused(&edge.url(&wrong)).await, 401);
 }

@@ -3,33 +3,20 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use echo_core::auth::keys::{ClaimMapping, ClaimPath, KeyAlg};
 use echo_core::auth::{AppKey, Claims, KeySet, Permissions, TokenIssuer, TrustedIssuer};
 use echo_core::clock::{Clock, SystemClock};
 use echo_edge::key_file;
 use echo_tests::TestEdge;
-use jsonwebtoken::jwk::Jwk;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use echo_tests::oidc::{Issuer, fixture};
 use serde_json::{Value, json};
 
 const A_SECRET: &str = "app-a-secret-app-a-secret-app-a-secret";
 const A2_SECRET: &str = "app-a-second-secret-app-a-second-secret";
 const B_SECRET: &str = "app-b-secret-app-b-secret-app-b-secret";
-
-fn fixture(name: &str) -> String {
-    std::fs::read_to_string(format!(
-        "{}/fixtures/keys/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
-}
 
 fn hs(kid: &str, app: &str, secret: &str) -> AppKey {
     AppKey {
@@ -78,6 +65,7 @@ async fn a_token_verifies_only_with_a_key_of_the_app_it_names() {
     write_keys(
         &edge,
         &KeySet {
+            instance_secret: None,
             keys: vec![hs("a-1", "app-a", A_SECRET), hs("b-1", "app-b", B_SECRET)],
             issuers: vec![],
         },
@@ -131,6 +119,7 @@ async fn a_token_verifies_only_with_a_key_of_the_app_it_names() {
 async fn keys_rotate_without_an_outage_and_a_revoked_key_stops_at_once() {
     let edge = TestEdge::start().await;
     let mut set = KeySet {
+        instance_secret: None,
         keys: vec![hs("old", "app-a", A_SECRET), hs("new", "app-a", A2_SECRET)],
         issuers: vec![],
     };
@@ -171,6 +160,7 @@ async fn rs256_and_es256_keys_verify_with_their_algorithm_pinned() {
     write_keys(
         &edge,
         &KeySet {
+            instance_secret: None,
             keys: vec![
                 public("rs", "app-a", KeyAlg::RS256, "rsa-public.pem"),
                 public("es", "app-a", KeyAlg::ES256, "ec-public.pem"),
@@ -195,6 +185,19 @@ async fn rs256_and_es256_keys_verify_with_their_algorithm_pinned() {
         TokenIssuer::with_private_key(KeyAlg::RS256, fixture("rsa-private.pem").as_bytes(), "es")
             .unwrap();
     assert_eq!(refusal(&edge, &crossed.issue(&alice).unwrap()).await.0, 401);
+    // Echo holds no private key of an app whose keys are all public: no dev tokens for it.
+    let dev = reqwest::get(format!(
+        "http://{}/dev/token?app=app-a&sub=dan",
+        edge.edge.addr
+    ))
+    .await
+    .unwrap();
+    assert_eq!(dev.status(), 409);
+    let why: Value = dev.json().await.unwrap();
+    assert!(
+        why["error"].as_str().unwrap().contains("no HS256 key"),
+        "{why}"
+    );
     // alg: none.
     let none = format!(
         "{}.{}.",
@@ -209,66 +212,6 @@ fn b64(s: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
 }
 
-/// The keys an issuer publishes, and how often they were fetched.
-type Published = (Arc<Mutex<Vec<Value>>>, Arc<AtomicUsize>);
-
-/// An OIDC issuer on 127.0.0.1: its discovery document and key set, counting fetches.
-struct Issuer {
-    url: String,
-    keys: Arc<Mutex<Vec<Value>>>,
-    fetches: Arc<AtomicUsize>,
-}
-
-impl Issuer {
-    async fn start(path: &str) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}{path}", listener.local_addr().unwrap());
-        let keys = Arc::new(Mutex::new(Vec::new()));
-        let fetches = Arc::new(AtomicUsize::new(0));
-        let discovery = json!({"issuer": url, "jwks_uri": format!("{url}/jwks.json")});
-        let app = Router::new()
-            .route(
-                &format!("{path}/.well-known/openid-configuration"),
-                get(move || async move { Json(discovery) }),
-            )
-            .route(
-                &format!("{path}/jwks.json"),
-                get(|State((keys, fetches)): State<Published>| async move {
-                    fetches.fetch_add(1, Ordering::SeqCst);
-                    Json(json!({"keys": *keys.lock().unwrap()}))
-                }),
-            )
-            .with_state((keys.clone(), fetches.clone()));
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Self { url, keys, fetches }
-    }
-
-    /// Publishes `pem`'s public key as `kid` (replacing what was published).
-    fn publish(&self, kid: &str, pem: &str) {
-        let mut jwk = Jwk::from_encoding_key(
-            &EncodingKey::from_rsa_pem(fixture(pem).as_bytes()).unwrap(),
-            Algorithm::RS256,
-        )
-        .unwrap();
-        jwk.common.key_id = Some(kid.into());
-        *self.keys.lock().unwrap() = vec![serde_json::to_value(jwk).unwrap()];
-    }
-
-    fn token(&self, kid: &str, pem: &str, claims: Value) -> String {
-        let mut header = Header::new(Algorithm::RS256);
-        header.kid = Some(kid.into());
-        let mut claims = claims;
-        claims["iss"] = self.url.clone().into();
-        claims["exp"] = (SystemClock.now_secs() + 600).into();
-        jsonwebtoken::encode(
-            &header,
-            &claims,
-            &EncodingKey::from_rsa_pem(fixture(pem).as_bytes()).unwrap(),
-        )
-        .unwrap()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn an_oidc_issuers_tokens_connect_and_its_rotation_is_picked_up() {
     let issuer = Issuer::start("/pool").await;
@@ -281,6 +224,7 @@ async fn an_oidc_issuers_tokens_connect_and_its_rotation_is_picked_up() {
     write_keys(
         &edge,
         &KeySet {
+            instance_secret: None,
             keys: vec![],
             issuers: vec![TrustedIssuer {
                 app: echo_core::channel::AppId::new("app-a").unwrap(),

@@ -384,6 +384,38 @@ mod tests {
         assert_eq!(handle(&deps, &disconnect).await.status_code, 200);
     }
 
+    /// A key set that cannot be read (Secrets Manager failing).
+    struct Unreadable;
+
+    #[async_trait::async_trait]
+    impl echo_core::auth::KeySource for Unreadable {
+        async fn keyring(
+            &self,
+        ) -> Result<Arc<echo_core::auth::Keyring>, echo_core::auth::KeysError> {
+            Err(echo_core::auth::KeysError::Read(
+                "service unavailable".into(),
+            ))
+        }
+    }
+
+    #[tokio::test]
+    async fn unreadable_keys_are_a_503_and_record_nothing() {
+        let clock = ManualClock::new(1_700_000_000_000);
+        let store = Arc::new(MemoryStore::with_clock(Arc::new(clock.clone())));
+        let mut deps = deps(&store, &clock);
+        deps.verifier = TokenVerifier::of(
+            Arc::new(Unreadable),
+            Arc::new(echo_core::auth::jwks::NoFetch),
+        );
+        let connect = with_token(fixture("apigw-websocket-connect.json"), 1_700_000_100);
+        let id = ConnectionId::from(connect.request_context.connection_id.as_deref().unwrap());
+        let answer = handle(&deps, &connect).await;
+        assert_eq!(answer.status_code, 503);
+        let body = format!("{:?}", answer.body);
+        assert!(body.contains("unavailable"), "{body}");
+        assert!(store.get_connection(&id).await.unwrap().is_none());
+    }
+
     #[tokio::test]
     async fn the_schedule_event_sweeps_connections_whose_records_expired() {
         let clock = ManualClock::new(1_700_000_000_000);

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod dynamo_front;
+pub mod oidc;
 pub mod proxy;
 pub mod services;
 

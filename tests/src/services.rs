@@ -1,5 +1,6 @@
 //! Local stand-ins for AWS services, started by the tests that need them and stopped when
-//! dropped: dynalite (DynamoDB) and `cargo lambda watch` (the Lambda Invoke API).
+//! dropped: dynalite (DynamoDB), moto (Secrets Manager) and `cargo lambda watch` (the Lambda
+//! Invoke API).
 
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
@@ -65,6 +66,53 @@ pub async fn dynalite() -> Service {
         _group: group,
         endpoint: format!("http://127.0.0.1:{port}"),
     }
+}
+
+/// moto's server (Secrets Manager, among others) on a free port, from the virtualenv
+/// `ECHO_MOTO_VENV` names (relative to the repository; default `.venv-sam`, where the test
+/// script installs it).
+pub async fn moto() -> Service {
+    let port = free_port();
+    let venv = std::env::var("ECHO_MOTO_VENV").unwrap_or_else(|_| ".venv-sam".into());
+    let venv = match venv.starts_with('/') {
+        true => venv,
+        false => format!("{}/{venv}", root()),
+    };
+    let child = Command::new(format!("{venv}/bin/moto_server"))
+        .args(["-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .expect("moto's server is installed: pip install 'moto[server]' (ECHO_MOTO_VENV)");
+    let group = Group(child);
+    let started = Instant::now();
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "moto did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Service {
+        _group: group,
+        endpoint: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+/// An AWS SDK Secrets Manager client for moto.
+pub fn secrets_client(endpoint: &str) -> aws_sdk_secretsmanager::Client {
+    use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
+    let config = aws_sdk_secretsmanager::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new("local", "local", None, None, "tests"))
+        .build();
+    aws_sdk_secretsmanager::Client::from_conf(config)
 }
 
 /// `cargo lambda watch` for one function on a free port; see [`lambda_watch_on`].
