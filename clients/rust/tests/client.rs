@@ -656,3 +656,105 @@ async fn encrypted_channels_read_with_the_key_and_report_what_does_not_decrypt()
         (Value::Null, Some(DecryptError::Failed))
     );
 }
+
+/// App keys: the client connects with an RS256 token (signed as the app's server signs it, with
+/// the private key Echo never sees) and keeps its connection across a rotation to an ES256 key,
+/// refreshing with the new key's tokens while the old key is revoked.
+#[tokio::test]
+async fn an_rs256_token_connects_and_refresh_carries_it_across_a_key_rotation() {
+    use echo_core::auth::keys::KeyAlg;
+    use echo_core::auth::{AppKey, KeySet, TokenIssuer};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let edge = TestEdge::start().await;
+    let fixture = |name: &str| {
+        std::fs::read_to_string(format!(
+            "{}/../../tests/fixtures/keys/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    };
+    let public = |kid: &str, alg: KeyAlg, pem: &str| AppKey {
+        kid: kid.into(),
+        app: echo_core::channel::AppId::new("shop").unwrap(),
+        alg,
+        secret: None,
+        public_key: Some(fixture(pem)),
+        created: 0,
+        revoked: None,
+    };
+    let mut set = KeySet {
+        instance_secret: None,
+        keys: vec![
+            public("rs-1", KeyAlg::RS256, "rsa-public.pem"),
+            public("es-2", KeyAlg::ES256, "ec-public.pem"),
+        ],
+        issuers: vec![],
+    };
+    let keys_file = edge.data_dir().join(echo_edge::key_file::KEYS_FILE);
+    echo_edge::key_file::write(&keys_file, &set).unwrap();
+    let rs =
+        TokenIssuer::with_private_key(KeyAlg::RS256, fixture("rsa-private.pem").as_bytes(), "rs-1")
+            .unwrap();
+    let es =
+        TokenIssuer::with_private_key(KeyAlg::ES256, fixture("ec-private.pem").as_bytes(), "es-2")
+            .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    // The first token is accepted at connect (5 s of tolerated skew) and expired 2 s later.
+    let mut expiring = TestEdge::claims("shop", "ann");
+    expiring.exp = now - 3;
+    let first = rs.issue(&expiring).unwrap();
+    let next_token = es.issue(&TestEdge::claims("shop", "ann")).unwrap();
+    let signer = Arc::new(Mutex::new(first.clone()));
+    let asked = Arc::new(AtomicUsize::new(0));
+    let client = Client::builder(base(edge.edge.addr))
+        .token_provider({
+            let (signer, asked) = (signer.clone(), asked.clone());
+            move || {
+                asked.fetch_add(1, Ordering::SeqCst);
+                let token = signer.lock().unwrap().clone();
+                async move { Ok(token) }
+            }
+        })
+        .options(quick())
+        .connect()
+        .await
+        .unwrap();
+    let mut events = client.events();
+    let mut room = client.subscribe("room").await.unwrap();
+
+    // The app's servers move to the new key, and the old one is revoked.
+    *signer.lock().unwrap() = next_token;
+    set.keys[0].revoked = Some(now);
+    echo_edge::key_file::write(&keys_file, &set).unwrap();
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(
+        client
+            .publish("room", json!("after the rotation"))
+            .await
+            .unwrap(),
+        Published::Stored { seq: 1 }
+    );
+    assert_eq!(next(&mut room).await.data, json!("after the rotation"));
+    assert!(
+        asked.load(Ordering::SeqCst) >= 2,
+        "refreshed with the new key"
+    );
+    assert!(
+        events.try_recv().is_err(),
+        "no reconnect, no error: the same connection carried on"
+    );
+    // The revoked key's token opens nothing any more.
+    assert!(
+        Client::builder(base(edge.edge.addr))
+            .token(rs.issue(&TestEdge::claims("shop", "ann")).unwrap())
+            .options(quick())
+            .connect()
+            .await
+            .is_err()
+    );
+}
