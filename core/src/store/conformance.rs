@@ -181,6 +181,66 @@ pub async fn connection_store(store: &dyn ConnectionStore) {
 
     renewal_and_expiry(store, &app).await;
     publish_orders(store, &app).await;
+    user_connections(store, &app).await;
+}
+
+/// A user's live connections, found by app and user id: no other user's, no other app's.
+async fn user_connections(store: &dyn ConnectionStore, app: &AppId) {
+    let other_app = self::app();
+    let with = |app: &AppId, id: &str, sub: &str| ConnectionRecord {
+        claims: Claims::new(app.clone(), sub, 4_000_000_000),
+        ..record(app, &format!("{app}-{id}"))
+    };
+    for r in [
+        with(app, "u1", "ann/o'neil"),
+        with(app, "u2", "ann/o'neil"),
+        with(app, "u3", "ann"),
+        with(&other_app, "u4", "ann/o'neil"),
+    ] {
+        store.put_connection(r).await.expect("put");
+    }
+    let found = store
+        .user_connections(app, "ann/o'neil", 100)
+        .await
+        .expect("user connections");
+    assert_eq!(
+        set(found),
+        set(vec![
+            ConnectionId::from(format!("{app}-u1").as_str()),
+            ConnectionId::from(format!("{app}-u2").as_str())
+        ])
+    );
+    assert_eq!(
+        store
+            .user_connections(app, "ann/o'neil", 1)
+            .await
+            .expect("user connections")
+            .len(),
+        1,
+        "at most the limit"
+    );
+    store
+        .remove_connection(&ConnectionId::from(format!("{app}-u1").as_str()))
+        .await
+        .expect("remove");
+    assert_eq!(
+        store
+            .user_connections(app, "ann/o'neil", 100)
+            .await
+            .expect("user connections"),
+        vec![ConnectionId::from(format!("{app}-u2").as_str())],
+        "a removed connection is not found"
+    );
+    for id in ["u2", "u3"] {
+        store
+            .remove_connection(&ConnectionId::from(format!("{app}-{id}").as_str()))
+            .await
+            .expect("remove");
+    }
+    store
+        .remove_connection(&ConnectionId::from(format!("{other_app}-u4").as_str()))
+        .await
+        .expect("remove");
 }
 
 /// Settled publish orders: per connection and channel, only rising, read with the record, kept

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::StoreResult;
 use crate::auth::Claims;
-use crate::channel::ChannelKey;
+use crate::channel::{AppId, ChannelKey};
 use crate::ids::ConnectionId;
 
 /// A live connection and the claims of the token it connected with.
@@ -47,4 +47,12 @@ pub trait ConnectionRecords: Send + Sync + 'static {
     /// at most `limit`, in no particular order: those whose `$disconnect` never came, or whose
     /// token ran out unrefreshed. What the sweep ends ([`crate::disconnection`]).
     async fn lapsed(&self, now_secs: u64, limit: usize) -> StoreResult<Vec<ConnectionId>>;
+
+    /// The live connections of user `sub` in `app` (ending a user's sessions), at most `limit`.
+    async fn user_connections(
+        &self,
+        app: &AppId,
+        sub: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<ConnectionId>>;
 }

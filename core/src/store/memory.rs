@@ -13,7 +13,7 @@ use super::{
     StoreError, StoreResult, Subscribed, Subscriptions,
 };
 use crate::auth::Claims;
-use crate::channel::{ChannelKey, ChannelName};
+use crate::channel::{AppId, ChannelKey, ChannelName};
 use crate::clock::{Clock, SystemClock};
 use crate::ids::ConnectionId;
 use crate::message::{NewMessage, StoredMessage};
@@ -148,6 +148,25 @@ impl ConnectionRecords for MemoryStore {
             .connections
             .iter()
             .filter(|(_, (r, _))| r.expires_at <= now_secs)
+            .take(limit)
+            .map(|(id, _)| id.clone())
+            .collect())
+    }
+
+    async fn user_connections(
+        &self,
+        app: &AppId,
+        sub: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<ConnectionId>> {
+        // A walk over every connection: ending a user's sessions is rare, and an edge holds tens
+        // of thousands of connections at most.
+        let now = self.clock.now_secs();
+        Ok(self
+            .state()
+            .connections
+            .iter()
+            .filter(|(_, (r, _))| r.expires_at > now && &r.claims.app == app && r.claims.sub == sub)
             .take(limit)
             .map(|(id, _)| id.clone())
             .collect())

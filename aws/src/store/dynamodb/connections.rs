@@ -4,15 +4,15 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use echo_core::auth::Claims;
-use echo_core::channel::ChannelKey;
+use echo_core::channel::{AppId, ChannelKey};
 use echo_core::ids::ConnectionId;
 use echo_core::store::{
     ConnectionRecord, ConnectionRecords, StoreError, StoreResult, Subscriptions,
 };
 
 use super::{
-    DynamoStore, LAPSE_SHARDS, LAPSES_INDEX, META_SK, condition_held, conn_pk, get_s,
-    lapse_partition, lapse_pk, n, s, sub_sk,
+    DynamoStore, LAPSE_SHARDS, LAPSES_INDEX, META_SK, USERS_INDEX, condition_held, conn_pk, get_s,
+    lapse_partition, lapse_pk, n, s, sub_sk, user_key,
 };
 
 #[async_trait]
@@ -27,6 +27,7 @@ impl ConnectionRecords for DynamoStore {
             .item("record", s(json))
             .item("ttl", n(record.expires_at))
             .item("lapse", s(lapse_pk(&record.id)))
+            .item("user", s(user_key(&record.claims.app, &record.claims.sub)))
             // Settled publish orders by channel, filled in by `settle_order`.
             .item("ord", AttributeValue::M(Default::default()))
             .send()
@@ -172,6 +173,42 @@ impl ConnectionRecords for DynamoStore {
                     Some(k) if !k.is_empty() => start = Some(k.clone()),
                     _ => break,
                 }
+            }
+        }
+        Ok(ids)
+    }
+
+    async fn user_connections(
+        &self,
+        app: &AppId,
+        sub: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<ConnectionId>> {
+        let mut ids = Vec::new();
+        let mut start = None;
+        while ids.len() < limit {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.tables.connections)
+                .index_name(USERS_INDEX)
+                .key_condition_expression("#user = :u")
+                .expression_attribute_names("#user", "user")
+                .expression_attribute_values(":u", s(user_key(app, sub)))
+                .limit(i32::try_from(limit - ids.len()).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(StoreError::backend)?;
+            ids.extend(
+                out.items()
+                    .iter()
+                    .filter_map(|item| get_s(item, "pk")?.strip_prefix("c#"))
+                    .map(ConnectionId::from),
+            );
+            match out.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
             }
         }
         Ok(ids)

@@ -7,7 +7,7 @@
 //!
 //! | item | `pk` | `sk` | attributes |
 //! | --- | --- | --- | --- |
-//! | connection | `c#{connection id}` | `#meta` | `record` (JSON), `ttl`, `lapse` |
+//! | connection | `c#{connection id}` | `#meta` | `record` (JSON), `ttl`, `lapse`, `user` |
 //! | its subscription | `c#{connection id}` | `s#{app}/{channel}` | `ttl` |
 //! | channel's subscriber | `k#{app}/{channel}#{shard}` | `{connection id}` | `ttl` |
 //! | channel's member | `p#{app}/{channel}` | `{sub}` | `conns` (its connection ids), `ttl` |
@@ -17,7 +17,8 @@
 //! that subscribing to one busy channel does not exceed one partition's 1,000 writes per second;
 //! fan-out queries every shard. Nothing on a hot path scans. The index `lapses` (partition
 //! `lapse`, sort `ttl`) lists connection records by expiry, for the sweep that ends connections
-//! whose `$disconnect` never came.
+//! whose `$disconnect` never came; the index `users` (partition `user`, `{app}/{sub}`) lists a
+//! user's connections, for ending their sessions.
 //!
 //! **History** (`channel` S, `seq` N): the item at seq 0 holds the channel's counter (`last`),
 //! incremented atomically with `ADD`; messages sit at their seq with `msg` (JSON), `ts` and `ttl`.
@@ -50,7 +51,7 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
     KeyType, Projection, ProjectionType, ReturnValue, ScalarAttributeType, TableStatus,
 };
-use echo_core::channel::ChannelKey;
+use echo_core::channel::{AppId, ChannelKey};
 use echo_core::ids::ConnectionId;
 use echo_core::store::{ConnectionRecord, StoreError, StoreResult};
 
@@ -129,6 +130,15 @@ const LAPSES_INDEX: &str = "lapses";
 /// Partitions of the lapses index: each takes 1,000 writes per second (a connect, a refresh and
 /// a disconnect write it once each), beyond the 500 connects per second API Gateway allows.
 const LAPSE_SHARDS: u64 = 4;
+
+/// The connections table's index of connection records by user: partition `user`
+/// (`{app}/{sub}`; an app id has no `/`), keys only. Ending a user's sessions reads it.
+const USERS_INDEX: &str = "users";
+
+/// A connection record's `user`: its app and user id.
+fn user_key(app: &AppId, sub: &str) -> String {
+    format!("{}/{sub}", app.as_str())
+}
 
 /// The lapses index partition `shard`.
 fn lapse_partition(shard: u64) -> String {
@@ -218,6 +228,19 @@ impl DynamoStore {
                 create = create
                     .attribute_definitions(def("lapse", ScalarAttributeType::S)?)
                     .attribute_definitions(def("ttl", ScalarAttributeType::N)?)
+                    .attribute_definitions(def("user", ScalarAttributeType::S)?)
+                    .global_secondary_indexes(
+                        GlobalSecondaryIndex::builder()
+                            .index_name(USERS_INDEX)
+                            .key_schema(key("user", KeyType::Hash)?)
+                            .projection(
+                                Projection::builder()
+                                    .projection_type(ProjectionType::KeysOnly)
+                                    .build(),
+                            )
+                            .build()
+                            .map_err(StoreError::backend)?,
+                    )
                     .global_secondary_indexes(
                         GlobalSecondaryIndex::builder()
                             .index_name(LAPSES_INDEX)
