@@ -713,7 +713,7 @@ async fn keys_come_from_the_secret_store() {
         .to_owned();
     let f = Faithful::start(
         include_str!("../apps/chat/associations.json"),
-        &["connect-handler", "message-handler"],
+        &["connect-handler", "message-handler", "http-api"],
         &[
             ("ECHO_KEYS_SECRET", &arn),
             ("ECHO_KEYS_CACHE_SECS", "1"),
@@ -776,4 +776,34 @@ async fn keys_come_from_the_secret_store() {
         json!({"sub": "u-1", "aud": "other"}),
     );
     assert_eq!(edge.refused(&edge.url(&wrong)).await, 401);
+
+    // The app ends ann's sessions through the HTTP API Lambda, with an admin token of its key:
+    // her connections are found through the users index, told and closed.
+    let mut admin = TestEdge::claims("shop", "ops");
+    admin.role = echo_core::auth::Role::Admin;
+    let admin = TokenIssuer::with_kid(new.as_bytes(), "shop-new")
+        .unwrap()
+        .issue(&admin)
+        .unwrap();
+    let mut second = edge.connect(&signed(new, "shop-new")).await;
+    let answer: serde_json::Value = edge
+        .http()
+        .delete(format!(
+            "http://{}/v1/apps/shop/users/ann/connections",
+            edge.edge.addr
+        ))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["ended"], 2, "{answer}");
+    for c in [&mut ann, &mut second] {
+        let (told, _) = c.recv_until("error").await;
+        assert_eq!(told["code"], "session_ended", "{told}");
+        assert!(c.closed().await.is_some(), "closed");
+    }
+    assert_eq!(sso.subscribe("other").await["type"], "subscribed");
 }

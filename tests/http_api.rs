@@ -286,3 +286,44 @@ async fn a_server_reads_a_channels_members() {
         assert_eq!(status, want, "{method} {path}: {body}");
     }
 }
+
+/// `DELETE /v1/apps/{app}/users/{sub}/connections`: every connection of the user is told
+/// `session_ended` and closed with 4501; other users and other apps are untouched; it takes an
+/// admin token of that app.
+#[tokio::test(flavor = "multi_thread")]
+async fn ending_a_users_sessions_closes_each_of_their_connections() {
+    let edge = TestEdge::start().await;
+    let mut phone = edge.connect(&edge.token("chat-demo", "ann")).await;
+    let mut laptop = edge.connect(&edge.token("chat-demo", "ann")).await;
+    let mut bob = edge.connect(&edge.token("chat-demo", "bob")).await;
+    let mut elsewhere = edge.connect(&edge.token("other-app", "ann")).await;
+    let path = "/v1/apps/chat-demo/users/ann/connections";
+
+    let user = edge.token("chat-demo", "bob");
+    let other_admin = edge.admin_token("other-app");
+    for (token, status) in [
+        (None, 401),
+        (Some(user.as_str()), 403),
+        (Some(other_admin.as_str()), 403),
+    ] {
+        let (got, body) = call(&edge, reqwest::Method::DELETE, path, token, "").await;
+        assert_eq!(got, status, "{body}");
+    }
+    phone.silent_for(200).await;
+
+    let admin = edge.admin_token("chat-demo");
+    let (status, body) = call(&edge, reqwest::Method::DELETE, path, Some(&admin), "").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["ended"], 2, "{body}");
+    for ann in [&mut phone, &mut laptop] {
+        let told = ann.recv().await;
+        assert_eq!(told["code"], "session_ended", "{told}");
+        assert_eq!(ann.closed().await, Some(4501));
+    }
+    for other in [&mut bob, &mut elsewhere] {
+        assert_eq!(other.subscribe("room").await["type"], "subscribed");
+    }
+    // Nobody left to end.
+    let (status, body) = call(&edge, reqwest::Method::DELETE, path, Some(&admin), "").await;
+    assert_eq!((status, body["ended"].as_u64()), (200, Some(0)), "{body}");
+}

@@ -127,5 +127,17 @@ pub trait Gateway: Send + Sync + 'static {
 
     async fn close(&self, id: &ConnectionId) -> Result<(), GatewayError>;
 
+    /// Closes the connection with `code` and `reason` where the gateway can send them (the
+    /// local edge); API Gateway's close carries neither, so by default this is [`Self::close`].
+    async fn end(
+        &self,
+        id: &ConnectionId,
+        code: crate::protocol::CloseCode,
+        reason: &str,
+    ) -> Result<(), GatewayError> {
+        let _ = (code, reason);
+        self.close(id).await
+    }
+
     async fn info(&self, id: &ConnectionId) -> Result<ConnectionInfo, GatewayError>;
 }

@@ -246,6 +246,17 @@ impl Gateway for LocalGateway {
         Ok(())
     }
 
+    async fn end(
+        &self,
+        id: &ConnectionId,
+        code: CloseCode,
+        reason: &str,
+    ) -> Result<(), GatewayError> {
+        let handle = self.get(id).ok_or(GatewayError::Gone)?;
+        handle.close(code, reason);
+        Ok(())
+    }
+
     async fn info(&self, id: &ConnectionId) -> Result<ConnectionInfo, GatewayError> {
         let handle = self.get(id).ok_or(GatewayError::Gone)?;
         Ok(ConnectionInfo {

@@ -48,7 +48,9 @@ impl From<ProtocolError> for HttpError {
     fn from(e: ProtocolError) -> Self {
         let status = match e.code {
             ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
-            ErrorCode::Unauthorized | ErrorCode::TokenExpired => StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthorized | ErrorCode::TokenExpired | ErrorCode::SessionEnded => {
+                StatusCode::UNAUTHORIZED
+            }
             ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::RateLimited | ErrorCode::LimitExceeded => StatusCode::TOO_MANY_REQUESTS,

@@ -62,27 +62,23 @@ pub async fn handle(deps: &Deps, request: Request<Bytes>) -> Response<String> {
 }
 
 async fn answer(deps: &Deps, request: &Request<Bytes>) -> Result<Value, HttpError> {
-    let route = Route::of(request.method(), request.uri().path())?;
-    let (app, channel) = match &route {
-        Route::Publish { app, channel }
-        | Route::History { app, channel }
-        | Route::Presence { app, channel } => (app, channel),
-    };
-    let claims = authorize(deps, request, app).await?;
-    // The token's subject stands for a connection: the local edge counts its rate per subject.
-    let origin = ConnectionId::from(format!("http:{}", claims.sub).as_str());
-    match route {
-        Route::Publish { .. } => publish(deps, &origin, &claims, channel, request.body()).await,
-        Route::History { .. } => {
+    match Route::of(request.method(), request.uri().path())? {
+        Route::Publish { app, channel } => {
+            let (claims, origin) = admin(deps, request, &app).await?;
+            publish(deps, &origin, &claims, &channel, request.body()).await
+        }
+        Route::History { app, channel } => {
+            let (claims, origin) = admin(deps, request, &app).await?;
             let (since, limit) = history_query(request.uri().query())?;
-            let page = server::history(deps, &origin, &claims, channel, since, limit)
+            let page = server::history(deps, &origin, &claims, &channel, since, limit)
                 .await
                 .map_err(HttpError::from)?;
             Ok(json!({"channel": channel, "messages": page.messages, "more": page.more}))
         }
-        Route::Presence { .. } => {
+        Route::Presence { app, channel } => {
+            let (claims, origin) = admin(deps, request, &app).await?;
             let after = presence_query(request.uri().query())?;
-            let page = server::presence(deps, &origin, &claims, channel, after.as_deref())
+            let page = server::presence(deps, &origin, &claims, &channel, after.as_deref())
                 .await
                 .map_err(HttpError::from)?;
             Ok(json!({
@@ -92,7 +88,26 @@ async fn answer(deps: &Deps, request: &Request<Bytes>) -> Result<Value, HttpErro
                 "more": page.more,
             }))
         }
+        Route::EndSessions { app, sub } => {
+            admin(deps, request, &app).await?;
+            let ended = message_handler::sessions::end_user_sessions(deps, &app, &sub)
+                .await
+                .map_err(HttpError::from)?;
+            Ok(json!({"app": app, "sub": sub, "ended": ended}))
+        }
     }
+}
+
+/// The request's admin token of `app`, and the origin its requests are counted under: the
+/// token's subject stands for a connection (the local edge counts its rate per subject).
+async fn admin(
+    deps: &Deps,
+    request: &Request<Bytes>,
+    app: &AppId,
+) -> Result<(Claims, ConnectionId), HttpError> {
+    let claims = authorize(deps, request, app).await?;
+    let origin = ConnectionId::from(format!("http:{}", claims.sub).as_str());
+    Ok((claims, origin))
 }
 
 /// `after` (a user id, percent-encoded) from the query string.

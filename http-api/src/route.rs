@@ -12,9 +12,23 @@ use crate::error::HttpError;
 /// What a request asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
-    Publish { app: AppId, channel: ChannelName },
-    History { app: AppId, channel: ChannelName },
-    Presence { app: AppId, channel: ChannelName },
+    Publish {
+        app: AppId,
+        channel: ChannelName,
+    },
+    History {
+        app: AppId,
+        channel: ChannelName,
+    },
+    Presence {
+        app: AppId,
+        channel: ChannelName,
+    },
+    /// `DELETE /v1/apps/{app}/users/{sub}/connections`: end the user's sessions.
+    EndSessions {
+        app: AppId,
+        sub: String,
+    },
 }
 
 impl Route {
@@ -22,6 +36,25 @@ impl Route {
     /// the path does not take, 400 for an invalid app or channel name.
     pub fn of(method: &Method, path: &str) -> Result<Self, HttpError> {
         let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+        if let ["", "v1", "apps", app, "users", sub, "connections"] = segments.as_slice() {
+            let decode = |s: &str| {
+                percent_decode(s).ok_or_else(|| {
+                    HttpError::bad_request(format!("{s:?} is not valid percent-encoded UTF-8"))
+                })
+            };
+            let app =
+                AppId::new(decode(app)?).map_err(|e| HttpError::bad_request(e.to_string()))?;
+            let sub = decode(sub)?;
+            echo_core::auth::check_sub(&sub).map_err(HttpError::bad_request)?;
+            if method != Method::DELETE {
+                return Err(HttpError::new(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "method_not_allowed",
+                    format!("{method} is not allowed here: DELETE ends the user's sessions"),
+                ));
+            }
+            return Ok(Self::EndSessions { app, sub });
+        }
         let [
             "",
             "v1",
@@ -36,7 +69,7 @@ impl Route {
                 StatusCode::NOT_FOUND,
                 "not_found",
                 format!(
-                    "no such path {path:?}: the API has /v1/apps/APP/channels/CHANNEL/messages and .../presence"
+                    "no such path {path:?}: the API has /v1/apps/APP/channels/CHANNEL/messages and .../presence, and /v1/apps/APP/users/SUB/connections"
                 ),
             ));
         };
@@ -100,6 +133,18 @@ mod tests {
         assert_eq!(
             status(&Method::POST, "/v1/apps/shop"),
             StatusCode::NOT_FOUND
+        );
+        assert!(matches!(
+            Route::of(&Method::DELETE, "/v1/apps/shop/users/ann%2Fo/connections").unwrap(),
+            Route::EndSessions { ref sub, .. } if sub == "ann/o"
+        ));
+        assert_eq!(
+            status(&Method::GET, "/v1/apps/shop/users/ann/connections"),
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        assert_eq!(
+            status(&Method::DELETE, "/v1/apps/shop/users/%24echo/connections"),
+            StatusCode::BAD_REQUEST
         );
         assert_eq!(
             status(&Method::DELETE, "/v1/apps/shop/channels/c/messages"),

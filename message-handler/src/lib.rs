@@ -17,7 +17,8 @@
 //! - `order`: a connection's publishes on a channel committed in the order it numbered them.
 //! - `history`: stored messages.
 //! - `refresh`: a new token on the same connection.
-//! - `server`: publishing and history for an application server (the HTTP API).
+//! - `server`: publishing and history for an application server (the HTTP API); `sessions`:
+//!   ending a user's connections for one.
 //!
 //! A connection whose token has expired may only `refresh` (and `ping`); everything else is
 //! refused with `token_expired`. Once the grace after expiry has passed, its record is gone: its
@@ -37,6 +38,7 @@ mod relay;
 mod reply;
 pub mod schedule;
 pub mod server;
+pub mod sessions;
 mod subscription;
 #[cfg(test)]
 mod testing;

@@ -29,6 +29,10 @@ pub enum CloseCode {
     /// Closed through the management API (`DELETE /@connections/{id}`). Not reconnected unless the
     /// app asks for it.
     ClosedByServer = 4500,
+    /// The app ended this user's sessions (`DELETE /v1/apps/{app}/users/{sub}/connections`),
+    /// after a `session_ended` error frame (which is what a client sees on AWS, where API
+    /// Gateway closes with 1000). Not reconnected.
+    SessionEnded = 4501,
 }
 
 /// The most bytes a close frame's reason carries (125 bytes of payload less the code).
@@ -55,13 +59,14 @@ pub fn reconnects_after(code: u16) -> bool {
 
 impl CloseCode {
     /// Every close code, in the order of the enum.
-    pub const ALL: [CloseCode; 6] = [
+    pub const ALL: [CloseCode; 7] = [
         Self::Normal,
         Self::GoingAway,
         Self::MessageTooBig,
         Self::InternalError,
         Self::SlowConsumer,
         Self::ClosedByServer,
+        Self::SessionEnded,
     ];
 
     pub fn code(self) -> u16 {
@@ -77,6 +82,7 @@ impl CloseCode {
             Self::InternalError => "internal_error",
             Self::SlowConsumer => "slow_consumer",
             Self::ClosedByServer => "closed_by_server",
+            Self::SessionEnded => "session_ended",
         }
     }
 }

@@ -31,11 +31,15 @@ pub enum ErrorCode {
     /// The connection's token has expired: nothing but `refresh` and `ping` is accepted. Send
     /// `refresh` with a new token within the grace period, or reconnect with one.
     TokenExpired,
+    /// The app ended this user's sessions (the HTTP API's `DELETE
+    /// /v1/apps/{app}/users/{sub}/connections`): the connection closes next (4501). Do not
+    /// reconnect on its own; the app decides whether the user may come back.
+    SessionEnded,
 }
 
 impl ErrorCode {
     /// Every error code, in the order of the enum.
-    pub const ALL: [ErrorCode; 9] = [
+    pub const ALL: [ErrorCode; 10] = [
         Self::BadRequest,
         Self::Unauthorized,
         Self::Forbidden,
@@ -45,6 +49,7 @@ impl ErrorCode {
         Self::FunctionFailed,
         Self::Internal,
         Self::TokenExpired,
+        Self::SessionEnded,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -58,6 +63,7 @@ impl ErrorCode {
             Self::FunctionFailed => "function_failed",
             Self::Internal => "internal",
             Self::TokenExpired => "token_expired",
+            Self::SessionEnded => "session_ended",
         }
     }
 }
