@@ -10,7 +10,8 @@ export type ProtocolErrorCode =
   | "limit_exceeded"
   | "function_failed"
   | "internal"
-  | "token_expired";
+  | "token_expired"
+  | "session_ended";
 
 /**
  * Codes of errors the client raises itself:

@@ -12,6 +12,7 @@ export const PROTOCOL_ERROR_CODES = Object.freeze([
   "function_failed",
   "internal",
   "token_expired",
+  "session_ended",
 ]);
 
 /**

@@ -181,6 +181,13 @@ export class Link {
 
   _error(f) {
     const err = EchoError.fromFrame(f);
+    if (err.code === "session_ended") {
+      // The app ended this user's sessions: the session is over whatever close follows (API
+      // Gateway's carries no code), so it ends here as a 4501 close would end it.
+      this.client._emit("error", err);
+      this.shut(1000, "session ended", { code: 4501, reason: err.message });
+      return;
+    }
     let entry = null;
     if (typeof f.id === "string") entry = this._take((e) => e.kind === "publish" && e.id === f.id);
     if (!entry && typeof f.channel === "string") {

@@ -189,3 +189,34 @@ describe("errors", { timeout: 30_000 }, () => {
     assert.throws(() => new EchoClient({ url: "ws://127.0.0.1:1/" }), /token/);
   });
 });
+
+describe("sessions", { timeout: 30_000 }, () => {
+  test("a session the app ended is not reconnected", async () => {
+    const app = unique("app");
+    let asked = 0;
+    const c = client({
+      app,
+      tokenProvider: () => {
+        asked += 1;
+        return edge.token(app, "banned");
+      },
+      backoffBase: 50,
+    });
+    const errors = [];
+    const closed = new Promise((resolve) => c.on("closed", resolve));
+    c.on("error", (e) => errors.push(e.code));
+    await c.connect();
+    const admin = await edge.token(app, "admin", { role: "admin" });
+    const res = await fetch(`${edge.base}/v1/apps/${app}/users/banned/connections`, {
+      method: "DELETE",
+      headers: { authorization: `Bearer ${admin}` },
+    });
+    assert.equal((await res.json()).ended, 1);
+    await closed;
+    await sleep(500);
+    assert.deepEqual(errors, ["session_ended"]);
+    assert.equal(c.state, "closed");
+    assert.equal(asked, 1, "no reconnect");
+    await assert.rejects(c.publish("room", "still here?"), { code: "closed" });
+  });
+});

@@ -19,6 +19,8 @@ pub enum ErrorCode {
     Internal,
     /// The connection's token expired; the client refreshes it when it has a token provider.
     TokenExpired,
+    /// The app ended this user's sessions: the connection closes and is not reconnected.
+    SessionEnded,
     #[serde(other)]
     Other,
 }
@@ -35,6 +37,7 @@ impl fmt::Display for ErrorCode {
             Self::FunctionFailed => "function_failed",
             Self::Internal => "internal",
             Self::TokenExpired => "token_expired",
+            Self::SessionEnded => "session_ended",
             Self::Other => "other",
         })
     }

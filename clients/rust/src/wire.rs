@@ -204,6 +204,7 @@ mod tests {
             ErrorCode::FunctionFailed,
             ErrorCode::Internal,
             ErrorCode::TokenExpired,
+            ErrorCode::SessionEnded,
         ];
         assert_eq!(variants.len(), names.len());
     }

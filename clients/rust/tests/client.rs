@@ -758,3 +758,62 @@ async fn an_rs256_token_connects_and_refresh_carries_it_across_a_key_rotation() 
             .is_err()
     );
 }
+
+/// The app ends the user's sessions (HTTP API): the client reports `session_ended` and stops,
+/// without reconnecting, though its token provider would give it a token.
+#[tokio::test]
+async fn a_session_the_app_ended_is_not_reconnected() {
+    let edge = TestEdge::start().await;
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let token = edge.token("chat-demo", "banned");
+    let client = Client::builder(base(edge.edge.addr))
+        .token_provider({
+            let asked = asked.clone();
+            move || {
+                asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let token = token.clone();
+                async move { Ok(token) }
+            }
+        })
+        .options(quick())
+        .connect()
+        .await
+        .unwrap();
+    let mut events = client.events();
+    let answer: Value = edge
+        .http()
+        .delete(format!(
+            "http://{}/v1/apps/chat-demo/users/banned/connections",
+            edge.edge.addr
+        ))
+        .bearer_auth(edge.admin_token("chat-demo"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["ended"], 1, "{answer}");
+    let said = wait_event(&mut events, |e| matches!(e, Event::Error { .. })).await;
+    assert!(
+        matches!(
+            &said,
+            Event::Error {
+                error: echo_client::Error::Server {
+                    code: ErrorCode::SessionEnded,
+                    ..
+                },
+                ..
+            }
+        ),
+        "{said:?}"
+    );
+    wait_event(&mut events, |e| matches!(e, Event::Closed { .. })).await;
+    assert_eq!(client.state(), State::Closed);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        asked.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "no reconnect"
+    );
+}

@@ -127,6 +127,7 @@ pub(crate) async fn start(setup: Setup, commands: mpsc::Receiver<Command>) -> Re
         subs: HashMap::new(),
         queued: VecDeque::new(),
         dropped: (None, String::new()),
+        session_ended: false,
     };
     task.install(ws, exp, false).await;
     tokio::spawn(task.run());
@@ -152,6 +153,9 @@ pub(super) struct Task {
     queued: VecDeque<Command>,
     /// Why the current connection was lost: close code and reason, for the reconnect events.
     dropped: (Option<u16>, String),
+    /// Echo said the app ended this user's sessions: the close that follows ends the client,
+    /// whatever its code (API Gateway's carries none).
+    session_ended: bool,
 }
 
 async fn next(conn: &mut Option<Conn>) -> Option<Result<WsMessage, tungstenite::Error>> {

@@ -97,6 +97,10 @@ impl Task {
             sub.reset();
         }
         tracing::debug!(?code, %reason, "connection lost");
+        if self.session_ended {
+            self.stop(code, "the app ended this user's sessions");
+            return false;
+        }
         if code.is_some_and(|c| !wire::reconnects_after(c)) {
             self.stop(code, "closed by Echo, not to be reconnected");
             return false;

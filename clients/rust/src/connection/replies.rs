@@ -129,6 +129,9 @@ impl Task {
                 if code == ErrorCode::TokenExpired {
                     self.token_expired();
                 }
+                if code == ErrorCode::SessionEnded {
+                    self.session_ended = true;
+                }
                 let error = Error::Server { code, message };
                 if let Some(p) = id
                     .as_ref()
