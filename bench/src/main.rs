@@ -25,6 +25,7 @@ mod startup;
 mod stats;
 mod suite;
 mod target;
+mod tokens;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -56,6 +57,8 @@ enum Command {
     E2e(e2e::E2eArgs),
     /// Connects with presence on and off; joins and leaves beside messages.
     Presence(presence::PresenceArgs),
+    /// Token verification per kind of key: per verification, and connects per second.
+    Tokens(tokens::TokensArgs),
     /// Everything, side by side; writes docs/benchmarks.md.
     Suite(suite::SuiteArgs),
 }
@@ -158,6 +161,7 @@ async fn run(cli: Cli) -> Result {
         Command::Memory(a) => memory::run(&a).await?,
         Command::Presence(a) => presence::run(a).await?,
         Command::E2e(a) => e2e::run(&a)?,
+        Command::Tokens(a) => tokens::run(a).await?,
         Command::Suite(a) => suite::run(a).await?,
     }
     Ok(())
