@@ -182,6 +182,90 @@ pub async fn connection_store(store: &dyn ConnectionStore) {
     renewal_and_expiry(store, &app).await;
     publish_orders(store, &app).await;
     user_connections(store, &app).await;
+    app_connection_limit(store).await;
+}
+
+/// Connections counted against an app's maximum: refused past it, racing connects never over
+/// it, a removed one gives its place back, uncounted ones take none.
+async fn app_connection_limit(store: &dyn ConnectionStore) {
+    let app = self::app();
+    let id = |n: &str| format!("{app}-lim-{n}");
+    assert!(
+        store
+            .put_connection_within(record(&app, &id("1")), 2)
+            .await
+            .expect("put")
+    );
+    store
+        .put_connection(record(&app, &id("plain")))
+        .await
+        .expect("put");
+    assert!(
+        store
+            .put_connection_within(record(&app, &id("2")), 2)
+            .await
+            .expect("put")
+    );
+    assert!(
+        !store
+            .put_connection_within(record(&app, &id("3")), 2)
+            .await
+            .expect("put"),
+        "the app is full"
+    );
+    assert_eq!(
+        store
+            .get_connection(&ConnectionId::from(id("3").as_str()))
+            .await
+            .expect("get"),
+        None,
+        "a refused connection is not recorded"
+    );
+    store
+        .remove_connection(&ConnectionId::from(id("plain").as_str()))
+        .await
+        .expect("remove");
+    assert!(
+        !store
+            .put_connection_within(record(&app, &id("4")), 2)
+            .await
+            .expect("put"),
+        "an uncounted connection frees no place"
+    );
+    store
+        .remove_connection(&ConnectionId::from(id("1").as_str()))
+        .await
+        .expect("remove");
+    assert!(
+        store
+            .put_connection_within(record(&app, &id("5")), 2)
+            .await
+            .expect("put"),
+        "a removed counted connection gives its place back"
+    );
+    // Racing connects of another app: exactly its maximum get in.
+    let other = self::app();
+    let admitted = futures_util::future::join_all(
+        (0..8)
+            .map(|i| store.put_connection_within(record(&other, &format!("{other}-race-{i}")), 3)),
+    )
+    .await
+    .into_iter()
+    .filter(|r| *r.as_ref().expect("put"))
+    .count();
+    assert_eq!(admitted, 3);
+    for i in 0..8 {
+        store
+            .remove_connection(&ConnectionId::from(format!("{other}-race-{i}").as_str()))
+            .await
+            .expect("remove");
+    }
+    for n in ["2", "5"] {
+        store
+            .remove_connection(&ConnectionId::from(id(n).as_str()))
+            .await
+            .expect("remove");
+    }
 }
 
 /// A user's live connections, found by app and user id: no other user's, no other app's.

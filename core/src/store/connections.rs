@@ -29,6 +29,12 @@ pub struct ConnectionRecord {
 pub trait ConnectionRecords: Send + Sync + 'static {
     async fn put_connection(&self, record: ConnectionRecord) -> StoreResult<()>;
 
+    /// Records the connection if its app holds fewer than `max` counted connections, and counts
+    /// it; `false` (nothing recorded) when the app is full. A counted connection stops counting
+    /// when it is removed. The check and the count are one atomic step, so racing connects never
+    /// take the app past `max`.
+    async fn put_connection_within(&self, record: ConnectionRecord, max: u64) -> StoreResult<bool>;
+
     async fn get_connection(&self, id: &ConnectionId) -> StoreResult<Option<ConnectionRecord>>;
 
     /// Removes the connection and every subscription it held; returns them, or `None` if there was

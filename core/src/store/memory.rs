@@ -22,6 +22,9 @@ use crate::rate::Allowance;
 #[derive(Default)]
 struct State {
     connections: HashMap<ConnectionId, (ConnectionRecord, HashSet<ChannelKey>)>,
+    /// Connections counted against their app's `maxConnections`, and each app's count.
+    counted: HashSet<ConnectionId>,
+    app_counts: HashMap<AppId, u64>,
     /// Each channel's subscribers, with their records' `expires_at`.
     subscribers: HashMap<ChannelKey, HashMap<ConnectionId, u64>>,
     /// Each connection's highest settled publish `order` per channel.
@@ -88,6 +91,20 @@ impl ConnectionRecords for MemoryStore {
         Ok(())
     }
 
+    async fn put_connection_within(&self, record: ConnectionRecord, max: u64) -> StoreResult<bool> {
+        let mut s = self.state();
+        let app = record.claims.app.clone();
+        let count = s.app_counts.get(&app).copied().unwrap_or(0);
+        if count >= max {
+            return Ok(false);
+        }
+        s.app_counts.insert(app, count + 1);
+        s.counted.insert(record.id.clone());
+        s.connections
+            .insert(record.id.clone(), (record, HashSet::new()));
+        Ok(true)
+    }
+
     async fn get_connection(&self, id: &ConnectionId) -> StoreResult<Option<ConnectionRecord>> {
         let now = self.clock.now_secs();
         Ok(self
@@ -108,6 +125,11 @@ impl ConnectionRecords for MemoryStore {
         let Some((record, subs)) = s.connections.remove(id) else {
             return Ok(None);
         };
+        if s.counted.remove(id)
+            && let Some(n) = s.app_counts.get_mut(&record.claims.app)
+        {
+            *n = n.saturating_sub(1);
+        }
         for key in &subs {
             if let Some(set) = s.subscribers.get_mut(key) {
                 set.remove(id);

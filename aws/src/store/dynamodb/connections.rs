@@ -11,29 +11,41 @@ use echo_core::store::{
 };
 
 use super::{
-    DynamoStore, LAPSE_SHARDS, LAPSES_INDEX, META_SK, USERS_INDEX, condition_held, conn_pk, get_s,
-    lapse_partition, lapse_pk, n, s, sub_sk, user_key,
+    DynamoStore, LAPSE_SHARDS, LAPSES_INDEX, META_SK, USERS_INDEX, app_count_key, condition_held,
+    conn_pk, get_s, lapse_partition, lapse_pk, n, s, sub_sk, user_key,
 };
 
 #[async_trait]
 impl ConnectionRecords for DynamoStore {
     async fn put_connection(&self, record: ConnectionRecord) -> StoreResult<()> {
-        let json = serde_json::to_string(&record).map_err(StoreError::backend)?;
-        self.client
-            .put_item()
+        self.put_record(record, false).await
+    }
+
+    /// Counted first, with one conditional update of the app's counter, then recorded, marked
+    /// `counted` so that its removal gives the place back. A record that then fails to be
+    /// written gives it back at once.
+    async fn put_connection_within(&self, record: ConnectionRecord, max: u64) -> StoreResult<bool> {
+        let app = record.claims.app.clone();
+        let mut update = self
+            .client
+            .update_item()
             .table_name(&self.tables.connections)
-            .item("pk", s(conn_pk(&record.id)))
-            .item("sk", s(META_SK))
-            .item("record", s(json))
-            .item("ttl", n(record.expires_at))
-            .item("lapse", s(lapse_pk(&record.id)))
-            .item("user", s(user_key(&record.claims.app, &record.claims.sub)))
-            // Settled publish orders by channel, filled in by `settle_order`.
-            .item("ord", AttributeValue::M(Default::default()))
-            .send()
-            .await
-            .map_err(StoreError::backend)?;
-        Ok(())
+            .update_expression("ADD #n :one")
+            .condition_expression("attribute_not_exists(#n) OR #n < :max")
+            .expression_attribute_names("#n", "n")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":max", n(max));
+        for (k, v) in app_count_key(&app) {
+            update = update.key(k, v);
+        }
+        if condition_held(update.send().await)?.is_none() {
+            return Ok(false);
+        }
+        if let Err(e) = self.put_record(record, true).await {
+            self.uncount(&app).await;
+            return Err(e);
+        }
+        Ok(true)
     }
 
     async fn get_connection(&self, id: &ConnectionId) -> StoreResult<Option<ConnectionRecord>> {
@@ -44,52 +56,11 @@ impl ConnectionRecords for DynamoStore {
         &self,
         id: &ConnectionId,
     ) -> StoreResult<Option<(ConnectionRecord, Vec<ChannelKey>)>> {
-        let items = self
-            .query_all(
-                &self.tables.connections,
-                "pk = :pk",
-                vec![(":pk", s(conn_pk(id)))],
-                vec![],
-            )
-            .await?;
-        let mut channels = Vec::new();
-        for item in &items {
-            let Some(key) = get_s(item, "sk")
-                .and_then(|sk| sk.strip_prefix("s#"))
-                .and_then(ChannelKey::decode)
-            else {
-                continue;
-            };
-            // The channel's item first: a crash in between leaves a harmless own-side leftover
-            // rather than a subscriber fan-out would keep posting to.
-            self.delete(
-                &self.tables.connections,
-                vec![
-                    ("pk", s(self.channel_pk(&key, self.shard(id)))),
-                    ("sk", s(id.as_str())),
-                ],
-            )
-            .await?;
-            self.delete(
-                &self.tables.connections,
-                vec![("pk", s(conn_pk(id))), ("sk", s(sub_sk(&key)))],
-            )
-            .await?;
-            channels.push(key);
+        let removed = self.remove_items(id).await?;
+        if let Some((record, _, true)) = &removed {
+            self.uncount(&record.claims.app).await;
         }
-        let Some(meta) = self
-            .delete(
-                &self.tables.connections,
-                vec![("pk", s(conn_pk(id))), ("sk", s(META_SK))],
-            )
-            .await?
-        else {
-            return Ok(None);
-        };
-        let record: ConnectionRecord = get_s(&meta, "record")
-            .and_then(|r| serde_json::from_str(r).ok())
-            .ok_or_else(|| StoreError::Corrupt(format!("connection {id} has no record")))?;
-        Ok(Some((record, channels)))
+        Ok(removed.map(|(record, channels, _)| (record, channels)))
     }
 
     /// The record is replaced only while it exists (a conditional update), then each subscription's
@@ -212,5 +183,100 @@ impl ConnectionRecords for DynamoStore {
             }
         }
         Ok(ids)
+    }
+}
+
+impl DynamoStore {
+    async fn put_record(&self, record: ConnectionRecord, counted: bool) -> StoreResult<()> {
+        let json = serde_json::to_string(&record).map_err(StoreError::backend)?;
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.tables.connections)
+            .item("pk", s(conn_pk(&record.id)))
+            .item("sk", s(META_SK))
+            .item("record", s(json))
+            .item("ttl", n(record.expires_at))
+            .item("lapse", s(lapse_pk(&record.id)))
+            .item("user", s(user_key(&record.claims.app, &record.claims.sub)))
+            // Settled publish orders by channel, filled in by `settle_order`.
+            .item("ord", AttributeValue::M(Default::default()));
+        let put = match counted {
+            true => put.item("counted", AttributeValue::Bool(true)),
+            false => put,
+        };
+        put.send().await.map_err(StoreError::backend)?;
+        Ok(())
+    }
+
+    /// Gives an app's counted place back (best effort: logged when it fails).
+    async fn uncount(&self, app: &AppId) {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.tables.connections)
+            .update_expression("ADD #n :minus")
+            .expression_attribute_names("#n", "n")
+            .expression_attribute_values(":minus", AttributeValue::N("-1".into()));
+        for (k, v) in app_count_key(app) {
+            update = update.key(k, v);
+        }
+        if let Err(e) = update.send().await {
+            tracing::error!(app = %app, error = %StoreError::backend(e), "could not give back a counted connection's place");
+        }
+    }
+
+    /// Deletes the connection's items: its record, its subscriptions, and whether it was counted.
+    async fn remove_items(
+        &self,
+        id: &ConnectionId,
+    ) -> StoreResult<Option<(ConnectionRecord, Vec<ChannelKey>, bool)>> {
+        let items = self
+            .query_all(
+                &self.tables.connections,
+                "pk = :pk",
+                vec![(":pk", s(conn_pk(id)))],
+                vec![],
+            )
+            .await?;
+        let mut channels = Vec::new();
+        for item in &items {
+            let Some(key) = get_s(item, "sk")
+                .and_then(|sk| sk.strip_prefix("s#"))
+                .and_then(ChannelKey::decode)
+            else {
+                continue;
+            };
+            // The channel's item first: a crash in between leaves a harmless own-side leftover
+            // rather than a subscriber fan-out would keep posting to.
+            self.delete(
+                &self.tables.connections,
+                vec![
+                    ("pk", s(self.channel_pk(&key, self.shard(id)))),
+                    ("sk", s(id.as_str())),
+                ],
+            )
+            .await?;
+            self.delete(
+                &self.tables.connections,
+                vec![("pk", s(conn_pk(id))), ("sk", s(sub_sk(&key)))],
+            )
+            .await?;
+            channels.push(key);
+        }
+        let Some(meta) = self
+            .delete(
+                &self.tables.connections,
+                vec![("pk", s(conn_pk(id))), ("sk", s(META_SK))],
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let record: ConnectionRecord = get_s(&meta, "record")
+            .and_then(|r| serde_json::from_str(r).ok())
+            .ok_or_else(|| StoreError::Corrupt(format!("connection {id} has no record")))?;
+        let counted = matches!(meta.get("counted"), Some(AttributeValue::Bool(true)));
+        Ok(Some((record, channels, counted)))
     }
 }

@@ -12,6 +12,7 @@
 //! | channel's subscriber | `k#{app}/{channel}#{shard}` | `{connection id}` | `ttl` |
 //! | channel's member | `p#{app}/{channel}` | `{sub}` | `conns` (its connection ids), `ttl` |
 //! | associations | `#meta` | `associations` | `doc` |
+//! | an app's counted connections | `a#{app}` | `#conns` | `n` |
 //!
 //! A channel's subscribers are spread over `shards` partitions (by a hash of the connection id) so
 //! that subscribing to one busy channel does not exceed one partition's 1,000 writes per second;
@@ -134,6 +135,14 @@ const LAPSE_SHARDS: u64 = 4;
 /// The connections table's index of connection records by user: partition `user`
 /// (`{app}/{sub}`; an app id has no `/`), keys only. Ending a user's sessions reads it.
 const USERS_INDEX: &str = "users";
+
+/// The item counting an app's connections under its `maxConnections`.
+fn app_count_key(app: &AppId) -> Vec<(&'static str, AttributeValue)> {
+    vec![
+        ("pk", s(format!("a#{}", app.as_str()))),
+        ("sk", s("#conns")),
+    ]
+}
 
 /// A connection record's `user`: its app and user id.
 fn user_key(app: &AppId, sub: &str) -> String {
