@@ -479,3 +479,45 @@ async fn subscribe_floods_are_rate_limited_and_status_stays_small() {
         "{events} $status events for {answered} changes"
     );
 }
+
+/// An app's `maxConnections` (associations `limits`): past it, connects of that app are refused
+/// with 503 `limit_exceeded` and counted per app; other apps are unaffected; a connection that
+/// ends gives its place back.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_apps_connections_are_capped() {
+    let edge = TestEdge::start().await;
+    let (status, body) = edge
+        .put_associations(r#"{"apps":{"capped":{"limits":{"maxConnections":2}}}}"#)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let first = edge.connect(&edge.token("capped", "a")).await;
+    let _second = edge.connect(&edge.token("capped", "b")).await;
+    let (status, body) = edge.refusal(&edge.url(&edge.token("capped", "c"))).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["code"], "limit_exceeded", "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("maximum of 2"),
+        "{body}"
+    );
+    // Another app is not held back.
+    let mut other = edge.connect(&edge.token("chat-demo", "d")).await;
+    assert_eq!(other.subscribe("room").await["type"], "subscribed");
+    let metrics = edge.metrics().await;
+    assert!(
+        metrics.contains(r#"echo_app_connects_total{app="capped",outcome="refused"} 1"#)
+            && metrics.contains(r#"echo_app_connects_total{app="capped",outcome="accepted"} 2"#),
+        "{metrics}"
+    );
+
+    first.close().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio_tungstenite::connect_async(edge.url(&edge.token("capped", "c"))).await {
+            Ok(_) => break,
+            Err(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("the place was not given back: {e}"),
+        }
+    }
+}

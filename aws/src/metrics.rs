@@ -1,6 +1,6 @@
 //! CloudWatch Embedded Metric Format: metrics written as JSON log lines, which CloudWatch Logs
-//! turns into metrics in the `Echo` namespace with one dimension, `Service` (what the dashboard
-//! and alarms in `template.yaml` read).
+//! turns into metrics in the `Echo` namespace with the dimension `Service` (what the dashboard
+//! and alarms in `template.yaml` read), and for per-app series `Service` and `App`.
 
 use echo_core::metrics::{Metric, Metrics};
 use serde_json::{Value, json};
@@ -44,12 +44,15 @@ impl Emf {
     }
 
     pub fn emit(&self, values: &[(&str, &str, f64)], properties: &[(&str, Value)]) {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        println!("{}", self.document(now, values, properties));
+        println!("{}", self.document(now_ms(), values, properties));
     }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 impl Metrics for Emf {
@@ -99,6 +102,25 @@ impl Metrics for Emf {
             ),
             // API Gateway refuses upgrades itself on AWS, and counts them in its own metrics.
             Metric::ConnectionRefused { .. } => {}
+            Metric::AppConnect { app, accepted } => {
+                let mut doc = self.document(
+                    now_ms(),
+                    &[
+                        ("AppConnects", "Count", if accepted { 1.0 } else { 0.0 }),
+                        (
+                            "AppConnectsRefused",
+                            "Count",
+                            if accepted { 0.0 } else { 1.0 },
+                        ),
+                    ],
+                    &[],
+                );
+                // Per app as well as per service: the App dimension.
+                doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"] =
+                    json!([["Service"], ["Service", "App"]]);
+                doc["App"] = json!(app);
+                println!("{doc}");
+            }
         }
     }
 }

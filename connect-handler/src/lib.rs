@@ -23,7 +23,7 @@ use echo_core::function::{FunctionInvoker, FunctionRun};
 use echo_core::hook::{ConnectInput, Decision, decide};
 use echo_core::ids::ConnectionId;
 use echo_core::limits::Limits;
-use echo_core::metrics::Metrics;
+use echo_core::metrics::{Metric, Metrics};
 use echo_core::presence::Presence;
 use echo_core::protocol::{ErrorCode, ProtocolError};
 use echo_core::publish::Publisher;
@@ -134,11 +134,43 @@ async fn connect(
         connected_at: now_ms,
     };
     let (app, user) = (record.claims.app.clone(), record.claims.sub.clone());
-    if let Err(e) = deps.connections.put_connection(record).await {
-        tracing::error!(connection_id = %id, error = %e, "could not record connection");
+    let limit = match deps.associations.current().await {
+        Ok(associations) => associations.app_limits(&app).max_connections,
+        Err(e) => {
+            tracing::error!(connection_id = %id, error = %e, "could not load associations");
+            return error(
+                500,
+                ProtocolError::new(ErrorCode::Internal, "could not load associations"),
+            );
+        }
+    };
+    let recorded = match limit {
+        Some(max) => deps.connections.put_connection_within(record, max).await,
+        None => deps.connections.put_connection(record).await.map(|()| true),
+    };
+    let accepted = match recorded {
+        Ok(accepted) => accepted,
+        Err(e) => {
+            tracing::error!(connection_id = %id, error = %e, "could not record connection");
+            return error(
+                500,
+                ProtocolError::new(ErrorCode::Internal, "could not record the connection"),
+            );
+        }
+    };
+    deps.metrics.record(Metric::AppConnect {
+        app: app.as_str(),
+        accepted,
+    });
+    if !accepted {
+        let max = limit.unwrap_or_default();
+        tracing::info!(connection_id = %id, app = %app, max, "connection refused: the app is full");
         return error(
-            500,
-            ProtocolError::new(ErrorCode::Internal, "could not record the connection"),
+            503,
+            ProtocolError::new(
+                ErrorCode::LimitExceeded,
+                format!("app {app} holds its maximum of {max} connections: try again later"),
+            ),
         );
     }
     tracing::info!(connection_id = %id, app = %app, user = %user, "connected");

@@ -31,6 +31,7 @@
 
 pub mod admission;
 pub mod after_presence;
+pub mod app_limits;
 pub mod associations;
 pub mod auth;
 pub mod channel;

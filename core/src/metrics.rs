@@ -41,6 +41,9 @@ pub enum Metric<'a> {
     /// A WebSocket upgrade was refused before `$connect` completed: `unauthorized` (a bad
     /// token) or `limit_exceeded` (the edge holds its maximum of connections).
     ConnectionRefused { reason: &'a str },
+    /// A connection of `app` was accepted, or refused because the app holds its
+    /// `maxConnections`: the per-app series.
+    AppConnect { app: &'a str, accepted: bool },
 }
 
 /// Where observations go. Recording must not fail or block.

@@ -229,6 +229,17 @@ impl Metrics for Prometheus {
                 let key = self.labelled("echo_connections_refused_total", "reason", reason);
                 self.recorder.register_counter(&key, &METADATA).increment(1);
             }
+            Metric::AppConnect { app, accepted } => {
+                let outcome = if accepted { "accepted" } else { "refused" };
+                let key = Key::from_parts(
+                    "echo_app_connects_total",
+                    vec![
+                        Label::new("app", app.to_owned()),
+                        Label::new("outcome", outcome),
+                    ],
+                );
+                self.recorder.register_counter(&key, &METADATA).increment(1);
+            }
         }
     }
 }

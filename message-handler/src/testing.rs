@@ -60,6 +60,7 @@ impl Metrics for Recorder {
             Metric::AfterPublish { function, ok } => format!("after:{function}:{ok}"),
             Metric::Fanout { delivered, .. } => format!("fanout:{delivered}"),
             Metric::ConnectionRefused { reason } => format!("refused:{reason}"),
+            Metric::AppConnect { app, accepted } => format!("connect:{app}:{accepted}"),
         };
         self.metrics.lock().unwrap().push(name);
     }

@@ -178,6 +178,8 @@ struct AppFormat {
     channels: BTreeMap<String, ChannelFormat>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     schedules: Vec<ScheduleFormat>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    limits: Option<crate::app_limits::AppLimits>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -213,6 +215,7 @@ struct AppAssociations {
     /// The app's `onConnect` hook.
     on_connect: Option<HookPolicy>,
     schedules: Vec<Schedule>,
+    limits: crate::app_limits::AppLimits,
     exact: HashMap<ChannelName, Arc<ChannelPolicy>>,
     /// Longest prefix first.
     patterns: Vec<(String, Arc<ChannelPolicy>)>,
@@ -303,6 +306,12 @@ impl Associations {
                     on_error: app.on_error.unwrap_or_default(),
                     timeout: app_timeout,
                 });
+            }
+            if let Some(limits) = app.limits {
+                limits.check().map_err(|(field, why)| {
+                    invalid(&["apps", app_name.as_str(), "limits", field], &why)
+                })?;
+                assoc.limits = limits;
             }
             if app.schedules.len() > MAX_SCHEDULES {
                 return Err(invalid(
@@ -438,6 +447,11 @@ impl Associations {
             .collect();
         all.sort_by(|a, b| a.0.cmp(&b.0));
         all
+    }
+
+    /// `app`'s limits (none when it has no associations).
+    pub fn app_limits(&self, app: &AppId) -> crate::app_limits::AppLimits {
+        self.apps.get(app).map(|a| a.limits).unwrap_or_default()
     }
 
     /// `app`'s `onConnect` hook, if it has one.
@@ -718,6 +732,20 @@ mod tests {
         );
         assert!(err(r#"{"apps":{"a b":{"channels":{}}}}"#).contains("apps.a b"));
         assert!(err(r#"{"apps":{},"extra":1}"#).contains("unknown field"));
+        assert!(
+            err(r#"{"apps":{"a":{"limits":{"maxConnections":0}}}}"#)
+                .contains("apps.a.limits.maxConnections: must be 1 to")
+        );
+        assert!(err(r#"{"apps":{"a":{"limits":{"maxConections":5}}}}"#).contains("unknown field"));
+        let limited =
+            Associations::parse(r#"{"apps":{"a":{"limits":{"maxConnections":5}}}}"#, &only_f)
+                .unwrap();
+        let a = AppId::new("a").unwrap();
+        assert_eq!(limited.app_limits(&a).max_connections, Some(5));
+        assert_eq!(
+            limited.app_limits(&AppId::new("b").unwrap()),
+            Default::default()
+        );
         let pretty = "{\n  \"apps\": {\n    \"a\": {\"channels\": {\n      \"room.1\": {\"functions\": [\"f\", \"g\"]}\n    }}\n  }\n}";
         assert_eq!(
             err(pretty),
