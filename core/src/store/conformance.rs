@@ -183,6 +183,52 @@ pub async fn connection_store(store: &dyn ConnectionStore) {
     publish_orders(store, &app).await;
     user_connections(store, &app).await;
     app_connection_limit(store).await;
+    app_publish_allowance(store).await;
+}
+
+/// An app's publishes counted per window: at most the limit in one, again in the next, and
+/// another app's counted apart.
+async fn app_publish_allowance(store: &dyn ConnectionStore) {
+    let (app, other) = (self::app(), self::app());
+    let allowance = crate::rate::Allowance {
+        limit: 3,
+        window_ms: 1000,
+    };
+    let t = 1_700_000_000_000;
+    for i in 0..3 {
+        assert_eq!(
+            store
+                .take_app_publish(&app, allowance, t + i)
+                .await
+                .expect("take"),
+            Ok(()),
+            "publish {i}"
+        );
+    }
+    assert_eq!(
+        store
+            .take_app_publish(&app, allowance, t + 400)
+            .await
+            .expect("take"),
+        Err(600),
+        "the window is full until its end"
+    );
+    assert_eq!(
+        store
+            .take_app_publish(&other, allowance, t + 400)
+            .await
+            .expect("take"),
+        Ok(()),
+        "another app counts apart"
+    );
+    assert_eq!(
+        store
+            .take_app_publish(&app, allowance, t + 1000)
+            .await
+            .expect("take"),
+        Ok(()),
+        "the next window"
+    );
 }
 
 /// Connections counted against an app's maximum: refused past it, racing connects never over

@@ -1,6 +1,7 @@
 //! The connection store: every capability a connection needs kept, under one name.
 
 use super::allowances::Allowances;
+use super::app_allowances::AppAllowances;
 use super::connections::ConnectionRecords;
 use super::publish_orders::PublishOrders;
 use super::subscriptions::Subscriptions;
@@ -8,6 +9,12 @@ use super::subscriptions::Subscriptions;
 /// Connections, their subscriptions, publish orders and allowances: what one backend (the
 /// memory store, DynamoDB's connections table) keeps together. Each handler borrows the
 /// capabilities it uses; on AWS its function's policy grants what those need.
-pub trait ConnectionStore: ConnectionRecords + Subscriptions + PublishOrders + Allowances {}
+pub trait ConnectionStore:
+    ConnectionRecords + Subscriptions + PublishOrders + Allowances + AppAllowances
+{
+}
 
-impl<T: ConnectionRecords + Subscriptions + PublishOrders + Allowances> ConnectionStore for T {}
+impl<T: ConnectionRecords + Subscriptions + PublishOrders + Allowances + AppAllowances>
+    ConnectionStore for T
+{
+}

@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use super::{
-    Allowances, AssociationsStore, ConnectionRecord, ConnectionRecords, HistoryPage, HistoryStore,
-    Member, MembersPage, PageBuilder, PageLimit, PresenceStore, PublishGrant, PublishOrders,
-    StoreError, StoreResult, Subscribed, Subscriptions,
+    Allowances, AppAllowances, AssociationsStore, ConnectionRecord, ConnectionRecords, HistoryPage,
+    HistoryStore, Member, MembersPage, PageBuilder, PageLimit, PresenceStore, PublishGrant,
+    PublishOrders, StoreError, StoreResult, Subscribed, Subscriptions,
 };
 use crate::auth::Claims;
 use crate::channel::{AppId, ChannelKey, ChannelName};
@@ -25,6 +25,8 @@ struct State {
     /// Connections counted against their app's `maxConnections`, and each app's count.
     counted: HashSet<ConnectionId>,
     app_counts: HashMap<AppId, u64>,
+    /// Each app's publish window and its count.
+    app_windows: HashMap<AppId, (u64, u32)>,
     /// Each channel's subscribers, with their records' `expires_at`.
     subscribers: HashMap<ChannelKey, HashMap<ConnectionId, u64>>,
     /// Each connection's highest settled publish `order` per channel.
@@ -333,6 +335,28 @@ impl Allowances for MemoryStore {
         }
         counted.1 += 1;
         Ok(PublishGrant::Granted { record, settled })
+    }
+}
+
+#[async_trait]
+impl AppAllowances for MemoryStore {
+    async fn take_app_publish(
+        &self,
+        app: &AppId,
+        allowance: Allowance,
+        now_ms: u64,
+    ) -> StoreResult<Result<(), u64>> {
+        let (window, retry_ms) = allowance.window(now_ms);
+        let mut s = self.state();
+        let counted = s.app_windows.entry(app.clone()).or_insert((window, 0));
+        if counted.0 != window {
+            *counted = (window, 0);
+        }
+        if counted.1 >= allowance.limit {
+            return Ok(Err(retry_ms));
+        }
+        counted.1 += 1;
+        Ok(Ok(()))
     }
 }
 

@@ -7,7 +7,8 @@
 //! - [`subscriptions`]: [`Subscriptions`], both ways.
 //! - [`publish_orders`]: [`PublishOrders`], numbered publishes settled in order.
 //! - [`allowances`]: [`Allowances`], frames counted with the record.
-//! - [`connection_store`]: [`ConnectionStore`], the four together, as one backend keeps them.
+//! - [`app_allowances`]: [`AppAllowances`], publishes counted per app.
+//! - [`connection_store`]: [`ConnectionStore`], the five together, as one backend keeps them.
 //! - [`history`]: [`HistoryStore`], sequence numbers and stored messages; [`page`]: its pages.
 //! - [`presence`]: [`PresenceStore`], who is on each channel.
 //! - [`associations`]: [`AssociationsStore`], where the associations document is kept.
@@ -18,6 +19,7 @@
 //! `conformance`, compiled for tests and for crates that turn on the `conformance` feature.
 
 pub mod allowances;
+pub mod app_allowances;
 pub mod associations;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
@@ -33,6 +35,7 @@ pub mod subscriptions;
 
 pub use crate::member::Member;
 pub use allowances::{Allowances, PublishGrant};
+pub use app_allowances::AppAllowances;
 pub use associations::AssociationsStore;
 pub use connection_store::ConnectionStore;
 pub use connections::{ConnectionRecord, ConnectionRecords};

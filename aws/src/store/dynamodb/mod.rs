@@ -13,6 +13,7 @@
 //! | channel's member | `p#{app}/{channel}` | `{sub}` | `conns` (its connection ids), `ttl` |
 //! | associations | `#meta` | `associations` | `doc` |
 //! | an app's counted connections | `a#{app}` | `#conns` | `n` |
+//! | an app's publishes in a window | `a#{app}` | `r#{window}` | `n`, `ttl` |
 //!
 //! A channel's subscribers are spread over `shards` partitions (by a hash of the connection id) so
 //! that subscribing to one busy channel does not exceed one partition's 1,000 writes per second;
@@ -36,6 +37,7 @@
 //! ([`AssociationsStore`](echo_core::store::AssociationsStore)).
 
 mod allowance;
+mod app_allowance;
 mod associations;
 mod connections;
 mod history;
