@@ -521,3 +521,63 @@ async fn an_apps_connections_are_capped() {
         }
     }
 }
+
+/// An app's `publishRate`: its connections' publishes (and its HTTP API publishes) together are
+/// refused with `rate_limited` past it, whichever connection makes them; another app is not.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_apps_publishes_are_limited_across_its_connections() {
+    let edge = TestEdge::start().await;
+    let (status, body) = edge
+        .put_associations(r#"{"apps":{"busy":{"limits":{"publishRate":1,"publishBurst":1}}}}"#)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut a = edge.connect(&edge.token("busy", "a")).await;
+    let mut b = edge.connect(&edge.token("busy", "b")).await;
+    let mut quiet = edge.connect(&edge.token("chat-demo", "q")).await;
+    // One publish a second for the whole app: of five at once from two connections, at most two
+    // (one window, and the next if the five straddle its end) are taken.
+    let (mut acked, mut refused) = (0, Vec::new());
+    for i in 0..5 {
+        let c = if i % 2 == 0 { &mut a } else { &mut b };
+        let answer = c.publish("room", json!(i), &format!("p{i}")).await;
+        match answer["type"].as_str() {
+            Some("ack") => acked += 1,
+            _ => refused.push(answer),
+        }
+    }
+    assert!(
+        (1..=2).contains(&acked),
+        "{acked} acked, refused: {refused:?}"
+    );
+    let first = &refused[0];
+    assert_eq!(first["code"], "rate_limited", "{first}");
+    assert!(
+        first["message"]
+            .as_str()
+            .unwrap()
+            .contains("app busy publishes faster"),
+        "{first}"
+    );
+    // Over HTTP too: of three at once, at least one is refused.
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let response = edge
+            .http()
+            .post(format!(
+                "http://{}/v1/apps/busy/channels/room/messages",
+                edge.edge.addr
+            ))
+            .bearer_auth(edge.admin_token("busy"))
+            .body(r#"{"data":"from the server"}"#)
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    // Another app publishes as it likes.
+    for i in 0..5 {
+        let answer = quiet.publish("room", json!(i), &format!("q{i}")).await;
+        assert_eq!(answer["type"], "ack", "{answer}");
+    }
+}

@@ -67,22 +67,25 @@ pub(crate) async fn publish(
         MessageId::Publisher(id) | MessageId::Made(id) => id,
     };
     let prepared = match claims.authorize_publish(channel) {
-        Ok(()) => {
-            let author = Author {
-                app: &claims.app,
-                from: &claims.sub,
-            };
-            prepare(
-                deps,
-                id,
-                author,
-                channel,
-                data,
-                msg_id.clone(),
-                dedup_window_ms,
-            )
-            .await
-        }
+        Ok(()) => match app_allowance(deps, id, &claims.app).await {
+            Ok(()) => {
+                let author = Author {
+                    app: &claims.app,
+                    from: &claims.sub,
+                };
+                prepare(
+                    deps,
+                    id,
+                    author,
+                    channel,
+                    data,
+                    msg_id.clone(),
+                    dedup_window_ms,
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e.into()),
     };
     let Some(order) = order else {
@@ -113,6 +116,33 @@ pub(crate) async fn publish(
         Ok(reply) => Ok(relayed(deps, id, &claims.app, reply, relays).await),
         Err(e) => Err(e),
     }
+}
+
+/// Counts the publish against its app's publish allowance, when the app has one
+/// (`limits.publishRate`): `rate_limited` over it.
+async fn app_allowance(deps: &Deps, id: &ConnectionId, app: &AppId) -> Result<(), ProtocolError> {
+    let associations = deps
+        .associations
+        .current()
+        .await
+        .map_err(|e| internal(id, "could not load associations", &e))?;
+    let Some(allowance) = associations.app_limits(app).publish_allowance() else {
+        return Ok(());
+    };
+    let taken = deps
+        .connections
+        .take_app_publish(app, allowance, deps.clock.now_ms())
+        .await
+        .map_err(|e| internal(id, "could not count the app's publish", &e))?;
+    taken.map_err(|retry_ms| {
+        deps.metrics.record(Metric::RateLimited);
+        ProtocolError::new(
+            ErrorCode::RateLimited,
+            format!(
+                "app {app} publishes faster than its publishRate allows; retry in {retry_ms} ms"
+            ),
+        )
+    })
 }
 
 /// `reply`, once the messages the functions published elsewhere are published (the publisher

@@ -737,6 +737,11 @@ mod tests {
                 .contains("apps.a.limits.maxConnections: must be 1 to")
         );
         assert!(err(r#"{"apps":{"a":{"limits":{"maxConections":5}}}}"#).contains("unknown field"));
+        assert!(
+            err(r#"{"apps":{"a":{"limits":{"publishBurst":5}}}}"#)
+                .contains("apps.a.limits.publishBurst: needs a publishRate")
+        );
+        assert!(err(r#"{"apps":{"a":{"limits":{"publishRate":0}}}}"#).contains("publishRate"));
         let limited =
             Associations::parse(r#"{"apps":{"a":{"limits":{"maxConnections":5}}}}"#, &only_f)
                 .unwrap();
