@@ -16,6 +16,7 @@
 //! | `echo_rate_limited_total` | counter | a frame refused with `rate_limited` |
 //! | `echo_after_publish_total{function,outcome}` | counter | a message handed to an after-publish function (`ok`, `failed`) |
 //! | `echo_connections_refused_total{reason}` | counter | an upgrade refused (401, 503) |
+//! | `echo_app_connects_total{app,outcome}` | counter | a connect of an app, `accepted` or `refused` (its `maxConnections`) |
 //! | `echo_connections` | gauge | client connections held now |
 
 use std::time::Duration;
@@ -38,7 +39,7 @@ pub const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 static METADATA: Metadata<'static> = Metadata::new(module_path!(), Level::INFO, None);
 
 /// Every series' `# HELP` text (the table above, as Prometheus shows it).
-const COUNTERS: [(&str, &str); 11] = [
+const COUNTERS: [(&str, &str); 12] = [
     (
         "echo_messages_published_total",
         "Messages committed to a channel.",
@@ -82,6 +83,10 @@ const COUNTERS: [(&str, &str); 11] = [
     (
         "echo_connections_refused_total",
         "WebSocket upgrades refused, by reason.",
+    ),
+    (
+        "echo_app_connects_total",
+        "Connects that reached the connect handler, by app and outcome (refused: the app held its maxConnections).",
     ),
 ];
 const HISTOGRAMS: [(&str, &str); 2] = [
