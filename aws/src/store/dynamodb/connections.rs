@@ -118,33 +118,15 @@ impl ConnectionRecords for DynamoStore {
     async fn lapsed(&self, now_secs: u64, limit: usize) -> StoreResult<Vec<ConnectionId>> {
         let mut ids = Vec::new();
         for shard in 0..LAPSE_SHARDS {
-            let mut start = None;
-            while ids.len() < limit {
-                let out = self
-                    .client
-                    .query()
-                    .table_name(&self.tables.connections)
-                    .index_name(LAPSES_INDEX)
-                    .key_condition_expression("lapse = :l AND #ttl <= :now")
-                    .expression_attribute_names("#ttl", "ttl")
-                    .expression_attribute_values(":l", s(lapse_partition(shard)))
-                    .expression_attribute_values(":now", n(now_secs))
-                    .limit(i32::try_from(limit - ids.len()).unwrap_or(i32::MAX))
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .await
-                    .map_err(StoreError::backend)?;
-                ids.extend(
-                    out.items()
-                        .iter()
-                        .filter_map(|item| get_s(item, "pk")?.strip_prefix("c#"))
-                        .map(ConnectionId::from),
-                );
-                match out.last_evaluated_key() {
-                    Some(k) if !k.is_empty() => start = Some(k.clone()),
-                    _ => break,
-                }
-            }
+            self.index_ids(
+                LAPSES_INDEX,
+                "lapse = :l AND #ttl <= :now",
+                ("#ttl", "ttl"),
+                vec![(":l", s(lapse_partition(shard))), (":now", n(now_secs))],
+                &mut ids,
+                limit,
+            )
+            .await?;
         }
         Ok(ids)
     }
@@ -156,21 +138,46 @@ impl ConnectionRecords for DynamoStore {
         limit: usize,
     ) -> StoreResult<Vec<ConnectionId>> {
         let mut ids = Vec::new();
+        self.index_ids(
+            USERS_INDEX,
+            "#user = :u",
+            ("#user", "user"),
+            vec![(":u", s(user_key(app, sub)))],
+            &mut ids,
+            limit,
+        )
+        .await?;
+        Ok(ids)
+    }
+}
+
+impl DynamoStore {
+    /// Adds to `ids` the connections a keys-only index of connection records lists under
+    /// `condition`, page after page, until there are `limit`.
+    async fn index_ids(
+        &self,
+        index: &str,
+        condition: &str,
+        name: (&str, &str),
+        values: Vec<(&str, AttributeValue)>,
+        ids: &mut Vec<ConnectionId>,
+        limit: usize,
+    ) -> StoreResult<()> {
         let mut start = None;
         while ids.len() < limit {
-            let out = self
+            let mut query = self
                 .client
                 .query()
                 .table_name(&self.tables.connections)
-                .index_name(USERS_INDEX)
-                .key_condition_expression("#user = :u")
-                .expression_attribute_names("#user", "user")
-                .expression_attribute_values(":u", s(user_key(app, sub)))
+                .index_name(index)
+                .key_condition_expression(condition)
+                .expression_attribute_names(name.0, name.1)
                 .limit(i32::try_from(limit - ids.len()).unwrap_or(i32::MAX))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(StoreError::backend)?;
+                .set_exclusive_start_key(start);
+            for (k, v) in &values {
+                query = query.expression_attribute_values(*k, v.clone());
+            }
+            let out = query.send().await.map_err(StoreError::backend)?;
             ids.extend(
                 out.items()
                     .iter()
@@ -182,11 +189,9 @@ impl ConnectionRecords for DynamoStore {
                 _ => break,
             }
         }
-        Ok(ids)
+        Ok(())
     }
-}
 
-impl DynamoStore {
     async fn put_record(&self, record: ConnectionRecord, counted: bool) -> StoreResult<()> {
         let json = serde_json::to_string(&record).map_err(StoreError::backend)?;
         let put = self
