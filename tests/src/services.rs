@@ -40,32 +40,17 @@ pub struct Service {
 /// dynalite (from `tests/services`) on a free port.
 pub async fn dynalite() -> Service {
     let port = free_port();
-    let child = Command::new(format!(
+    let mut command = Command::new(format!(
         "{}/tests/services/node_modules/.bin/dynalite",
         root()
-    ))
-    .args(["--port", &port.to_string()])
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .process_group(0)
-    .spawn()
-    .expect("dynalite is installed: (cd tests/services && npm ci)");
-    let group = Group(child);
-    let started = Instant::now();
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "dynalite did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Service {
-        _group: group,
-        endpoint: format!("http://127.0.0.1:{port}"),
-    }
+    ));
+    command.args(["--port", &port.to_string()]);
+    serve(
+        command,
+        port,
+        "dynalite is installed: (cd tests/services && npm ci)",
+    )
+    .await
 }
 
 /// moto's server (Secrets Manager, among others) on a free port, from the virtualenv
@@ -78,13 +63,25 @@ pub async fn moto() -> Service {
         true => venv,
         false => format!("{}/{venv}", root()),
     };
-    let child = Command::new(format!("{venv}/bin/moto_server"))
-        .args(["-p", &port.to_string()])
+    let mut command = Command::new(format!("{venv}/bin/moto_server"));
+    command.args(["-p", &port.to_string()]);
+    serve(
+        command,
+        port,
+        "moto's server is installed: pip install 'moto[server]' (ECHO_MOTO_VENV)",
+    )
+    .await
+}
+
+/// Runs `command` in a process group of its own and waits until it accepts connections on
+/// `port` (30 s at most); `missing` says how to install it.
+async fn serve(mut command: Command, port: u16, missing: &str) -> Service {
+    let child = command
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .process_group(0)
         .spawn()
-        .expect("moto's server is installed: pip install 'moto[server]' (ECHO_MOTO_VENV)");
+        .expect(missing);
     let group = Group(child);
     let started = Instant::now();
     while tokio::net::TcpStream::connect(("127.0.0.1", port))
@@ -93,9 +90,9 @@ pub async fn moto() -> Service {
     {
         assert!(
             started.elapsed() < Duration::from_secs(30),
-            "moto did not start"
+            "{command:?} did not start"
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Service {
         _group: group,
