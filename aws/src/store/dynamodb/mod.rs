@@ -239,32 +239,29 @@ impl DynamoStore {
                 create = create
                     .attribute_definitions(def("lapse", ScalarAttributeType::S)?)
                     .attribute_definitions(def("ttl", ScalarAttributeType::N)?)
-                    .attribute_definitions(def("user", ScalarAttributeType::S)?)
-                    .global_secondary_indexes(
-                        GlobalSecondaryIndex::builder()
-                            .index_name(USERS_INDEX)
-                            .key_schema(key("user", KeyType::Hash)?)
-                            .projection(
-                                Projection::builder()
-                                    .projection_type(ProjectionType::KeysOnly)
-                                    .build(),
-                            )
-                            .build()
-                            .map_err(StoreError::backend)?,
-                    )
-                    .global_secondary_indexes(
-                        GlobalSecondaryIndex::builder()
-                            .index_name(LAPSES_INDEX)
-                            .key_schema(key("lapse", KeyType::Hash)?)
-                            .key_schema(key("ttl", KeyType::Range)?)
-                            .projection(
-                                Projection::builder()
-                                    .projection_type(ProjectionType::KeysOnly)
-                                    .build(),
-                            )
-                            .build()
-                            .map_err(StoreError::backend)?,
-                    );
+                    .attribute_definitions(def("user", ScalarAttributeType::S)?);
+                // Both indexes list connection records by key only.
+                let keys_only = |index: &str, schema: Vec<KeySchemaElement>| {
+                    GlobalSecondaryIndex::builder()
+                        .index_name(index)
+                        .set_key_schema(Some(schema))
+                        .projection(
+                            Projection::builder()
+                                .projection_type(ProjectionType::KeysOnly)
+                                .build(),
+                        )
+                        .build()
+                        .map_err(StoreError::backend)
+                };
+                create = create
+                    .global_secondary_indexes(keys_only(
+                        USERS_INDEX,
+                        vec![key("user", KeyType::Hash)?],
+                    )?)
+                    .global_secondary_indexes(keys_only(
+                        LAPSES_INDEX,
+                        vec![key("lapse", KeyType::Hash)?, key("ttl", KeyType::Range)?],
+                    )?);
             }
             let created = create.send().await;
             if let Err(e) = created {
