@@ -500,10 +500,16 @@ async fn presence_works_through_the_lambdas() {
     assert!(join["seq"].as_u64() > own["seq"].as_u64(), "{join}");
     let mut phone = edge.connect(&edge.token("chat-demo", "alice")).await;
     phone.subscribe("lobby").await;
-    let list = members(&mut watcher, "lobby").await;
+    // The `subscribed` frame is posted before the join is committed: ask until it is.
+    let want = json!([{"sub": "alice", "connections": 2}, {"sub": "watcher", "connections": 1}]);
+    let mut list = members(&mut watcher, "lobby").await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while list["members"] != want && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        list = members(&mut watcher, "lobby").await;
+    }
     assert_eq!(
-        list["members"],
-        json!([{"sub": "alice", "connections": 2}, {"sub": "watcher", "connections": 1}]),
+        list["members"], want,
         "a second connection is no second join: {list}"
     );
     alice.close().await;
