@@ -281,6 +281,70 @@ async fn functions_publish_elsewhere_and_a_fourth_hop_is_refused() {
     );
 }
 
+/// `greeter` lets everyone in and announces each arrival in `lobby` (but the watcher's, whose own
+/// arrival would race its subscriptions); it keeps `vault` shut and
+/// rings `doorbell` for each knock: hooks publish as message functions do, allowing or denying.
+#[tokio::test(flavor = "multi_thread")]
+async fn hook_functions_publish_at_connect_and_subscribe() {
+    let mut functions = publishing();
+    functions.register_hook("greeter", |input: Value| async move {
+        let sub = input["user"]["sub"].as_str().unwrap_or_default().to_owned();
+        Ok(match input["hook"].as_str() {
+            Some("connect") if sub == "watcher" => json!({"action": "allow"}),
+            Some("connect") => json!({"action": "allow", "publish": [
+                {"channel": "lobby", "data": {"text": format!("{sub} arrived")}}
+            ]}),
+            _ => json!({"action": "deny", "reason": "the vault is shut", "publish": [
+                {"channel": "doorbell", "data": {"text": format!("{sub} knocked on {}", input["channel"].as_str().unwrap_or_default())}}
+            ]}),
+        })
+    });
+    let edge = TestEdge::start_with(|_| {}, functions).await;
+    let (status, body) = edge
+        .put_associations(
+            r#"{"apps":{"chat-demo":{"onConnect":["greeter"],"channels":{
+                "lobby":{"functions":["angry"]},
+                "vault":{"onSubscribe":["greeter"]}
+            }}}}"#,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut watcher = edge.connect(&edge.token("chat-demo", "watcher")).await;
+    watcher.subscribe("lobby").await;
+    watcher.subscribe("doorbell").await;
+
+    // bob's arrival, through lobby's own functions, from the hook's function.
+    let mut bob = edge.connect(&edge.token("chat-demo", "bob")).await;
+    let (m, _) = watcher.recv_until("message").await;
+    assert_eq!(
+        (m["channel"].as_str(), m["from"].as_str()),
+        (Some("lobby"), Some("$fn:greeter")),
+        "{m}"
+    );
+    assert!(
+        m["data"]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("BOB ARRIVED"),
+        "{m}"
+    );
+
+    // The denial reaches bob with its reason; the knock reaches the doorbell.
+    bob.send(json!({"action": "subscribe", "channel": "vault"}))
+        .await;
+    let refused = bob.recv().await;
+    assert_eq!(
+        (refused["code"].as_str(), refused["message"].as_str()),
+        (Some("forbidden"), Some("the vault is shut")),
+        "{refused}"
+    );
+    let (m, _) = watcher.recv_until("message").await;
+    assert_eq!(m["channel"], "doorbell");
+    assert_eq!(m["data"]["text"], "bob knocked on vault");
+    assert_eq!(m["from"], "$fn:greeter");
+    watcher.silent_for(300).await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_schedule_publishes_through_the_channels_functions() {
     let edge = TestEdge::start_with(|_| {}, functions()).await;

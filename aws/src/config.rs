@@ -35,6 +35,9 @@ pub struct Config {
     pub dedup_window_secs: u64,
     /// `ECHO_FANOUT_FUNCTION`: the fan-out Lambda's name.
     pub fanout_function: String,
+    /// `ECHO_RELAY_FUNCTION`: the message handler Lambda's name, where the connect handler hands
+    /// what `onConnect` functions publish.
+    pub relay_function: String,
     /// `ECHO_MANAGEMENT_ENDPOINT`: `https://{api}.execute-api.{region}.amazonaws.com/{stage}`.
     pub management_endpoint: String,
     /// `ECHO_FUNCTION_PREFIX` (default empty): prepended to function names from associations to
@@ -136,6 +139,7 @@ impl Config {
                 "seconds, at most ECHO_HISTORY_TTL_SECS (an id must not outlive its message)",
             )?,
             fanout_function: (env.0)("ECHO_FANOUT_FUNCTION").unwrap_or_default(),
+            relay_function: (env.0)("ECHO_RELAY_FUNCTION").unwrap_or_default(),
             management_endpoint: (env.0)("ECHO_MANAGEMENT_ENDPOINT").unwrap_or_default(),
             function_prefix: (env.0)("ECHO_FUNCTION_PREFIX").unwrap_or_default(),
             associations_cache: Duration::from_secs(env.number(
@@ -184,6 +188,7 @@ impl Config {
         for name in names {
             let value = match *name {
                 "ECHO_FANOUT_FUNCTION" => &self.fanout_function,
+                "ECHO_RELAY_FUNCTION" => &self.relay_function,
                 "ECHO_MANAGEMENT_ENDPOINT" => &self.management_endpoint,
                 "ECHO_JWT_SECRET" => &self.jwt_secret,
                 // Either holds the keys tokens verify with.
@@ -228,6 +233,7 @@ impl std::fmt::Debug for Config {
             .field("history_ttl_secs", &self.history_ttl_secs)
             .field("dedup_window_secs", &self.dedup_window_secs)
             .field("fanout_function", &self.fanout_function)
+            .field("relay_function", &self.relay_function)
             .field("management_endpoint", &self.management_endpoint)
             .field("function_prefix", &self.function_prefix)
             .field("associations_cache", &self.associations_cache)

@@ -22,6 +22,7 @@ pub mod jwks_fetch;
 pub mod keys;
 pub mod lambda;
 pub mod metrics;
+pub mod relay;
 pub mod signed;
 pub mod sigv4;
 pub mod store;

@@ -45,6 +45,7 @@ const ENV: &[(&str, &str)] = &[
     ),
     ("ECHO_MANAGEMENT_ENDPOINT", "http://127.0.0.1:9"),
     ("ECHO_FANOUT_FUNCTION", "fanout"),
+    ("ECHO_RELAY_FUNCTION", "message-handler"),
     ("AWS_REGION", "us-east-1"),
     ("AWS_ACCESS_KEY_ID", "startup"),
     ("AWS_SECRET_ACCESS_KEY", "startup"),

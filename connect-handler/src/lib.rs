@@ -19,6 +19,7 @@ use echo_core::associations::AssociationsSource;
 use echo_core::auth::{Claims, TokenVerifier};
 use echo_core::clock::Clock;
 use echo_core::disconnection::{Disconnections, Swept};
+use echo_core::function::relay::{Relay, Relayed};
 use echo_core::function::{FunctionInvoker, FunctionRun};
 use echo_core::hook::{ConnectInput, Decision, decide};
 use echo_core::ids::ConnectionId;
@@ -37,6 +38,8 @@ pub struct Deps {
     /// Where each app's `onConnect` hook is found, and what runs it.
     pub associations: Arc<dyn AssociationsSource>,
     pub invoker: Arc<dyn FunctionInvoker>,
+    /// Where the messages `onConnect` functions publish go.
+    pub relay: Arc<dyn Relay>,
     /// Where each `onConnect` function's run is counted.
     pub metrics: Arc<dyn Metrics>,
     /// Connection records: what `$connect`, `$disconnect` and the sweep write and read.
@@ -211,9 +214,21 @@ async fn admit(
             ProtocolError::new(ErrorCode::Internal, "could not run onConnect"),
         )
     })?;
-    let mut runs = Vec::with_capacity(hook.functions.len());
-    let decision = decide(deps.invoker.as_ref(), hook, &input, &mut runs).await;
+    let (mut runs, mut published) = (Vec::with_capacity(hook.functions.len()), Vec::new());
+    let decision = decide(
+        deps.invoker.as_ref(),
+        hook,
+        &input,
+        &mut runs,
+        &mut published,
+    )
+    .await;
     FunctionRun::record_all(&runs, deps.metrics.as_ref());
+    if !published.is_empty() {
+        deps.relay
+            .relay(Relayed::new(claims.app.clone(), id.clone(), published))
+            .await;
+    }
     match decision {
         Decision::Allow { channels } => {
             if channels.is_some() {
@@ -337,6 +352,16 @@ mod tests {
         }
     }
 
+    /// No function here publishes.
+    struct NoRelay;
+
+    #[async_trait::async_trait]
+    impl Relay for NoRelay {
+        async fn relay(&self, relayed: Relayed) {
+            panic!("nothing publishes here: {relayed:?}")
+        }
+    }
+
     fn deps(store: &Arc<MemoryStore>, clock: &ManualClock) -> Deps {
         let dispatcher = fanout::Inline(fanout::Deps {
             subscriptions: store.clone(),
@@ -352,6 +377,7 @@ mod tests {
                 echo_core::associations::Associations::empty(),
             )),
             invoker: Arc::new(NoFunctions),
+            relay: Arc::new(NoRelay),
             metrics: Arc::new(echo_core::metrics::NoMetrics),
             connections: store.clone(),
             presence: Arc::new(Presence::new(store.clone(), publisher.clone())),

@@ -7,6 +7,7 @@ use echo_aws::dispatcher::LambdaFanout;
 use echo_aws::invoker::LambdaInvoker;
 use echo_aws::lambda::Resources;
 use echo_aws::metrics::Emf;
+use echo_aws::relay::LambdaRelay;
 use echo_core::after_presence::AfterPresence;
 use echo_core::clock::SystemClock;
 use echo_core::limits::Limits;
@@ -16,7 +17,12 @@ use lambda_runtime::{LambdaEvent, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let r = Resources::load(&["ECHO_KEYS_SECRET", "ECHO_FANOUT_FUNCTION"]).await?;
+    let r = Resources::load(&[
+        "ECHO_KEYS_SECRET",
+        "ECHO_FANOUT_FUNCTION",
+        "ECHO_RELAY_FUNCTION",
+    ])
+    .await?;
     let fanout = LambdaFanout::new(r.lambda(), r.config.fanout_function.clone());
     let publisher = Arc::new(Publisher::new(r.store.clone(), Arc::new(fanout)));
     let associations = Arc::new(CachedAssociations::new(
@@ -42,6 +48,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         verifier: r.verifier()?,
         associations,
         invoker,
+        relay: Arc::new(LambdaRelay::new(
+            r.lambda(),
+            r.config.relay_function.clone(),
+        )),
         metrics,
         connections: r.store.clone(),
         presence: Arc::new(

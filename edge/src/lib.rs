@@ -57,6 +57,7 @@ pub mod key_file;
 pub mod management;
 pub mod metrics;
 pub mod outbox;
+pub mod relay;
 pub mod retention;
 pub mod schedules;
 pub mod server;

@@ -313,6 +313,7 @@ pub async fn start_with(
         false => Some(DelayLine::start().map_err(StartError::DelayThread)?),
     };
     let shutdown = CancellationToken::new();
+    let (relay, relays) = crate::relay::queue();
     let state = Arc::new(State {
         handlers: match &config.faithful {
             None => {
@@ -321,6 +322,7 @@ pub async fn start_with(
                         verifier: verifier.clone(),
                         associations: associations.clone(),
                         invoker: invoker.clone(),
+                        relay: Arc::new(relay),
                         metrics: metrics.clone(),
                         connections: connections.clone(),
                         publisher: publisher.clone(),
@@ -402,6 +404,11 @@ pub async fn start_with(
         )));
     }
     tasks.push(tokio::spawn(upkeep(metrics, shutdown.clone())));
+    tasks.push(tokio::spawn(crate::relay::run(
+        state.clone(),
+        relays,
+        shutdown.clone(),
+    )));
     tasks.push(tokio::spawn(sweep(state.clone(), shutdown.clone())));
     tasks.push(tokio::spawn(crate::schedules::run(
         state.clone(),

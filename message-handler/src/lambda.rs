@@ -68,12 +68,18 @@ pub fn deps(
     })
 }
 
-/// What the message handler Lambda is invoked with: API Gateway's `MESSAGE` events, or the
-/// schedules' minute tick `{"tick":{}}`.
+/// What the message handler Lambda is invoked with: API Gateway's `MESSAGE` events, the
+/// schedules' minute tick `{"tick":{}}`, or what `onConnect` functions published, from the connect
+/// handler (`{"relay":{...}}`).
 #[derive(Debug, serde::Deserialize)]
 #[serde(untagged)]
 pub enum Invocation {
-    Tick { tick: crate::schedule::TickEvent },
+    Tick {
+        tick: crate::schedule::TickEvent,
+    },
+    Relay {
+        relay: echo_core::function::relay::Relayed,
+    },
     Gateway(Box<aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest>),
 }
 
@@ -83,6 +89,8 @@ pub enum Invocation {
 pub enum Answer {
     Gateway(Box<aws_lambda_events::apigw::ApiGatewayProxyResponse>),
     Ticked(crate::schedule::Ticked),
+    /// A relay's answer: `{}`.
+    Relayed(serde_json::Map<String, serde_json::Value>),
 }
 
 /// Handles an invocation.
@@ -90,5 +98,9 @@ pub async fn invoked(deps: &Deps, invocation: &Invocation, now_ms: u64) -> Answe
     match invocation {
         Invocation::Gateway(event) => Answer::Gateway(Box::new(crate::handle(deps, event).await)),
         Invocation::Tick { .. } => Answer::Ticked(crate::schedule::tick(deps, now_ms).await),
+        Invocation::Relay { relay } => {
+            crate::publish_relayed(deps, relay.clone()).await;
+            Answer::Relayed(serde_json::Map::new())
+        }
     }
 }

@@ -45,6 +45,7 @@ mod testing;
 
 pub use after_publish::AfterPublish;
 pub use deps::Deps;
+pub use relay::publish_relayed;
 pub use reply::Reply;
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};

@@ -9,6 +9,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use echo_core::channel::AppId;
+use echo_core::function::relay::Relayed;
 use echo_core::function::{MAX_HOPS, MAX_PUBLICATIONS, Publication};
 use echo_core::ids::{ConnectionId, random_hex};
 use echo_core::metrics::Metric;
@@ -20,6 +21,13 @@ use crate::publish::{Author, Prepared, commit, prepare};
 /// The sender recorded on a message function `name` published.
 pub(crate) fn sender(name: &str) -> String {
     format!("$fn:{name}")
+}
+
+/// Publishes what a connection's `onConnect` functions published, handed over by the connect
+/// handler (see [`echo_core::function::relay`]), and what that leads to.
+pub async fn publish_relayed(deps: &Deps, relayed: Relayed) {
+    let (app, origin) = (relayed.app.clone(), relayed.origin.clone());
+    relay(deps, &origin, &app, relayed.into_publications()).await;
 }
 
 /// Publishes what functions of one message published (its first hop), and what that leads to.

@@ -5,7 +5,7 @@
 
 use echo_core::associations::Schedule;
 use echo_core::channel::AppId;
-use echo_core::function::{InvokeError, MAX_PUBLICATIONS, ScheduledOutput};
+use echo_core::function::{InvokeError, Publication, ScheduledOutput};
 use echo_core::hook::ScheduleInput;
 use echo_core::ids::ConnectionId;
 use echo_core::metrics::Metric;
@@ -69,12 +69,7 @@ pub async fn run(deps: &Deps, app: &AppId, schedule: &Schedule, at_ms: u64) -> b
                 ))
             })
         })
-        .and_then(|out| match out.publish.len() {
-            n if n > MAX_PUBLICATIONS => Err(InvokeError::InvalidOutput(format!(
-                "an answer publishes at most {MAX_PUBLICATIONS} messages, not {n}"
-            ))),
-            _ => Ok(out),
-        });
+        .and_then(|out| Publication::check_count(&out.publish).map(|()| out));
     deps.metrics.record(Metric::FunctionRun {
         function,
         elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,

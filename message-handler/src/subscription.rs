@@ -16,7 +16,8 @@ use crate::deps::Deps;
 use crate::reply::internal;
 
 /// The channel's `onSubscribe` hook, if it has one: a denial is `forbidden` with its reason, before
-/// anything about the channel is read or changed.
+/// anything about the channel is read or changed. What its functions publish, allowing or
+/// denying, is published before the answer.
 async fn admit(
     deps: &Deps,
     id: &ConnectionId,
@@ -37,9 +38,19 @@ async fn admit(
     };
     let input = serde_json::to_value(SubscribeInput::new(claims, channel, id.as_str(), presence))
         .map_err(|e| internal(id, "could not encode the hook's input", &e))?;
-    let mut runs = Vec::with_capacity(hook.functions.len());
-    let decision = decide(deps.invoker.as_ref(), &hook, &input, &mut runs).await;
+    let (mut runs, mut published) = (Vec::with_capacity(hook.functions.len()), Vec::new());
+    let decision = decide(
+        deps.invoker.as_ref(),
+        &hook,
+        &input,
+        &mut runs,
+        &mut published,
+    )
+    .await;
     FunctionRun::record_all(&runs, deps.metrics.as_ref());
+    if !published.is_empty() {
+        crate::relay::relay(deps, id, &claims.app, published).await;
+    }
     match decision {
         Decision::Allow { .. } => Ok(()),
         Decision::Deny { reason } => {

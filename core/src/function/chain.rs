@@ -6,9 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{
-    FunctionInput, FunctionInvoker, FunctionOutput, InvokeError, MAX_PUBLICATIONS, Publication,
-};
+use super::{FunctionInput, FunctionInvoker, FunctionOutput, InvokeError, Publication};
 use crate::associations::{ChannelPolicy, MAX_CHAIN_MS, OnError};
 use crate::metrics::{Metric, Metrics};
 
@@ -134,14 +132,9 @@ pub async fn run_chain(
     }
 }
 
-/// At most [`MAX_PUBLICATIONS`] messages to publish elsewhere per answer.
+/// At most [`MAX_PUBLICATIONS`](super::MAX_PUBLICATIONS) messages to publish elsewhere per answer.
 fn check_publications(out: FunctionOutput) -> Result<FunctionOutput, InvokeError> {
-    let n = out.publications().len();
-    if n > MAX_PUBLICATIONS {
-        return Err(InvokeError::InvalidOutput(format!(
-            "an answer publishes at most {MAX_PUBLICATIONS} messages, not {n}"
-        )));
-    }
+    Publication::check_count(out.publications())?;
     Ok(out)
 }
 

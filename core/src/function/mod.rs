@@ -15,6 +15,7 @@
 
 pub mod chain;
 pub mod reference;
+pub mod relay;
 
 pub use chain::{ChainOutcome, FunctionRun, run_chain};
 
@@ -77,6 +78,18 @@ pub const MAX_HOPS: u32 = 3;
 pub struct Publication {
     pub channel: ChannelName,
     pub data: Value,
+}
+
+impl Publication {
+    /// Whether one answer's `publish` list is within [`MAX_PUBLICATIONS`].
+    pub fn check_count(publish: &[Publication]) -> Result<(), InvokeError> {
+        match publish.len() {
+            n if n > MAX_PUBLICATIONS => Err(InvokeError::InvalidOutput(format!(
+                "an answer publishes at most {MAX_PUBLICATIONS} messages, not {n}"
+            ))),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// What a function answers. Either answer may add `"publish":[{"channel":C,"data":D},...]`

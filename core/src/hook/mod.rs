@@ -8,8 +8,10 @@
 //! {"action":"deny","reason":"not a member of team-blue"}
 //! ```
 //!
-//! (`channels`, `onConnect` only: the connection's permissions in place of its token's.) A hook's
-//! functions run in order, each under its `timeoutMs` and all within [`MAX_CHAIN_MS`]; the first
+//! (`channels`, `onConnect` only: the connection's permissions in place of its token's.) Either
+//! answer may add `"publish":[{"channel":C,"data":D},...]` (at most
+//! [`MAX_PUBLICATIONS`](crate::function::MAX_PUBLICATIONS)), published as from the function,
+//! as a message function's are. A hook's functions run in order, each under its `timeoutMs` and all within [`MAX_CHAIN_MS`]; the first
 //! deny decides. A function that fails or runs out of time applies its `onError`: `reject` (the
 //! default) denies, `pass` goes on as if it had allowed.
 //!
@@ -25,7 +27,7 @@ use serde_json::Value;
 use crate::associations::{HookPolicy, MAX_CHAIN_MS, OnError};
 use crate::auth::Permissions;
 use crate::function::chain::next_limit;
-use crate::function::{FunctionInvoker, FunctionRun, InvokeError};
+use crate::function::{FunctionInvoker, FunctionRun, InvokeError, Publication};
 
 pub use input::{ConnectInput, HookUser, ScheduleInput, SubscribeInput};
 
@@ -36,11 +38,23 @@ pub enum HookAnswer {
     Allow {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         channels: Option<Permissions>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        publish: Vec<Publication>,
     },
     Deny {
         #[serde(default)]
         reason: Option<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        publish: Vec<Publication>,
     },
+}
+
+impl HookAnswer {
+    fn publications(&self) -> &[Publication] {
+        match self {
+            Self::Allow { publish, .. } | Self::Deny { publish, .. } => publish,
+        }
+    }
 }
 
 /// What a hook decided.
@@ -52,12 +66,14 @@ pub enum Decision {
     Deny { reason: String },
 }
 
-/// Runs `policy`'s functions on `input` in order; `runs` gets each function's run.
+/// Runs `policy`'s functions on `input` in order; `runs` gets each function's run, and
+/// `published` the messages the functions that answered publish, each with its function.
 pub async fn decide(
     invoker: &dyn FunctionInvoker,
     policy: &HookPolicy,
     input: &Value,
     runs: &mut Vec<FunctionRun>,
+    published: &mut Vec<(String, Publication)>,
 ) -> Decision {
     let deadline = tokio::time::Instant::now() + Duration::from_millis(MAX_CHAIN_MS);
     let mut channels = None;
@@ -74,19 +90,25 @@ pub async fn decide(
                     "a hook answers {{\"action\":\"allow\"}} or {{\"action\":\"deny\",\"reason\":...}}: {e}"
                 ))
             })
-        });
+        })
+        .and_then(|a| Publication::check_count(a.publications()).map(|()| a));
         runs.push(FunctionRun {
             function: name.clone(),
             elapsed: started.elapsed(),
             ok: answer.is_ok(),
         });
         match answer {
-            Ok(HookAnswer::Allow { channels: given }) => {
+            Ok(HookAnswer::Allow {
+                channels: given,
+                publish,
+            }) => {
+                published.extend(publish.into_iter().map(|p| (name.clone(), p)));
                 if given.is_some() {
                     channels = given;
                 }
             }
-            Ok(HookAnswer::Deny { reason }) => {
+            Ok(HookAnswer::Deny { reason, publish }) => {
+                published.extend(publish.into_iter().map(|p| (name.clone(), p)));
                 return Decision::Deny {
                     reason: reason.unwrap_or_else(|| format!("denied by {name}")),
                 };
@@ -132,6 +154,12 @@ mod tests {
                     json!({"action": "deny", "reason": format!("no {}", input["user"]["sub"].as_str().unwrap_or_default())}),
                 ),
                 "silent" => Ok(json!({"action": "deny"})),
+                "announce" => Ok(
+                    json!({"action": "allow", "publish": [{"channel": "lobby", "data": {"text": "hi"}}]}),
+                ),
+                "flood" => Ok(
+                    json!({"action": "deny", "publish": vec![json!({"channel": "lobby", "data": 1}); 11]}),
+                ),
                 "garbled" => Ok(json!({"action": "maybe"})),
                 "slow" => {
                     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -161,8 +189,42 @@ mod tests {
             &policy(functions, on_error),
             &input,
             &mut Vec::new(),
+            &mut Vec::new(),
         )
         .await
+    }
+
+    #[tokio::test]
+    async fn publications_of_each_answer_are_gathered_up_to_the_limit() {
+        let input = json!({"hook": "subscribe", "user": {"sub": "eve"}});
+        let mut published = Vec::new();
+        let decision = decide(
+            &Hooks,
+            &policy(&["announce", "deny", "announce"], OnError::Reject),
+            &input,
+            &mut Vec::new(),
+            &mut published,
+        )
+        .await;
+        assert!(matches!(decision, Decision::Deny { .. }), "{decision:?}");
+        assert_eq!(published.len(), 1, "the functions after the deny never ran");
+        assert_eq!(published[0].0, "announce");
+        assert_eq!(published[0].1.channel.as_str(), "lobby");
+
+        let mut published = Vec::new();
+        let Decision::Deny { reason } = decide(
+            &Hooks,
+            &policy(&["flood"], OnError::Reject),
+            &input,
+            &mut Vec::new(),
+            &mut published,
+        )
+        .await
+        else {
+            panic!("11 publications are a failure")
+        };
+        assert!(reason.contains("at most 10"), "{reason}");
+        assert!(published.is_empty());
     }
 
     #[tokio::test]
