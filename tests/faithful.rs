@@ -69,6 +69,7 @@ impl Faithful {
             ("ECHO_HISTORY_TABLE", "echo-history".into()),
             ("ECHO_SUBSCRIBER_SHARDS", "4".into()),
             ("ECHO_FANOUT_FUNCTION", "fanout".into()),
+            ("ECHO_RELAY_FUNCTION", "message-handler".into()),
             ("ECHO_FANOUT_BATCH_SIZE", BATCH.to_string()),
             (
                 "ECHO_MANAGEMENT_ENDPOINT",
@@ -249,7 +250,9 @@ async fn the_aws_code_path_works_end_to_end() {
 }
 
 /// `onSubscribe` run by the message-handler Lambda and `onConnect` by the connect-handler Lambda,
-/// each invoking the `members` hook Lambda; the minute tick running the `ticker` schedule.
+/// each invoking the `members` hook Lambda, whose arrival announcement the connect handler
+/// relays to the message-handler Lambda; `afterPresence` invoked by the Lambda that commits each
+/// join and leave; the minute tick running the `ticker` schedule.
 #[tokio::test(flavor = "multi_thread")]
 async fn hooks_run_through_the_lambdas() {
     let f = Faithful::start(
@@ -257,15 +260,16 @@ async fn hooks_run_through_the_lambdas() {
         // an invocation, which on a busy machine takes more than the default second.
         r#"{"apps":{
             "chat-demo":{
+                "onConnect":["members"],
                 "schedules":[{"function":"ticker","every":"1m"}],
                 "timeoutMs":15000,
                 "channels":{
-                    "members":{"onSubscribe":["members"],"timeoutMs":15000},
+                    "members":{"onSubscribe":["members"],"afterPresence":["members"],"timeoutMs":15000},
                     "clock":{"functions":["angry"],"timeoutMs":15000}
                 }
             },
-            "strict":{"onConnect":["members"],"timeoutMs":15000},
-            "lenient":{"onConnect":["members"],"onError":"pass","timeoutMs":15000}
+            "strict":{"onConnect":["ticker"],"timeoutMs":15000},
+            "lenient":{"onConnect":["ticker"],"onError":"pass","timeoutMs":15000}
         }}"#,
         &[
             "connect-handler",
@@ -292,7 +296,22 @@ async fn hooks_run_through_the_lambdas() {
         refused["message"],
         "members is for members only (ada, grace, linus); guest is not one"
     );
-    // `members` decides subscriptions: as an onConnect hook it fails, which denies under
+    // A member's arrival, published by the hook: handed by the connect-handler Lambda to the
+    // message-handler Lambda, from the function. (ada's own may come first, or not at all if
+    // it was committed before she subscribed.)
+    let mut grace = edge.connect(&edge.token("chat-demo", "grace")).await;
+    loop {
+        let (m, _) = ada.recv_until("message").await;
+        assert_eq!(m["from"], "$fn:members", "{m}");
+        if m["data"]["text"] == "grace is here" {
+            break;
+        }
+        assert_eq!(m["data"]["text"], "ada is here", "{m}");
+    }
+    grace.subscribe("members").await;
+    grace.close().await;
+
+    // `ticker` answers schedules only: as an onConnect hook it fails, which denies under
     // `reject` (403 with the reason) and is passed over under `pass`.
     let (status, body) = edge.refusal(&edge.url(&edge.token("strict", "ada"))).await;
     assert_eq!(status, 403, "{body}");
@@ -301,10 +320,34 @@ async fn hooks_run_through_the_lambdas() {
         body["message"]
             .as_str()
             .unwrap()
-            .contains("members decides subscriptions"),
+            .contains("ticker runs on a schedule"),
         "{body}"
     );
     edge.connect(&edge.token("lenient", "ada")).await;
+
+    // The register `members` keeps as the channel's afterPresence function: ada's and grace's
+    // joins from the message-handler Lambda, grace's leave from the connect-handler Lambda's
+    // `$disconnect`; each once.
+    let log = f.lambdas.log.clone().unwrap();
+    let lines = [
+        "ada joined members",
+        "grace joined members",
+        "grace left members",
+    ];
+    let count = |line: &str| {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .matches(&format!("\"message\":\"{line}\""))
+            .count()
+    };
+    let started = Instant::now();
+    while lines.iter().any(|l| count(l) == 0) && started.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for line in lines {
+        assert_eq!(count(line), 1, "{line} in {}", log.display());
+    }
 
     // The minute tick, as the stack's rule sends it: the message-handler Lambda runs the due
     // schedule, and what `ticker` publishes goes through `clock`'s functions to subscribers.

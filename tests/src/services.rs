@@ -35,6 +35,8 @@ impl Drop for Group {
 pub struct Service {
     _group: Group,
     pub endpoint: String,
+    /// Where its output goes, when it is kept.
+    pub log: Option<std::path::PathBuf>,
 }
 
 /// dynalite (from `tests/services`) on a free port.
@@ -97,6 +99,7 @@ async fn serve(mut command: Command, port: u16, missing: &str) -> Service {
     Service {
         _group: group,
         endpoint: format!("http://127.0.0.1:{port}"),
+        log: None,
     }
 }
 
@@ -158,7 +161,8 @@ async fn watch(
     // to target/lambda-watch/watch-PORT.log.
     let dir = format!("{}/target/lambda-watch", root());
     std::fs::create_dir_all(&dir).unwrap();
-    let log = std::fs::File::create(format!("{dir}/watch-{port}.log")).unwrap();
+    let log_path = std::path::PathBuf::from(format!("{dir}/watch-{port}.log"));
+    let log = std::fs::File::create(&log_path).unwrap();
     let child = cmd
         .current_dir(root())
         .env("CARGO_TARGET_DIR", &dir)
@@ -194,6 +198,7 @@ async fn watch(
     Service {
         _group: group,
         endpoint,
+        log: Some(log_path),
     }
 }
 
