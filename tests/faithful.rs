@@ -274,6 +274,7 @@ async fn hooks_run_through_the_lambdas() {
         &[
             "connect-handler",
             "message-handler",
+            "http-api",
             "fanout",
             "members",
             "ticker",
@@ -313,7 +314,14 @@ async fn hooks_run_through_the_lambdas() {
 
     // `ticker` answers schedules only: as an onConnect hook it fails, which denies under
     // `reject` (403 with the reason) and is passed over under `pass`.
-    let (status, body) = edge.refusal(&edge.url(&edge.token("strict", "ada"))).await;
+    // The refusal is kept for the attempt by the connect-handler Lambda, in DynamoDB, and read
+    // back through the HTTP API Lambda.
+    let attempt = "strict-ada-0123456789abcdef";
+    let url = format!(
+        "{}&attempt={attempt}",
+        edge.url(&edge.token("strict", "ada"))
+    );
+    let (status, body) = edge.refusal(&url).await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["code"], "forbidden");
     assert!(
@@ -323,6 +331,10 @@ async fn hooks_run_through_the_lambdas() {
             .contains("ticker runs on a schedule"),
         "{body}"
     );
+    let (status, origin, kept) = edge.connect_attempt(attempt).await;
+    assert_eq!((status, origin.as_deref()), (200, Some("*")), "{kept}");
+    assert_eq!(kept["status"], 403);
+    assert_eq!(kept["message"], body["message"]);
     edge.connect(&edge.token("lenient", "ada")).await;
 
     // The register `members` keeps as the channel's afterPresence function: ada's and grace's

@@ -69,6 +69,42 @@ async fn on_connect_refuses_with_its_reason_and_hands_back_permissions() {
         (Some("forbidden"), Some("mallory is banned")),
         "{body}"
     );
+    // A client that names its attempt can read the refusal over HTTP, as browsers cannot read
+    // the 403; only for refused attempts (and for a minute: the store's conformance suite).
+    let attempt = "mallory-try-0123456789abcdef";
+    let url = format!(
+        "{}&attempt={attempt}",
+        edge.url(&edge.token("chat-demo", "mallory"))
+    );
+    assert_eq!(edge.refusal(&url).await.0, 403);
+    let (status, origin, body) = edge.connect_attempt(attempt).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(origin.as_deref(), Some("*"));
+    assert_eq!(
+        body,
+        json!({"status": 403, "code": "forbidden", "message": "mallory is banned"})
+    );
+    let bad = format!(
+        "{}&attempt=bad-token-0123456789abcdef",
+        edge.url("not-a-jwt")
+    );
+    assert_eq!(edge.refusal(&bad).await.0, 401);
+    let (_, _, body) = edge.connect_attempt("bad-token-0123456789abcdef").await;
+    assert_eq!(
+        (body["status"].as_u64(), body["code"].as_str()),
+        (Some(401), Some("unauthorized")),
+        "{body}"
+    );
+    let accepted = "alice-try-0123456789abcdefgh";
+    let (_alice, _) = tokio_tungstenite::connect_async(format!(
+        "{}&attempt={accepted}",
+        edge.url(&edge.token("chat-demo", "alice"))
+    ))
+    .await
+    .unwrap();
+    assert_eq!(edge.connect_attempt(accepted).await.0, 404);
+    assert_eq!(edge.connect_attempt("short").await.0, 400);
+
     // Another app has no hook: its users connect as before.
     edge.connect(&edge.token("other-app", "mallory")).await;
 

@@ -3,8 +3,9 @@
 //! `$connect` verifies the token from `?token=`, runs the app's `onConnect` hook if it has one
 //! (see [`echo_core::hook`]), and records the connection with its claims; any answer but 200
 //! makes the gateway refuse the WebSocket upgrade (the client sees the status: 401 for a bad
-//! token, 403 when `onConnect` denies). `$disconnect` removes the connection and its subscriptions; it is best effort
-//! on AWS, so fan-out also removes connections the gateway reports gone.
+//! token, 403 when `onConnect` denies), and a refusal is kept for a client that named its attempt
+//! ([`echo_core::connect_attempt`]). `$disconnect` removes the connection and its subscriptions;
+//! it is best effort on AWS, so fan-out also removes connections the gateway reports gone.
 //!
 //! Both publish events to the app's `$status` channel; a `$disconnect` also ends the user's
 //! presence on the connection's channels. The same Lambda runs the sweep, every minute on a
@@ -18,6 +19,7 @@ use aws_lambda_events::encodings::Body;
 use echo_core::associations::AssociationsSource;
 use echo_core::auth::{Claims, TokenVerifier};
 use echo_core::clock::Clock;
+use echo_core::connect_attempt::{AttemptId, REFUSAL_TTL_MS, Refusal};
 use echo_core::disconnection::{Disconnections, Swept};
 use echo_core::function::relay::{Relay, Relayed};
 use echo_core::function::{FunctionInvoker, FunctionRun};
@@ -29,7 +31,7 @@ use echo_core::presence::Presence;
 use echo_core::protocol::{ErrorCode, ProtocolError};
 use echo_core::publish::Publisher;
 use echo_core::status::StatusEvent;
-use echo_core::store::{ConnectionRecord, ConnectionRecords, StoreResult};
+use echo_core::store::{ConnectRefusals, ConnectionRecord, ConnectionRecords, StoreResult};
 use serde::{Deserialize, Serialize};
 
 /// What the connect handler needs.
@@ -44,6 +46,8 @@ pub struct Deps {
     pub metrics: Arc<dyn Metrics>,
     /// Connection records: what `$connect`, `$disconnect` and the sweep write and read.
     pub connections: Arc<dyn ConnectionRecords>,
+    /// Where a refused connect that names its attempt is kept for its client.
+    pub refusals: Arc<dyn ConnectRefusals>,
     pub publisher: Arc<Publisher>,
     /// Ends presence on the channels of a connection that disconnects.
     pub presence: Arc<Presence>,
@@ -91,7 +95,13 @@ pub async fn handle(
         return error(400, ProtocolError::bad_request("event has no connectionId"));
     };
     match ctx.event_type.as_deref() {
-        Some("CONNECT") => connect(deps, event, id).await,
+        Some("CONNECT") => {
+            let answer = connect(deps, event, id).await;
+            if answer.status_code != 200 {
+                keep_refusal(deps, event, &answer).await;
+            }
+            answer
+        }
         Some("DISCONNECT") => disconnect(deps, id).await,
         other => error(
             400,
@@ -181,6 +191,38 @@ async fn connect(
         .status(&app, StatusEvent::Connected, &id, &user, None, now_ms)
         .await;
     ok()
+}
+
+/// Keeps a refusal for its client, when the connect named its attempt (`&attempt=ID`; see
+/// [`echo_core::connect_attempt`]).
+async fn keep_refusal(
+    deps: &Deps,
+    event: &ApiGatewayWebsocketProxyRequest,
+    answer: &ApiGatewayProxyResponse,
+) {
+    let Some(attempt) = event
+        .query_string_parameters
+        .first("attempt")
+        .and_then(AttemptId::parse)
+    else {
+        return;
+    };
+    let body: serde_json::Value = match &answer.body {
+        Some(Body::Text(t)) => serde_json::from_str(t).unwrap_or_default(),
+        _ => serde_json::Value::Null,
+    };
+    let refusal = Refusal {
+        status: u16::try_from(answer.status_code).unwrap_or(500),
+        code: body["code"].as_str().unwrap_or("internal").to_owned(),
+        message: body["message"]
+            .as_str()
+            .unwrap_or("the connect was refused")
+            .to_owned(),
+    };
+    let until = deps.clock.now_ms() + REFUSAL_TTL_MS;
+    if let Err(e) = deps.refusals.keep_refusal(&attempt, &refusal, until).await {
+        tracing::warn!(error = %e, "could not keep a refused connect's refusal for its client");
+    }
 }
 
 /// The app's `onConnect` hook, if it has one: the claims the connection gets (the token's, their
@@ -380,6 +422,7 @@ mod tests {
             relay: Arc::new(NoRelay),
             metrics: Arc::new(echo_core::metrics::NoMetrics),
             connections: store.clone(),
+            refusals: store.clone(),
             presence: Arc::new(Presence::new(store.clone(), publisher.clone())),
             publisher,
             clock: Arc::new(clock.clone()),

@@ -54,6 +54,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         )),
         metrics,
         connections: r.store.clone(),
+        refusals: r.store.clone(),
         presence: Arc::new(
             Presence::new(r.store.clone(), publisher.clone()).with_after(after_presence),
         ),

@@ -36,6 +36,7 @@ pub mod associations;
 pub mod auth;
 pub mod channel;
 pub mod clock;
+pub mod connect_attempt;
 pub mod disconnection;
 pub mod envelope;
 pub mod function;

@@ -323,6 +323,7 @@ pub async fn start_with(
                         associations: associations.clone(),
                         invoker: invoker.clone(),
                         relay: Arc::new(relay),
+                        refusals: connections.clone(),
                         metrics: metrics.clone(),
                         connections: connections.clone(),
                         publisher: publisher.clone(),

@@ -41,6 +41,11 @@ struct PublishBody {
 
 /// Answers `request`.
 pub async fn handle(deps: &Deps, request: Request<Bytes>) -> Response<String> {
+    // Browsers read refusals from pages of any origin; nothing else is for them.
+    let any_origin = matches!(
+        Route::of(request.method(), request.uri().path()),
+        Ok(Route::ConnectAttempt { .. })
+    );
     let answer = match answer(deps, &request).await {
         Ok(body) => (StatusCode::OK, body.to_string()),
         Err(e) => {
@@ -58,6 +63,12 @@ pub async fn handle(deps: &Deps, request: Request<Bytes>) -> Response<String> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    if any_origin {
+        response.headers_mut().insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
+    }
     response
 }
 
@@ -94,6 +105,27 @@ async fn answer(deps: &Deps, request: &Request<Bytes>) -> Result<Value, HttpErro
                 .await
                 .map_err(HttpError::from)?;
             Ok(json!({"app": app, "sub": sub, "ended": ended}))
+        }
+        Route::ConnectAttempt { attempt } => {
+            let now = deps.clock.now_ms();
+            match deps.connections.refusal(&attempt, now).await {
+                Ok(Some(r)) => {
+                    Ok(json!({"status": r.status, "code": r.code, "message": r.message}))
+                }
+                Ok(None) => Err(HttpError::new(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    "no refusal is kept for this attempt: it was accepted, is older than a minute, or never came",
+                )),
+                Err(e) => {
+                    tracing::error!(error = %e, "could not read a connect's refusal");
+                    Err(HttpError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal",
+                        "could not read the refusal",
+                    ))
+                }
+            }
         }
     }
 }

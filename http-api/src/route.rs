@@ -3,8 +3,11 @@
 //! - `POST /v1/apps/{app}/channels/{channel}/messages`: publish.
 //! - `GET /v1/apps/{app}/channels/{channel}/messages?since=N&limit=M`: history.
 //! - `GET /v1/apps/{app}/channels/{channel}/presence?after=USER`: a page of members.
+//! - `DELETE /v1/apps/{app}/users/{sub}/connections`: end a user's sessions.
+//! - `GET /v1/connect-attempts/{attempt}`: why a connect was refused.
 
 use echo_core::channel::{AppId, ChannelName};
+use echo_core::connect_attempt::AttemptId;
 use http::{Method, StatusCode};
 
 use crate::error::HttpError;
@@ -29,6 +32,11 @@ pub enum Route {
         app: AppId,
         sub: String,
     },
+    /// `GET /v1/connect-attempts/{attempt}`: why that connect was refused (no token: the id is
+    /// the client's secret).
+    ConnectAttempt {
+        attempt: AttemptId,
+    },
 }
 
 impl Route {
@@ -36,6 +44,21 @@ impl Route {
     /// the path does not take, 400 for an invalid app or channel name.
     pub fn of(method: &Method, path: &str) -> Result<Self, HttpError> {
         let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+        if let ["", "v1", "connect-attempts", attempt] = segments.as_slice() {
+            let attempt = AttemptId::parse(attempt).ok_or_else(|| {
+                HttpError::bad_request(
+                    "an attempt id is 22 to 64 characters of A-Z, a-z, 0-9, _ and -",
+                )
+            })?;
+            if method != Method::GET {
+                return Err(HttpError::new(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "method_not_allowed",
+                    format!("{method} is not allowed here: GET reads why the connect was refused"),
+                ));
+            }
+            return Ok(Self::ConnectAttempt { attempt });
+        }
         if let ["", "v1", "apps", app, "users", sub, "connections"] = segments.as_slice() {
             let decode = |s: &str| {
                 percent_decode(s).ok_or_else(|| {
@@ -69,7 +92,7 @@ impl Route {
                 StatusCode::NOT_FOUND,
                 "not_found",
                 format!(
-                    "no such path {path:?}: the API has /v1/apps/APP/channels/CHANNEL/messages and .../presence, and /v1/apps/APP/users/SUB/connections"
+                    "no such path {path:?}: the API has /v1/apps/APP/channels/CHANNEL/messages and .../presence, /v1/apps/APP/users/SUB/connections and /v1/connect-attempts/ID"
                 ),
             ));
         };

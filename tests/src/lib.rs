@@ -128,6 +128,27 @@ impl TestEdge {
         format!("ws://{}/?token={token}", self.edge.addr)
     }
 
+    /// What the HTTP API says of the connect attempt `attempt`: its status, its
+    /// `Access-Control-Allow-Origin` and its body.
+    pub async fn connect_attempt(&self, attempt: &str) -> (u16, Option<String>, Value) {
+        let r = self
+            .http()
+            .get(format!(
+                "http://{}/v1/connect-attempts/{attempt}",
+                self.edge.addr
+            ))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let origin = r
+            .headers()
+            .get("access-control-allow-origin")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        (status, origin, r.json().await.unwrap_or(Value::Null))
+    }
+
     pub async fn connect(&self, token: &str) -> Client {
         let (ws, _) = tokio_tungstenite::connect_async(self.url(token))
             .await

@@ -184,6 +184,34 @@ pub async fn connection_store(store: &dyn ConnectionStore) {
     user_connections(store, &app).await;
     app_connection_limit(store).await;
     app_publish_allowance(store).await;
+    connect_refusals(store).await;
+}
+
+/// A refused connect's refusal, kept for its attempt until it expires.
+async fn connect_refusals(store: &dyn ConnectionStore) {
+    use crate::connect_attempt::{AttemptId, Refusal};
+    let attempt = AttemptId::parse(&format!("attempt-{}-0123456789abcdef", self::app())).unwrap();
+    let unknown = AttemptId::parse("unknown-0123456789abcdef-x").unwrap();
+    let refusal = Refusal {
+        status: 403,
+        code: "forbidden".into(),
+        message: "mallory is banned; \"quoted\" and ünïcode".into(),
+    };
+    let t = 1_700_000_000_000;
+    store
+        .keep_refusal(&attempt, &refusal, t + 60_000)
+        .await
+        .expect("keep");
+    assert_eq!(
+        store.refusal(&attempt, t).await.expect("read"),
+        Some(refusal)
+    );
+    assert_eq!(store.refusal(&unknown, t).await.expect("read"), None);
+    assert_eq!(
+        store.refusal(&attempt, t + 60_000).await.expect("read"),
+        None,
+        "expired"
+    );
 }
 
 /// An app's publishes counted per window: at most the limit in one, again in the next, and

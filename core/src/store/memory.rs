@@ -8,13 +8,14 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use super::{
-    Allowances, AppAllowances, AssociationsStore, ConnectionRecord, ConnectionRecords, HistoryPage,
-    HistoryStore, Member, MembersPage, PageBuilder, PageLimit, PresenceStore, PublishGrant,
-    PublishOrders, StoreError, StoreResult, Subscribed, Subscriptions,
+    Allowances, AppAllowances, AssociationsStore, ConnectRefusals, ConnectionRecord,
+    ConnectionRecords, HistoryPage, HistoryStore, Member, MembersPage, PageBuilder, PageLimit,
+    PresenceStore, PublishGrant, PublishOrders, StoreError, StoreResult, Subscribed, Subscriptions,
 };
 use crate::auth::Claims;
 use crate::channel::{AppId, ChannelKey, ChannelName};
 use crate::clock::{Clock, SystemClock};
+use crate::connect_attempt::{AttemptId, Refusal};
 use crate::ids::ConnectionId;
 use crate::message::{NewMessage, StoredMessage};
 use crate::rate::Allowance;
@@ -40,7 +41,12 @@ struct State {
     /// Each channel's members: their connections there, with the connections' `expires_at`.
     members: HashMap<ChannelKey, BTreeMap<String, HashMap<ConnectionId, u64>>>,
     associations: Option<String>,
+    /// Refused connects, with when each expires.
+    refusals: HashMap<AttemptId, (Refusal, u64)>,
 }
+
+/// Most refusals kept in memory: past it, expired ones are dropped, then new ones are not kept.
+const MAX_REFUSALS: usize = 100_000;
 
 /// A store that keeps everything in one process's memory.
 pub struct MemoryStore {
@@ -357,6 +363,36 @@ impl AppAllowances for MemoryStore {
         }
         counted.1 += 1;
         Ok(Ok(()))
+    }
+}
+
+#[async_trait]
+impl ConnectRefusals for MemoryStore {
+    async fn keep_refusal(
+        &self,
+        attempt: &AttemptId,
+        refusal: &Refusal,
+        expires_at_ms: u64,
+    ) -> StoreResult<()> {
+        let now = self.clock.now_ms();
+        let mut s = self.state();
+        if s.refusals.len() >= MAX_REFUSALS {
+            s.refusals.retain(|_, (_, expires)| *expires > now);
+        }
+        if s.refusals.len() < MAX_REFUSALS {
+            s.refusals
+                .insert(attempt.clone(), (refusal.clone(), expires_at_ms));
+        }
+        Ok(())
+    }
+
+    async fn refusal(&self, attempt: &AttemptId, now_ms: u64) -> StoreResult<Option<Refusal>> {
+        Ok(self
+            .state()
+            .refusals
+            .get(attempt)
+            .filter(|(_, expires)| *expires > now_ms)
+            .map(|(r, _)| r.clone()))
     }
 }
 

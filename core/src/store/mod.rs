@@ -8,7 +8,8 @@
 //! - [`publish_orders`]: [`PublishOrders`], numbered publishes settled in order.
 //! - [`allowances`]: [`Allowances`], frames counted with the record.
 //! - [`app_allowances`]: [`AppAllowances`], publishes counted per app.
-//! - [`connection_store`]: [`ConnectionStore`], the five together, as one backend keeps them.
+//! - [`refusals`]: [`ConnectRefusals`], refused connects kept for their clients.
+//! - [`connection_store`]: [`ConnectionStore`], the six together, as one backend keeps them.
 //! - [`history`]: [`HistoryStore`], sequence numbers and stored messages; [`page`]: its pages.
 //! - [`presence`]: [`PresenceStore`], who is on each channel.
 //! - [`associations`]: [`AssociationsStore`], where the associations document is kept.
@@ -31,6 +32,7 @@ pub mod memory;
 pub mod page;
 pub mod presence;
 pub mod publish_orders;
+pub mod refusals;
 pub mod subscriptions;
 
 pub use crate::member::Member;
@@ -45,4 +47,5 @@ pub use memory::MemoryStore;
 pub use page::{HistoryPage, PageBuilder, PageLimit};
 pub use presence::{MembersPage, PresenceStore};
 pub use publish_orders::PublishOrders;
+pub use refusals::ConnectRefusals;
 pub use subscriptions::{Subscribed, Subscriptions};

@@ -14,6 +14,7 @@
 //! | associations | `#meta` | `associations` | `doc` |
 //! | an app's counted connections | `a#{app}` | `#conns` | `n` |
 //! | an app's publishes in a window | `a#{app}` | `r#{window}` | `n`, `ttl` |
+//! | a refused connect's refusal | `x#{attempt}` | `refusal` | `refusal` (JSON), `until`, `ttl` |
 //!
 //! A channel's subscribers are spread over `shards` partitions (by a hash of the connection id) so
 //! that subscribing to one busy channel does not exceed one partition's 1,000 writes per second;
@@ -34,7 +35,8 @@
 //! ([`Allowances`](echo_core::store::Allowances): the publish rate on AWS), `history`
 //! ([`HistoryStore`](echo_core::store::HistoryStore)) with `message_ids` (its dedup), `presence`
 //! ([`PresenceStore`](echo_core::store::PresenceStore)), `associations`
-//! ([`AssociationsStore`](echo_core::store::AssociationsStore)).
+//! ([`AssociationsStore`](echo_core::store::AssociationsStore)), `refusals`
+//! ([`ConnectRefusals`](echo_core::store::ConnectRefusals)).
 
 mod allowance;
 mod app_allowance;
@@ -44,6 +46,7 @@ mod history;
 mod message_ids;
 mod presence;
 mod publish_orders;
+mod refusals;
 mod subscriptions;
 
 use std::collections::HashMap;
