@@ -59,6 +59,8 @@ export class EchoError extends Error {
   readonly channel?: string;
   /** The id of the refused publish, when known. */
   readonly id?: string;
+  /** A refused connect's HTTP status (401, 403, 503), when Echo's refusal could be read. */
+  status?: number;
   readonly cause?: unknown;
   /** The error an Echo `error` frame describes. */
   static fromFrame(frame: { code?: string; message?: string; channel?: string; id?: string }): EchoError;
@@ -113,6 +115,12 @@ export interface EchoClientOptions {
   /** Called before every connection attempt (first connect, reconnects, renewals) for a fresh token. */
   /** Called before every connection attempt, and ahead of the token's expiry to `refresh` it. */
   tokenProvider?: () => string | Promise<string>;
+  /**
+   * Where Echo's HTTP API answers, to read why a connect was refused (`GET /v1/connect-attempts/ID`):
+   * default the WebSocket URL's origin over http(s), as the local edge serves it; on AWS the
+   * stack's `HttpApiUrl`. `false`: never ask (refused connects then fail with `connect_failed`).
+   */
+  httpUrl?: string | false;
   /** WebSocket implementation; default `globalThis.WebSocket` (browsers, Node.js 22, Node.js 20 with `--experimental-websocket`). */
   WebSocket?: WebSocketConstructor;
   /** Milliseconds to wait for the answer to a request once sent. Default 10 000. */
@@ -283,9 +291,11 @@ export class EchoClient {
   off<K extends keyof EchoClientEvents>(type: K, listener: (detail: EchoClientEvents[K]) => void): void;
 
   /**
-   * Opens the connection. A refused handshake (a bad token, HTTP 401, or the app's `onConnect`
-   * hook denying, HTTP 403) rejects with `connect_failed`: browsers do not expose the HTTP answer,
-   * so the hook's reason cannot be read here.
+   * Opens the connection. A refused handshake rejects with Echo's refusal, read from the HTTP API
+   * (see `httpUrl`), its HTTP status in `status`: `unauthorized` (401: a bad, expired or revoked
+   * token), `forbidden` (403: the app's `onConnect` hook denied; `message` is its reason) or
+   * `limit_exceeded` (503: the app is full). When the refusal cannot be read (no HTTP API there,
+   * or a failure that was no refusal), it rejects with `connect_failed`.
    */
   connect(): Promise<void>;
   close(code?: number, reason?: string): Promise<void>;

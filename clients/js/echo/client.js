@@ -21,6 +21,7 @@ import { orderingMethods } from "./ordering.js";
 import { newPresence, presenceMethods } from "./presence.js";
 import { reconnectMethods } from "./reconnect.js";
 import { renewalMethods } from "./renewal.js";
+import { defaultHttpUrl } from "./refusal.js";
 import { randomId, reportLater } from "./util.js";
 
 /**
@@ -54,9 +55,13 @@ export class EchoClient {
           "(Node.js 22 and browsers have a global WebSocket)",
       );
     }
+    if (options.httpUrl !== undefined && options.httpUrl !== false && !/^https?:\/\//i.test(String(options.httpUrl))) {
+      throw new TypeError(`EchoClient: httpUrl must start with http:// or https://, or be false (got ${JSON.stringify(options.httpUrl)})`);
+    }
     const o = { ...DEFAULTS, ...options };
     this._opts = {
       url: url.replace(/^http/i, "ws"),
+      httpUrl: options.httpUrl === false ? undefined : String(options.httpUrl ?? defaultHttpUrl(url) ?? "").replace(/\/+$/, "") || undefined,
       token: options.token,
       tokenProvider: options.tokenProvider,
       WebSocket: WS,

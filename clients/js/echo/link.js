@@ -1,6 +1,7 @@
 // One WebSocket: request and answer matching, timeouts, keepalive.
 
 import { EchoError } from "./errors.js";
+import { explainRefusal } from "./refusal.js";
 import { REFRESH_RETRY_MS } from "./token.js";
 
 export const OPEN = 1;
@@ -56,12 +57,20 @@ export class Link {
     ws.onmessage = (ev) => this._frame(ev.data);
     // Before the upgrade, some implementations (Node.js 20) report a failure only as `error`.
     ws.onerror = (ev) => {
-      if (!this.opened) this._end({ error: this._connectError(ev?.message || ev?.error?.message || "connection failed") });
+      if (!this.opened) this._refused(ev?.message || ev?.error?.message || "connection failed");
     };
     ws.onclose = (ev) => {
-      if (!this.opened) this._end({ error: this._connectError(`closed with code ${ev.code}`) });
+      if (!this.opened) this._refused(`closed with code ${ev.code}`);
       else this._end({ code: ev.code, reason: ev.reason ?? "" });
     };
+  }
+
+  /** The socket failed before it opened: ends with the refusal Echo kept, if it kept one. */
+  _refused(detail) {
+    if (this.explaining || this.done) return;
+    this.explaining = true;
+    const fallback = this._connectError(detail);
+    explainRefusal(this.opts.httpUrl, this.attempt).then((err) => this._end({ error: err ?? fallback }));
   }
 
   _connectError(detail) {

@@ -3,6 +3,7 @@
 
 import { EchoError, reconnectsAfter } from "./errors.js";
 import { Link } from "./link.js";
+import { attemptId } from "./refusal.js";
 import { tokenExpiry } from "./token.js";
 import { backoffDelay } from "./util.js";
 
@@ -28,6 +29,8 @@ export const reconnectMethods = {
     link.tokenExp = tokenExpiry(token);
     const url = new URL(this._opts.url);
     url.searchParams.set("token", token);
+    link.attempt = this._opts.httpUrl ? attemptId() : undefined;
+    if (link.attempt) url.searchParams.set("attempt", link.attempt);
     link.start(this._opts.WebSocket, url.toString(), this._opts.url);
   },
 

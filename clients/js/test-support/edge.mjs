@@ -78,6 +78,10 @@ export async function startEdge(extraArgs = []) {
       if (!res.ok) throw new Error(`GET /dev/token answered HTTP ${res.status}`);
       return (await res.json()).token;
     },
+    /** The management API's token. */
+    async manageToken() {
+      return manageToken;
+    },
     /** Calls the management API; returns the fetch Response. */
     manage(method, urlPath) {
       return fetch(`http://127.0.0.1:${ports.managePort}${urlPath}`, {

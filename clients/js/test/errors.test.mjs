@@ -117,7 +117,7 @@ describe("errors", { timeout: 30_000 }, () => {
     clients.push(c);
     await c.connect();
     const socket = SilentSocket.all.at(-1);
-    assert.equal(socket.url, "ws://silent.invalid/?token=t");
+    assert.match(socket.url, /^ws:\/\/silent\.invalid\/\?token=t&attempt=[\w-]{22}$/);
     const started = Date.now();
     await assert.rejects(c.publish("ch", 1), (err) => err.code === "timeout" && /may or may not/.test(err.message));
     assert.ok(Date.now() - started >= 150);
@@ -129,7 +129,7 @@ describe("errors", { timeout: 30_000 }, () => {
     );
   });
 
-  test("a bad token rejects connect() with connect_failed and does not retry", async () => {
+  test("a bad token rejects connect() with unauthorized and Echo's reason, and does not retry", async () => {
     let calls = 0;
     const c = client({
       tokenProvider: async () => {
@@ -140,12 +140,39 @@ describe("errors", { timeout: 30_000 }, () => {
     });
     const states = [];
     c.on("statechange", (e) => states.push(e.state));
-    await assert.rejects(c.connect(), (err) => err.code === "connect_failed" && /401/.test(err.message));
+    await assert.rejects(
+      c.connect(),
+      (err) => err instanceof EchoError && err.code === "unauthorized" && err.status === 401 && /token/.test(err.message),
+    );
     assert.equal(c.state, "closed");
     await sleep(200);
     assert.equal(calls, 1);
     assert.deepEqual(states, ["connecting", "closed"]);
     await assert.rejects(c.publish("ch", 1), { code: "closed" });
+  });
+
+  test("a connect the app's onConnect hook denies rejects with forbidden and the hook's reason", async () => {
+    // `ticker` answers schedules only: as an onConnect hook it fails, which denies (onError
+    // reject). The demo's members room stays as it was for the other tests.
+    const res = await fetch(`http://127.0.0.1:${edge.managePort}/associations`, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${await edge.manageToken()}` },
+      body: JSON.stringify({
+        apps: {
+          "chat-demo": { channels: { members: { onSubscribe: ["members"] } } },
+          gated: { onConnect: ["ticker"] },
+        },
+      }),
+    });
+    assert.equal(res.status, 200, await res.text());
+    const c = client({ app: "gated" });
+    await assert.rejects(
+      c.connect(),
+      (err) => err.code === "forbidden" && err.status === 403 && /ticker runs on a schedule/.test(err.message),
+    );
+    // Without the HTTP API to ask, the failure is all there is.
+    const blind = client({ app: "gated", httpUrl: false });
+    await assert.rejects(blind.connect(), (err) => err.code === "connect_failed" && err.status === undefined);
   });
 
   test("with retryInitialConnect, failed attempts back off with a fresh token each time", async () => {
@@ -168,7 +195,7 @@ describe("errors", { timeout: 30_000 }, () => {
     await c.connect();
     assert.equal(c.state, "open");
     assert.equal(calls, 3);
-    assert.deepEqual(errors, ["connect_failed", "connect_failed"]);
+    assert.deepEqual(errors, ["unauthorized", "unauthorized"]);
     assert.deepEqual(
       retries.map((r) => r.attempt),
       [1, 2],

@@ -79,6 +79,6 @@ describe("app keys", { timeout: 60_000 }, () => {
     // A new connection with the revoked key is refused at the door.
     const late = new EchoClient({ url: edge.wsUrl, token: jwt("RS256", "rs-1", "rsa-private.pem", claims(60)), requestTimeout: 5000 });
     clients.push(late);
-    await assert.rejects(late.connect(), (err) => err.code === "connect_failed" && /401/.test(err.message));
+    await assert.rejects(late.connect(), (err) => err.code === "unauthorized" && err.status === 401 && /revoked/.test(err.message));
   });
 });
