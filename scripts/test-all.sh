@@ -44,6 +44,19 @@ if ! cargo lambda --version >/dev/null 2>&1; then
   fi
   cargo lambda --version >/dev/null || { echo "cargo-lambda was installed but is not on PATH" >&2; exit 1; }
 fi
+# `sam build` packages a project's Python functions with the Python of their Lambda runtime
+# (python3.13); pyenv may hold it without putting it on PATH. Only that command is added, so
+# python3 stays what it was.
+if ! python3.13 --version >/dev/null 2>&1; then
+  for d in "$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")"/versions/3.13*/bin; do
+    if [ -x "$d/python3.13" ]; then
+      mkdir -p target/tools/bin && ln -sf "$d/python3.13" target/tools/bin/python3.13
+      export PATH="$PWD/target/tools/bin:$PATH"
+      break
+    fi
+  done
+  python3.13 --version >/dev/null 2>&1 || { echo "Python 3.13 is needed (sam build of Python functions): install it and put python3.13 on PATH" >&2; exit 1; }
+fi
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 # redis-server and the socket.io baseline: the benchmark smoke runs Echo against them.
 if ! command -v redis-server >/dev/null 2>&1; then

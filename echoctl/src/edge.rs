@@ -9,8 +9,8 @@ use echo_core::clock::{Clock, SystemClock};
 use echo_edge::{EdgeConfig, Settings};
 
 use crate::config::{ConfigError, Loaded, Row, layer_args};
-use crate::functions::node::{NodeError, NodeRunner};
-use crate::functions::{self, Runtime};
+use crate::functions::runner::{Language, Runner, RunnerError};
+use crate::functions::{self, Runtime, node, python};
 
 /// The edge's settings as `echoctl dev`, `serve` and `config` take them: flags, `ECHO_*`
 /// variables and `echo.toml`'s `[edge]`, all from [`Settings`]' declarations.
@@ -33,8 +33,8 @@ impl EdgeArgs {
     }
 }
 
-/// Runs the edge until Ctrl-C or SIGTERM, with the JavaScript functions of the `functions`
-/// folder served by Node.js beside it.
+/// Runs the edge until Ctrl-C or SIGTERM, with the JavaScript and Python functions of the
+/// `functions` folder served beside it, each language by a runner of its own.
 pub fn run(args: EdgeArgs, functions: &Path, dev: bool) -> Result<(), Box<dyn std::error::Error>> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -58,15 +58,20 @@ async fn serve(
         dev,
     );
     // In faithful mode the handler Lambdas call functions themselves, not the edge.
-    let node = match config.faithful {
-        Some(_) => None,
-        None => node_functions(functions)?,
-    };
-    if let Some((runner, names)) = &node {
-        for name in names {
-            config
-                .function_endpoints
-                .insert(name.clone(), runner.endpoint().to_owned());
+    let mut runners = Vec::new();
+    if config.faithful.is_none() {
+        for (language, runtime) in [
+            (&node::NODE, Runtime::Node),
+            (&python::PYTHON, Runtime::Python),
+        ] {
+            if let Some((runner, names)) = runner_for(functions, language, runtime)? {
+                for name in &names {
+                    config
+                        .function_endpoints
+                        .insert(name.clone(), runner.endpoint().to_owned());
+                }
+                runners.push((language, runner, names));
+            }
         }
     }
 
@@ -87,9 +92,10 @@ async fn serve(
         edge.manage_addr,
         data_dir.join(crate::secrets::MANAGE_TOKEN_FILE).display()
     );
-    if let Some((runner, names)) = &node {
+    for (language, runner, names) in &runners {
         println!(
-            "  node functions  {} (Node.js, Lambda Invoke API on {})",
+            "  {:<15} {} (Lambda Invoke API on {})",
+            format!("{} functions", language.name),
             names.join(", "),
             runner.endpoint()
         );
@@ -188,17 +194,22 @@ fn thousands(n: usize) -> String {
     out
 }
 
-/// Node.js serving the JavaScript functions in `dir`, if it has any, and their names.
-fn node_functions(dir: &Path) -> Result<Option<(NodeRunner, Vec<String>)>, NodeError> {
+/// `language`'s runner serving the functions of `runtime` in `dir`, if it has any, and their
+/// names.
+fn runner_for(
+    dir: &Path,
+    language: &Language,
+    runtime: Runtime,
+) -> Result<Option<(Runner, Vec<String>)>, RunnerError> {
     let names: Vec<String> = functions::in_folder(dir)
         .into_iter()
-        .filter(|(_, runtime)| *runtime == Runtime::Node)
+        .filter(|(_, r)| *r == runtime)
         .map(|(name, _)| name)
         .collect();
     if names.is_empty() {
         return Ok(None);
     }
-    Ok(Some((NodeRunner::start(dir, &names)?, names)))
+    Ok(Some((Runner::start(language, dir, &names)?, names)))
 }
 
 async fn shutdown_signal() {

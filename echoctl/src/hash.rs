@@ -180,7 +180,8 @@ impl Workspace {
 }
 
 /// The hex SHA-256 of every file under `dir` (a JavaScript function: its installed
-/// `node_modules` left out, as the build installs them anew from `package.json`).
+/// `node_modules` left out, as the build installs them anew from `package.json`; a Python one:
+/// its `__pycache__` and `.venv` left out, as the build installs from `requirements.txt`).
 pub fn hash_folder(dir: &Path) -> Result<String, HashError> {
     let mut files = Vec::new();
     collect(dir, &mut files)?;
@@ -223,7 +224,9 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), HashError> {
         let name = entry.file_name();
         if matches!(
             name.to_str(),
-            Some("target" | ".git" | "node_modules" | ".aws-sam" | ".echo")
+            Some(
+                "target" | ".git" | "node_modules" | ".aws-sam" | ".echo" | "__pycache__" | ".venv"
+            )
         ) {
             continue;
         }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use echo_core::channel::AppId;
 
-use crate::functions::{Runtime, echo_source, node, rust};
+use crate::functions::{Runtime, echo_source, node, python, rust};
 
 #[derive(Args)]
 pub struct InitArgs {
@@ -79,6 +79,7 @@ pub fn run(args: InitArgs) -> crate::Result {
             None,
         )?,
         Runtime::Node => node::scaffold(&functions, &args.function, None)?.0,
+        Runtime::Python => python::scaffold(&functions, &args.function, None)?.0,
     };
     println!("created an Echo project in {}", dir.display());
     println!("  echo.toml          settings for echoctl (edge, aws, functions)");
@@ -100,7 +101,7 @@ pub fn run(args: InitArgs) -> crate::Result {
         );
     }
     println!(
-        "  echoctl dev                   # the edge and the JavaScript functions, with echo.toml"
+        "  echoctl dev                   # the edge and the JavaScript and Python functions, with echo.toml"
     );
     Ok(())
 }
@@ -115,7 +116,7 @@ fn write_err(path: &Path, source: std::io::Error) -> InitError {
 const WORKSPACE: &str = r#"[workspace]
 resolver = "3"
 members = ["functions/*"]
-# JavaScript functions are not crates; `echoctl functions new --runtime node` adds them here.
+# JavaScript and Python functions are not crates; `echoctl functions new` adds them here.
 exclude = []
 "#;
 
@@ -130,7 +131,7 @@ data-dir = ".echo"
 # Reloaded when it changes; `echoctl associations push` replaces it on a running edge.
 associations = "associations.json"
 # Rust functions are invoked here: `cargo lambda watch` serves them. echoctl runs the
-# JavaScript functions of the functions folder itself, in Node.js.
+# JavaScript and Python functions of the functions folder itself, in Node.js and Python.
 functions-endpoint = "http://127.0.0.1:9000"
 
 [functions]
@@ -168,17 +169,20 @@ An Echo project: real-time channels with middleware functions.
 
 - `associations.json`: which functions run on which channel (`chat` runs `{function}`).
 - `functions/{function}/`: your first function. A Rust one is a crate (`src/lib.rs` is the logic,
-  with tests); a JavaScript one a module (`index.mjs`, tested by `index.test.mjs`).
+  with tests); a JavaScript one a module (`index.mjs`, tested by `index.test.mjs`); a Python one
+  a module (`handler.py`, tested by `test_handler.py` with `python3 -m unittest`, its packages in
+  `requirements.txt`).
 - `echo.toml`: echoctl's settings.
 
 ```sh
 echoctl functions test {function} --input functions/{function}/sample.json
 cargo lambda watch          # serves the Rust functions on the Lambda Invoke API, port 9000
-echoctl dev                 # the local edge and the JavaScript functions, using echo.toml
+echoctl dev                 # the local edge and the JavaScript and Python functions, using echo.toml
 echoctl jwt {app} --endpoint ws://127.0.0.1:8080/
 echoctl associations validate associations.json
 echoctl functions new another-function                  # in Rust
 echoctl functions new another-function --runtime node   # in JavaScript
+echoctl functions new another-function --runtime python # in Python
 ```
 "#
     )

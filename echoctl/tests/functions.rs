@@ -1,8 +1,10 @@
-//! A project's own functions in JavaScript and Rust, as a user makes and runs them: `init`,
-//! `functions new --runtime node`, `functions test`, and `echoctl dev` running a channel through
-//! a Rust function (under `cargo lambda watch`) and a JavaScript one (in Node.js) in turn.
+//! A project's own functions in Rust, JavaScript and Python, as a user makes and runs them:
+//! `init`, `functions new --runtime node|python`, `functions test`, and `echoctl dev` running a
+//! channel through a Rust function (under `cargo lambda watch`), a JavaScript one (in Node.js)
+//! and a Python one (in Python) in turn.
 //!
-//! Needs Node.js and cargo-lambda on PATH (the `services` feature; `scripts/test-all.sh`).
+//! Needs Node.js, Python 3 and cargo-lambda on PATH (the `services` feature;
+//! `scripts/test-all.sh`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -136,12 +138,102 @@ fn a_javascript_function_is_made_tested_and_fails_clearly() {
     );
     assert!(err.contains("need Node.js 20 or later"), "{err}");
     // A runtime that is not offered is a usage error (exit 2) naming the ones that are.
-    let out = echoctl(&proj, &["functions", "new", "again", "--runtime", "python"])
+    let out = echoctl(&proj, &["functions", "new", "again", "--runtime", "cobol"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
-    assert!(err.contains("possible values: rust, node"), "{err}");
+    assert!(err.contains("possible values: rust, node, python"), "{err}");
+}
+
+#[test]
+fn a_python_function_is_made_tested_and_fails_clearly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let proj = project(tmp.path(), "enrich", "python");
+    let function = proj.join("functions/enrich");
+    for f in [
+        "handler.py",
+        "test_handler.py",
+        "requirements.txt",
+        "sample.json",
+    ] {
+        assert!(function.join(f).is_file(), "{f}");
+    }
+    let manifest = std::fs::read_to_string(proj.join("Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains(r#"exclude = ["functions/enrich"]"#),
+        "{manifest}"
+    );
+    // Its own unit tests pass as scaffolded, with the standard library alone.
+    let out = Command::new("python3")
+        .args(["-m", "unittest", "-v"])
+        .current_dir(&function)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("Ran 2 tests"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let test_command = || {
+        echoctl(
+            &proj,
+            &[
+                "functions",
+                "test",
+                "enrich",
+                "--input",
+                "functions/enrich/sample.json",
+            ],
+        )
+    };
+    let test = || test_command().output().unwrap();
+    let answer: Value = serde_json::from_str(&ok(test())).unwrap();
+    assert_eq!(
+        answer,
+        json!({"action": "continue", "data": {"text": "hello from echoctl"}})
+    );
+
+    let handler = function.join("handler.py");
+    let cases = [
+        (
+            "def handler(event, context):\n    raise LookupError('no enrichment today')\n",
+            vec![
+                "enrich: function failed",
+                "LookupError",
+                "no enrichment today",
+            ],
+        ),
+        (
+            "def handler(event, context):\n    return {'ok': True}\n",
+            vec!["not a valid function output"],
+        ),
+        (
+            "def handler(event, context):\n    return {'action': 'continue', 'data': object()}\n",
+            vec!["Runtime.MarshalError", "Unable to marshal response"],
+        ),
+        (
+            "def handle(event, context):\n    return {}\n",
+            vec!["does not define a function named handler"],
+        ),
+        ("def handler(event, context)\n", vec!["SyntaxError"]),
+    ];
+    for (source, expected) in cases {
+        std::fs::write(&handler, source).unwrap();
+        let err = failed(test());
+        for e in expected {
+            assert!(err.contains(e), "{source}: {e} in {err}");
+        }
+    }
+    let err = failed(
+        test_command()
+            .env("ECHO_PYTHON", "/nonexistent/python3")
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains("need Python 3.9 or later"), "{err}");
 }
 
 /// `cargo lambda watch` in `dir` on a free port, answering once `function` does; killed with its
@@ -225,7 +317,7 @@ async fn send(ws: &mut Ws, frame: Value) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_channel_runs_a_rust_and_a_javascript_function_in_turn() {
+async fn a_channel_runs_a_rust_a_javascript_and_a_python_function_in_turn() {
     let tmp = tempfile::tempdir().unwrap();
     let proj = project(tmp.path(), "tidy", "rust");
     ok(
@@ -233,6 +325,19 @@ async fn a_channel_runs_a_rust_and_a_javascript_function_in_turn() {
             .output()
             .unwrap(),
     );
+    ok(
+        echoctl(&proj, &["functions", "new", "tag", "--runtime", "python"])
+            .output()
+            .unwrap(),
+    );
+    std::fs::write(
+        proj.join("functions/tag/handler.py"),
+        r#"def handler(event, context):
+    data = event["message"]["data"]
+    return {"action": "continue", "data": {**data, "tagged": context.function_name}}
+"#,
+    )
+    .unwrap();
     std::fs::write(
         proj.join("functions/shout/index.mjs"),
         r#"export async function handler(event) {
@@ -246,7 +351,7 @@ async fn a_channel_runs_a_rust_and_a_javascript_function_in_turn() {
     std::fs::write(
         proj.join("associations.json"),
         r#"{"apps": {"shop": {"channels": {
-  "chat": {"functions": ["tidy", "shout"], "onError": "reject", "timeoutMs": 5000}
+  "chat": {"functions": ["tidy", "shout", "tag"], "onError": "reject", "timeoutMs": 5000}
 }}}}"#,
     )
     .unwrap();
@@ -295,10 +400,10 @@ async fn a_channel_runs_a_rust_and_a_javascript_function_in_turn() {
             .any(|f| f["type"] == "subscribed" && f["channel"] == "chat"),
         "{frames:?}"
     );
-    // Trimmed by the Rust function, then shouted by the JavaScript one.
+    // Trimmed by the Rust function, shouted by the JavaScript one, tagged by the Python one.
     assert_eq!(
         of("message", "p1")["data"],
-        json!({"text": "HELLO SHOP", "by": "chat"})
+        json!({"text": "HELLO SHOP", "by": "chat", "tagged": "tag"})
     );
     assert_eq!(of("ack", "p1")["type"], "ack");
     // The Rust function dropped the blank one before the JavaScript one saw it.
@@ -332,16 +437,40 @@ async fn a_channel_runs_a_rust_and_a_javascript_function_in_turn() {
             message = Some(frame);
         }
     }
-    assert_eq!(message.unwrap()["data"], json!({"whisper": "quiet please"}));
+    assert_eq!(
+        message.unwrap()["data"],
+        json!({"whisper": "quiet please", "tagged": "tag"})
+    );
+
+    // So does an edit to the Python module.
+    std::fs::write(
+        proj.join("functions/tag/handler.py"),
+        "def handler(event, context):\n    return {'action': 'continue', 'data': {'python': event['message']['data']['whisper']}}\n",
+    )
+    .unwrap();
+    send(
+        &mut ws,
+        json!({"action": "publish", "channel": "chat", "id": "p5",
+        "data": {"text": "Edited"}}),
+    )
+    .await;
+    let mut message = None;
+    while message.is_none() {
+        let frame = next_json(&mut ws).await.expect("a frame");
+        if frame["type"] == "message" {
+            message = Some(frame);
+        }
+    }
+    assert_eq!(message.unwrap()["data"], json!({"python": "edited"}));
     dev.child.kill().unwrap();
     dev.child.wait().unwrap();
 }
 
 #[test]
-fn each_hook_has_a_javascript_scaffold_whose_sample_and_test_pass() {
+fn each_hook_has_a_javascript_and_a_python_scaffold_whose_sample_and_test_pass() {
     let tmp = tempfile::tempdir().unwrap();
     let proj = project(tmp.path(), "first", "node");
-    for (hook, answer) in [
+    let hooks = [
         (
             "connect",
             json!({"action": "deny", "reason": "mallory may not connect"}),
@@ -355,8 +484,12 @@ fn each_hook_has_a_javascript_scaffold_whose_sample_and_test_pass() {
             json!({"publish": [{"channel": "clock", "data": {"text": "tick at 1795459560000"}}]}),
         ),
         ("presence", json!({})),
-    ] {
-        let name = format!("on-{hook}");
+    ];
+    for ((hook, answer), runtime) in hooks
+        .iter()
+        .flat_map(|h| [(h.clone(), "node"), (h.clone(), "python")])
+    {
+        let name = format!("on-{hook}-{runtime}");
         let out = ok(echoctl(
             &proj,
             &[
@@ -364,7 +497,7 @@ fn each_hook_has_a_javascript_scaffold_whose_sample_and_test_pass() {
                 "new",
                 &name,
                 "--runtime",
-                "node",
+                runtime,
                 "--hook",
                 hook,
             ],
@@ -379,12 +512,19 @@ fn each_hook_has_a_javascript_scaffold_whose_sample_and_test_pass() {
                 .unwrap(),
         );
         let got: Value = serde_json::from_str(&out).unwrap();
-        assert_eq!(got, answer, "{hook}");
-        ok(Command::new("node")
-            .args(["--test"])
-            .current_dir(proj.join("functions").join(&name))
-            .output()
-            .unwrap());
+        assert_eq!(got, answer, "{hook} in {runtime}");
+        let unit = match runtime {
+            "node" => Command::new("node")
+                .args(["--test"])
+                .current_dir(proj.join("functions").join(&name))
+                .output(),
+            _ => Command::new("python3")
+                .args(["-m", "unittest"])
+                .current_dir(proj.join("functions").join(&name))
+                .output(),
+        }
+        .unwrap();
+        assert!(unit.status.success(), "{name}: {}", text(&unit.stderr));
     }
 }
 
@@ -604,6 +744,18 @@ fn a_project_deploys_its_functions_beside_echo() {
             .output()
             .unwrap(),
     );
+    ok(echoctl(
+        &proj,
+        &["functions", "new", "enrich", "--runtime", "python"],
+    )
+    .output()
+    .unwrap());
+    // A requirement, which the build installs beside the module.
+    std::fs::write(
+        proj.join("functions/enrich/requirements.txt"),
+        "six==1.16.0\n",
+    )
+    .unwrap();
     let sam = sam_venv().join("bin/sam");
     let aws = |args: &[&str]| {
         echoctl(&proj, args)
@@ -630,7 +782,7 @@ fn a_project_deploys_its_functions_beside_echo() {
     let deploy = "--capabilities CAPABILITY_IAM --resolve-s3 --no-confirm-changeset \
                   --no-fail-on-empty-changeset --region eu-west-1 --parameter-overrides";
     let expected = format!(
-        "wrote the template of the project's functions, shout (JavaScript), tidy (Rust), to {work}/functions.yaml\n\
+        "wrote the template of the project's functions, enrich (Python), shout (JavaScript), tidy (Rust), to {work}/functions.yaml\n\
          echoctl deploy would run:\n  \
          {sam} build --template {work}/functions.yaml --build-dir {work}/functions-build\n  \
          {sam} build --template {echo}/template.yaml --build-dir {echo}/.aws-sam/build\n  \
@@ -652,7 +804,7 @@ fn a_project_deploys_its_functions_beside_echo() {
     );
 
     // The template passes the linters and builds: the Rust function with cargo-lambda for arm64,
-    // the JavaScript one with npm.
+    // the JavaScript one with npm, the Python one with pip (its requirement beside it).
     let template = proj.join(".echo/aws/functions.yaml");
     let tool = |name: &str| {
         let mut c = Command::new(sam_venv().join("bin").join(name));
@@ -681,6 +833,10 @@ fn a_project_deploys_its_functions_beside_echo() {
         .unwrap());
     assert!(build.join("TidyFunction/bootstrap").is_file());
     assert!(build.join("ShoutFunction/index.mjs").is_file());
+    assert!(build.join("EnrichFunction/handler.py").is_file());
+    assert!(build.join("EnrichFunction/six.py").is_file());
+    let built = std::fs::read_to_string(build.join("template.yaml")).unwrap();
+    assert!(built.contains("Runtime: python3.13"), "{built}");
 
     // A function may not take the name of one of Echo's own Lambdas.
     ok(

@@ -152,8 +152,8 @@ pub fn deploy(args: DeployArgs, project: &Project) -> crate::Result {
         .into());
     }
     check_sam(&sam)?;
-    let node = project.functions.iter().any(|(_, r)| *r == Runtime::Node);
-    check_builders(true, node)?;
+    let has = |runtime| project.functions.iter().any(|(_, r)| *r == runtime);
+    check_builders(true, has(Runtime::Node), has(Runtime::Python))?;
     let mut arns = None;
     for (i, step) in steps.into_iter().enumerate() {
         match step {

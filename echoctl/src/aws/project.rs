@@ -4,15 +4,16 @@
 //!
 //! Each function becomes the Lambda `<stack>-<name>`, the name the message handler invokes for
 //! `<name>` in an association: a Rust crate on `provided.al2023` built by cargo-lambda, a
-//! JavaScript module on `nodejs24.x` (handler `index.handler`), both arm64 with the 25 s timeout
-//! that the longest `timeoutMs` allows.
+//! JavaScript module on `nodejs24.x` (handler `index.handler`), a Python module on `python3.13`
+//! (handler `handler.handler`, its `requirements.txt` installed by `sam build`), all arm64 with
+//! the 25 s timeout that the longest `timeoutMs` allows.
 
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::functions::{self, Runtime};
+use crate::functions::{self, Runtime, python};
 use crate::hash::{HashError, TemplateFunction, Workspace, hash_folder};
 
 /// Names the Lambdas of Echo's own stack take (`<stack>-<name>`): a project function cannot.
@@ -97,6 +98,7 @@ impl Project {
                 let runtime = match runtime {
                     Runtime::Rust => "Rust",
                     Runtime::Node => "JavaScript",
+                    Runtime::Python => "Python",
                 };
                 format!("{name} ({runtime})")
             })
@@ -179,6 +181,19 @@ impl Project {
                         yaml_path(&folder)
                     );
                 }
+                Runtime::Python => {
+                    let _ = writeln!(
+                        t,
+                        "    Properties:\n      \
+                           FunctionName: !Sub \"${{EchoStackName}}-{name}\"\n      \
+                           Description: Echo function {name} (Python)\n      \
+                           CodeUri: {}\n      \
+                           Runtime: {}\n      \
+                           Handler: handler.handler",
+                        yaml_path(&folder),
+                        python::LAMBDA_RUNTIME
+                    );
+                }
             }
             let _ = writeln!(
                 t,
@@ -217,7 +232,8 @@ impl Project {
     }
 
     /// Each function as a template resource, with the hash of its code: for a Rust one, its
-    /// crate, the local crates it depends on and `Cargo.lock`; for a JavaScript one, its folder.
+    /// crate, the local crates it depends on and `Cargo.lock`; for a JavaScript or Python one,
+    /// its folder.
     pub fn hashes(&self) -> Result<Vec<(TemplateFunction, String)>, HashError> {
         let mut workspaces: BTreeMap<PathBuf, Workspace> = BTreeMap::new();
         let mut out = Vec::new();
@@ -235,7 +251,7 @@ impl Project {
                     };
                     workspace.hash_binary(name)?
                 }
-                Runtime::Node => hash_folder(&folder)?,
+                Runtime::Node | Runtime::Python => hash_folder(&folder)?,
             };
             let function = TemplateFunction {
                 logical_id: logical_id(name),

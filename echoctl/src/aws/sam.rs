@@ -67,8 +67,9 @@ pub(super) fn check_sam(sam: &Path) -> Result<(), AwsError> {
 }
 
 /// What `sam build` needs besides the SAM CLI: cargo-lambda for Rust Lambdas (Echo's own and a
-/// project's Rust functions), npm for JavaScript ones. Checked before anything is built.
-pub(super) fn check_builders(rust: bool, node: bool) -> Result<(), AwsError> {
+/// project's Rust functions), npm for JavaScript ones, the Python of their Lambda runtime for
+/// Python ones. Checked before anything is built.
+pub(super) fn check_builders(rust: bool, node: bool, python: bool) -> Result<(), AwsError> {
     let answers = |program: &str, args: &[&str]| {
         Command::new(program)
             .args(args)
@@ -87,6 +88,14 @@ pub(super) fn check_builders(rust: bool, node: bool) -> Result<(), AwsError> {
             tool: "npm",
             what: "JavaScript functions",
             fix: "install Node.js 20 or later, which brings npm",
+        });
+    }
+    let interpreter = crate::functions::python::LAMBDA_RUNTIME;
+    if python && !answers(interpreter, &["--version"]) {
+        return Err(AwsError::NoTool {
+            tool: interpreter,
+            what: "Python functions (sam build installs their requirements with the runtime's Python)",
+            fix: "install that Python version and put its python3.N command on PATH",
         });
     }
     Ok(())

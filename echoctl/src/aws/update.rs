@@ -118,6 +118,7 @@ pub fn update(args: UpdateArgs, project: &Project) -> crate::Result {
     check_builders(
         runtimes.contains(&Runtime::Rust),
         runtimes.contains(&Runtime::Node),
+        runtimes.contains(&Runtime::Python),
     )?;
     project.write_template()?;
     let mut updated = Vec::new();

@@ -1,5 +1,5 @@
 //! Hook functions as `functions new --hook` writes them: for each hook, a sample input and a
-//! first decision, in JavaScript and in Rust (`echo_core::hook` has the contract).
+//! first decision, in JavaScript, Python and Rust (`echo_core::hook` has the contract).
 
 use clap::ValueEnum;
 
@@ -98,6 +98,67 @@ export async function handler(event) {
             Self::Subscribe => "{ action: 'deny', reason: \"room-bob is not alice's room\" }",
             Self::Schedule => {
                 "{ publish: [{ channel: 'clock', data: { text: 'tick at 1795459560000' } }] }"
+            }
+            Self::Presence => "{}",
+        }
+    }
+
+    /// The Python module: what it decides, from `event`.
+    pub fn py(self) -> &'static str {
+        match self {
+            Self::Connect => {
+                r#"# onConnect: let everyone in but the blocked (their token's permissions apply), or answer
+# {"action": "allow", "channels": {"subscribe": [...], "publish": [...]}} to give the connection
+# its own.
+BLOCKED = {"mallory"}
+
+
+def handler(event, context):
+    user = event["user"]["sub"]
+    if user in BLOCKED:
+        return {"action": "deny", "reason": f"{user} may not connect"}
+    return {"action": "allow"}
+"#
+            }
+            Self::Subscribe => {
+                r#"# onSubscribe: each user may enter only their own room, room-<sub>.
+
+
+def handler(event, context):
+    user, channel = event["user"]["sub"], event["channel"]
+    if channel == f"room-{user}":
+        return {"action": "allow"}
+    return {"action": "deny", "reason": f"{channel} is not {user}'s room"}
+"#
+            }
+            Self::Schedule => {
+                r#"# A schedule: each run publishes the time to the `clock` channel (answer {} for nothing).
+
+
+def handler(event, context):
+    return {"publish": [{"channel": "clock", "data": {"text": f"tick at {event['at']}"}}]}
+"#
+            }
+            Self::Presence => {
+                r#"# afterPresence: sees each join and leave once committed; its answer is ignored.
+
+
+def handler(event, context):
+    e = event["event"]
+    print(f"{e['sub']} {'joined' if e['type'] == 'join' else 'left'} {event['channel']}")
+    return {}
+"#
+            }
+        }
+    }
+
+    /// What the Python function answers to [`sample`](Self::sample), for its unit test.
+    pub fn py_test(self) -> &'static str {
+        match self {
+            Self::Connect => r#"{"action": "deny", "reason": "mallory may not connect"}"#,
+            Self::Subscribe => r#"{"action": "deny", "reason": "room-bob is not alice's room"}"#,
+            Self::Schedule => {
+                r#"{"publish": [{"channel": "clock", "data": {"text": "tick at 1795459560000"}}]}"#
             }
             Self::Presence => "{}",
         }

@@ -1,12 +1,15 @@
-//! `echoctl functions new|test`: a project's middleware functions, in Rust or JavaScript.
+//! `echoctl functions new|test`: a project's middleware functions, in Rust, JavaScript or Python.
 //!
 //! Each function is a folder of the functions folder, named as associations refer to it. Its
 //! runtime shows in its files: a `Cargo.toml` makes it a Rust crate ([`rust`]), an `index.mjs` a
-//! Node.js module ([`node`]). Both speak the same JSON contract (`echo_core::function`) and are
-//! called over the Lambda Invoke API locally, as Lambda invokes them on AWS.
+//! Node.js module ([`node`]), a `handler.py` a Python module ([`python`]). All speak the same
+//! JSON contract (`echo_core::function`) and are called over the Lambda Invoke API locally, as
+//! Lambda invokes them on AWS: JavaScript and Python ones through a [`runner`] of their language.
 
 pub mod hook;
 pub mod node;
+pub mod python;
+pub mod runner;
 pub mod rust;
 
 use std::path::{Path, PathBuf};
@@ -33,6 +36,8 @@ pub enum Runtime {
     Rust,
     /// A JavaScript module for Node.js 20 or later, a Lambda on `nodejs24.x`.
     Node,
+    /// A Python module for Python 3.9 or later, a Lambda on `python3.13`.
+    Python,
 }
 
 #[derive(Args)]
@@ -96,7 +101,7 @@ pub enum FunctionsError {
     #[error("the function failed or did not build (exit code {0:?})")]
     Failed(Option<i32>),
     #[error(transparent)]
-    Node(#[from] node::NodeError),
+    Runner(#[from] runner::RunnerError),
 }
 
 pub fn run(command: FunctionsCommand, loaded: &Loaded) -> crate::Result {
@@ -111,6 +116,7 @@ pub fn run(command: FunctionsCommand, loaded: &Loaded) -> crate::Result {
                     (path, hint)
                 }
                 Runtime::Node => node::scaffold(&dir, &args.name, args.hook)?,
+                Runtime::Python => python::scaffold(&dir, &args.name, args.hook)?,
             };
             println!("created {}", path.display());
             if let Some(hook) = args.hook {
@@ -136,6 +142,10 @@ pub fn run(command: FunctionsCommand, loaded: &Loaded) -> crate::Result {
                     "unit tests: npm test (in {}); echoctl dev runs it when it is in the project's functions folder",
                     path.display()
                 ),
+                Runtime::Python => println!(
+                    "unit tests: python3 -m unittest (in {}); echoctl dev runs it when it is in the project's functions folder",
+                    path.display()
+                ),
             }
             Ok(())
         }
@@ -152,7 +162,8 @@ pub fn run(command: FunctionsCommand, loaded: &Loaded) -> crate::Result {
                 })?;
             match runtime {
                 Runtime::Rust => rust::test(&dir, &args.name, &input),
-                Runtime::Node => node::test(&dir, &args.name, &input),
+                Runtime::Node => runner::test(&node::NODE, &dir, &args.name, &input),
+                Runtime::Python => runner::test(&python::PYTHON, &dir, &args.name, &input),
             }
         }
     }
@@ -200,6 +211,8 @@ pub fn runtime_of(dir: &Path, name: &str) -> Option<Runtime> {
         Some(Runtime::Rust)
     } else if root.join(node::ENTRY).is_file() {
         Some(Runtime::Node)
+    } else if root.join(python::ENTRY).is_file() {
+        Some(Runtime::Python)
     } else {
         None
     }
@@ -280,10 +293,12 @@ mod tests {
         .unwrap();
         let (_, workspace) = node::scaffold(dir.path(), "shout", None).unwrap();
         assert_eq!(workspace, None, "no workspace around it");
+        python::scaffold(dir.path(), "enrich", None).unwrap();
         std::fs::create_dir(dir.path().join("notes")).unwrap();
         assert_eq!(
             in_folder(dir.path()),
             [
+                ("enrich".to_owned(), Runtime::Python),
                 ("shout".to_owned(), Runtime::Node),
                 ("trim".to_owned(), Runtime::Rust)
             ]

@@ -2,108 +2,27 @@
 //! `nodejs24.x` runtime calls it, with the same JSON contract as Rust functions.
 //!
 //! Locally they run in one Node.js process that serves them on the Lambda Invoke API
-//! (`node_runner.mjs`, started by [`NodeRunner`]), the way `cargo lambda watch` serves Rust ones:
-//! `echoctl dev` routes their names to it, and `functions test` calls it once.
+//! (`node_runner.mjs`, a [`Runner`](super::runner::Runner) of [`NODE`]).
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::time::Duration;
-
-use echo_core::function::{FunctionInput, FunctionInvoker, InvokeError};
-use echo_edge::invoker::LambdaInvokeApi;
 
 use super::FunctionsError;
+use super::runner::Language;
 
 /// The module a JavaScript function's folder holds; its `handler` export is the function.
 pub const ENTRY: &str = "index.mjs";
 
-/// The runner, passed to `node -e` so that nothing has to be written to disk.
-const RUNNER: &str = include_str!("node_runner.mjs");
-
-/// How long `functions test` waits: the longest a function may take in an association.
-const TEST_TIMEOUT: Duration = Duration::from_secs(25);
-
-#[derive(Debug, thiserror::Error)]
-pub enum NodeError {
-    #[error(
-        "cannot run {node:?} ({source}): JavaScript functions need Node.js 20 or later on PATH, or its path in ECHO_NODE"
-    )]
-    Spawn {
-        node: String,
-        source: std::io::Error,
-    },
-    #[error("the Node.js function runner stopped before it listened ({0}); its errors are above")]
-    NotListening(String),
-    #[error("{name}: {source}")]
-    Invoke { name: String, source: InvokeError },
-}
-
-/// Node.js serving some of a folder's JavaScript functions on the Lambda Invoke API, on a free
-/// port of 127.0.0.1. Stopped when dropped; it also stops by itself when echoctl goes, as its
-/// standard input closes.
-pub struct NodeRunner {
-    child: Child,
-    _stdin: Option<ChildStdin>,
-    endpoint: String,
-}
-
-impl NodeRunner {
-    /// Starts Node.js serving `names` from `dir`, and waits until it listens.
-    pub fn start(dir: &Path, names: &[String]) -> Result<Self, NodeError> {
-        let node = std::env::var("ECHO_NODE").unwrap_or_else(|_| "node".to_owned());
-        let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-        let mut child = Command::new(&node)
-            .args(["--input-type=module", "-e", RUNNER])
-            .env("ECHO_NODE_FUNCTIONS_DIR", &dir)
-            .env("ECHO_NODE_FUNCTIONS", names.join(","))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|source| NodeError::Spawn { node, source })?;
-        let stdin = child.stdin.take();
-        let mut stdout = BufReader::new(
-            child
-                .stdout
-                .take()
-                .ok_or_else(|| NodeError::NotListening("no standard output".to_owned()))?,
-        );
-        let mut first = String::new();
-        let _ = stdout.read_line(&mut first);
-        let Some(port) = first
-            .trim()
-            .strip_prefix("listening ")
-            .and_then(|p| p.parse::<u16>().ok())
-        else {
-            let status = child
-                .wait()
-                .map_or_else(|e| e.to_string(), |s| s.to_string());
-            return Err(NodeError::NotListening(status));
-        };
-        // Nothing else is written there (handlers' console.log goes to stderr); drain it anyway.
-        std::thread::spawn(move || {
-            let _ = std::io::copy(&mut stdout, &mut std::io::sink());
-        });
-        Ok(Self {
-            child,
-            _stdin: stdin,
-            endpoint: format!("http://127.0.0.1:{port}"),
-        })
-    }
-
-    /// Its Lambda Invoke API endpoint.
-    pub fn endpoint(&self) -> &str {
-        &self.endpoint
-    }
-}
-
-impl Drop for NodeRunner {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// Node.js, running `node_runner.mjs`.
+pub const NODE: Language = Language {
+    name: "Node.js",
+    program_env: "ECHO_NODE",
+    program: "node",
+    need: "JavaScript functions need Node.js 20 or later on PATH, or its path in ECHO_NODE",
+    args: |script| vec!["--input-type=module", "-e", script],
+    script: include_str!("node_runner.mjs"),
+    dir_env: "ECHO_NODE_FUNCTIONS_DIR",
+    names_env: "ECHO_NODE_FUNCTIONS",
+};
 
 /// Writes `dir/name`: package.json, index.mjs (the handler), index.test.mjs (its unit tests, for
 /// `npm test`) and sample.json, and keeps the folder out of an enclosing Cargo workspace. Returns
@@ -228,58 +147,4 @@ test('answers the sample', async () => {{
     super::write_files(&root, &files)?;
     let workspace = super::rust::exclude_from_workspace(&root)?;
     Ok((root, workspace))
-}
-
-/// Runs `dir/name` once on the sample in `input` through the runner, as the edge would call it,
-/// and prints its answer: a message function's, or a hook's when the sample is a hook's input.
-pub fn test(dir: &Path, name: &str, input: &Path) -> crate::Result {
-    let text = std::fs::read_to_string(input).map_err(|source| FunctionsError::Read {
-        path: input.to_path_buf(),
-        source,
-    })?;
-    let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|source| FunctionsError::Sample {
-            path: input.to_path_buf(),
-            source,
-        })?;
-    // A hook's input (`{"hook":"connect"|"subscribe"|"schedule"|"presence",...}`) goes to the
-    // function as it is, and its answer comes back as it is; anything else is a message.
-    let hook = value.get("hook").is_some();
-    let sample = if hook {
-        None
-    } else {
-        Some(FunctionInput::from_sample(value.clone()).map_err(|source| {
-            FunctionsError::Sample {
-                path: input.to_path_buf(),
-                source,
-            }
-        })?)
-    };
-    eprintln!("running {name} (Node.js) on {}", input.display());
-    let runner = NodeRunner::start(dir, &[name.to_owned()]).map_err(FunctionsError::from)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let api = LambdaInvokeApi::new(runner.endpoint());
-    let answer = runtime.block_on(async {
-        let call = async {
-            match &sample {
-                Some(sample) => api.invoke(name, sample).await.and_then(|o| {
-                    serde_json::to_value(o).map_err(|e| InvokeError::InvalidOutput(e.to_string()))
-                }),
-                None => api.call(name, &value).await,
-            }
-        };
-        tokio::time::timeout(TEST_TIMEOUT, call)
-            .await
-            .unwrap_or(Err(InvokeError::TimedOut(TEST_TIMEOUT)))
-    });
-    let output = answer.map_err(|source| {
-        FunctionsError::from(NodeError::Invoke {
-            name: name.to_owned(),
-            source,
-        })
-    })?;
-    println!("{}", serde_json::to_string_pretty(&output)?);
-    Ok(())
 }
