@@ -1,6 +1,8 @@
 //! `echoctl dev` and `echoctl serve`: the local edge.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use clap::{ArgMatches, Args};
 use echo_core::auth::{Claims, TokenIssuer};
@@ -10,6 +12,8 @@ use echo_edge::{EdgeConfig, Settings};
 
 use crate::config::{ConfigError, Loaded, Row, layer_args};
 use crate::functions::runner::{Language, Runner, RunnerError};
+use crate::functions::rust::cargo_root;
+use crate::functions::rust_watch::{RustWatch, WatchError};
 use crate::functions::{self, Runtime, node, python};
 
 /// The edge's settings as `echoctl dev`, `serve` and `config` take them: flags, `ECHO_*`
@@ -33,20 +37,29 @@ impl EdgeArgs {
     }
 }
 
-/// Runs the edge until Ctrl-C or SIGTERM, with the JavaScript and Python functions of the
-/// `functions` folder served beside it, each language by a runner of its own.
-pub fn run(args: EdgeArgs, functions: &Path, dev: bool) -> Result<(), Box<dyn std::error::Error>> {
+/// Runs the edge until Ctrl-C or SIGTERM, with the project's functions in the `functions`
+/// folder served beside it: JavaScript and Python ones each by a runner of its language, and in
+/// dev mode Rust ones by `cargo lambda watch`. A folder inside `echo_root` (Echo's own checkout)
+/// holds the demo functions, which the edge runs in process.
+pub fn run(
+    args: EdgeArgs,
+    functions: &Path,
+    echo_root: Option<&Path>,
+    dev: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(serve(args, functions, dev))
+    runtime.block_on(serve(args, functions, echo_root, dev))
 }
 
 async fn serve(
     args: EdgeArgs,
     functions: &Path,
+    echo_root: Option<&Path>,
     dev: bool,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    let started = Instant::now();
     let data_dir = args.settings.data_dir.clone();
     let dev_tokens_for_network = args.settings.dev_tokens_for_network;
     let (secret, generated) = crate::secrets::jwt_secret(&data_dir, dev)?;
@@ -58,20 +71,40 @@ async fn serve(
         dev,
     );
     // In faithful mode the handler Lambdas call functions themselves, not the edge.
+    let project = match config.faithful {
+        Some(_) => Vec::new(),
+        None => functions::of_project(functions, echo_root),
+    };
+    let named = |runtime: Runtime| -> Vec<String> {
+        project
+            .iter()
+            .filter(|(_, r)| *r == runtime)
+            .map(|(name, _)| name.clone())
+            .collect()
+    };
     let mut runners = Vec::new();
-    if config.faithful.is_none() {
-        for (language, runtime) in [
-            (&node::NODE, Runtime::Node),
-            (&python::PYTHON, Runtime::Python),
-        ] {
-            if let Some((runner, names)) = runner_for(functions, language, runtime)? {
-                for name in &names {
-                    config
-                        .function_endpoints
-                        .insert(name.clone(), runner.endpoint().to_owned());
-                }
-                runners.push((language, runner, names));
-            }
+    for (language, runtime) in [
+        (&node::NODE, Runtime::Node),
+        (&python::PYTHON, Runtime::Python),
+    ] {
+        if let Some(runner) = runner_for(functions, language, &named(runtime))? {
+            runners.push((language, runner, named(runtime)));
+        }
+    }
+    let rust = named(Runtime::Rust);
+    let watches = match dev {
+        true => rust_watches(functions, &rust)?,
+        false => Vec::new(),
+    };
+    let served = runners
+        .iter()
+        .map(|(_, runner, names)| (runner.endpoint(), names))
+        .chain(watches.iter().map(|(w, names)| (w.endpoint(), names)));
+    for (endpoint, names) in served {
+        for name in names {
+            config
+                .function_endpoints
+                .insert(name.clone(), endpoint.to_owned());
         }
     }
 
@@ -100,6 +133,23 @@ async fn serve(
             runner.endpoint()
         );
     }
+    for (watch, names) in &watches {
+        let state = match watch.built {
+            true => format!("built in {} s", watch.took.as_secs()),
+            false => "DID NOT BUILD: its errors are above; fixed code is rebuilt".to_owned(),
+        };
+        println!(
+            "  Rust functions  {} (cargo lambda watch on {}, {state})",
+            names.join(", "),
+            watch.endpoint()
+        );
+    }
+    if !dev && !rust.is_empty() {
+        println!(
+            "  Rust functions  {} (at --functions-endpoint: echoctl serve does not start cargo lambda watch)",
+            rust.join(", ")
+        );
+    }
     // What a user needs; how it follows from the open-file limit is in the log and the docs.
     tracing::info!(
         clients = edge.state.capacity.max(),
@@ -111,6 +161,7 @@ async fn serve(
         usize::MAX => println!("  connections     no limit"),
         max => println!("  connections     up to {} clients", thousands(max)),
     }
+    println!("  ready in        {:.1} s", started.elapsed().as_secs_f64());
     if dev && !edge.addr.ip().is_loopback() {
         let who = if dev_tokens_for_network {
             "ANYONE ON THE NETWORK who can reach this address"
@@ -194,22 +245,34 @@ fn thousands(n: usize) -> String {
     out
 }
 
-/// `language`'s runner serving the functions of `runtime` in `dir`, if it has any, and their
-/// names.
+/// `language`'s runner serving `names` from `dir`, if there are any.
 fn runner_for(
     dir: &Path,
     language: &Language,
-    runtime: Runtime,
-) -> Result<Option<(Runner, Vec<String>)>, RunnerError> {
-    let names: Vec<String> = functions::in_folder(dir)
-        .into_iter()
-        .filter(|(_, r)| *r == runtime)
-        .map(|(name, _)| name)
-        .collect();
+    names: &[String],
+) -> Result<Option<Runner>, RunnerError> {
     if names.is_empty() {
         return Ok(None);
     }
-    Ok(Some((Runner::start(language, dir, &names)?, names)))
+    Ok(Some(Runner::start(language, dir, names)?))
+}
+
+/// `cargo lambda watch` serving the Rust functions `names` of `dir`, one per Cargo workspace they
+/// build in, each with the names it serves.
+fn rust_watches(dir: &Path, names: &[String]) -> Result<Vec<(RustWatch, Vec<String>)>, WatchError> {
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let mut by_root: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
+    for name in names {
+        by_root
+            .entry(cargo_root(&dir.join(name)))
+            .or_default()
+            .push(name.clone());
+    }
+    let mut watches = Vec::new();
+    for (root, names) in by_root {
+        watches.push((RustWatch::start(&root)?, names));
+    }
+    Ok(watches)
 }
 
 async fn shutdown_signal() {

@@ -95,13 +95,8 @@ pub fn run(args: InitArgs) -> crate::Result {
         "  echoctl functions test {} --input functions/{}/sample.json",
         args.function, args.function
     );
-    if args.runtime == Runtime::Rust {
-        println!(
-            "  cargo lambda watch            # serves the Rust functions on http://127.0.0.1:9000"
-        );
-    }
     println!(
-        "  echoctl dev                   # the edge and the JavaScript and Python functions, with echo.toml"
+        "  echoctl dev                   # the edge and every function (Rust under cargo lambda watch)"
     );
     Ok(())
 }
@@ -130,9 +125,10 @@ manage-port = 8081
 data-dir = ".echo"
 # Reloaded when it changes; `echoctl associations push` replaces it on a running edge.
 associations = "associations.json"
-# Rust functions are invoked here: `cargo lambda watch` serves them. echoctl runs the
-# JavaScript and Python functions of the functions folder itself, in Node.js and Python.
-functions-endpoint = "http://127.0.0.1:9000"
+# echoctl dev serves the functions of the functions folder itself: Rust ones under
+# `cargo lambda watch`, JavaScript ones in Node.js, Python ones in Python. Functions served
+# elsewhere are found at functions-endpoint (a Lambda Invoke API):
+# functions-endpoint = "http://127.0.0.1:9000"
 
 [functions]
 dir = "functions"
@@ -176,8 +172,7 @@ An Echo project: real-time channels with middleware functions.
 
 ```sh
 echoctl functions test {function} --input functions/{function}/sample.json
-cargo lambda watch          # serves the Rust functions on the Lambda Invoke API, port 9000
-echoctl dev                 # the local edge and the JavaScript and Python functions, using echo.toml
+echoctl dev                 # the local edge and every function (Rust ones under cargo lambda watch)
 echoctl jwt {app} --endpoint ws://127.0.0.1:8080/
 echoctl associations validate associations.json
 echoctl functions new another-function                  # in Rust

@@ -135,11 +135,23 @@ fn run(cli: Cli, m: &ArgMatches) -> Result {
     match cli.command {
         Command::Dev(mut args) => {
             args.layer(m, &loaded)?;
-            edge::run(args, &functions::functions_dir(None, &loaded), true)
+            let echo = functions::echo_checkout(&loaded);
+            edge::run(
+                args,
+                &functions::functions_dir(None, &loaded),
+                echo.as_deref(),
+                true,
+            )
         }
         Command::Serve(mut args) => {
             args.layer(m, &loaded)?;
-            edge::run(args, &functions::functions_dir(None, &loaded), false)
+            let echo = functions::echo_checkout(&loaded);
+            edge::run(
+                args,
+                &functions::functions_dir(None, &loaded),
+                echo.as_deref(),
+                false,
+            )
         }
         Command::Jwt(args) => jwt::run(args, m, &loaded),
         Command::Keys(args) => keys::run(args, m, &loaded),

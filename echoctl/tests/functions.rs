@@ -10,7 +10,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use futures_util::SinkExt;
 use serde_json::{Value, json};
@@ -19,7 +18,8 @@ use tokio_tungstenite::tungstenite::Message;
 mod common;
 
 use common::{
-    Ws, connect, echoctl, failed, marked, next_json, ok, start_dev_in, text, token, workspace,
+    Ws, connect, echoctl, failed, marked, next_json, ok, start_dev_in, start_dev_with, text, token,
+    workspace,
 };
 
 /// A project made by `echoctl init` whose first function is `function`, in `runtime`.
@@ -236,82 +236,6 @@ fn a_python_function_is_made_tested_and_fails_clearly() {
     assert!(err.contains("need Python 3.9 or later"), "{err}");
 }
 
-/// `cargo lambda watch` in `dir` on a free port, answering once `function` does; killed with its
-/// process group when dropped.
-struct Watch {
-    child: std::process::Child,
-    endpoint: String,
-}
-
-impl Watch {
-    async fn start(dir: &Path, function: &str) -> Self {
-        use std::os::unix::process::CommandExt;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        // The target directory the other tests that build project functions use.
-        let target = workspace().join("target/lambda-watch");
-        std::fs::create_dir_all(&target).unwrap();
-        let log = std::fs::File::create(target.join(format!("project-watch-{port}.log"))).unwrap();
-        let child = Command::new("cargo")
-            .args([
-                "lambda",
-                "watch",
-                "--ignore-changes",
-                "-P",
-                &port.to_string(),
-            ])
-            .current_dir(dir)
-            .env("CARGO_TARGET_DIR", &target)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .process_group(0)
-            .spawn()
-            .expect("`cargo lambda` is installed (pip install cargo-lambda)");
-        let watch = Self {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-        };
-        let url = format!(
-            "{}/2015-03-31/functions/{function}/invocations",
-            watch.endpoint
-        );
-        let started = Instant::now();
-        loop {
-            // The first invocation builds the function; any answer from it will do.
-            let sample = json!({"app": "shop", "channel": "chat",
-                "message": {"id": "warm", "data": {"text": "x"}, "from": "t", "ts": 0}});
-            let attempt = reqwest::Client::new()
-                .post(&url)
-                .json(&sample)
-                .timeout(Duration::from_secs(60));
-            if let Ok(r) = attempt.send().await
-                && r.status().is_success()
-            {
-                break;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(900),
-                "cargo lambda watch did not serve {function}"
-            );
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-        watch
-    }
-}
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        // cargo-lambda does not stop on SIGTERM; the whole group goes, functions included.
-        let _ = Command::new("kill")
-            .args(["-s", "KILL", "--", &format!("-{}", self.child.id())])
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
 async fn send(ws: &mut Ws, frame: Value) {
     ws.send(Message::text(frame.to_string())).await.unwrap();
 }
@@ -356,13 +280,12 @@ async fn a_channel_runs_a_rust_a_javascript_and_a_python_function_in_turn() {
     )
     .unwrap();
 
-    let watch = Watch::start(&proj, "tidy").await;
+    // One command: echoctl dev builds the Rust function and serves it under cargo lambda watch,
+    // beside the JavaScript and Python runners (in the target directory the other tests that
+    // build project functions use).
     let data = tmp.path().join("data");
-    let mut dev = start_dev_in(
-        &proj,
-        &data,
-        &["--functions-endpoint", watch.endpoint.as_str()],
-    );
+    let target = workspace().join("target/lambda-watch");
+    let mut dev = start_dev_with(&proj, &data, &[], &[("CARGO_TARGET_DIR", &target)]);
     let mut ws = connect(&dev.addr, &token(&data, "shop", "alice")).await;
     send(&mut ws, json!({"action": "subscribe", "channel": "chat"})).await;
     send(
@@ -464,6 +387,78 @@ async fn a_channel_runs_a_rust_a_javascript_and_a_python_function_in_turn() {
     assert_eq!(message.unwrap()["data"], json!({"python": "edited"}));
     dev.child.kill().unwrap();
     dev.child.wait().unwrap();
+}
+
+/// `echoctl dev` with a Rust function that does not build: it starts anyway, its banner says so,
+/// and the compiler's errors are in its output; without cargo-lambda it says how to get it.
+#[test]
+fn dev_shows_a_rust_function_that_does_not_build_and_a_missing_cargo_lambda() {
+    use std::io::BufRead;
+    let tmp = tempfile::tempdir().unwrap();
+    let proj = project(tmp.path(), "tidy", "rust");
+    let lib = proj.join("functions/tidy/src/lib.rs");
+    let source = std::fs::read_to_string(&lib).unwrap();
+    std::fs::write(&lib, format!("{source}\nfn broken( {{\n")).unwrap();
+    let data = tmp.path().join("data");
+    let log = tmp.path().join("dev.log");
+    let mut child = echoctl(
+        &proj,
+        &["dev", "--port", "0", "--manage-port", "0", "--data-dir"],
+    )
+    .arg(&data)
+    .env("CARGO_TARGET_DIR", workspace().join("target/lambda-watch"))
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::fs::File::create(&log).unwrap())
+    .spawn()
+    .unwrap();
+    let mut banner = Vec::new();
+    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let ready = line.trim_start().starts_with("ready in");
+        banner.push(line);
+        if ready {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let rust = banner
+        .iter()
+        .find(|l| l.trim_start().starts_with("Rust functions"))
+        .unwrap_or_else(|| panic!("{banner:?}"));
+    assert!(
+        rust.contains("tidy") && rust.contains("DID NOT BUILD"),
+        "{rust}"
+    );
+    let output = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        output.contains("[cargo] error: this file contains an unclosed delimiter"),
+        "{output}"
+    );
+
+    // No cargo-lambda on PATH: a clear refusal, before anything listens.
+    let cargo = Command::new("sh")
+        .args(["-c", "command -v cargo"])
+        .output()
+        .unwrap();
+    let cargo_dir = Path::new(text(&cargo.stdout).trim())
+        .parent()
+        .unwrap()
+        .to_owned();
+    let out = echoctl(
+        &proj,
+        &["dev", "--port", "0", "--manage-port", "0", "--data-dir"],
+    )
+    .arg(&data)
+    .env("PATH", format!("{}:/usr/bin:/bin", cargo_dir.display()))
+    .output()
+    .unwrap();
+    let err = failed(out);
+    assert!(
+        err.contains("which echoctl dev serves with cargo-lambda")
+            && err.contains("pip install cargo-lambda"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -671,19 +666,20 @@ async fn the_functions_walk_through_runs_as_written() {
             .output()
             .unwrap(),
     );
-    // Step 5: its two terminals, on free ports rather than 9000 and 8080.
+    // Step 5: its one command, on free ports rather than 8080.
     let terminals = marked(&doc, "walk-run");
-    assert!(
-        terminals.contains("cargo lambda watch") && terminals.contains("echoctl dev"),
+    assert_eq!(
+        terminals.lines().filter(|l| !l.trim().is_empty()).count(),
+        1,
         "{terminals}"
     );
-    let watch = Watch::start(&proj, "tidy").await;
+    assert!(terminals.starts_with("echoctl dev"), "{terminals}");
+    // One command: echoctl dev builds the Rust function and serves it under cargo lambda watch,
+    // beside the JavaScript and Python runners (in the target directory the other tests that
+    // build project functions use).
     let data = tmp.path().join("data");
-    let mut dev = start_dev_in(
-        &proj,
-        &data,
-        &["--functions-endpoint", watch.endpoint.as_str()],
-    );
+    let target = workspace().join("target/lambda-watch");
+    let mut dev = start_dev_with(&proj, &data, &[], &[("CARGO_TARGET_DIR", &target)]);
     let exchange = marked(&doc, "walk-wscat");
     assert!(
         exchange.contains("echoctl jwt shop --sub alice"),

@@ -13,6 +13,7 @@ use std::collections::btree_map::Entry;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use crate::functions::rust::cargo_root;
 use crate::functions::{self, Runtime, python};
 use crate::hash::{HashError, TemplateFunction, Workspace, hash_folder};
 
@@ -58,18 +59,9 @@ pub struct Project {
 impl Project {
     /// The functions of `dir`, unless it lies inside `echo_root`, Echo's own checkout.
     pub fn load(dir: &Path, echo_root: Option<&Path>) -> Self {
-        let canonical = |p: &Path| std::fs::canonicalize(p).ok();
-        let inside_echo = match (canonical(dir), echo_root.and_then(canonical)) {
-            (Some(dir), Some(root)) => dir.starts_with(root),
-            _ => false,
-        };
         Self {
-            dir: canonical(dir).unwrap_or_else(|| dir.to_path_buf()),
-            functions: if inside_echo {
-                Vec::new()
-            } else {
-                functions::in_folder(dir)
-            },
+            dir: std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()),
+            functions: functions::of_project(dir, echo_root),
         }
     }
 
@@ -291,19 +283,6 @@ pub fn logical_id(name: &str) -> String {
         }
     }
     id + "Function"
-}
-
-/// The Cargo workspace a crate builds in (cargo-lambda builds from there), or the crate itself.
-fn cargo_root(krate: &Path) -> PathBuf {
-    krate
-        .ancestors()
-        .skip(1)
-        .find(|d| {
-            std::fs::read_to_string(d.join("Cargo.toml"))
-                .is_ok_and(|t| t.lines().any(|l| l.trim() == "[workspace]"))
-        })
-        .unwrap_or(krate)
-        .to_path_buf()
 }
 
 /// A path as a double-quoted YAML scalar.

@@ -11,6 +11,7 @@ pub mod node;
 pub mod python;
 pub mod runner;
 pub mod rust;
+pub mod rust_watch;
 
 use std::path::{Path, PathBuf};
 
@@ -135,7 +136,7 @@ pub fn run(command: FunctionsCommand, loaded: &Loaded) -> crate::Result {
             );
             match args.runtime {
                 Runtime::Rust => println!(
-                    "serve it: cargo lambda watch (in {}), then point the edge at it with --functions-endpoint http://127.0.0.1:9000",
+                    "unit tests: cargo test (in {}); echoctl dev builds it and serves it under cargo lambda watch when it is in the project's functions folder",
                     path.display()
                 ),
                 Runtime::Node => println!(
@@ -215,6 +216,16 @@ pub fn runtime_of(dir: &Path, name: &str) -> Option<Runtime> {
         Some(Runtime::Python)
     } else {
         None
+    }
+}
+
+/// A project's functions: those of `dir`, unless it lies inside `echo_root`, Echo's own checkout
+/// (whose demo functions the edge runs in process and Echo's template deploys).
+pub fn of_project(dir: &Path, echo_root: Option<&Path>) -> Vec<(String, Runtime)> {
+    let canonical = |p: &Path| std::fs::canonicalize(p).ok();
+    match (canonical(dir), echo_root.and_then(canonical)) {
+        (Some(dir), Some(root)) if dir.starts_with(&root) => Vec::new(),
+        _ => in_folder(dir),
     }
 }
 

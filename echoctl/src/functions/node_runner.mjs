@@ -12,10 +12,12 @@
 //
 // The module is imported again when its file changes, so an edit applies to the next message.
 // It listens on a free port of 127.0.0.1 and writes `listening PORT` as the first line on
-// stdout; what the handlers log goes to stderr.
+// stdout; what the handlers log goes to stderr, each line after `[NAME] `.
 
+import { AsyncLocalStorage } from 'node:async_hooks';
 import http from 'node:http';
 import { randomUUID } from 'node:crypto';
+import { inspect } from 'node:util';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -26,9 +28,16 @@ const route = /^\/2015-03-31\/functions\/([^/?]+)\/invocations(?:\?.*)?$/;
 // Lambda's synchronous payload limit.
 const MAX_PAYLOAD = 6 * 1024 * 1024;
 
-// Handlers' console.log must not mix with the line echoctl reads.
-console.log = console.error;
-console.info = console.error;
+// Handlers' console.log must not mix with the line echoctl reads; each line names its function.
+const running = new AsyncLocalStorage();
+const toStderr = console.error.bind(console);
+const named = (...args) => {
+  const name = running.getStore();
+  if (name === undefined) return toStderr(...args);
+  const text = args.map((a) => (typeof a === 'string' ? a : inspect(a))).join(' ');
+  return toStderr(text.replace(/^/gm, `[${name}] `));
+};
+console.log = console.info = console.warn = console.error = console.debug = named;
 
 async function load(name) {
   const file = path.join(dir, name, 'index.mjs');
@@ -89,14 +98,16 @@ const server = http.createServer((req, res) => {
       answer(res, 400, { __type: 'InvalidRequestContentException', message: error.message });
       return;
     }
-    try {
-      const handler = await load(name);
-      const context = { functionName: name, awsRequestId: randomUUID() };
-      answer(res, 200, await handler(event, context));
-    } catch (error) {
-      console.error(`${name}:`, error);
-      failure(res, error);
-    }
+    await running.run(name, async () => {
+      try {
+        const handler = await load(name);
+        const context = { functionName: name, awsRequestId: randomUUID() };
+        answer(res, 200, await handler(event, context));
+      } catch (error) {
+        console.error(error);
+        failure(res, error);
+      }
+    });
   });
 });
 

@@ -13,7 +13,7 @@
 # The module is loaded again when its file changes, so an edit applies to the next message. Each
 # function's folder is on the import path, for its own modules. It listens on a free port of
 # 127.0.0.1 and writes `listening PORT` as the first line on stdout; what the handlers print goes
-# to stderr. Standard library only.
+# to stderr, each line after `[NAME] `. Standard library only.
 
 import http.server
 import importlib.util
@@ -36,6 +36,32 @@ TIMEOUT_MS = 29_000
 
 _loaded = {}
 _lock = threading.Lock()
+# The function each thread is running, whose name its output lines start with.
+_running = threading.local()
+
+
+class Prefixed:
+    """A stream whose lines start with the name of the function that writes them."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text):
+        name = getattr(_running, "name", None)
+        if name is None:
+            return self._stream.write(text)
+        if getattr(_running, "at_line_start", True):
+            text = "[%s] %s" % (name, text)
+        _running.at_line_start = text.endswith("\n")
+        body = text[:-1] if _running.at_line_start else text
+        self._stream.write(body.replace("\n", "\n[%s] " % name) + ("\n" if _running.at_line_start else ""))
+        return len(text)
+
+    def flush(self):
+        self._stream.flush()
+
+    def __getattr__(self, attr):
+        return getattr(self._stream, attr)
 
 
 def load(name):
@@ -91,7 +117,7 @@ class Invocations(http.server.BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def failure(self, name, error_type, message, stack):
-        print("%s: %s: %s" % (name, error_type, message), file=sys.stderr)
+        print("[%s] %s: %s" % (name, error_type, message), file=sys.stderr)
         self.answer(
             200,
             {"errorMessage": message, "errorType": error_type, "stackTrace": stack},
@@ -118,13 +144,17 @@ class Invocations(http.server.BaseHTTPRequestHandler):
         except ValueError as e:
             self.answer(400, {"__type": "InvalidRequestContentException", "message": str(e)})
             return
+        _running.name, _running.at_line_start = name, True
         try:
             result = load(name)(event, Context(name))
         except Exception as e:
             stack = traceback.format_exception(type(e), e, e.__traceback__)
             traceback.print_exc(file=sys.stderr)
+            _running.name = None
             self.failure(name, type(e).__name__, str(e), stack)
             return
+        finally:
+            _running.name = None
         try:
             self.answer(200, result)
         except (TypeError, ValueError) as e:
@@ -139,6 +169,7 @@ def main():
     server.daemon_threads = True
     out = sys.stdout
     # What handlers print must not mix with the line echoctl reads.
+    sys.stderr = Prefixed(sys.stderr)
     sys.stdout = sys.stderr
     out.write("listening %d\n" % server.server_address[1])
     out.flush()

@@ -303,6 +303,19 @@ pub fn test(dir: &Path, name: &str, input: &Path) -> crate::Result {
     }
 }
 
+/// The Cargo workspace a crate builds in (cargo-lambda builds from there), or the crate itself.
+pub fn cargo_root(krate: &Path) -> PathBuf {
+    krate
+        .ancestors()
+        .skip(1)
+        .find(|d| {
+            std::fs::read_to_string(d.join("Cargo.toml"))
+                .is_ok_and(|t| t.lines().any(|l| l.trim() == "[workspace]"))
+        })
+        .unwrap_or(krate)
+        .to_path_buf()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

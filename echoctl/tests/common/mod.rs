@@ -94,8 +94,14 @@ pub fn start_dev(data_dir: &Path, args: &[&str]) -> Dev {
 
 /// [`start_dev`] in the folder `cwd`, whose `echo.toml` and functions it then uses.
 pub fn start_dev_in(cwd: &Path, data_dir: &Path, args: &[&str]) -> Dev {
+    start_dev_with(cwd, data_dir, args, &[])
+}
+
+/// [`start_dev_in`] with `env` set for echoctl (and what it starts).
+pub fn start_dev_with(cwd: &Path, data_dir: &Path, args: &[&str], env: &[(&str, &Path)]) -> Dev {
     let mut child = Command::new(ECHOCTL)
         .current_dir(cwd)
+        .envs(env.iter().map(|(k, v)| (*k, *v)))
         .args(["dev", "--port", "0", "--manage-port", "0", "--data-dir"])
         .arg(data_dir)
         .args(args)
