@@ -21,6 +21,7 @@ mod memory;
 mod presence;
 mod report;
 mod results;
+mod runners;
 mod startup;
 mod stats;
 mod suite;
@@ -59,6 +60,8 @@ enum Command {
     Presence(presence::PresenceArgs),
     /// Token verification per kind of key: per verification, and connects per second.
     Tokens(tokens::TokensArgs),
+    /// A function's round trip through `echoctl dev`'s Node.js and Python runners.
+    Runners(runners::RunnersArgs),
     /// Everything, side by side; writes docs/benchmarks.md.
     Suite(suite::SuiteArgs),
 }
@@ -162,6 +165,7 @@ async fn run(cli: Cli) -> Result {
         Command::Presence(a) => presence::run(a).await?,
         Command::E2e(a) => e2e::run(&a)?,
         Command::Tokens(a) => tokens::run(a).await?,
+        Command::Runners(a) => runners::run(a).await?,
         Command::Suite(a) => suite::run(a).await?,
     }
     Ok(())
