@@ -7,8 +7,11 @@
 #
 #   bash scripts/faithful.sh            # then open http://127.0.0.1:8080/
 #
+# Needs cargo-lambda (pip install cargo-lambda) and Node.js 20+ with npm (for dynalite).
 # Ports: ECHO_PORT (8080), ECHO_MANAGE_PORT (8081), ECHO_DYNAMO_PORT (8000), ECHO_LAMBDA_PORT
-# (9000). State lives in ECHO_DATA_DIR (.echo-faithful); dynalite keeps its data in memory.
+# (9000). The secrets live in ECHO_DATA_DIR (.echo, as for `echoctl dev`, so that `echoctl jwt`
+# and `echoctl publish` sign with them), with the Lambdas' log, lambda.log; dynalite keeps its
+# data in memory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,7 +19,7 @@ PORT=${ECHO_PORT:-8080}
 MANAGE_PORT=${ECHO_MANAGE_PORT:-8081}
 DYNAMO_PORT=${ECHO_DYNAMO_PORT:-8000}
 LAMBDA_PORT=${ECHO_LAMBDA_PORT:-9000}
-DATA_DIR=${ECHO_DATA_DIR:-.echo-faithful}
+DATA_DIR=${ECHO_DATA_DIR:-.echo}
 mkdir -p "$DATA_DIR"
 
 random_hex() { od -An -N32 -tx1 /dev/urandom | tr -d ' \n'; }
@@ -72,13 +75,34 @@ watch_pid=$!
 pids+=("$watch_pid")
 
 echo "==> building the Lambdas (first run: a few minutes)"
-for f in connect-handler message-handler fanout angry emojify backwards robot; do
-  until curl -s -o /dev/null --max-time 900 -X POST -d '{}' "http://127.0.0.1:$LAMBDA_PORT/2015-03-31/functions/$f/invocations"; do
+# Each is invoked once with an event it takes and that changes nothing, so that none is built on
+# a client's first request and the log holds no error of the script's own.
+message='{"id":"warm","data":{"text":"warm"},"from":"warm","ts":0}'
+warm_events=(
+  'connect-handler {"sweep":{}}'
+  'message-handler {"relay":{"app":"warm","origin":"warm","publish":[]}}'
+  'fanout {"channel":"warm/warm","message":{"channel":"warm","seq":1,"id":"warm","data":null,"from":"warm","ts":0},"connections":[]}'
+  'http-api {"version":"2.0","routeKey":"$default","rawPath":"/v1/connect-attempts/warm-0123456789abcdefghij","rawQueryString":"","headers":{},"requestContext":{"accountId":"local","apiId":"local","domainName":"localhost","domainPrefix":"localhost","http":{"method":"GET","path":"/v1/connect-attempts/warm-0123456789abcdefghij","protocol":"HTTP/1.1","sourceIp":"127.0.0.1","userAgent":"faithful.sh"},"requestId":"warm","routeKey":"$default","stage":"$default","time":"01/Jan/2026:00:00:00 +0000","timeEpoch":0},"isBase64Encoded":false}'
+  "members {\"hook\":\"connect\",\"app\":\"warm\",\"user\":{\"sub\":\"warm\",\"claims\":{}},\"sourceIp\":\"127.0.0.1\"}"
+  'ticker {"hook":"schedule","app":"warm","at":0}'
+)
+for f in angry emojify backwards robot profanity; do
+  warm_events+=("$f {\"app\":\"warm\",\"channel\":\"warm\",\"message\":$message}")
+done
+for entry in "${warm_events[@]}"; do
+  f=${entry%% *} event=${entry#* }
+  # 000: nothing answered yet (cargo lambda watch holds the first invocation while it builds).
+  until code=$(curl -s -o "$DATA_DIR/warm.out" -w '%{http_code}' --max-time 900 -X POST -d "$event" \
+                 "http://127.0.0.1:$LAMBDA_PORT/2015-03-31/functions/$f/invocations") && [ "$code" != 000 ]; do
     kill -0 "$watch_pid" 2>/dev/null || { echo "cargo lambda watch stopped; see $DATA_DIR/lambda.log" >&2; tail -5 "$DATA_DIR/lambda.log" >&2; exit 1; }
     sleep 1
   done
+  [ "$code" = 200 ] || echo "    $f answered its warm-up with HTTP $code: $(head -c 300 "$DATA_DIR/warm.out")" >&2
   echo "    $f ready"
 done
+if grep -q '"level":"ERROR"' "$DATA_DIR/lambda.log"; then
+  echo "the Lambdas logged errors while warming up; see $DATA_DIR/lambda.log" >&2
+fi
 
 echo "==> edge (faithful mode)"
 cargo run -q -p echoctl -- dev --port "$PORT" --manage-port "$MANAGE_PORT" --data-dir "$DATA_DIR" \
