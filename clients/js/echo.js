@@ -15,6 +15,7 @@
 //   link.js       one WebSocket: request/answer matching, timeouts, keepalive
 //   e2e.js        end-to-end encryption keys and envelopes (AES-256-GCM through WebCrypto)
 //   errors.js     EchoError and the protocol's codes
+//   refusal.js    why a connect was refused, read from the HTTP API
 //   token.js      a token's expiry, and when a failed refresh is tried again
 //   checks.js, options.js, messages.js, util.js, mixin.js: what those share
 // Browsers load it from the edge (`/echo.js`, which imports `/echo/*.js`); Node.js 20+ imports it.

@@ -18,7 +18,7 @@ pub const ASSOCIATIONS: &str = include_str!("../associations.json");
 const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
 
 /// The JavaScript client: its facade and the modules it imports.
-const CLIENT: [(&str, &str); 15] = [
+const CLIENT: [(&str, &str); 16] = [
     ("/echo.js", include_str!("../../../clients/js/echo.js")),
     (
         "/echo/checks.js",
@@ -63,6 +63,10 @@ const CLIENT: [(&str, &str); 15] = [
     (
         "/echo/reconnect.js",
         include_str!("../../../clients/js/echo/reconnect.js"),
+    ),
+    (
+        "/echo/refusal.js",
+        include_str!("../../../clients/js/echo/refusal.js"),
     ),
     (
         "/echo/renewal.js",
