@@ -130,29 +130,28 @@ fn project(
     ))
 }
 
+/// `echoctl dev` (`dev`) or `echoctl serve`, with the project's functions folder.
+fn run_edge(
+    mut args: edge::EdgeArgs,
+    m: &ArgMatches,
+    loaded: &config::Loaded,
+    dev: bool,
+) -> Result {
+    args.layer(m, loaded)?;
+    let echo = functions::echo_checkout(loaded);
+    edge::run(
+        args,
+        &functions::functions_dir(None, loaded),
+        echo.as_deref(),
+        dev,
+    )
+}
+
 fn run(cli: Cli, m: &ArgMatches) -> Result {
     let loaded = config::Loaded::load(cli.config.as_deref())?;
     match cli.command {
-        Command::Dev(mut args) => {
-            args.layer(m, &loaded)?;
-            let echo = functions::echo_checkout(&loaded);
-            edge::run(
-                args,
-                &functions::functions_dir(None, &loaded),
-                echo.as_deref(),
-                true,
-            )
-        }
-        Command::Serve(mut args) => {
-            args.layer(m, &loaded)?;
-            let echo = functions::echo_checkout(&loaded);
-            edge::run(
-                args,
-                &functions::functions_dir(None, &loaded),
-                echo.as_deref(),
-                false,
-            )
-        }
+        Command::Dev(args) => run_edge(args, m, &loaded, true),
+        Command::Serve(args) => run_edge(args, m, &loaded, false),
         Command::Jwt(args) => jwt::run(args, m, &loaded),
         Command::Keys(args) => keys::run(args, m, &loaded),
         Command::Publish(args) => publish::run(args),

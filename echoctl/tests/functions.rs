@@ -236,6 +236,16 @@ fn a_python_function_is_made_tested_and_fails_clearly() {
     assert!(err.contains("need Python 3.9 or later"), "{err}");
 }
 
+/// The next `message` frame, the frames before it passed over.
+async fn next_message(ws: &mut Ws) -> Value {
+    loop {
+        let frame = next_json(ws).await.expect("a frame");
+        if frame["type"] == "message" {
+            return frame;
+        }
+    }
+}
+
 async fn send(ws: &mut Ws, frame: Value) {
     ws.send(Message::text(frame.to_string())).await.unwrap();
 }
@@ -353,15 +363,8 @@ async fn a_channel_runs_a_rust_a_javascript_and_a_python_function_in_turn() {
         "data": {"text": " Quiet Please "}}),
     )
     .await;
-    let mut message = None;
-    while message.is_none() {
-        let frame = next_json(&mut ws).await.expect("a frame");
-        if frame["type"] == "message" {
-            message = Some(frame);
-        }
-    }
     assert_eq!(
-        message.unwrap()["data"],
+        next_message(&mut ws).await["data"],
         json!({"whisper": "quiet please", "tagged": "tag"})
     );
 
@@ -377,14 +380,10 @@ async fn a_channel_runs_a_rust_a_javascript_and_a_python_function_in_turn() {
         "data": {"text": "Edited"}}),
     )
     .await;
-    let mut message = None;
-    while message.is_none() {
-        let frame = next_json(&mut ws).await.expect("a frame");
-        if frame["type"] == "message" {
-            message = Some(frame);
-        }
-    }
-    assert_eq!(message.unwrap()["data"], json!({"python": "edited"}));
+    assert_eq!(
+        next_message(&mut ws).await["data"],
+        json!({"python": "edited"})
+    );
     dev.child.kill().unwrap();
     dev.child.wait().unwrap();
 }
@@ -695,12 +694,7 @@ async fn the_functions_walk_through_runs_as_written() {
         }
     }
     let shown = shown.expect("the exchange shows a message");
-    let message = loop {
-        let frame = next_json(&mut ws).await.expect("a frame");
-        if frame["type"] == "message" {
-            break frame;
-        }
-    };
+    let message = next_message(&mut ws).await;
     for field in ["type", "channel", "seq", "data", "from"] {
         assert_eq!(message[field], shown[field], "{field}: {message}");
     }
