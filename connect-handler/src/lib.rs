@@ -95,13 +95,13 @@ pub async fn handle(
         return error(400, ProtocolError::bad_request("event has no connectionId"));
     };
     match ctx.event_type.as_deref() {
-        Some("CONNECT") => {
-            let answer = connect(deps, event, id).await;
-            if answer.status_code != 200 {
-                keep_refusal(deps, event, &answer).await;
+        Some("CONNECT") => match connect(deps, event, id).await {
+            Ok(()) => ok(),
+            Err(refused) => {
+                keep_refusal(deps, event, &refused).await;
+                error(i64::from(refused.status), refused.error)
             }
-            answer
-        }
+        },
         Some("DISCONNECT") => disconnect(deps, id).await,
         other => error(
             400,
@@ -116,7 +116,7 @@ async fn connect(
     deps: &Deps,
     event: &ApiGatewayWebsocketProxyRequest,
     id: ConnectionId,
-) -> ApiGatewayProxyResponse {
+) -> Result<(), Refused> {
     let token = event
         .query_string_parameters
         .first("token")
@@ -126,20 +126,17 @@ async fn connect(
         Ok(c) => c,
         Err(e) if e.is_unavailable() => {
             tracing::error!(connection_id = %id, error = %e, "could not check the token");
-            return error(503, ProtocolError::new(ErrorCode::Internal, e.to_string()));
+            return refuse(503, ProtocolError::new(ErrorCode::Internal, e.to_string()));
         }
         Err(e) => {
             tracing::info!(connection_id = %id, error = %e, "connection refused");
-            return error(
+            return refuse(
                 401,
                 ProtocolError::new(ErrorCode::Unauthorized, e.to_string()),
             );
         }
     };
-    let claims = match admit(deps, event, &id, claims).await {
-        Ok(claims) => claims,
-        Err(refusal) => return refusal,
-    };
+    let claims = admit(deps, event, &id, claims).await?;
     let record = ConnectionRecord {
         id: id.clone(),
         expires_at: deps.limits.record_expiry(now_ms, claims.exp),
@@ -151,7 +148,7 @@ async fn connect(
         Ok(associations) => associations.app_limits(&app).max_connections,
         Err(e) => {
             tracing::error!(connection_id = %id, error = %e, "could not load associations");
-            return error(
+            return refuse(
                 500,
                 ProtocolError::new(ErrorCode::Internal, "could not load associations"),
             );
@@ -165,7 +162,7 @@ async fn connect(
         Ok(accepted) => accepted,
         Err(e) => {
             tracing::error!(connection_id = %id, error = %e, "could not record connection");
-            return error(
+            return refuse(
                 500,
                 ProtocolError::new(ErrorCode::Internal, "could not record the connection"),
             );
@@ -178,7 +175,7 @@ async fn connect(
     if !accepted {
         let max = limit.unwrap_or_default();
         tracing::info!(connection_id = %id, app = %app, max, "connection refused: the app is full");
-        return error(
+        return refuse(
             503,
             ProtocolError::new(
                 ErrorCode::LimitExceeded,
@@ -190,16 +187,22 @@ async fn connect(
     deps.publisher
         .status(&app, StatusEvent::Connected, &id, &user, None, now_ms)
         .await;
-    ok()
+    Ok(())
+}
+
+/// A refused connect: the status API Gateway answers the upgrade with, and the error in its body.
+struct Refused {
+    status: u16,
+    error: ProtocolError,
+}
+
+fn refuse<T>(status: u16, error: ProtocolError) -> Result<T, Refused> {
+    Err(Refused { status, error })
 }
 
 /// Keeps a refusal for its client, when the connect named its attempt (`&attempt=ID`; see
 /// [`echo_core::connect_attempt`]).
-async fn keep_refusal(
-    deps: &Deps,
-    event: &ApiGatewayWebsocketProxyRequest,
-    answer: &ApiGatewayProxyResponse,
-) {
+async fn keep_refusal(deps: &Deps, event: &ApiGatewayWebsocketProxyRequest, refused: &Refused) {
     let Some(attempt) = event
         .query_string_parameters
         .first("attempt")
@@ -207,17 +210,10 @@ async fn keep_refusal(
     else {
         return;
     };
-    let body: serde_json::Value = match &answer.body {
-        Some(Body::Text(t)) => serde_json::from_str(t).unwrap_or_default(),
-        _ => serde_json::Value::Null,
-    };
     let refusal = Refusal {
-        status: u16::try_from(answer.status_code).unwrap_or(500),
-        code: body["code"].as_str().unwrap_or("internal").to_owned(),
-        message: body["message"]
-            .as_str()
-            .unwrap_or("the connect was refused")
-            .to_owned(),
+        status: refused.status,
+        code: refused.error.code.as_str().to_owned(),
+        message: refused.error.message.clone(),
     };
     let until = deps.clock.now_ms() + REFUSAL_TTL_MS;
     if let Err(e) = deps.refusals.keep_refusal(&attempt, &refusal, until).await {
@@ -232,13 +228,13 @@ async fn admit(
     event: &ApiGatewayWebsocketProxyRequest,
     id: &ConnectionId,
     mut claims: Claims,
-) -> Result<Claims, ApiGatewayProxyResponse> {
+) -> Result<Claims, Refused> {
     let associations = deps.associations.current().await.map_err(|e| {
         tracing::error!(connection_id = %id, error = %e, "could not load associations");
-        error(
-            500,
-            ProtocolError::new(ErrorCode::Internal, "could not load associations"),
-        )
+        Refused {
+            status: 500,
+            error: ProtocolError::new(ErrorCode::Internal, "could not load associations"),
+        }
     })?;
     let Some(hook) = associations.connect_hook(&claims.app) else {
         return Ok(claims);
@@ -251,10 +247,10 @@ async fn admit(
         .unwrap_or_default();
     let input = serde_json::to_value(ConnectInput::new(&claims, source_ip)).map_err(|e| {
         tracing::error!(connection_id = %id, error = %e, "could not encode the hook's input");
-        error(
-            500,
-            ProtocolError::new(ErrorCode::Internal, "could not run onConnect"),
-        )
+        Refused {
+            status: 500,
+            error: ProtocolError::new(ErrorCode::Internal, "could not run onConnect"),
+        }
     })?;
     let (mut runs, mut published) = (Vec::with_capacity(hook.functions.len()), Vec::new());
     let decision = decide(
@@ -280,7 +276,7 @@ async fn admit(
         }
         Decision::Deny { reason } => {
             tracing::info!(connection_id = %id, app = %claims.app, user = %claims.sub, reason, "connection denied by onConnect");
-            Err(error(403, ProtocolError::new(ErrorCode::Forbidden, reason)))
+            refuse(403, ProtocolError::new(ErrorCode::Forbidden, reason))
         }
     }
 }
