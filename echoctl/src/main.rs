@@ -15,6 +15,7 @@
 mod allocator;
 mod associations;
 mod aws;
+mod child;
 mod config;
 mod edge;
 mod functions;

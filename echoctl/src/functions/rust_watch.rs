@@ -6,12 +6,12 @@
 //! build. Their output goes to echoctl's standard error, each line after `[cargo] ` or
 //! `[cargo lambda] `. Stopped with echoctl.
 
-use std::io::{BufRead, BufReader, Read};
 use std::net::TcpStream;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::child::{self, Lines};
 
 /// How long `cargo lambda watch` may take to listen once the build is done.
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -44,9 +44,45 @@ pub struct RustWatch {
     pub took: Duration,
 }
 
+/// What a [`RustWatch`] builds and serves, and how.
+pub struct WatchSpec<'a> {
+    /// The Cargo workspace.
+    pub root: &'a Path,
+    /// The binaries built before it starts; every binary of the workspace when empty.
+    pub bins: &'a [&'a str],
+    /// Variables of the functions it runs.
+    pub env: &'a [(String, String)],
+    /// Instances it may run of each function at once (cargo lambda's default when `None`).
+    pub concurrency: Option<u32>,
+    /// Whether it rebuilds a function when its code changes.
+    pub rebuild: bool,
+    /// Where the watch's output goes (the build's goes to standard error after `[cargo] `).
+    pub output: Lines,
+}
+
+impl<'a> WatchSpec<'a> {
+    /// Every binary of `root`, rebuilt on change, its output on standard error.
+    pub fn project(root: &'a Path) -> Self {
+        Self {
+            root,
+            bins: &[],
+            env: &[],
+            concurrency: None,
+            rebuild: true,
+            output: child::labelled("cargo lambda"),
+        }
+    }
+}
+
 impl RustWatch {
     /// Builds the Rust functions of the Cargo workspace `root`, then serves them.
     pub fn start(root: &Path) -> Result<Self, WatchError> {
+        Self::start_with(&WatchSpec::project(root))
+    }
+
+    /// Builds what `spec` names, then serves it.
+    pub fn start_with(spec: &WatchSpec<'_>) -> Result<Self, WatchError> {
+        let root = spec.root;
         let started = Instant::now();
         let answers = Command::new("cargo")
             .args(["lambda", "--version"])
@@ -62,14 +98,25 @@ impl RustWatch {
             source,
         };
         eprintln!("building the Rust functions in {} ...", root.display());
-        let mut build = Command::new("cargo")
-            .args(["build", "--bins", "--color", "never"])
+        let mut build = Command::new("cargo");
+        build.args(["build", "--color", "never"]);
+        match spec.bins {
+            [] => {
+                build.arg("--bins");
+            }
+            bins => {
+                for bin in bins {
+                    build.args(["--bin", bin]);
+                }
+            }
+        }
+        let mut build = build
             .current_dir(root)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .map_err(spawn_error)?;
-        let forwarded = forward(&mut build, "cargo");
+        let forwarded = child::forward(&mut build, child::labelled("cargo"));
         let built = build.wait().is_ok_and(|s| s.success());
         for f in forwarded {
             let _ = f.join();
@@ -79,16 +126,25 @@ impl RustWatch {
             .map(|a| a.port())
             .map_err(spawn_error)?;
         let mut command = Command::new("cargo");
+        command.args(["lambda", "watch", "-P", &port.to_string()]);
+        if !spec.rebuild {
+            command.arg("--ignore-changes");
+        }
+        if let Some(n) = spec.concurrency {
+            command.args(["--concurrency", &n.to_string()]);
+        }
+        for (k, v) in spec.env {
+            command.args(["--env-var", &format!("{k}={v}")]);
+        }
         command
-            .args(["lambda", "watch", "-P", &port.to_string()])
             .current_dir(root)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
-        die_with_parent(&mut command);
-        let mut child = command.spawn().map_err(spawn_error)?;
-        forward(&mut child, "cargo lambda");
+            .stderr(Stdio::piped());
+        let mut child = child::own_group(&mut command)
+            .spawn()
+            .map_err(spawn_error)?;
+        child::forward(&mut child, spec.output.clone());
         let mut watch = Self {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
@@ -115,49 +171,6 @@ impl RustWatch {
 
 impl Drop for RustWatch {
     fn drop(&mut self) {
-        // cargo-lambda does not stop on SIGTERM; the whole group goes, functions included.
-        let _ = Command::new("kill")
-            .args(["-s", "KILL", "--", &format!("-{}", self.child.id())])
-            .status();
-        let _ = self.child.wait();
+        child::kill_group(&mut self.child);
     }
-}
-
-/// Makes the kernel kill `command`'s process when echoctl dies, so that a killed echoctl leaves
-/// no watch behind.
-#[allow(unsafe_code)]
-fn die_with_parent(command: &mut Command) {
-    // SAFETY: the closure runs in the child between fork and exec and only calls prctl(2),
-    // which is async-signal-safe and touches no memory of the parent.
-    unsafe {
-        command.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
-}
-
-/// Copies `child`'s standard output and error to echoctl's standard error, each line after
-/// `[label] `; the threads end with the child's output.
-fn forward(child: &mut Child, label: &'static str) -> Vec<std::thread::JoinHandle<()>> {
-    let mut threads = Vec::new();
-    let out: [Option<Box<dyn Read + Send>>; 2] = [
-        child
-            .stdout
-            .take()
-            .map(|o| Box::new(o) as Box<dyn Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|e| Box::new(e) as Box<dyn Read + Send>),
-    ];
-    for stream in out.into_iter().flatten() {
-        threads.push(std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines() {
-                let Ok(line) = line else { break };
-                eprintln!("[{label}] {line}");
-            }
-        }));
-    }
-    threads
 }
