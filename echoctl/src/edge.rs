@@ -11,10 +11,11 @@ use echo_core::clock::{Clock, SystemClock};
 use echo_edge::{EdgeConfig, Settings};
 
 use crate::config::{ConfigError, Loaded, Row, layer_args};
+use crate::faithful;
 use crate::functions::runner::{Language, Runner, RunnerError};
 use crate::functions::rust::cargo_root;
 use crate::functions::rust_watch::{RustWatch, WatchError};
-use crate::functions::{self, Runtime, node, python};
+use crate::functions::{self, Runtime, node, python, warm};
 
 /// The edge's settings as `echoctl dev`, `serve` and `config` take them: flags, `ECHO_*`
 /// variables and `echo.toml`'s `[edge]`, all from [`Settings`]' declarations.
@@ -70,10 +71,12 @@ async fn serve(
         manage_token,
         dev,
     );
-    // In faithful mode the handler Lambdas call functions themselves, not the edge.
-    let project = match config.faithful {
-        Some(_) => Vec::new(),
-        None => functions::of_project(functions, echo_root),
+    // `--faithful` alone: echoctl starts the handler Lambdas, and they call the project's
+    // functions. With a URL they run elsewhere, and call functions of their own.
+    let start_faithful = config.faithful.as_deref() == Some(faithful::START);
+    let project = match (&config.faithful, start_faithful) {
+        (Some(_), false) => Vec::new(),
+        _ => functions::of_project(functions, echo_root),
     };
     let named = |runtime: Runtime| -> Vec<String> {
         project
@@ -92,25 +95,63 @@ async fn serve(
         }
     }
     let rust = named(Runtime::Rust);
-    let watches = match dev {
+    let watches = match dev || start_faithful {
         true => rust_watches(functions, &rust)?,
         false => Vec::new(),
     };
-    let served = runners
+    let served: Vec<(String, String)> = runners
         .iter()
         .map(|(_, runner, names)| (runner.endpoint(), names))
-        .chain(watches.iter().map(|(w, names)| (w.endpoint(), names)));
-    for (endpoint, names) in served {
-        for name in names {
-            config
-                .function_endpoints
-                .insert(name.clone(), endpoint.to_owned());
-        }
-    }
-
+        .chain(watches.iter().map(|(w, names)| (w.endpoint(), names)))
+        .flat_map(|(endpoint, names)| names.iter().map(|n| (n.clone(), endpoint.to_owned())))
+        .collect();
     // The chat demo: its page and the JavaScript client, its associations when nothing else is
     // there, and its functions in-process.
     echo_chat_demo::serve(&mut config);
+    if !start_faithful && !watches.is_empty() {
+        let rust_served: Vec<(String, String)> = served
+            .iter()
+            .filter(|(name, _)| rust.contains(name))
+            .cloned()
+            .collect();
+        let associations = config
+            .associations_file
+            .as_ref()
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .unwrap_or_else(|| config.starting_associations.clone());
+        warm::warm(&rust_served, &associations).await;
+    }
+    let stack = match start_faithful {
+        true => {
+            let echo_root = echo_root.ok_or(faithful::FaithfulError::NoCheckout)?;
+            if config.manage_listen.port() == 0 {
+                let free = std::net::TcpListener::bind(config.manage_listen)?.local_addr()?;
+                config.manage_listen.set_port(free.port());
+            }
+            let stack = faithful::Stack::start(faithful::Spec {
+                echo_root,
+                data_dir: &data_dir,
+                secret: &secret,
+                manage_token: &config.manage_token,
+                manage_port: config.manage_listen.port(),
+                associations: config
+                    .associations_file
+                    .clone()
+                    .unwrap_or_else(|| echo_root.join("apps/chat/associations.json")),
+                functions: served,
+                demo: functions::in_checkout(functions, Some(echo_root)),
+            })
+            .await?;
+            config.faithful = Some(stack.endpoint.clone());
+            config.concurrent_frames = true;
+            Some(stack)
+        }
+        false => {
+            config.function_endpoints.extend(served);
+            None
+        }
+    };
+
     let edge = echo_edge::start_with(config, echo_chat_demo::functions()).await?;
     let host = match edge.addr.ip() {
         ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
@@ -142,6 +183,19 @@ async fn serve(
             "  Rust functions  {} (cargo lambda watch on {}, {state})",
             names.join(", "),
             watch.endpoint()
+        );
+    }
+    if let Some(stack) = &stack {
+        stack.feed(edge.state.metrics.clone());
+        let (lambdas, took) = stack.lambdas();
+        println!(
+            "  faithful mode   handler Lambdas under cargo lambda watch on {lambdas} (built in {} s), log {}",
+            took.as_secs(),
+            stack.log.display()
+        );
+        println!(
+            "                  Lambda API {}, DynamoDB (dynalite) {}",
+            stack.endpoint, stack.dynamodb
         );
     }
     if !dev && !rust.is_empty() {
@@ -196,7 +250,10 @@ async fn serve(
         }
         // The app and channel the associations in force name first: a project's own, or the
         // chat demo's.
-        let (app, channel) = suggestion(edge.state.associations.get().source());
+        let (app, channel) = match &stack {
+            Some(stack) => suggestion(&stack.associations()),
+            None => suggestion(edge.state.associations.get().source()),
+        };
         let issuer = TokenIssuer::new(secret.as_bytes())?;
         let now = SystemClock.now_secs();
         let token = issuer

@@ -18,6 +18,7 @@ mod aws;
 mod child;
 mod config;
 mod edge;
+mod faithful;
 mod functions;
 mod hash;
 mod init;

@@ -390,6 +390,139 @@ async fn a_channel_runs_a_rust_a_javascript_and_a_python_function_in_turn() {
 
 /// `echoctl dev` with a Rust function that does not build: it starts anyway, its banner says so,
 /// and the compiler's errors are in its output; without cargo-lambda it says how to get it.
+/// `echoctl dev --faithful` in a project: dynalite, Echo's handler Lambdas under cargo lambda
+/// watch, and the project's Rust, JavaScript and Python functions invoked as Lambdas by them.
+#[tokio::test(flavor = "multi_thread")]
+async fn faithful_mode_runs_a_project_s_functions_in_three_languages_as_lambdas() {
+    let tmp = tempfile::tempdir().unwrap();
+    let proj = project(tmp.path(), "tidy", "rust");
+    ok(
+        echoctl(&proj, &["functions", "new", "shout", "--runtime", "node"])
+            .output()
+            .unwrap(),
+    );
+    ok(
+        echoctl(&proj, &["functions", "new", "tag", "--runtime", "python"])
+            .output()
+            .unwrap(),
+    );
+    std::fs::write(
+        proj.join("functions/tag/handler.py"),
+        r#"def handler(event, context):
+    message = event["message"]
+    print("saw", message["id"], message["data"].get("text"))
+    return {"action": "continue", "data": {**message["data"], "tagged": context.function_name}}
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        proj.join("functions/shout/index.mjs"),
+        "export const handler = async (e) => ({ action: 'continue', data: { ...e.message.data, text: e.message.data.text.toUpperCase() } });\n",
+    )
+    .unwrap();
+    // `tag` also runs after each publish: an asynchronous invocation, as on AWS.
+    std::fs::write(
+        proj.join("associations.json"),
+        r#"{"apps": {"shop": {"channels": {
+  "chat": {"functions": ["tidy", "shout", "tag"], "afterPublish": ["tag"], "onError": "reject", "timeoutMs": 5000}
+}}}}"#,
+    )
+    .unwrap();
+
+    let data = tmp.path().join("data");
+    let target = workspace().join("target/lambda-watch");
+    let mut dev = start_dev_with(
+        &proj,
+        &data,
+        &["--faithful"],
+        &[("CARGO_TARGET_DIR", &target)],
+    );
+    let mut ws = connect(&dev.addr, &token(&data, "shop", "alice")).await;
+    send(&mut ws, json!({"action": "subscribe", "channel": "chat"})).await;
+    send(
+        &mut ws,
+        json!({"action": "publish", "channel": "chat", "id": "p1",
+        "data": {"text": "  hello lambdas  "}}),
+    )
+    .await;
+    let message = next_message(&mut ws).await;
+    assert_eq!(
+        message["data"],
+        json!({"text": "HELLO LAMBDAS", "tagged": "tag"}),
+        "trimmed in Rust, shouted in JavaScript, tagged in Python: {message}"
+    );
+    assert_eq!(message["seq"], 1, "{message}");
+
+    // `echoctl publish` signs with the same secret and goes through the http-api Lambda.
+    let published = echoctl(
+        &proj,
+        &[
+            "publish",
+            "--endpoint",
+            &format!("http://{}", dev.addr),
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--id",
+            "h1",
+            "shop",
+            "chat",
+            r#"{"text":" over http "}"#,
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(ok(published).contains(r#""seq":2"#));
+    assert_eq!(
+        next_message(&mut ws).await["data"],
+        json!({"text": "OVER HTTP", "tagged": "tag"})
+    );
+
+    // The Python function ran twice per message: in the chain, then after the publish (an
+    // asynchronous invocation the router answered at once).
+    let stderr = common::stderr_of(&data);
+    let started = std::time::Instant::now();
+    loop {
+        let log = std::fs::read_to_string(&stderr).unwrap_or_default();
+        let runs = log.matches("[tag] saw p1").count() + log.matches("[tag] saw h1").count();
+        if runs == 4 {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "tag ran {runs} times, not 4: {log}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+
+    // /metrics counts what the Lambdas did.
+    let manage_token = std::fs::read_to_string(data.join("manage-token")).unwrap();
+    let metrics = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{}/metrics", dev.manage_port))
+        .bearer_auth(manage_token.trim())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for series in [
+        "echo_messages_published_total 2",
+        "echo_messages_delivered_total 2",
+        r#"echo_function_duration_seconds_count{function="tidy"} 2"#,
+        r#"echo_function_duration_seconds_count{function="shout"} 2"#,
+        r#"echo_after_publish_total{function="tag",outcome="ok"} 2"#,
+    ] {
+        assert!(metrics.contains(series), "{series} in {metrics}");
+    }
+
+    // Nothing of its own start-up failed: the handler Lambdas' log holds no error.
+    let lambdas = std::fs::read_to_string(data.join("lambda.log")).unwrap();
+    assert!(lambdas.contains("MessagesPublished"), "{lambdas}");
+    assert!(!lambdas.contains(r#""level":"ERROR""#), "{lambdas}");
+    dev.child.kill().unwrap();
+    let _ = dev.child.wait();
+}
+
 #[test]
 fn dev_shows_a_rust_function_that_does_not_build_and_a_missing_cargo_lambda() {
     use std::io::BufRead;

@@ -61,15 +61,16 @@ pub struct Settings {
     /// the history retention [default: 2m, or the history retention if shorter]
     #[arg(long, env = "ECHO_DEDUP_WINDOW", value_parser = humantime::parse_duration)]
     pub dedup_window: Option<Duration>,
-    /// Faithful mode: send API Gateway events to the handler Lambdas at this Lambda Invoke API
-    /// endpoint (`cargo lambda watch`; `--faithful` alone means http://127.0.0.1:9000) instead of
-    /// running them in-process. `scripts/faithful.sh` starts everything this needs.
+    /// Faithful mode: send API Gateway events to the handler Lambdas instead of running them
+    /// in-process. `--faithful` alone (`start`): echoctl starts dynalite, the handler Lambdas
+    /// under `cargo lambda watch` and the project's functions, and hands a connection's frames
+    /// over concurrently. A URL: the Lambda Invoke API where the handler Lambdas already run.
     #[arg(
         long,
         value_name = "URL",
         env = "ECHO_FAITHFUL",
         num_args = 0..=1,
-        default_missing_value = "http://127.0.0.1:9000"
+        default_missing_value = "start"
     )]
     pub faithful: Option<String>,
     /// Faithful mode: hand a connection's frames to the handler Lambdas as they come, without

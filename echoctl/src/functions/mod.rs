@@ -12,6 +12,7 @@ pub mod python;
 pub mod runner;
 pub mod rust;
 pub mod rust_watch;
+pub mod warm;
 
 use std::path::{Path, PathBuf};
 
@@ -222,10 +223,18 @@ pub fn runtime_of(dir: &Path, name: &str) -> Option<Runtime> {
 /// A project's functions: those of `dir`, unless it lies inside `echo_root`, Echo's own checkout
 /// (whose demo functions the edge runs in process and Echo's template deploys).
 pub fn of_project(dir: &Path, echo_root: Option<&Path>) -> Vec<(String, Runtime)> {
+    match in_checkout(dir, echo_root) {
+        true => Vec::new(),
+        false => in_folder(dir),
+    }
+}
+
+/// Whether `dir` lies inside `echo_root`, Echo's own checkout.
+pub fn in_checkout(dir: &Path, echo_root: Option<&Path>) -> bool {
     let canonical = |p: &Path| std::fs::canonicalize(p).ok();
     match (canonical(dir), echo_root.and_then(canonical)) {
-        (Some(dir), Some(root)) if dir.starts_with(&root) => Vec::new(),
-        _ => in_folder(dir),
+        (Some(dir), Some(root)) => dir.starts_with(&root),
+        _ => false,
     }
 }
 

@@ -108,7 +108,7 @@ pub fn start_dev_with(cwd: &Path, data_dir: &Path, args: &[&str], env: &[(&str, 
         .env_remove("ECHO_JWT_SECRET")
         .env_remove("ECHO_MANAGE_TOKEN")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(stderr_of(data_dir)).unwrap())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -133,6 +133,11 @@ pub fn start_dev_with(cwd: &Path, data_dir: &Path, args: &[&str], env: &[(&str, 
         addr,
         manage_port,
     }
+}
+
+/// Where [`start_dev_with`] keeps the standard error of `echoctl dev` on `data_dir`.
+pub fn stderr_of(data_dir: &Path) -> PathBuf {
+    data_dir.with_extension("stderr")
 }
 
 /// A token for `sub` in `app`, signed with the dev secret in `data_dir`.
