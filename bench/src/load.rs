@@ -436,13 +436,17 @@ pub struct IdleOutcome {
     pub kb_per_connection: f64,
 }
 
-/// This run's tag for message ids: when the process started, in microseconds.
-pub(crate) fn run_tag() -> &'static str {
-    static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    TAG.get_or_init(|| {
-        let now = std::time::SystemTime::now()
+/// A tag for message ids that no other call gives: when the process started, in microseconds,
+/// and how many tags it gave before. Each publisher of each run takes one, so that a server still
+/// remembering an earlier run's ids (Echo's dedup window) takes every publish as new.
+pub(crate) fn run_tag() -> String {
+    static STARTED: std::sync::OnceLock<u128> = std::sync::OnceLock::new();
+    static GIVEN: AtomicU64 = AtomicU64::new(0);
+    let started = STARTED.get_or_init(|| {
+        std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        format!("{:x}", now.as_micros())
-    })
+            .unwrap_or_default()
+            .as_micros()
+    });
+    format!("{started:x}.{}", GIVEN.fetch_add(1, Ordering::Relaxed))
 }
