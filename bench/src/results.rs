@@ -14,6 +14,8 @@ pub struct Results {
     pub loads: Vec<(String, Outcome)>,
     /// Every run of a repeated load, in run order; `loads` has the median one.
     pub repeats: Vec<Repeat>,
+    /// The equal-load ladders: every system at the same offered rates.
+    pub ladder: Vec<Step>,
     pub fanout: Vec<FanoutOutcome>,
     /// Subscriber counts of the AWS path this machine's open-file limit did not allow.
     pub fanout_skipped: Vec<Skipped>,
@@ -62,12 +64,61 @@ impl Results {
 }
 
 pub const PEAK: &str = "hot channel, no functions, peak";
-pub const HALF: &str = "hot channel, no functions, half of peak";
 pub const CHAIN_PEAK: &str = "hot channel, angry + emojify, peak";
-pub const CHAIN_HALF: &str = "hot channel, angry + emojify, half of peak";
 pub const MANY: &str = "100 channels, no functions, peak";
-/// Echo at the rate of the baseline's half-of-peak run: the same load for both.
-pub const SAME_RATE: &str = "hot channel, no functions, socket.io's half of peak";
+/// The ladders' scenarios.
+pub const HOT: &str = "hot channel, no functions";
+pub const CHAIN: &str = "hot channel, angry + emojify";
+
+/// The offered publishes/s of the ladders' steps, the same for every system.
+pub const LADDER: [f64; 4] = [50.0, 200.0, 500.0, 1000.0];
+/// With `--smoke`.
+pub const SMOKE_LADDER: [f64; 2] = [50.0, 200.0];
+
+/// One step of a ladder: a system at an offered rate, open loop.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub scenario: &'static str,
+    /// Offered publishes/s.
+    pub rate: f64,
+    pub outcome: Outcome,
+}
+
+impl Step {
+    /// Whether the system kept up: nearly every publish sent at the offered rate and
+    /// acknowledged, and every delivery they owe made.
+    pub fn sustained(&self) -> bool {
+        self.outcome.publishes_per_s >= 0.95 * self.rate
+            && self.outcome.delivery_ratio >= 0.999
+            && self.outcome.errors == 0
+    }
+
+    /// The server's CPU time per delivery, microseconds: CPU seconds over deliveries in the same
+    /// window, which holds steadier across runs than any wall-clock figure on a shared machine.
+    pub fn cpu_us_per_delivery(&self) -> Option<f64> {
+        let o = &self.outcome;
+        (o.deliveries_per_s > 0.0).then(|| o.cpu_percent / 100.0 / o.deliveries_per_s * 1e6)
+    }
+}
+
+impl Results {
+    pub fn step(&self, scenario: &str, system: System, rate: f64) -> Option<&Step> {
+        self.ladder
+            .iter()
+            .find(|s| s.scenario == scenario && s.outcome.system == system && s.rate == rate)
+    }
+
+    /// The highest offered rate `system` sustained in `scenario`, climbing from the lowest; none
+    /// when it did not sustain the first.
+    pub fn highest_sustained(&self, scenario: &str, system: System) -> Option<f64> {
+        self.ladder
+            .iter()
+            .filter(|s| s.scenario == scenario && s.outcome.system == system)
+            .take_while(|s| s.sustained())
+            .map(|s| s.rate)
+            .last()
+    }
+}
 /// The management API's latency per post in the AWS path's main series, milliseconds.
 pub const FANOUT_LATENCY_MS: f64 = 20.0;
 /// The second series: slow enough that this machine's CPU is not what limits delivery.

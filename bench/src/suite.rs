@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use crate::fanout_path::FanoutArgs;
 use crate::load::{Outcome, Spec};
 use crate::results::{
-    CHAIN_HALF, CHAIN_PEAK, FANOUT_LATENCY_MS, FANOUT_ROUNDS, FANOUT_SLOW_MS, FANOUT_SLOW_ROUNDS,
-    HALF, MANY, PEAK, Results, SAME_RATE, Skipped,
+    CHAIN, CHAIN_PEAK, FANOUT_LATENCY_MS, FANOUT_ROUNDS, FANOUT_SLOW_MS, FANOUT_SLOW_ROUNDS, HOT,
+    LADDER, MANY, PEAK, Results, SMOKE_LADDER, Skipped, Step,
 };
 use crate::target::{Endpoint, System};
 
@@ -32,8 +32,8 @@ pub struct SuiteArgs {
     /// Skip the Lambda start-up measurements (they need cargo lambda).
     #[arg(long)]
     pub skip_startup: bool,
-    /// Runs of each system's hot-channel peak and half-of-peak loads: the report shows the
-    /// median run and lists them all (1 with --smoke).
+    /// Runs of each system's hot-channel peak: the report shows the median run and lists them
+    /// all (1 with --smoke).
     #[arg(long, default_value_t = 3)]
     pub repeat: usize,
 }
@@ -292,6 +292,22 @@ fn files_needed(subscribers: usize, batch: usize, concurrency: usize) -> u64 {
     (subscribers + management + 1024) as u64
 }
 
+/// Waits, at most a minute, until `pids` have used under a tenth of a core for a second: a server
+/// left with a backlog works it off before the next load.
+async fn settle(pids: &[u32]) {
+    let started = Instant::now();
+    let mut before = crate::stats::usage(pids).cpu_ticks;
+    while started.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = crate::stats::usage(pids).cpu_ticks;
+        // 100 ticks a second: under 10 is under a tenth of a core.
+        if now.saturating_sub(before) < 10 {
+            return;
+        }
+        before = now;
+    }
+}
+
 /// Runs `spec` `times` times on `server`; returns the run with the median `key` and every run's
 /// `key`, in run order.
 async fn median_run(
@@ -336,13 +352,14 @@ async fn loads(
         warmup,
         duration,
     };
-    let mut scenarios = vec![(PEAK, HALF, "bench")];
+    let mut scenarios = vec![(PEAK, HOT, "bench")];
     if system != System::Ceiling {
-        scenarios.push((CHAIN_PEAK, CHAIN_HALF, "angry"));
+        scenarios.push((CHAIN_PEAK, CHAIN, "angry"));
     }
     let repeat = if args.smoke { 1 } else { args.repeat.max(1) };
-    for (peak_name, half_name, channel) in scenarios {
-        // The hot channel's loads carry the targets: run them several times, keep the median.
+    let rates: &[f64] = if args.smoke { &SMOKE_LADDER } else { &LADDER };
+    for (peak_name, ladder_name, channel) in scenarios {
+        // The hot channel's peak carries a target: run it several times, keep the median.
         let times = if channel == "bench" { repeat } else { 1 };
         let spec = Spec {
             channel: channel.into(),
@@ -350,28 +367,38 @@ async fn loads(
         };
         let peak = median_run(&e, &spec, server, times, |o| o.deliveries_per_s).await?;
         eprintln!("  {peak_name:<45} {}", crate::report::load_line(&peak.0));
-        let half_rate = (peak.0.publishes_per_s / 2.0).max(1.0);
         results.record(peak_name, peak);
-        let spec = Spec {
-            rate: Some(half_rate),
-            window: 1000,
-            ..spec
-        };
-        let half = median_run(&e, &spec, server, times, |o| o.latency.p99).await?;
-        eprintln!("  {half_name:<45} {}", crate::report::load_line(&half.0));
-        results.record(half_name, half);
-    }
-    if system == System::Echo
-        && let Some(baseline) = results.find(HALF, System::Socketio)
-    {
-        let spec = Spec {
-            rate: Some(baseline.publishes_per_s.max(1.0)),
-            window: 1000,
-            ..base.clone()
-        };
-        let same = crate::load::run(&e, &spec, &server.pids).await?;
-        eprintln!("  {SAME_RATE:<45} {}", crate::report::load_line(&same));
-        results.loads.push((SAME_RATE.into(), same));
+        // Latency and CPU compared at equal offered loads: the same rates for every system,
+        // open loop, publishes spread evenly.
+        // A system stops climbing at the first step it does not sustain: it is left with a
+        // backlog, which every higher step would only add to.
+        for &rate in rates {
+            let spec = Spec {
+                rate: Some(rate),
+                window: 1000,
+                ..spec.clone()
+            };
+            let label = format!("{ladder_name}, {rate:.0}/s");
+            let outcome = match crate::load::run(&e, &spec, &server.pids).await {
+                Ok(outcome) => outcome,
+                Err(error) => {
+                    eprintln!("  {label:<45} {} failed: {error}", system.label());
+                    break;
+                }
+            };
+            eprintln!("  {label:<45} {}", crate::report::load_line(&outcome));
+            let step = Step {
+                scenario: ladder_name,
+                rate,
+                outcome,
+            };
+            let sustained = step.sustained();
+            results.ladder.push(step);
+            if !sustained {
+                settle(&server.pids).await;
+                break;
+            }
+        }
     }
     if system != System::Ceiling {
         let spec = Spec {
@@ -395,7 +422,6 @@ pub async fn run(args: SuiteArgs) -> crate::Result {
     };
     let idle = if args.smoke { 300 } else { args.idle };
     let tmp = std::env::temp_dir().join(format!("echo-bench-{}", std::process::id()));
-    // The baseline before Echo: Echo also runs at the baseline's half-of-peak rate.
     for system in [System::Ceiling, System::Socketio, System::Echo] {
         eprintln!("== {}", system.label());
         let fresh = |n: usize| -> Result<Server, SuiteError> {
