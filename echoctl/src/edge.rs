@@ -63,6 +63,7 @@ async fn serve(
     let started = Instant::now();
     let data_dir = args.settings.data_dir.clone();
     let dev_tokens_for_network = args.settings.dev_tokens_for_network;
+    let async_invoke_delay = args.settings.async_invoke_delay;
     let (secret, generated) = crate::secrets::jwt_secret(&data_dir, dev)?;
     let manage_token = crate::secrets::manage_token(&data_dir)?;
     let mut config = EdgeConfig::from_settings(
@@ -140,6 +141,7 @@ async fn serve(
                     .unwrap_or_else(|| echo_root.join("apps/chat/associations.json")),
                 functions: served,
                 demo: functions::in_checkout(functions, Some(echo_root)),
+                async_invoke_delay,
             })
             .await?;
             config.faithful = Some(stack.endpoint.clone());

@@ -73,6 +73,10 @@ pub struct Settings {
         default_missing_value = "start"
     )]
     pub faithful: Option<String>,
+    /// Faithful mode started by echoctl: how long an asynchronous Lambda invocation waits before
+    /// it runs, standing in for its time in Lambda's internal queue (which AWS does not bound).
+    #[arg(long, env = "ECHO_ASYNC_INVOKE_DELAY", default_value = "0s", value_parser = humantime::parse_duration, requires = "faithful")]
+    pub async_invoke_delay: Duration,
     /// Faithful mode: hand a connection's frames to the handler Lambdas as they come, without
     /// waiting for the previous answer, as API Gateway may (publishes keep their `order`).
     #[arg(long, env = "ECHO_CONCURRENT_FRAMES", requires = "faithful")]

@@ -107,6 +107,8 @@ pub struct Spec<'a> {
     pub functions: Vec<(String, String)>,
     /// Echo's own checkout: its demo functions are served beside the handler Lambdas.
     pub demo: bool,
+    /// How long an asynchronous invocation waits before it runs.
+    pub async_invoke_delay: Duration,
 }
 
 /// Everything faithful mode runs beside the edge; stopped when dropped.
@@ -157,7 +159,7 @@ impl Stack {
             table.route_rest(lambdas.endpoint());
         }
         let endpoint = router.endpoint().to_owned();
-        router.serve(table);
+        router.serve(table, spec.async_invoke_delay);
         let setup = setup_program(spec.echo_root);
         store(&setup, &env, &spec.associations, true)?;
         keep_stored(setup, env, spec.associations.clone());
@@ -227,8 +229,23 @@ fn lambda_env(spec: &Spec<'_>, dynamodb: &str, lambda: &str) -> Vec<(String, Str
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
+    // Tuning the Lambdas take as they are, when echoctl has them.
+    .chain(
+        PASSED_ON
+            .iter()
+            .filter_map(|name| std::env::var(name).ok().map(|v| ((*name).to_owned(), v))),
+    )
     .collect()
 }
+
+/// The Lambdas' settings passed on from echoctl's environment when set there.
+const PASSED_ON: [&str; 5] = [
+    "ECHO_DIRECT_MAX_SUBSCRIBERS",
+    "ECHO_DIRECT_BUDGET_MS",
+    "ECHO_FANOUT_CONCURRENCY",
+    "ECHO_SUBSCRIBER_SHARDS",
+    "ECHO_DEDUP_WINDOW_SECS",
+];
 
 /// Each line of the Lambdas' output: to `log`; their metrics to the edge, once it runs; their
 /// errors to standard error too.

@@ -5,7 +5,8 @@
 //!
 //! - an unknown function is `404 ResourceNotFoundException`;
 //! - a payload over 6 MB (synchronous) or 1 MB (asynchronous) is `413 RequestTooLargeException`;
-//! - an asynchronous (`Event`) invocation is answered `202` at once and runs afterwards; when the
+//! - an asynchronous (`Event`) invocation is answered `202` at once and runs afterwards (after
+//!   `--async-invoke-delay`, standing in for its time in Lambda's internal queue); when the
 //!   function fails it runs again, twice at most, as Lambda retries (after 1 s and 2 s here,
 //!   about 1 and 2 minutes on AWS), and is then dropped with a line on standard error;
 //! - `DryRun` is answered `204` without running anything.
@@ -69,6 +70,8 @@ impl Table {
 struct Shared {
     table: Arc<Table>,
     http: reqwest::Client,
+    /// How long an asynchronous invocation waits before it runs.
+    queued: Duration,
 }
 
 /// The router's socket, bound before the Lambdas start so that they can be told its address.
@@ -88,11 +91,13 @@ impl Router {
         &self.endpoint
     }
 
-    /// Serves `table` until echoctl stops.
-    pub fn serve(self, table: Table) {
+    /// Serves `table` until echoctl stops; an asynchronous invocation runs `queued` after it
+    /// was accepted, standing in for Lambda's internal queue.
+    pub fn serve(self, table: Table, queued: Duration) {
         let shared = Shared {
             table: Arc::new(table),
             http: reqwest::Client::new(),
+            queued,
         };
         let app = Routes::new()
             .route("/2015-03-31/functions/{name}/invocations", post(invoke))
@@ -165,13 +170,7 @@ async fn invoke(
                 )
             }),
         "Event" => {
-            tokio::spawn(run_event(
-                shared.http.clone(),
-                endpoint,
-                name,
-                headers,
-                body,
-            ));
+            tokio::spawn(run_event(shared, endpoint, name, headers, body));
             StatusCode::ACCEPTED.into_response()
         }
         "DryRun" => StatusCode::NO_CONTENT.into_response(),
@@ -215,14 +214,15 @@ async fn forward(
 
 /// An asynchronous invocation: run, and run again after a failure, as Lambda does.
 async fn run_event(
-    http: reqwest::Client,
+    shared: Shared,
     endpoint: String,
     name: String,
     headers: HeaderMap,
     body: Bytes,
 ) {
+    tokio::time::sleep(shared.queued).await;
     for attempt in 0..=RETRIES.len() {
-        let failure = match forward(&http, &endpoint, &name, &headers, body.clone()).await {
+        let failure = match forward(&shared.http, &endpoint, &name, &headers, body.clone()).await {
             Ok(r)
                 if r.status().is_success() && !r.headers().contains_key("x-amz-function-error") =>
             {
