@@ -25,6 +25,34 @@ use serde_json::json;
 /// Subscribers per fan-out invocation: small, so a handful of clients spans several invocations.
 const BATCH: usize = 2;
 
+/// The largest channel the message handler delivers to itself.
+const DIRECT: usize = 3;
+
+/// The JSON lines of the Lambdas' log that `matches`, waiting up to 10 s for one.
+async fn logged(
+    log: &std::path::Path,
+    matches: impl Fn(&serde_json::Value) -> bool,
+) -> Vec<serde_json::Value> {
+    let started = Instant::now();
+    loop {
+        let found: Vec<serde_json::Value> = std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .filter(|v| matches(v))
+            .collect();
+        if !found.is_empty() || started.elapsed() > Duration::from_secs(10) {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Whether `line` is fan-out's report of a delivery on `channel` (`app/name`).
+fn fanned_out(line: &serde_json::Value, channel: &str) -> bool {
+    line["fields"]["message"] == "fan-out done" && line["fields"]["channel"] == channel
+}
+
 /// dynalite, the Lambdas under `cargo lambda watch` and the edge in front of them.
 struct Faithful {
     edge: TestEdge,
@@ -71,6 +99,9 @@ impl Faithful {
             ("ECHO_FANOUT_FUNCTION", "fanout".into()),
             ("ECHO_RELAY_FUNCTION", "message-handler".into()),
             ("ECHO_FANOUT_BATCH_SIZE", BATCH.to_string()),
+            // Channels of up to three subscribers are delivered by the message handler itself,
+            // larger ones through fan-out.
+            ("ECHO_DIRECT_MAX_SUBSCRIBERS", DIRECT.to_string()),
             (
                 "ECHO_MANAGEMENT_ENDPOINT",
                 format!("http://127.0.0.1:{manage_port}/local"),
@@ -142,6 +173,21 @@ async fn the_aws_code_path_works_end_to_end() {
         401,
         "the connect Lambda refuses bad tokens"
     );
+    // A channel of two: the message handler delivered it itself, after the ack; fan-out never
+    // ran for it.
+    let log = f.lambdas.log.clone().unwrap();
+    let direct = logged(&log, |l| {
+        l["Service"] == "message-handler"
+            && l["Channel"] == "angry"
+            && l["MessagesDelivered"] == 2.0
+    })
+    .await;
+    assert_eq!(direct.len(), 1, "{direct:?}");
+    assert!(
+        logged(&log, |l| fanned_out(l, "chat-demo/angry"))
+            .await
+            .is_empty()
+    );
 
     // A connection that went away without $disconnect is removed at the next fan-out (410).
     let app = AppId::new("chat-demo").unwrap();
@@ -178,11 +224,21 @@ async fn the_aws_code_path_works_end_to_end() {
         crowd.push(c);
     }
     assert!(crowd.len() > BATCH * 2);
+    assert!(crowd.len() > DIRECT);
     a.publish("boring", json!({"text": "to all"}), "m3").await;
     for c in &mut crowd {
         let (m, _) = c.recv_until("message").await;
         assert_eq!(m["data"]["text"], "to all");
     }
+    // More than the message handler delivers itself: fan-out did, in several invocations.
+    assert!(
+        logged(&log, |l| fanned_out(l, "chat-demo/boring"))
+            .await
+            .len()
+            > 1,
+        "{}",
+        log.display()
+    );
 
     // The HTTP API, answered by the http-api Lambda from an HTTP API event: a publish through
     // the channel's functions reaches WebSocket subscribers; refusals keep their status.

@@ -49,6 +49,13 @@ pub struct Config {
     pub fanout_concurrency: usize,
     /// `ECHO_FANOUT_BATCH_SIZE` (default 1000): subscribers one fan-out invocation posts to.
     pub fanout_batch_size: usize,
+    /// `ECHO_DIRECT_MAX_SUBSCRIBERS` (default 100): the message handler delivers a message of a
+    /// channel with at most this many subscribers itself, after its answer, instead of handing it
+    /// to the fan-out Lambda; 0 hands every message over.
+    pub direct_max_subscribers: usize,
+    /// `ECHO_DIRECT_BUDGET_MS` (default 1000): how long the message handler may spend delivering
+    /// itself; what is left then goes to the fan-out Lambda.
+    pub direct_budget: Duration,
     /// `ECHO_KEYS_SECRET`: the Secrets Manager secret (name or ARN) holding the key set: the
     /// apps' keys, trusted issuers and the instance secret.
     pub keys_secret: String,
@@ -160,6 +167,18 @@ impl Config {
                 |n| (1..=100_000).contains(n),
                 "a number from 1 to 100000",
             )?,
+            direct_max_subscribers: env.number(
+                "ECHO_DIRECT_MAX_SUBSCRIBERS",
+                100,
+                |n| (0..=10_000).contains(n),
+                "a number from 0 to 10000",
+            )?,
+            direct_budget: Duration::from_millis(env.number(
+                "ECHO_DIRECT_BUDGET_MS",
+                1000,
+                |n: &u64| (1..=20_000).contains(n),
+                "1 to 20000 milliseconds",
+            )?),
             keys_secret: (env.0)("ECHO_KEYS_SECRET").unwrap_or_default(),
             keys_cache: Duration::from_secs(env.number(
                 "ECHO_KEYS_CACHE_SECS",
@@ -239,6 +258,8 @@ impl std::fmt::Debug for Config {
             .field("associations_cache", &self.associations_cache)
             .field("fanout_concurrency", &self.fanout_concurrency)
             .field("fanout_batch_size", &self.fanout_batch_size)
+            .field("direct_max_subscribers", &self.direct_max_subscribers)
+            .field("direct_budget", &self.direct_budget)
             .field("publish_rate", &self.publish_rate)
             .field("publish_burst", &self.publish_burst)
             .field("keys_secret", &self.keys_secret)

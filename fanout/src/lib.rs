@@ -8,6 +8,8 @@
 //! Locally, [`Inline`] delivers in-process as the [`Dispatcher`]; on AWS the same [`deliver_to`] runs
 //! in the fan-out Lambda.
 
+mod direct;
+
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -21,6 +23,8 @@ use echo_core::protocol::ServerFrame;
 use echo_core::publish::{DispatchError, Dispatcher};
 use echo_core::store::{ConnectionRecords, Subscriptions};
 use serde::Serialize;
+
+pub use direct::Direct;
 
 /// What fan-out needs.
 pub struct Deps {
@@ -150,7 +154,7 @@ pub async fn deliver_batch(
     deliver_batch_to(deps, key, messages, &subscribers).await
 }
 
-async fn deliver_batch_to(
+pub(crate) async fn deliver_batch_to(
     deps: &Deps,
     key: &ChannelKey,
     messages: &[StoredMessage],
@@ -418,5 +422,86 @@ mod tests {
             .unwrap();
         assert_eq!((report.delivered, report.stale_removed), (1, 1));
         assert_eq!(store.subscribers(&key).await.unwrap().len(), 4);
+    }
+
+    /// Counts what is handed to the fan-out Lambda, by seq.
+    #[derive(Default)]
+    struct HandedOver(Mutex<Vec<u64>>);
+
+    #[async_trait]
+    impl Dispatcher for HandedOver {
+        async fn dispatch(&self, _: &ChannelKey, m: &StoredMessage) -> Result<(), DispatchError> {
+            self.0.lock().unwrap().push(m.seq);
+            Ok(())
+        }
+    }
+
+    fn stored(seq: u64) -> StoredMessage {
+        StoredMessage {
+            channel: ChannelName::new("c").unwrap(),
+            seq,
+            id: format!("m{seq}"),
+            data: serde_json::json!(seq),
+            from: "u".into(),
+            ts: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_small_channel_is_delivered_after_the_answer_and_a_large_one_handed_over() {
+        let (store, key) = subscribed(3).await;
+        let direct = |max: usize, budget: std::time::Duration| {
+            let gateway = Arc::new(Recorder::default());
+            let handed = Arc::new(HandedOver::default());
+            let d = Direct::new(
+                Deps {
+                    subscriptions: store.clone(),
+                    connections: store.clone(),
+                    gateway: gateway.clone(),
+                    metrics: Arc::new(echo_core::metrics::NoMetrics),
+                    departures: Arc::new(echo_core::presence::NoDepartures),
+                },
+                handed.clone(),
+                max,
+                budget,
+            );
+            (d, gateway, handed)
+        };
+        let second = std::time::Duration::from_secs(1);
+
+        // Three subscribers, up to five delivered directly: nothing is posted until the handler
+        // has answered, then each subscriber gets both messages in order.
+        let (d, gateway, handed) = direct(5, second);
+        d.dispatch(&key, &stored(1)).await.unwrap();
+        d.dispatch(&key, &stored(2)).await.unwrap();
+        assert!(d.has_pending());
+        assert!(gateway.posted.lock().unwrap().is_empty());
+        let report = d.deliver_pending().await;
+        assert_eq!((report.subscribers, report.delivered), (3, 3));
+        assert!(!d.has_pending());
+        let seqs = gateway.seqs.lock().unwrap().clone();
+        for id in ["c0", "c1", "c2"] {
+            let got: Vec<u64> = seqs
+                .iter()
+                .filter(|(c, _)| c == id)
+                .map(|(_, s)| *s)
+                .collect();
+            assert_eq!(got, [1, 2], "{id}");
+        }
+        assert!(handed.0.lock().unwrap().is_empty());
+
+        // Up to two: the channel of three goes to the fan-out Lambda at once.
+        let (d, gateway, handed) = direct(2, second);
+        d.dispatch(&key, &stored(3)).await.unwrap();
+        assert!(!d.has_pending());
+        assert_eq!(*handed.0.lock().unwrap(), [3]);
+        assert!(gateway.posted.lock().unwrap().is_empty());
+
+        // A spent budget hands what is pending over instead.
+        let (d, gateway, handed) = direct(5, std::time::Duration::ZERO);
+        d.dispatch(&key, &stored(4)).await.unwrap();
+        assert_eq!(d.deliver_pending().await.delivered, 0);
+        assert_eq!(*handed.0.lock().unwrap(), [4]);
+        assert!(gateway.posted.lock().unwrap().is_empty());
     }
 }

@@ -3,6 +3,9 @@
 
 use std::sync::Arc;
 
+use aws_lambda_events::encodings::Body;
+use echo_core::gateway::Frame;
+
 use echo_aws::associations::CachedAssociations;
 use echo_aws::dispatcher::LambdaFanout;
 use echo_aws::invoker::LambdaInvoker;
@@ -13,7 +16,7 @@ use echo_core::after_presence::AfterPresence;
 use echo_core::clock::SystemClock;
 use echo_core::limits::Limits;
 use echo_core::presence::Presence;
-use echo_core::publish::Publisher;
+use echo_core::publish::{Dispatcher, Publisher};
 use echo_core::rate::Allowance;
 
 use crate::{AfterPublish, Deps};
@@ -28,24 +31,104 @@ pub fn deps(
     service: &'static str,
     allowance: Option<Allowance>,
 ) -> Result<Deps, echo_core::auth::WeakSecret> {
-    let (config, store, lambda) = (&r.config, r.store.clone(), r.lambda());
-    let store_for_admission = store.clone();
-    let fanout = LambdaFanout::new(lambda.clone(), config.fanout_function.clone());
-    let publisher = Arc::new(Publisher::new(store.clone(), Arc::new(fanout)));
-    let associations: Arc<CachedAssociations> = Arc::new(CachedAssociations::new(
-        store.clone(),
-        config.associations_cache,
+    let fanout = LambdaFanout::new(r.lambda(), r.config.fanout_function.clone());
+    deps_with(r, service, allowance, Arc::new(fanout))
+}
+
+/// The message handler Lambda: [`deps`], with a small channel's messages delivered by the
+/// handler itself once it has answered ([`fanout::Direct`]).
+pub struct Handler {
+    pub deps: Deps,
+    direct: Option<Arc<fanout::Direct>>,
+}
+
+/// The message handler's [`Handler`] over `r`.
+pub fn handler(
+    r: &Resources,
+    allowance: Option<Allowance>,
+) -> Result<Handler, echo_core::auth::WeakSecret> {
+    let config = &r.config;
+    let fanout: Arc<dyn Dispatcher> = Arc::new(LambdaFanout::new(
+        r.lambda(),
+        config.fanout_function.clone(),
+    ));
+    if config.direct_max_subscribers == 0 {
+        return Ok(Handler {
+            deps: deps_with(r, SERVICE, allowance, fanout)?,
+            direct: None,
+        });
+    }
+    // A connection found gone leaves its channels; those leaves go through the fan-out Lambda,
+    // as the fan-out Lambda's own do.
+    let (associations, invoker, metrics) = shared(r, SERVICE);
+    let departures = Presence::new(
+        r.store.clone(),
+        Arc::new(Publisher::new(r.store.clone(), fanout.clone())),
+    )
+    .with_after(after_presence(&associations, &invoker, &metrics));
+    let direct = Arc::new(fanout::Direct::new(
+        fanout::Deps {
+            subscriptions: r.store.clone(),
+            connections: r.store.clone(),
+            gateway: Arc::new(config.management_api(&r.sdk)),
+            metrics,
+            departures: Arc::new(departures),
+        },
+        fanout,
+        config.direct_max_subscribers,
+        config.direct_budget,
+    ));
+    Ok(Handler {
+        deps: deps_with(r, SERVICE, allowance, direct.clone())?,
+        direct: Some(direct),
+    })
+}
+
+/// The `Service` dimension of the message handler's metrics.
+const SERVICE: &str = "message-handler";
+
+/// What the handler's parts share: the associations, the functions' invoker, the metrics.
+fn shared(
+    r: &Resources,
+    service: &'static str,
+) -> (Arc<CachedAssociations>, Arc<LambdaInvoker>, Arc<Emf>) {
+    let associations = Arc::new(CachedAssociations::new(
+        r.store.clone(),
+        r.config.associations_cache,
         |_| true,
     ));
-    let invoker = Arc::new(LambdaInvoker::new(lambda, config.function_prefix.clone()));
-    let metrics = Arc::new(Emf { service });
-    let after_presence = Arc::new(AfterPresence {
+    let invoker = Arc::new(LambdaInvoker::new(
+        r.lambda(),
+        r.config.function_prefix.clone(),
+    ));
+    (associations, invoker, Arc::new(Emf { service }))
+}
+
+fn after_presence(
+    associations: &Arc<CachedAssociations>,
+    invoker: &Arc<LambdaInvoker>,
+    metrics: &Arc<Emf>,
+) -> Arc<AfterPresence> {
+    Arc::new(AfterPresence {
         associations: associations.clone(),
         invoker: invoker.clone(),
         metrics: metrics.clone(),
         // A Lambda is frozen once it answers: asynchronous invocations, queued before the reply.
         background: false,
-    });
+    })
+}
+
+fn deps_with(
+    r: &Resources,
+    service: &'static str,
+    allowance: Option<Allowance>,
+    dispatcher: Arc<dyn Dispatcher>,
+) -> Result<Deps, echo_core::auth::WeakSecret> {
+    let (config, store) = (&r.config, r.store.clone());
+    let store_for_admission = store.clone();
+    let publisher = Arc::new(Publisher::new(store.clone(), dispatcher));
+    let (associations, invoker, metrics) = shared(r, service);
+    let after_presence = after_presence(&associations, &invoker, &metrics);
     Ok(Deps {
         connections: store.clone(),
         presence: Arc::new(
@@ -93,14 +176,36 @@ pub enum Answer {
     Relayed(serde_json::Map<String, serde_json::Value>),
 }
 
-/// Handles an invocation.
-pub async fn invoked(deps: &Deps, invocation: &Invocation, now_ms: u64) -> Answer {
-    match invocation {
+/// Handles an invocation. A small channel's messages it committed are delivered last: for a
+/// client's frame, after its answer was posted to the client (the route response then carries
+/// nothing), so that the client never waits on delivery.
+pub async fn invoked(handler: &Handler, invocation: &Invocation, now_ms: u64) -> Answer {
+    let deps = &handler.deps;
+    let answer = match invocation {
         Invocation::Gateway(event) => Answer::Gateway(Box::new(crate::handle(deps, event).await)),
         Invocation::Tick { .. } => Answer::Ticked(crate::schedule::tick(deps, now_ms).await),
         Invocation::Relay { relay } => {
             crate::publish_relayed(deps, relay.clone()).await;
             Answer::Relayed(serde_json::Map::new())
         }
-    }
+    };
+    let Some(direct) = handler.direct.as_ref().filter(|d| d.has_pending()) else {
+        return answer;
+    };
+    let answer = match (answer, invocation) {
+        (Answer::Gateway(mut response), Invocation::Gateway(event)) => {
+            let connection = event.request_context.connection_id.as_deref();
+            if let (Some(Body::Text(text)), Some(id)) = (response.body.take(), connection) {
+                let id = echo_core::ids::ConnectionId::from(id);
+                if let Err(e) = deps.gateway.post(&id, &Frame::text(text)).await {
+                    tracing::info!(connection_id = %id, error = %e, "could not post the answer");
+                }
+            }
+            Answer::Gateway(response)
+        }
+        (answer, _) => answer,
+    };
+    let report = direct.deliver_pending().await;
+    tracing::debug!(?report, "delivered directly");
+    answer
 }

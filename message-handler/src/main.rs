@@ -18,13 +18,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     .await?;
     // Each connection's frames are counted with its record.
     let allowance = Allowance::new(r.config.publish_rate, r.config.publish_burst);
-    let deps = message_handler::lambda::deps(&r, "message-handler", allowance)?;
-    let deps = &deps;
+    let handler = message_handler::lambda::handler(&r, allowance)?;
+    let handler = &handler;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<message_handler::lambda::Invocation>| async move {
-            let now_ms = deps.clock.now_ms();
+            let now_ms = handler.deps.clock.now_ms();
             Ok::<_, Infallible>(
-                message_handler::lambda::invoked(deps, &event.payload, now_ms).await,
+                message_handler::lambda::invoked(handler, &event.payload, now_ms).await,
             )
         },
     ))
