@@ -50,7 +50,7 @@ pub struct Config {
     /// `ECHO_FANOUT_BATCH_SIZE` (default 1000): subscribers one fan-out invocation posts to.
     pub fanout_batch_size: usize,
     /// `ECHO_DIRECT_MAX_SUBSCRIBERS` (default 100): the message handler delivers a message of a
-    /// channel with at most this many subscribers itself, after its answer, instead of handing it
+    /// channel with at most this many subscribers itself, beside its answer, instead of handing it
     /// to the fan-out Lambda; 0 hands every message over.
     pub direct_max_subscribers: usize,
     /// `ECHO_DIRECT_BUDGET_MS` (default 1000): how long the message handler may spend delivering

@@ -1,12 +1,12 @@
 //! One hop less for small channels: on AWS the message handler Lambda delivers a small channel's
-//! messages itself, once its answer to the frame is on its way, instead of handing each message to
+//! messages itself, beside its answer to the frame, instead of handing each message to
 //! the fan-out Lambda. An asynchronous invocation first waits in Lambda's internal queue, a dwell
 //! that AWS does not bound and that grows under congestion, and then pays the fan-out Lambda's own
 //! start; a room of five should not wait on either.
 //!
 //! [`Direct`] is the handler's [`Dispatcher`]: it reads a channel's subscribers when a message is
 //! committed and, up to `max_subscribers` of them, keeps the message to deliver once the handler
-//! has answered ([`Direct::deliver_pending`]); a larger channel goes to the fan-out Lambda as
+//! is done with the frame ([`Direct::deliver_pending`]); a larger channel goes to the fan-out Lambda as
 //! before. What is still pending once `budget` has passed since the first delivery started also
 //! goes to the fan-out Lambda, so that one slow subscriber cannot hold the handler.
 //!

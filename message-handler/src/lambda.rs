@@ -176,9 +176,9 @@ pub enum Answer {
     Relayed(serde_json::Map<String, serde_json::Value>),
 }
 
-/// Handles an invocation. A small channel's messages it committed are delivered last: for a
-/// client's frame, after its answer was posted to the client (the route response then carries
-/// nothing), so that the client never waits on delivery.
+/// Handles an invocation. A small channel's messages it committed are delivered once it is done:
+/// for a client's frame, with its answer posted to the client beside them (the route response
+/// then carries nothing), so that the client never waits on delivery.
 pub async fn invoked(handler: &Handler, invocation: &Invocation, now_ms: u64) -> Answer {
     let deps = &handler.deps;
     let answer = match invocation {
@@ -192,20 +192,28 @@ pub async fn invoked(handler: &Handler, invocation: &Invocation, now_ms: u64) ->
     let Some(direct) = handler.direct.as_ref().filter(|d| d.has_pending()) else {
         return answer;
     };
-    let answer = match (answer, invocation) {
+    // The answer goes out beside the deliveries, not before them: the client waits on neither.
+    let (answer, ack) = match (answer, invocation) {
         (Answer::Gateway(mut response), Invocation::Gateway(event)) => {
             let connection = event.request_context.connection_id.as_deref();
-            if let (Some(Body::Text(text)), Some(id)) = (response.body.take(), connection) {
-                let id = echo_core::ids::ConnectionId::from(id);
-                if let Err(e) = deps.gateway.post(&id, &Frame::text(text)).await {
-                    tracing::info!(connection_id = %id, error = %e, "could not post the answer");
+            let ack = match (response.body.take(), connection) {
+                (Some(Body::Text(text)), Some(id)) => {
+                    Some((echo_core::ids::ConnectionId::from(id), Frame::text(text)))
                 }
-            }
-            Answer::Gateway(response)
+                _ => None,
+            };
+            (Answer::Gateway(response), ack)
         }
-        (answer, _) => answer,
+        (answer, _) => (answer, None),
     };
-    let report = direct.deliver_pending().await;
+    let post_ack = async {
+        if let Some((id, frame)) = &ack
+            && let Err(e) = deps.gateway.post(id, frame).await
+        {
+            tracing::info!(connection_id = %id, error = %e, "could not post the answer");
+        }
+    };
+    let ((), report) = futures_util::future::join(post_ack, direct.deliver_pending()).await;
     tracing::debug!(?report, "delivered directly");
     answer
 }
