@@ -2,11 +2,11 @@
 # Echo's benchmark suite: Echo, the socket.io + Redis baseline and the raw broadcaster ceiling,
 # side by side on this machine; writes docs/benchmarks.md.
 #
-#   bash bench/run.sh            # the whole suite (about 5 minutes once built)
+#   bash bench/run.sh            # the whole suite (about 8 minutes once built)
 #   bash bench/run.sh --smoke    # a quick pass that checks everything runs (not written)
 #
 # Needs: a Rust toolchain, Node.js 20+ with npm, and redis-server (installed with apt when
-# missing). The Lambda start-up figures need cargo-lambda (skipped without it).
+# missing). The Lambda start-up and faithful-mode figures need cargo-lambda (skipped without it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -7,6 +7,7 @@
 //! - `startup`: each Lambda binary's start-up under `cargo lambda watch`;
 //! - `presence`: connects with presence on and off, and joins and leaves beside messages;
 //! - `e2e`: the Rust client sealing and opening end-to-end encrypted messages;
+//! - `hop`: a small channel on the AWS path in faithful mode, through fan-out and directly;
 //! - `suite`: starts every system, runs everything, prints the figures side by side and writes
 //!   `docs/benchmarks.md` (`--smoke` for a quick pass).
 //!
@@ -14,6 +15,7 @@
 //! `suite` (each runs one kind of measurement), `results` (what they measured, and the suite's
 //! series), `report` (how results are printed and written).
 
+mod aws_hop;
 mod e2e;
 mod fanout_path;
 mod load;
@@ -62,6 +64,9 @@ enum Command {
     Tokens(tokens::TokensArgs),
     /// A function's round trip through `echoctl dev`'s Node.js and Python runners.
     Runners(runners::RunnersArgs),
+    /// A small channel on the AWS path in faithful mode, through fan-out and delivered directly
+    /// (run from the repository root; needs cargo-lambda and Node.js).
+    Hop(aws_hop::HopArgs),
     /// Everything, side by side; writes docs/benchmarks.md.
     Suite(suite::SuiteArgs),
 }
@@ -166,6 +171,7 @@ async fn run(cli: Cli) -> Result {
         Command::E2e(a) => e2e::run(&a)?,
         Command::Tokens(a) => tokens::run(a).await?,
         Command::Runners(a) => runners::run(a).await?,
+        Command::Hop(a) => aws_hop::run(a).await?,
         Command::Suite(a) => suite::run(a).await?,
     }
     Ok(())

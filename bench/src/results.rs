@@ -20,6 +20,8 @@ pub struct Results {
     /// Subscriber counts of the AWS path this machine's open-file limit did not allow.
     pub fanout_skipped: Vec<Skipped>,
     pub startup: Vec<StartupOutcome>,
+    /// A small channel in faithful mode, through fan-out and delivered directly.
+    pub hop: Vec<HopOutcome>,
     pub started: String,
     pub took_secs: f64,
 }
@@ -86,10 +88,12 @@ pub struct Step {
 
 impl Step {
     /// Whether the system kept up: nearly every publish sent at the offered rate and
-    /// acknowledged, and every delivery they owe made.
+    /// acknowledged, and the deliveries they owe made. Deliveries are counted in the same
+    /// window as publishes, so the messages in flight at its edges move the share by up to a
+    /// percent either way: 99% is the bar.
     pub fn sustained(&self) -> bool {
         self.outcome.publishes_per_s >= 0.95 * self.rate
-            && self.outcome.delivery_ratio >= 0.999
+            && self.outcome.delivery_ratio >= 0.99
             && self.outcome.errors == 0
     }
 
@@ -199,4 +203,14 @@ pub struct StartupOutcome {
     pub arm64_release_bytes: Option<u64>,
     /// The binary `cargo lambda watch` runs (debug).
     pub debug_bytes: Option<u64>,
+}
+
+/// A small channel on the AWS path in faithful mode.
+#[derive(Debug, Clone, Serialize)]
+pub struct HopOutcome {
+    /// `through fan-out` or `direct`.
+    pub path: &'static str,
+    /// The message handler's `ECHO_DIRECT_MAX_SUBSCRIBERS`.
+    pub direct_max_subscribers: usize,
+    pub outcome: Outcome,
 }

@@ -29,7 +29,8 @@ pub struct SuiteArgs {
     /// Idle connections for the memory comparison.
     #[arg(long, default_value_t = 10_000)]
     pub idle: usize,
-    /// Skip the Lambda start-up measurements (they need cargo lambda).
+    /// Skip the measurements that need cargo lambda: Lambda start-up and faithful mode's small
+    /// channel.
     #[arg(long)]
     pub skip_startup: bool,
     /// Runs of each system's hot-channel peak: the report shows the median run and lists them
@@ -68,7 +69,7 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn sibling(name: &str) -> PathBuf {
+pub(crate) fn sibling(name: &str) -> PathBuf {
     std::env::current_exe()
         .ok()
         .and_then(|p| p.parent().map(|d| d.join(name)))
@@ -77,7 +78,7 @@ fn sibling(name: &str) -> PathBuf {
 
 /// Starts `command`, reads stdout until `prefix` and returns the rest of that line. The
 /// command's standard error goes to `log`, or nowhere.
-fn start(
+pub(crate) fn start(
     name: &str,
     mut command: Command,
     prefix: &str,
@@ -127,8 +128,8 @@ fn local(port: &str) -> Result<SocketAddr, SuiteError> {
         .map_err(|_| SuiteError::NoAddress(port.into()))
 }
 
-const SECRET: &str = "bench-secret-bench-secret-bench-secret";
-const MANAGE_TOKEN: &str = "bench-manage-token";
+pub(crate) const SECRET: &str = "bench-secret-bench-secret-bench-secret";
+pub(crate) const MANAGE_TOKEN: &str = "bench-manage-token";
 
 fn start_echo(data: &Path, manage_latency: Option<&str>) -> Result<Server, SuiteError> {
     let mut c = Command::new(sibling("echoctl"));
@@ -292,22 +293,6 @@ fn files_needed(subscribers: usize, batch: usize, concurrency: usize) -> u64 {
     (subscribers + management + 1024) as u64
 }
 
-/// Waits, at most a minute, until `pids` have used under a tenth of a core for a second: a server
-/// left with a backlog works it off before the next load.
-async fn settle(pids: &[u32]) {
-    let started = Instant::now();
-    let mut before = crate::stats::usage(pids).cpu_ticks;
-    while started.elapsed() < Duration::from_secs(60) {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let now = crate::stats::usage(pids).cpu_ticks;
-        // 100 ticks a second: under 10 is under a tenth of a core.
-        if now.saturating_sub(before) < 10 {
-            return;
-        }
-        before = now;
-    }
-}
-
 /// Runs `spec` `times` times on `server`; returns the run with the median `key` and every run's
 /// `key`, in run order.
 async fn median_run(
@@ -327,13 +312,16 @@ async fn median_run(
     Ok((median, values))
 }
 
+/// The loads of `system`, on servers `fresh` starts (given a number no other of its servers had).
 async fn loads(
     system: System,
-    server: &Server,
+    fresh: &dyn Fn(usize) -> Result<Server, SuiteError>,
     args: &SuiteArgs,
     results: &mut Results,
 ) -> crate::Result {
-    let e = endpoint(system, server);
+    let mut started = 1;
+    let mut server = fresh(started)?;
+    let mut e = endpoint(system, &server);
     let (warmup, duration) = if args.smoke {
         (Duration::from_millis(500), Duration::from_secs(2))
     } else {
@@ -365,7 +353,7 @@ async fn loads(
             channel: channel.into(),
             ..base.clone()
         };
-        let peak = median_run(&e, &spec, server, times, |o| o.deliveries_per_s).await?;
+        let peak = median_run(&e, &spec, &server, times, |o| o.deliveries_per_s).await?;
         eprintln!("  {peak_name:<45} {}", crate::report::load_line(&peak.0));
         results.record(peak_name, peak);
         // Latency and CPU compared at equal offered loads: the same rates for every system,
@@ -395,7 +383,12 @@ async fn loads(
             let sustained = step.sustained();
             results.ladder.push(step);
             if !sustained {
-                settle(&server.pids).await;
+                // Left with a backlog (socket.io may not survive it): the next loads get a new
+                // server.
+                drop(server);
+                started += 1;
+                server = fresh(started)?;
+                e = endpoint(system, &server);
                 break;
             }
         }
@@ -441,8 +434,7 @@ pub async fn run(args: SuiteArgs) -> crate::Result {
             );
             results.idle.push(o);
         }
-        let server = fresh(1)?;
-        loads(system, &server, &args, &mut results).await?;
+        loads(system, &fresh, &args, &mut results).await?;
     }
 
     eprintln!("== the AWS delivery path");
@@ -520,6 +512,11 @@ pub async fn run(args: SuiteArgs) -> crate::Result {
     }
 
     if !args.skip_startup && !args.smoke {
+        eprintln!(
+            "== one hop less on AWS: faithful mode, {} subscribers",
+            crate::aws_hop::SUBSCRIBERS
+        );
+        results.hop = crate::aws_hop::measure(&repo(), &tmp, args.smoke).await?;
         eprintln!("== Lambda start-up under cargo lambda watch");
         results.startup = crate::startup::measure_all(&repo()).await?;
         for s in &results.startup {
