@@ -236,6 +236,19 @@ fn a_python_function_is_made_tested_and_fails_clearly() {
     assert!(err.contains("need Python 3.9 or later"), "{err}");
 }
 
+/// A project whose functions are `tidy` in Rust, `shout` in JavaScript and `tag` in Python.
+fn three_languages(tmp: &Path) -> PathBuf {
+    let proj = project(tmp, "tidy", "rust");
+    for (name, runtime) in [("shout", "node"), ("tag", "python")] {
+        ok(
+            echoctl(&proj, &["functions", "new", name, "--runtime", runtime])
+                .output()
+                .unwrap(),
+        );
+    }
+    proj
+}
+
 /// The next `message` frame, the frames before it passed over.
 async fn next_message(ws: &mut Ws) -> Value {
     loop {
@@ -253,17 +266,7 @@ async fn send(ws: &mut Ws, frame: Value) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_channel_runs_a_rust_a_javascript_and_a_python_function_in_turn() {
     let tmp = tempfile::tempdir().unwrap();
-    let proj = project(tmp.path(), "tidy", "rust");
-    ok(
-        echoctl(&proj, &["functions", "new", "shout", "--runtime", "node"])
-            .output()
-            .unwrap(),
-    );
-    ok(
-        echoctl(&proj, &["functions", "new", "tag", "--runtime", "python"])
-            .output()
-            .unwrap(),
-    );
+    let proj = three_languages(tmp.path());
     std::fs::write(
         proj.join("functions/tag/handler.py"),
         r#"def handler(event, context):
@@ -395,17 +398,7 @@ async fn a_channel_runs_a_rust_a_javascript_and_a_python_function_in_turn() {
 #[tokio::test(flavor = "multi_thread")]
 async fn faithful_mode_runs_a_project_s_functions_in_three_languages_as_lambdas() {
     let tmp = tempfile::tempdir().unwrap();
-    let proj = project(tmp.path(), "tidy", "rust");
-    ok(
-        echoctl(&proj, &["functions", "new", "shout", "--runtime", "node"])
-            .output()
-            .unwrap(),
-    );
-    ok(
-        echoctl(&proj, &["functions", "new", "tag", "--runtime", "python"])
-            .output()
-            .unwrap(),
-    );
+    let proj = three_languages(tmp.path());
     std::fs::write(
         proj.join("functions/tag/handler.py"),
         r#"def handler(event, context):

@@ -328,16 +328,7 @@ mod tests {
             metrics: Arc::new(echo_core::metrics::NoMetrics),
             departures: Arc::new(echo_core::presence::NoDepartures),
         });
-        let messages: Vec<StoredMessage> = (1..=3)
-            .map(|seq| StoredMessage {
-                channel: ChannelName::new("c").unwrap(),
-                seq,
-                id: format!("m{seq}"),
-                data: serde_json::json!(seq),
-                from: "u".into(),
-                ts: 0,
-            })
-            .collect();
+        let messages: Vec<StoredMessage> = (1..=3).map(stored).collect();
         inline.dispatch_batch(&key, &messages).await.unwrap();
         let seqs = gateway.seqs.lock().unwrap().clone();
         for id in ["c0", "c2"] {

@@ -17,17 +17,10 @@ use crate::functions::rust::cargo_root;
 use crate::functions::{self, Runtime, python};
 use crate::hash::{HashError, TemplateFunction, Workspace, hash_folder};
 
-/// Names the Lambdas of Echo's own stack take (`<stack>-<name>`): a project function cannot.
-const ECHO_NAMES: [&str; 8] = [
-    "fanout",
-    "angry",
-    "emojify",
-    "backwards",
-    "robot",
-    "profanity",
-    "members",
-    "ticker",
-];
+/// Whether Echo's own stack has a Lambda `<stack>-<name>`, which a project function cannot take.
+fn echo_takes(name: &str) -> bool {
+    name == "fanout" || crate::functions::DEMO_FUNCTIONS.contains(&name)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectError {
@@ -102,7 +95,7 @@ impl Project {
     pub fn template(&self) -> Result<String, ProjectError> {
         let mut ids = BTreeMap::new();
         for (name, _) in &self.functions {
-            if ECHO_NAMES.contains(&name.as_str()) {
+            if echo_takes(name) {
                 return Err(ProjectError::Reserved(name.clone()));
             }
             let id = logical_id(name);

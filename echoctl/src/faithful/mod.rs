@@ -39,17 +39,6 @@ pub const START: &str = "start";
 /// Echo's handler Lambdas: the binaries of its handler crates.
 const HANDLERS: [&str; 4] = ["connect-handler", "message-handler", "fanout", "http-api"];
 
-/// The demo functions, served with the handler Lambdas in Echo's own checkout.
-const DEMO_FUNCTIONS: [&str; 7] = [
-    "angry",
-    "emojify",
-    "backwards",
-    "robot",
-    "profanity",
-    "members",
-    "ticker",
-];
-
 /// What stores the tables and the associations.
 const SETUP: &str = "echo-aws-setup";
 
@@ -69,9 +58,6 @@ const WARM_EVENTS: [(&str, &str); 4] = [
         r#"{"version":"2.0","routeKey":"$default","rawPath":"/v1/connect-attempts/warm-0123456789abcdefghij","rawQueryString":"","headers":{},"requestContext":{"accountId":"local","apiId":"local","domainName":"localhost","domainPrefix":"localhost","http":{"method":"GET","path":"/v1/connect-attempts/warm-0123456789abcdefghij","protocol":"HTTP/1.1","sourceIp":"127.0.0.1","userAgent":"echoctl"},"requestId":"warm","routeKey":"$default","stage":"$default","time":"01/Jan/2026:00:00:00 +0000","timeEpoch":0},"isBase64Encoded":false}"#,
     ),
 ];
-
-/// How long one warm-up invocation may take (a first start of a built Lambda takes a second).
-const WARM_TIMEOUT: Duration = Duration::from_secs(300);
 
 #[derive(Debug, thiserror::Error)]
 pub enum FaithfulError {
@@ -133,7 +119,7 @@ impl Stack {
         let output = lambda_output(std::fs::File::create(&log)?, metrics.clone());
         let mut bins: Vec<&str> = HANDLERS.iter().chain([&SETUP]).copied().collect();
         if spec.demo {
-            bins.extend(DEMO_FUNCTIONS);
+            bins.extend(crate::functions::DEMO_FUNCTIONS);
         }
         let lambdas = RustWatch::start_with(&WatchSpec {
             root: spec.echo_root,
@@ -163,12 +149,21 @@ impl Stack {
         let setup = setup_program(spec.echo_root);
         store(&setup, &env, &spec.associations, true)?;
         keep_stored(setup, env, spec.associations.clone());
-        warm(&endpoint).await?;
+        // Each handler Lambda once, all at once; then each function the associations name.
+        let handlers = WARM_EVENTS
+            .iter()
+            .map(|(name, event)| ((*name).to_owned(), endpoint.clone(), *event))
+            .collect();
+        if let Some((name, reason)) = warm::invoke_all(handlers).await.into_iter().next() {
+            return Err(FaithfulError::Warm { name, reason });
+        }
         let associations = std::fs::read_to_string(&spec.associations).unwrap_or_default();
-        for (name, event) in warm::events(&associations) {
-            if let Err(e) = warm::invoke(&endpoint, &name, event).await {
-                eprintln!("warning: {name} failed its warm-up with a sample event ({e})");
-            }
+        let functions = warm::events(&associations)
+            .into_iter()
+            .map(|(name, event)| (name, endpoint.clone(), event))
+            .collect();
+        for (name, e) in warm::invoke_all(functions).await {
+            eprintln!("warning: {name} failed its warm-up with a sample event ({e})");
         }
         Ok(Self {
             dynamodb: dynalite.endpoint.clone(),
@@ -323,34 +318,4 @@ fn keep_stored(setup: PathBuf, env: Vec<(String, String)>, file: PathBuf) {
             }
         }
     });
-}
-
-/// Invokes each handler Lambda once through the router, which starts it.
-async fn warm(endpoint: &str) -> Result<(), FaithfulError> {
-    let http = reqwest::Client::new();
-    for (name, event) in WARM_EVENTS {
-        let fail = |reason: String| FaithfulError::Warm {
-            name: name.to_owned(),
-            reason,
-        };
-        let answer = http
-            .post(format!(
-                "{endpoint}/2015-03-31/functions/{name}/invocations"
-            ))
-            .body(event)
-            .timeout(WARM_TIMEOUT)
-            .send()
-            .await
-            .map_err(|e| fail(e.to_string()))?;
-        let failed = answer.headers().contains_key("x-amz-function-error");
-        let status = answer.status();
-        if !status.is_success() || failed {
-            let body = answer.text().await.unwrap_or_default();
-            return Err(fail(format!(
-                "{status} {}",
-                body.chars().take(300).collect::<String>()
-            )));
-        }
-    }
-    Ok(())
 }

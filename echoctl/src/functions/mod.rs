@@ -6,6 +6,17 @@
 //! JSON contract (`echo_core::function`) and are called over the Lambda Invoke API locally, as
 //! Lambda invokes them on AWS: JavaScript and Python ones through a [`runner`] of their language.
 
+/// The demo functions of Echo's checkout (`functions/`), each a Lambda of Echo's stack.
+pub const DEMO_FUNCTIONS: [&str; 7] = [
+    "angry",
+    "emojify",
+    "backwards",
+    "robot",
+    "profanity",
+    "members",
+    "ticker",
+];
+
 pub mod hook;
 pub mod node;
 pub mod python;

@@ -87,14 +87,39 @@ pub async fn invoke(endpoint: &str, name: &str, event: &str) -> Result<(), Strin
     }
 }
 
-/// Warms up those of `served` (name, endpoint) that `associations` name; says which failed.
-pub async fn warm(served: &[(String, String)], associations: &str) {
-    for (name, event) in events(associations) {
-        if let Some((_, endpoint)) = served.iter().find(|(n, _)| *n == name)
-            && let Err(e) = invoke(endpoint, &name, event).await
-        {
-            eprintln!("warning: {name} failed its warm-up with a sample event ({e})");
+/// Invokes each of `calls` (name, endpoint, event) once, all at once; the names of those that
+/// failed, with what went wrong.
+pub async fn invoke_all(calls: Vec<(String, String, &'static str)>) -> Vec<(String, String)> {
+    let mut running = tokio::task::JoinSet::new();
+    for (name, endpoint, event) in calls {
+        running.spawn(async move {
+            let outcome = invoke(&endpoint, &name, event).await;
+            (name, outcome)
+        });
+    }
+    let mut failed = Vec::new();
+    while let Some(done) = running.join_next().await {
+        match done {
+            Ok((_, Ok(()))) => {}
+            Ok((name, Err(e))) => failed.push((name, e)),
+            Err(e) => failed.push(("a warm-up".to_owned(), e.to_string())),
         }
+    }
+    failed
+}
+
+/// Warms up those of `served` (name, endpoint) that `associations` name, all at once; says
+/// which failed.
+pub async fn warm(served: &[(String, String)], associations: &str) {
+    let calls = events(associations)
+        .into_iter()
+        .filter_map(|(name, event)| {
+            let (_, endpoint) = served.iter().find(|(n, _)| *n == name)?;
+            Some((name, endpoint.clone(), event))
+        })
+        .collect();
+    for (name, e) in invoke_all(calls).await {
+        eprintln!("warning: {name} failed its warm-up with a sample event ({e})");
     }
 }
 
