@@ -52,7 +52,8 @@ impl Dynalite {
             .map_err(DynaliteError::Spawn)?;
         let mut command = Command::new(&program);
         command
-            .args(["--port", &port.to_string()])
+            // On loopback only: it takes any request without checking its signature.
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

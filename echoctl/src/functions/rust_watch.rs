@@ -126,7 +126,15 @@ impl RustWatch {
             .map(|a| a.port())
             .map_err(spawn_error)?;
         let mut command = Command::new("cargo");
-        command.args(["lambda", "watch", "-P", &port.to_string()]);
+        // On loopback only: its Invoke API takes any invocation without credentials.
+        command.args([
+            "lambda",
+            "watch",
+            "--invoke-address",
+            "127.0.0.1",
+            "--invoke-port",
+            &port.to_string(),
+        ]);
         if !spec.rebuild {
             command.arg("--ignore-changes");
         }
