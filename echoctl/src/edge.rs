@@ -14,7 +14,7 @@ use crate::config::{ConfigError, Loaded, Row, layer_args};
 use crate::faithful;
 use crate::functions::runner::{Language, Runner, RunnerError};
 use crate::functions::rust::cargo_root;
-use crate::functions::rust_watch::{RustWatch, WatchError};
+use crate::functions::rust_watch::{RustWatch, WatchError, WatchSpec};
 use crate::functions::{self, Runtime, node, python, warm};
 
 /// The edge's settings as `echoctl dev`, `serve` and `config` take them: flags, `ECHO_*`
@@ -64,6 +64,7 @@ async fn serve(
     let data_dir = args.settings.data_dir.clone();
     let dev_tokens_for_network = args.settings.dev_tokens_for_network;
     let async_invoke_delay = args.settings.async_invoke_delay;
+    let release = args.settings.release_lambdas;
     let (secret, generated) = crate::secrets::jwt_secret(&data_dir, dev)?;
     let manage_token = crate::secrets::manage_token(&data_dir)?;
     let mut config = EdgeConfig::from_settings(
@@ -97,7 +98,7 @@ async fn serve(
     }
     let rust = named(Runtime::Rust);
     let watches = match dev || start_faithful {
-        true => rust_watches(functions, &rust)?,
+        true => rust_watches(functions, &rust, start_faithful && release)?,
         false => Vec::new(),
     };
     let served: Vec<(String, String)> = runners
@@ -142,6 +143,7 @@ async fn serve(
                 functions: served,
                 demo: functions::in_checkout(functions, Some(echo_root)),
                 async_invoke_delay,
+                release,
             })
             .await?;
             config.faithful = Some(stack.endpoint.clone());
@@ -318,7 +320,12 @@ fn runner_for(
 
 /// `cargo lambda watch` serving the Rust functions `names` of `dir`, one per Cargo workspace they
 /// build in, each with the names it serves.
-fn rust_watches(dir: &Path, names: &[String]) -> Result<Vec<(RustWatch, Vec<String>)>, WatchError> {
+/// `release`: built with optimizations.
+fn rust_watches(
+    dir: &Path,
+    names: &[String],
+    release: bool,
+) -> Result<Vec<(RustWatch, Vec<String>)>, WatchError> {
     let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     let mut by_root: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
     for name in names {
@@ -329,7 +336,11 @@ fn rust_watches(dir: &Path, names: &[String]) -> Result<Vec<(RustWatch, Vec<Stri
     }
     let mut watches = Vec::new();
     for (root, names) in by_root {
-        watches.push((RustWatch::start(&root)?, names));
+        let spec = WatchSpec {
+            release,
+            ..WatchSpec::project(&root)
+        };
+        watches.push((RustWatch::start_with(&spec)?, names));
     }
     Ok(watches)
 }

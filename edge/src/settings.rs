@@ -77,6 +77,11 @@ pub struct Settings {
     /// it runs, standing in for its time in Lambda's internal queue (which AWS does not bound).
     #[arg(long, env = "ECHO_ASYNC_INVOKE_DELAY", default_value = "0s", value_parser = humantime::parse_duration, requires = "faithful")]
     pub async_invoke_delay: Duration,
+    /// Faithful mode started by echoctl: build the handler Lambdas and the project's Rust
+    /// functions with optimizations, as `sam build` does for AWS (a longer first build; their
+    /// work then takes about what it takes deployed).
+    #[arg(long, env = "ECHO_RELEASE_LAMBDAS", requires = "faithful")]
+    pub release_lambdas: bool,
     /// Faithful mode: hand a connection's frames to the handler Lambdas as they come, without
     /// waiting for the previous answer, as API Gateway may (publishes keep their `order`).
     #[arg(long, env = "ECHO_CONCURRENT_FRAMES", requires = "faithful")]

@@ -95,6 +95,8 @@ pub struct Spec<'a> {
     pub demo: bool,
     /// How long an asynchronous invocation waits before it runs.
     pub async_invoke_delay: Duration,
+    /// Whether the Lambdas are built with optimizations.
+    pub release: bool,
 }
 
 /// Everything faithful mode runs beside the edge; stopped when dropped.
@@ -129,6 +131,7 @@ impl Stack {
             // itself, and frames of one connection come concurrently.
             concurrency: Some(4),
             rebuild: false,
+            release: spec.release,
             output,
         })?;
         if !lambdas.built {

@@ -56,6 +56,8 @@ pub struct WatchSpec<'a> {
     pub concurrency: Option<u32>,
     /// Whether it rebuilds a function when its code changes.
     pub rebuild: bool,
+    /// Whether it builds with optimizations (Cargo's release profile), as `sam build` does.
+    pub release: bool,
     /// Where the watch's output goes (the build's goes to standard error after `[cargo] `).
     pub output: Lines,
 }
@@ -69,17 +71,13 @@ impl<'a> WatchSpec<'a> {
             env: &[],
             concurrency: None,
             rebuild: true,
+            release: false,
             output: child::labelled("cargo lambda"),
         }
     }
 }
 
 impl RustWatch {
-    /// Builds the Rust functions of the Cargo workspace `root`, then serves them.
-    pub fn start(root: &Path) -> Result<Self, WatchError> {
-        Self::start_with(&WatchSpec::project(root))
-    }
-
     /// Builds what `spec` names, then serves it.
     pub fn start_with(spec: &WatchSpec<'_>) -> Result<Self, WatchError> {
         let root = spec.root;
@@ -100,6 +98,9 @@ impl RustWatch {
         eprintln!("building the Rust functions in {} ...", root.display());
         let mut build = Command::new("cargo");
         build.args(["build", "--color", "never"]);
+        if spec.release {
+            build.arg("--release");
+        }
         match spec.bins {
             [] => {
                 build.arg("--bins");
@@ -137,6 +138,9 @@ impl RustWatch {
         ]);
         if !spec.rebuild {
             command.arg("--ignore-changes");
+        }
+        if spec.release {
+            command.arg("--release");
         }
         if let Some(n) = spec.concurrency {
             command.args(["--concurrency", &n.to_string()]);
