@@ -47,6 +47,9 @@ pub async fn measure(repo: &Path, tmp: &Path, smoke: bool) -> crate::Result<Vec<
         let mut c = Command::new(sibling("echoctl"));
         c.current_dir(repo)
             .args(["dev", "--faithful", "--port", "0", "--manage-port", "0"])
+            // The Lambdas as `sam build` makes them: their own work then takes about what it
+            // takes deployed, and what is left between the rows is the hop.
+            .arg("--release-lambdas")
             .args(["--manage-latency", &format!("{MANAGE_LATENCY_MS}ms")])
             .args(["--async-invoke-delay", &format!("{ASYNC_DELAY_MS}ms")])
             .arg("--data-dir")

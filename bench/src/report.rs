@@ -674,8 +674,9 @@ fn hop(m: &mut String, r: &Results) {
          3 s of warm-up then 30 s measured, once with the message handler handing every message \
          to the fan-out Lambda (`ECHO_DIRECT_MAX_SUBSCRIBERS=0`, the path before) and once \
          delivering the small channel itself (the default, up to 100 subscribers). Latency is \
-         publish to delivery at every subscriber. The Lambdas are debug builds on this machine, \
-         so the absolute figures are this machine's; the difference between the rows is the hop. \
+         publish to delivery at every subscriber. The Lambdas are built with optimizations, as \
+         `sam build` builds them (`--release-lambdas`), and dynalite stands in for DynamoDB, so \
+         the absolute figures are this machine's; the difference between the rows is the hop. \
          Large channels take the fan-out path in both, so the AWS delivery path above is the \
          same code as before.\n",
         crate::aws_hop::MANAGE_LATENCY_MS,
