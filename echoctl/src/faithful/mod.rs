@@ -149,7 +149,7 @@ impl Stack {
         }
         let endpoint = router.endpoint().to_owned();
         router.serve(table, spec.async_invoke_delay);
-        let setup = setup_program(spec.echo_root);
+        let setup = setup_program(spec.echo_root, spec.release);
         store(&setup, &env, &spec.associations, true)?;
         keep_stored(setup, env, spec.associations.clone());
         // Each handler Lambda once, all at once; then each function the associations name.
@@ -264,11 +264,12 @@ fn lambda_output(log: std::fs::File, metrics: Arc<OnceLock<Arc<dyn Metrics>>>) -
     })
 }
 
-/// `echo-aws-setup` as built with the Lambdas.
-fn setup_program(echo_root: &Path) -> PathBuf {
+/// `echo-aws-setup` as built with the Lambdas (`release`: with optimizations).
+fn setup_program(echo_root: &Path, release: bool) -> PathBuf {
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
-    echo_root.join(target).join("debug").join(SETUP)
+    let profile = if release { "release" } else { "debug" };
+    echo_root.join(target).join(profile).join(SETUP)
 }
 
 /// Creates the tables (with `create`) and stores the associations of `file` with `setup`.
