@@ -588,14 +588,18 @@ fn ladders(m: &mut String, r: &Results) {
         m,
         "## Equal-load ladders\n\nEvery system at the same offered publishes/s to the same \
          subscribers, open loop (each publisher at its share of the rate, the publishers' ticks \
-         staggered evenly), 2 s of warm-up then 5 s measured, one run per step. This is where \
-         latencies compare: a system's p99 at a load it sustains against another's at the same \
+         staggered evenly), 2 s of warm-up then 5 s measured. Each step runs several times on the \
+         same server (three unless `--repeat` says otherwise, once with `--smoke`); the row is \
+         the run with the median p99, every run's p99 beside it. This is where latencies \
+         compare: a system's p99 at a load it sustains against another's at the same \
          load. A step is *sustained* when at least 95% of the offered publishes were sent and \
          acknowledged and at least 99% of the deliveries they owe arrived (deliveries are counted in the same window as publishes, so the messages in flight at its edges move the share by up to a percent either way). CPU per delivery \
          is the server process's CPU time over the deliveries it made in the same window (the \
          baseline's includes redis-server): it holds far steadier than wall-clock figures on a \
-         machine the generator shares. The ratios are Echo's over the ceiling's at the same \
-         step.\n"
+         machine the generator shares. *Machine busy* is the server's CPU and the generator's \
+         over every core's time: near 100%, each waits for a core, and its latencies measure \
+         the machine as much as the system. The ratios are Echo's over the ceiling's at the \
+         same step.\n"
     );
     for scenario in [HOT, CHAIN] {
         if !r.ladder.iter().any(|s| s.scenario == scenario) {
@@ -603,7 +607,7 @@ fn ladders(m: &mut String, r: &Results) {
         }
         let _ = writeln!(
             m,
-            "### {scenario}\n\n| Offered/s | System | Publishes/s | Delivered | p50 ms | p99 ms | p99.9 ms | CPU per delivery | p99 / ceiling | CPU / ceiling |\n| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+            "### {scenario}\n\n| Offered/s | System | Publishes/s | Delivered | p50 ms | p99 ms | p99 of each run, ms | p99.9 ms | CPU per delivery | Machine busy | p99 / ceiling | CPU / ceiling |\n| ---: | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |"
         );
         for step in r.ladder.iter().filter(|s| s.scenario == scenario) {
             let o = &step.outcome;
@@ -614,7 +618,7 @@ fn ladders(m: &mut String, r: &Results) {
             };
             let _ = writeln!(
                 m,
-                "| {:.0} | {} | {:.0} | {:.1}%{} | {:.2} | {:.2} | {:.2} | {} | {} | {} |",
+                "| {:.0} | {} | {:.0} | {:.1}%{} | {:.2} | {:.2} | {} | {:.2} | {} | {:.0}% | {} | {} |",
                 step.rate,
                 o.system.label(),
                 o.publishes_per_s,
@@ -626,9 +630,15 @@ fn ladders(m: &mut String, r: &Results) {
                 },
                 o.latency.p50,
                 o.latency.p99,
+                step.p99_runs
+                    .iter()
+                    .map(|p| format!("{p:.1}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 o.latency.p999,
                 step.cpu_us_per_delivery()
                     .map_or("-".into(), |c| format!("{c:.2} µs")),
+                step.machine_busy_percent(),
                 vs(&|s| Some(s.outcome.latency.p99)),
                 vs(&|s| s.cpu_us_per_delivery()),
             );

@@ -83,7 +83,10 @@ pub struct Step {
     pub scenario: &'static str,
     /// Offered publishes/s.
     pub rate: f64,
+    /// The run with the median p99.
     pub outcome: Outcome,
+    /// Every run's p99, ms, in run order.
+    pub p99_runs: Vec<f64>,
 }
 
 impl Step {
@@ -95,6 +98,13 @@ impl Step {
         self.outcome.publishes_per_s >= 0.95 * self.rate
             && self.outcome.delivery_ratio >= 0.99
             && self.outcome.errors == 0
+    }
+
+    /// How busy the machine's cores were over the run: the server's CPU and the generator's,
+    /// over every core's time, percent.
+    pub fn machine_busy_percent(&self) -> f64 {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        (self.outcome.cpu_percent + self.outcome.generator_cpu_percent) / cores as f64
     }
 
     /// The server's CPU time per delivery, microseconds: CPU seconds over deliveries in the same

@@ -33,8 +33,8 @@ pub struct SuiteArgs {
     /// channel.
     #[arg(long)]
     pub skip_startup: bool,
-    /// Runs of each system's hot-channel peak: the report shows the median run and lists them
-    /// all (1 with --smoke).
+    /// Runs of each system's hot-channel peak and of each ladder step: the report shows the
+    /// median run and lists them all (1 with --smoke).
     #[arg(long, default_value_t = 3)]
     pub repeat: usize,
 }
@@ -312,6 +312,44 @@ async fn median_run(
     Ok((median, values))
 }
 
+/// A ladder step: `repeat` runs of `spec` (at `rate`) on `server`, keeping the run with the median
+/// p99, since one run's p99 moves with whatever else this machine does in its 5 s. A run the
+/// system does not sustain ends the step and is the step's: it leaves a backlog that a next run
+/// would start with.
+async fn ladder_step(
+    e: &Endpoint,
+    scenario: &'static str,
+    rate: f64,
+    spec: &Spec,
+    server: &Server,
+    repeat: usize,
+) -> Result<Step, crate::target::TargetError> {
+    let mut runs = Vec::with_capacity(repeat);
+    for _ in 0..repeat.max(1) {
+        let step = Step {
+            scenario,
+            rate,
+            outcome: crate::load::run(e, spec, &server.pids).await?,
+            p99_runs: Vec::new(),
+        };
+        let sustained = step.sustained();
+        runs.push(step);
+        if !sustained {
+            break;
+        }
+    }
+    let p99_runs = runs.iter().map(|s| s.outcome.latency.p99).collect();
+    let mut step = match runs.iter().position(|s| !s.sustained()) {
+        Some(behind) => runs.swap_remove(behind),
+        None => {
+            runs.sort_by(|a, b| a.outcome.latency.p99.total_cmp(&b.outcome.latency.p99));
+            runs.swap_remove(runs.len() / 2)
+        }
+    };
+    step.p99_runs = p99_runs;
+    Ok(step)
+}
+
 /// The loads of `system`, on servers `fresh` starts (given a number no other of its servers had).
 async fn loads(
     system: System,
@@ -367,21 +405,18 @@ async fn loads(
                 ..spec.clone()
             };
             let label = format!("{ladder_name}, {rate:.0}/s");
-            let outcome = match crate::load::run(&e, &spec, &server.pids).await {
-                Ok(outcome) => outcome,
+            let step = match ladder_step(&e, ladder_name, rate, &spec, &server, repeat).await {
+                Ok(step) => Some(step),
                 Err(error) => {
                     eprintln!("  {label:<45} {} failed: {error}", system.label());
-                    break;
+                    None
                 }
             };
-            eprintln!("  {label:<45} {}", crate::report::load_line(&outcome));
-            let step = Step {
-                scenario: ladder_name,
-                rate,
-                outcome,
-            };
-            let sustained = step.sustained();
-            results.ladder.push(step);
+            let sustained = step.as_ref().is_some_and(Step::sustained);
+            if let Some(step) = step {
+                eprintln!("  {label:<45} {}", crate::report::load_line(&step.outcome));
+                results.ladder.push(step);
+            }
             if !sustained {
                 // Left with a backlog (socket.io may not survive it): the next loads get a new
                 // server.
