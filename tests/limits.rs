@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use echo_core::limits::DEFAULT_MAX_MESSAGE_BYTES;
 use echo_tests::TestEdge;
+use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn idle_and_old_connections_are_closed_with_going_away() {
@@ -23,15 +25,55 @@ async fn idle_and_old_connections_are_closed_with_going_away() {
         busy.send(json!({"action": "ping"})).await;
         assert_eq!(busy.recv().await["type"], "pong");
     }
-    assert_eq!(idle.closed().await, Some(1001));
+    assert_eq!(
+        idle.closed_with().await,
+        Some((1001, "idle timeout".into()))
+    );
 
+    let max_age = Some((1001, "connection reached its maximum age".into()));
     let edge = TestEdge::start_with(
         |c| c.max_connection_age = Duration::from_millis(300),
         echo_chat_demo::functions(),
     )
     .await;
     let mut c = edge.connect(&edge.token("chat-demo", "a")).await;
-    assert_eq!(c.closed().await, Some(1001));
+    assert_eq!(c.closed_with().await, max_age);
+
+    // A connection kept busy past its idle timeout still ends at its maximum age.
+    let edge = TestEdge::start_with(
+        |c| {
+            c.idle_timeout = Duration::from_millis(300);
+            c.max_connection_age = Duration::from_millis(900);
+        },
+        echo_chat_demo::functions(),
+    )
+    .await;
+    let mut busy = edge.connect(&edge.token("chat-demo", "a")).await;
+    let mut pings = 0;
+    let closed = loop {
+        pings += 1;
+        assert!(
+            pings <= 50,
+            "still open after 5 s of pings, past its maximum age"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // The close may already be on its way: a failed send leaves it to be read.
+        let _ = busy
+            .ws
+            .send(Message::text(json!({"action": "ping"}).to_string()))
+            .await;
+        match tokio::time::timeout(Duration::from_secs(5), busy.ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => {
+                let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+                assert_eq!(v["type"], "pong", "{v}");
+            }
+            Ok(Some(Ok(Message::Close(c)))) => {
+                break c.map(|c| (u16::from(c.code), c.reason.to_string()));
+            }
+            other => panic!("expected a pong or the close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(closed, max_age);
 }
 
 #[tokio::test(flavor = "multi_thread")]

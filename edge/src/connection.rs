@@ -11,7 +11,7 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use base64::Engine;
 use echo_core::protocol::{CloseCode, ErrorCode, ProtocolError};
-use futures_util::stream::FuturesOrdered;
+use futures_util::stream::{FuturesOrdered, SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::time::Instant;
 
@@ -29,18 +29,32 @@ const PIPELINE: usize = 64;
 /// How long a closing connection may take to flush its close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
-/// `_slot` is the connection's place in the edge's [`Capacity`](crate::capacity::Capacity),
-/// given back when this returns and the socket is gone. (Passed in rather than held by a wrapping
-/// future, which would keep a second copy of the arguments in every connection's task.)
-pub async fn run(
+/// Serves a connection until it closes. `slot` is its place in the edge's
+/// [`Capacity`](crate::capacity::Capacity), given back when the future completes and the socket
+/// is gone. (Passed in rather than held by a wrapping future, which would keep a second copy of
+/// the arguments in every connection's task.)
+pub fn run(
     socket: WebSocket,
+    state: Arc<State>,
+    ctx: ConnectionContext,
+    handle: Arc<ConnHandle>,
+    slot: Slot,
+) -> impl std::future::Future<Output = ()> {
+    // Split before the connection's future is made: an async fn keeps its arguments for its
+    // whole life, and the socket's halves are all it needs.
+    let (sink, stream) = socket.split();
+    serve(sink, stream, state, ctx, handle, slot)
+}
+
+async fn serve(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut stream: SplitStream<WebSocket>,
     state: Arc<State>,
     ctx: ConnectionContext,
     handle: Arc<ConnHandle>,
     _slot: Slot,
 ) {
-    let id = ctx.connection_id.clone();
-    let (mut sink, mut stream) = socket.split();
+    let id = &ctx.connection_id;
     let outbox = &handle.outbox;
 
     let idle_deadline = || {
@@ -61,28 +75,29 @@ pub async fn run(
     if state.shutdown.is_cancelled() {
         handle.close(CloseCode::GoingAway, "server shutting down");
     }
-    // Armed once, not per turn of the loop: a busy subscriber turns it for every burst of
-    // deliveries. The idle timer is moved on when it fires after activity.
-    let idle = tokio::time::sleep_until(idle_deadline());
-    let max_age = tokio::time::sleep_until(Instant::now() + state.config.max_connection_age);
-    tokio::pin!(idle, max_age);
+    // One timer for the idle timeout and the maximum age, whichever comes first. Armed once, not
+    // per turn of the loop: a busy subscriber turns it for every burst of deliveries. When it
+    // fires after activity, it is moved on.
+    let max_age = Instant::now() + state.config.max_connection_age;
+    let limit = tokio::time::sleep_until(idle_deadline().min(max_age));
+    tokio::pin!(limit);
     loop {
         // Writing comes before reading: a client that keeps sending cannot starve its own
         // deliveries, and its reading stops once PIPELINE replies are outstanding.
         let next = tokio::select! {
             biased;
-            _ = &mut idle => {
-                let deadline = idle_deadline();
-                if deadline <= Instant::now() {
+            _ = &mut limit => {
+                let (idle, now) = (idle_deadline(), Instant::now());
+                if idle <= now {
                     handle.close(CloseCode::GoingAway, "idle timeout");
                     break;
                 }
-                idle.as_mut().reset(deadline);
+                if max_age <= now {
+                    handle.close(CloseCode::GoingAway, "connection reached its maximum age");
+                    break;
+                }
+                limit.as_mut().reset(idle.min(max_age));
                 continue;
-            }
-            _ = &mut max_age => {
-                handle.close(CloseCode::GoingAway, "connection reached its maximum age");
-                break;
             }
             // `None`: the edge is closing the connection (`handle.close`).
             first = outbox.pop() => {
@@ -171,7 +186,7 @@ async fn finish(
     state: &State,
     ctx: &ConnectionContext,
     handle: &ConnHandle,
-    mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
+    mut sink: SplitSink<WebSocket, Message>,
     peer_closed: Option<(u16, String)>,
 ) {
     let id = &ctx.connection_id;
@@ -251,7 +266,7 @@ const BURST: usize = 256;
 
 /// Writes `first` and whatever else is already queued (up to [`BURST`]), then flushes.
 async fn write_burst(
-    sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    sink: &mut SplitSink<WebSocket, Message>,
     first: Message,
     outbox: &Outbox,
 ) -> Result<(), axum::Error> {

@@ -323,12 +323,19 @@ impl Client {
 
     /// Reads until the connection closes; returns the close code if a close frame came.
     pub async fn closed(&mut self) -> Option<u16> {
+        self.closed_with().await.map(|(code, _)| code)
+    }
+
+    /// Reads until the connection closes; returns the close frame's code and reason if one came.
+    pub async fn closed_with(&mut self) -> Option<(u16, String)> {
         loop {
             match tokio::time::timeout(WAIT, self.ws.next())
                 .await
                 .expect("closes within the wait")
             {
-                Some(Ok(Message::Close(c))) => return c.map(|c| u16::from(c.code)),
+                Some(Ok(Message::Close(c))) => {
+                    return c.map(|c| (u16::from(c.code), c.reason.to_string()));
+                }
                 Some(Ok(_)) => continue,
                 Some(Err(_)) | None => return None,
             }
