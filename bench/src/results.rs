@@ -36,7 +36,8 @@ pub struct Skipped {
     pub open_files: u64,
 }
 
-/// The runs of one repeated load: deliveries/s for a peak, p99 (ms) at a fixed rate.
+/// The runs of a repeated peak load, deliveries/s each (a ladder step keeps its runs' p99 in
+/// [`Step::p99_runs`]).
 #[derive(Debug, Serialize)]
 pub struct Repeat {
     pub scenario: String,
